@@ -1,0 +1,449 @@
+package normalize
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// maxQuoted bounds how much of a received value an error message repeats, so
+// that errors stay short and never echo a significant part of a body.
+const maxQuoted = 32
+
+// maxDuration is the longest video duration accepted. Kling generates clips
+// of seconds to minutes; anything beyond a day is a unit mix-up (for example
+// milliseconds sent as seconds) that would mislead consumers if passed on.
+const maxDuration = 24 * time.Hour
+
+// object is a decoded JSON object whose member values are kept raw, so that
+// every field is looked up by its exact key (encoding/json struct decoding
+// would also match keys case-insensitively) and type-checked individually,
+// which yields precise error messages.
+type object map[string]json.RawMessage
+
+// kind returns the first non-whitespace byte of a raw JSON value, which
+// identifies its type: '{', '[', '"', 't', 'f', 'n', or a number's first
+// character. It returns 0 for an empty or all-whitespace value.
+func kind(raw []byte) byte {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c
+	}
+	return 0
+}
+
+// kindName describes the JSON type that starts with c, for error messages.
+func kindName(c byte) string {
+	switch c {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	case 0:
+		return "nothing"
+	}
+	return "a number"
+}
+
+// absent reports whether a member is missing or JSON null. Null is read as
+// absent because senders commonly use it for "not set yet".
+func absent(raw json.RawMessage) bool {
+	k := kind(raw)
+	return k == 0 || k == 'n'
+}
+
+// join builds a dotted field path such as "data.duration" for error messages.
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+// index builds an element path such as "outputs[2]" for error messages.
+func index(prefix string, i int) string {
+	return prefix + "[" + strconv.Itoa(i) + "]"
+}
+
+// malformed returns an ErrMalformed error that names the offending field.
+func malformed(path, format string, args ...any) error {
+	return fmt.Errorf("%w: %s %s", ErrMalformed, path, fmt.Sprintf(format, args...))
+}
+
+// quote renders at most maxQuoted bytes of s, cut at a rune boundary, as a Go
+// quoted string, so that an error can show what was wrong without echoing an
+// arbitrary amount of the body.
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "..."
+}
+
+// decodeObject decodes raw as a JSON object. JSON null yields a nil object,
+// which behaves as an empty one, so optional nested objects need no special
+// casing by callers.
+func decodeObject(raw json.RawMessage, path string) (object, error) {
+	switch k := kind(raw); k {
+	case 0, 'n':
+		return nil, nil
+	case '{':
+	default:
+		return nil, malformed(path, "must be an object, got %s", kindName(k))
+	}
+	var o object
+	if err := json.Unmarshal(raw, &o); err != nil {
+		// Unreachable for members of an already decoded document, which is
+		// syntactically valid; kept so a future caller cannot panic.
+		return nil, malformed(path, "is not a valid JSON object")
+	}
+	return o, nil
+}
+
+// decodeArray decodes raw as a JSON array; null or absent yields nil.
+func decodeArray(raw json.RawMessage, path string) ([]json.RawMessage, error) {
+	switch k := kind(raw); k {
+	case 0, 'n':
+		return nil, nil
+	case '[':
+	default:
+		return nil, malformed(path, "must be an array, got %s", kindName(k))
+	}
+	var a []json.RawMessage
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, malformed(path, "is not a valid JSON array")
+	}
+	return a, nil
+}
+
+// has reports whether key is present at all, even as null. Shape detection
+// uses presence, so that a recognizable payload with a wrongly typed key is
+// reported as malformed rather than as an unknown shape.
+func (o object) has(key string) bool {
+	_, ok := o[key]
+	return ok
+}
+
+// object returns the nested object under key, or nil when it is absent.
+func (o object) object(prefix, key string) (object, error) {
+	return decodeObject(o[key], join(prefix, key))
+}
+
+// array returns the array under key, or nil when it is absent.
+func (o object) array(prefix, key string) ([]json.RawMessage, error) {
+	return decodeArray(o[key], join(prefix, key))
+}
+
+// str returns the string under key, or "" when it is absent.
+func (o object) str(prefix, key string) (string, error) {
+	raw := o[key]
+	switch k := kind(raw); k {
+	case 0, 'n':
+		return "", nil
+	case '"':
+		if s, ok := plainString(raw); ok {
+			return s, nil
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", malformed(join(prefix, key), "is not a valid JSON string")
+		}
+		return s, nil
+	default:
+		return "", malformed(join(prefix, key), "must be a string, got %s", kindName(k))
+	}
+}
+
+// plainString returns the content of a raw JSON string that needs no
+// unescaping: printable ASCII without backslashes, which covers almost every
+// id, status and URL Kling sends. It skips a reflective json.Unmarshal per
+// field on the ingest hot path; anything else reports false and takes the
+// general path, which also replaces invalid UTF-8.
+func plainString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c < 0x20 || c >= 0x7f || c == '\\' || c == '"' {
+			return "", false
+		}
+	}
+	return string(inner), true
+}
+
+// requiredStr is str for the members that identify a payload's shape, where
+// null is as wrong as any other non-string.
+func (o object) requiredStr(prefix, key string) (string, error) {
+	if k := kind(o[key]); k != '"' {
+		return "", malformed(join(prefix, key), "must be a string, got %s", kindName(k))
+	}
+	return o.str(prefix, key)
+}
+
+// id returns an identifier under key, or "" when it is absent. Identifiers
+// are strings on the wire, but some serializers emit numeric ids as JSON
+// numbers; those are accepted when they are integers and rendered exactly as
+// written, so that ids longer than a float64 mantissa survive intact.
+func (o object) id(prefix, key string) (string, error) {
+	raw := o[key]
+	switch k := kind(raw); k {
+	case 0, 'n', '"':
+		return o.str(prefix, key)
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		lit := strings.TrimSpace(string(raw))
+		if !isInteger(lit) {
+			return "", malformed(join(prefix, key), "must be a string or an integer, got %s", quote(lit))
+		}
+		return lit, nil
+	default:
+		return "", malformed(join(prefix, key), "must be a string or an integer, got %s", kindName(k))
+	}
+}
+
+// requiredID is id for the members that identify a payload's shape.
+func (o object) requiredID(prefix, key string) (string, error) {
+	if absent(o[key]) {
+		return "", malformed(join(prefix, key), "must be a string or an integer, got %s", kindName(kind(o[key])))
+	}
+	return o.id(prefix, key)
+}
+
+// number returns the text of the number under key, and false when it is
+// absent. A JSON string holding a JSON number is accepted too, since
+// decimal values are often quoted to protect their precision; an empty
+// string is read as absent.
+func (o object) number(prefix, key string) (string, bool, error) {
+	raw := o[key]
+	switch k := kind(raw); k {
+	case 0, 'n':
+		return "", false, nil
+	case '"':
+		s, err := o.str(prefix, key)
+		if err != nil {
+			return "", false, err
+		}
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return "", false, nil
+		}
+		if !isNumber(s) {
+			return "", false, malformed(join(prefix, key), "must be a number, got %s", quote(s))
+		}
+		return s, true, nil
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return strings.TrimSpace(string(raw)), true, nil
+	default:
+		return "", false, malformed(join(prefix, key), "must be a number, got %s", kindName(k))
+	}
+}
+
+// decimal returns the value under key as a decimal string, or "" when it is
+// absent. Strings are kept exactly as the sender wrote them; numbers keep
+// their literal text unless they use an exponent, which is expanded so that
+// consumers always see plain decimal notation.
+func (o object) decimal(prefix, key string) (string, error) {
+	raw := o[key]
+	if kind(raw) == '"' {
+		return o.str(prefix, key)
+	}
+	lit, ok, err := o.number(prefix, key)
+	if err != nil || !ok {
+		return "", err
+	}
+	if !strings.ContainsAny(lit, "eE") {
+		return lit, nil
+	}
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil {
+		return "", malformed(join(prefix, key), "is out of range: %s", quote(lit))
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64), nil
+}
+
+// millis returns the Unix-milliseconds timestamp under key, or nil when it is
+// absent or zero; zero is how senders spell "not set", never a real time.
+func (o object) millis(prefix, key string) (*timestamppb.Timestamp, error) {
+	lit, ok, err := o.number(prefix, key)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if !isInteger(lit) {
+		return nil, malformed(join(prefix, key), "must be integer Unix milliseconds, got %s", quote(lit))
+	}
+	ms, err := strconv.ParseInt(lit, 10, 64)
+	if err != nil {
+		return nil, malformed(join(prefix, key), "is out of range: %s", quote(lit))
+	}
+	if ms == 0 {
+		return nil, nil
+	}
+	ts := timestamppb.New(time.UnixMilli(ms))
+	if ts.CheckValid() != nil {
+		return nil, malformed(join(prefix, key), "is out of range: %s", quote(lit))
+	}
+	return ts, nil
+}
+
+// rfc3339 returns the RFC 3339 timestamp under key, with or without
+// fractional seconds, or nil when it is absent or empty.
+func (o object) rfc3339(prefix, key string) (*timestamppb.Timestamp, error) {
+	s, err := o.str(prefix, key)
+	if err != nil || s == "" {
+		return nil, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return nil, malformed(join(prefix, key), "is not an RFC 3339 timestamp: %s", quote(s))
+	}
+	ts := timestamppb.New(t)
+	if ts.CheckValid() != nil {
+		return nil, malformed(join(prefix, key), "is out of range: %s", quote(s))
+	}
+	return ts, nil
+}
+
+// duration returns the duration in seconds under key, or nil when it is
+// absent or empty.
+func (o object) duration(prefix, key string) (*durationpb.Duration, error) {
+	lit, ok, err := o.number(prefix, key)
+	if err != nil || !ok {
+		return nil, err
+	}
+	d, err := parseSeconds(lit)
+	if err != nil {
+		return nil, malformed(join(prefix, key), "%v: %s", err, quote(lit))
+	}
+	return durationpb.New(d), nil
+}
+
+// errNegative and errTooLong are the reasons parseSeconds gives; they are
+// wrapped into an ErrMalformed error naming the field.
+var (
+	errNegative = errors.New("must not be negative")
+	errTooLong  = errors.New("exceeds 24h")
+)
+
+// parseSeconds converts a JSON number literal of seconds into a Duration,
+// rounded half up to the millisecond. Plain decimals are converted digit by
+// digit rather than through float64, so "5.1" is exactly 5.1s and not
+// 5.0999999s.
+func parseSeconds(lit string) (time.Duration, error) {
+	neg := strings.HasPrefix(lit, "-")
+	mag := strings.TrimPrefix(lit, "-")
+	var d time.Duration
+	if strings.ContainsAny(mag, "eE") {
+		// Exponent notation is rare enough that float64 precision is an
+		// acceptable price for not writing a big-decimal parser.
+		// ParseFloat fails only on overflow (to +Inf) or underflow (to
+		// zero); the latter is simply zero.
+		f, err := strconv.ParseFloat(mag, 64)
+		if (err != nil && f != 0) || f > maxDuration.Seconds() {
+			return 0, errTooLong
+		}
+		d = time.Duration(f*1e3+0.5) * time.Millisecond
+	} else {
+		whole, frac, _ := strings.Cut(mag, ".")
+		// Seven digits of whole seconds already exceed a day; checking the
+		// length first keeps the arithmetic below from overflowing.
+		if len(whole) > 7 {
+			return 0, errTooLong
+		}
+		secs, err := strconv.Atoi(whole)
+		if err != nil {
+			return 0, errors.New("is not a number")
+		}
+		ms := 0
+		for i := range 3 {
+			ms *= 10
+			if i < len(frac) {
+				ms += int(frac[i] - '0')
+			}
+		}
+		if len(frac) > 3 && frac[3] >= '5' {
+			ms++
+		}
+		d = time.Duration(secs)*time.Second + time.Duration(ms)*time.Millisecond
+	}
+	if neg && d != 0 {
+		return 0, errNegative
+	}
+	if d > maxDuration {
+		return 0, errTooLong
+	}
+	return d, nil
+}
+
+// isInteger reports whether s is an optional minus sign followed by one or
+// more ASCII digits.
+func isInteger(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// isNumber reports whether s is a number in JSON syntax. strconv.ParseFloat
+// alone is too permissive for quoted numbers: it accepts "NaN", "Inf", hex
+// floats and underscores, none of which a sender means as a decimal.
+func isNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		start := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		return i - start
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(s)
+}
