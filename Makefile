@@ -1,0 +1,61 @@
+# klingfan: `make run` starts the gateway, `make test` runs every check CI runs.
+
+GO      ?= go
+BUF     := $(GO) tool -modfile=tools/go.mod buf
+DATA    ?= ./data
+GENERATED := gen internal/openapi/spec
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: build ## Start the gateway with the embedded store under ./data.
+	./bin/klingfan serve --data-dir $(DATA)
+
+.PHONY: build
+build: ## Build klingfan and klingctl into ./bin.
+	$(GO) build -o bin/ ./cmd/...
+
+.PHONY: test
+test: lint check-generate ## Lint, prove gen/ is reproducible, run every test with -race.
+	$(GO) test -race -timeout 25m ./...
+
+.PHONY: test-short
+test-short: ## Run the tests without lint and the generate check.
+	$(GO) test -race -short ./...
+
+.PHONY: generate
+generate: ## Regenerate gen/ and the OpenAPI spec from proto/ with the pinned local plugins.
+	$(BUF) generate
+
+.PHONY: check-generate
+check-generate: generate ## Fail if `make generate` changes anything that is committed.
+	@changes=$$(git status --porcelain -- $(GENERATED)); \
+	if [ -n "$$changes" ]; then echo "make generate changed generated files:"; echo "$$changes"; git --no-pager diff --stat -- $(GENERATED); exit 1; fi
+
+.PHONY: lint
+lint: ## buf lint, buf format, go vet, gofmt.
+	$(BUF) lint
+	$(BUF) format -d --exit-code
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+.PHONY: bench
+bench: ## Run the Go micro-benchmarks.
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for a bounded time (FUZZTIME, default 20s each).
+	@for pkg in $$($(GO) list ./internal/...); do \
+	  for f in $$($(GO) test -list='^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$${FUZZTIME:-20s} $$pkg || exit 1; \
+	  done; \
+	done
+
+.PHONY: clean
+clean: ## Remove build output (not the data directory).
+	rm -rf bin

@@ -1,0 +1,49 @@
+// Command klingfan is the gateway server. `klingfan serve` runs it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/klingfan/klingfan/internal/app"
+	"github.com/klingfan/klingfan/internal/config"
+)
+
+const usage = `klingfan is a gRPC event fan-out gateway for Kling AI callbacks.
+
+Usage:
+  klingfan serve [flags]   run the gateway (klingfan serve -h lists the flags)
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "klingfan:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "serve" {
+		fmt.Fprint(out, usage)
+		if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+			return nil
+		}
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	cfg, err := config.Parse(args[1:], os.LookupEnv, out)
+	if err != nil {
+		return err
+	}
+	return app.Run(ctx, cfg, app.Options{Stdout: out})
+}

@@ -1,0 +1,260 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/hub"
+)
+
+// EventLog is the part of the durable log that EventService reads.
+type EventLog interface {
+	Get(ctx context.Context, seq uint64) (*gatewayv1.Event, error)
+	GetByID(ctx context.Context, id string) (*gatewayv1.Event, error)
+	Read(ctx context.Context, from uint64, limit int, webhookIDs, jobIDs []string) ([]*gatewayv1.Event, uint64, error)
+	ReadBackward(ctx context.Context, from uint64, limit int, webhookIDs, jobIDs []string) ([]*gatewayv1.Event, uint64, error)
+	Bounds(ctx context.Context) (first, last uint64, err error)
+}
+
+// HeadSequenceHeader is the Subscribe response header that marks the
+// stream live; its value is the newest sequence the hub had published.
+const HeadSequenceHeader = "klingfan-head-sequence"
+
+// List sizes.
+const (
+	defaultEventPageSize = 100
+	maxEventPageSize     = 1000
+	// maxScanPerPage bounds the events one ListEvents call reads when a
+	// sparse filter matches little: the page then comes back short, with a
+	// token to continue.
+	maxScanPerPage = 20000
+)
+
+// EventService serves kling.gateway.v1.EventService.
+type EventService struct {
+	gatewayv1.UnimplementedEventServiceServer
+	Log    EventLog
+	Hub    *hub.Hub
+	Logger *slog.Logger
+	Now    func() time.Time
+	Tokens pageTokens
+}
+
+// NewEventService returns the service; pageKey authenticates page tokens
+// and must be the same on every replica.
+func NewEventService(log EventLog, h *hub.Hub, logger *slog.Logger, now func() time.Time, pageKey []byte) *EventService {
+	return &EventService{Log: log, Hub: h, Logger: logger, Now: now, Tokens: pageTokens{key: pageKey}}
+}
+
+// Subscribe streams matching events. This goroutine is the only one that
+// sends on the stream.
+func (s *EventService) Subscribe(req *gatewayv1.SubscribeRequest, stream grpc.ServerStreamingServer[gatewayv1.SubscribeResponse]) error {
+	ctx := stream.Context()
+	err := s.subscribe(ctx, req, stream)
+	return toStatus(s.Logger, "Subscribe", err)
+}
+
+func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRequest, stream grpc.ServerStreamingServer[gatewayv1.SubscribeResponse]) error {
+	f, err := hub.NewFilter(req.GetEventTypes(), req.GetJobIds(), req.GetWebhookIds())
+	if err != nil {
+		return err
+	}
+	full, err := viewFull(req.GetView())
+	if err != nil {
+		return err
+	}
+	var start hub.Start
+	switch st := req.GetStart().(type) {
+	case *gatewayv1.SubscribeRequest_FromBeginning:
+		if st.FromBeginning {
+			start.Kind = hub.StartBeginning
+		}
+	case *gatewayv1.SubscribeRequest_AfterSequence:
+		start = hub.Start{Kind: hub.StartAfter, After: st.AfterSequence}
+	case *gatewayv1.SubscribeRequest_Since:
+		if err := st.Since.CheckValid(); err != nil {
+			return invalid("since", "not a valid timestamp")
+		}
+		start = hub.Start{Kind: hub.StartSince, Since: st.Since.AsTime()}
+	}
+	sub, err := s.Hub.Subscribe(ctx, f, start, full)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	// The subscription is live: tell the client, so one that waits for
+	// headers before triggering events cannot miss them.
+	if err := stream.SendHeader(metadata.Pairs(HeadSequenceHeader, strconv.FormatUint(s.Hub.Last(), 10))); err != nil {
+		return err
+	}
+	for {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(&gatewayv1.SubscribeResponse{Event: ev}); err != nil {
+			return err
+		}
+		s.Hub.Delivered(ev, s.Now())
+	}
+}
+
+// ListEvents pages through stored events.
+func (s *EventService) ListEvents(ctx context.Context, req *gatewayv1.ListEventsRequest) (*gatewayv1.ListEventsResponse, error) {
+	resp, err := s.listEvents(ctx, req)
+	return resp, toStatus(s.Logger, "ListEvents", err)
+}
+
+func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEventsRequest) (*gatewayv1.ListEventsResponse, error) {
+	f, err := hub.NewFilter(req.GetEventTypes(), req.GetJobIds(), req.GetWebhookIds())
+	if err != nil {
+		return nil, err
+	}
+	full, err := viewFull(req.GetView())
+	if err != nil {
+		return nil, err
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, invalid("page_size", "must not be negative")
+	case size == 0:
+		size = defaultEventPageSize
+	case size > maxEventPageSize:
+		size = maxEventPageSize
+	}
+	var desc bool
+	switch req.GetOrderBy() {
+	case "", "sequence", "sequence asc":
+	case "sequence desc":
+		desc = true
+	default:
+		return nil, invalid("order_by", `want "sequence" or "sequence desc"`)
+	}
+	types := make([]string, len(req.GetEventTypes()))
+	for i, t := range req.GetEventTypes() {
+		types[i] = t.String()
+	}
+	fp := fingerprint(types, req.GetJobIds(), req.GetWebhookIds(), []string{strconv.FormatBool(desc)})
+
+	first, last, err := s.Log.Bounds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pos := first
+	if desc {
+		pos = last
+	}
+	if tok := req.GetPageToken(); tok != "" {
+		pg, err := s.Tokens.decode(tok, fp)
+		if err != nil {
+			return nil, invalid("page_token", err.Error())
+		}
+		pos = pg.next
+		if !desc && pos < first {
+			pos = first // the rest expired meanwhile
+		}
+	}
+
+	exhausted := func(pos uint64) bool {
+		if desc {
+			return pos == 0 || pos < first
+		}
+		return pos > last
+	}
+	resp := &gatewayv1.ListEventsResponse{}
+	scanned := 0
+	for len(resp.Events) < size && scanned < maxScanPerPage && !exhausted(pos) {
+		var (
+			batch []*gatewayv1.Event
+			next  uint64
+		)
+		// Read more than the page still needs: a filter may drop most.
+		want := max(size-len(resp.Events), 256)
+		if desc {
+			batch, next, err = s.Log.ReadBackward(ctx, pos, want, f.WebhookIDs(), f.JobIDs())
+		} else {
+			batch, next, err = s.Log.Read(ctx, pos, want, f.WebhookIDs(), f.JobIDs())
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(batch) == 0 {
+			pos = next
+			break
+		}
+		pos = next
+		for i, ev := range batch {
+			scanned++
+			if f.Match(ev) {
+				if !full {
+					ev = hub.WithoutBody(ev)
+				}
+				resp.Events = append(resp.Events, ev)
+			}
+			if len(resp.Events) == size && i < len(batch)-1 {
+				// The page is full mid-batch: continue after this event.
+				if desc {
+					pos = ev.GetSequence() - 1
+				} else {
+					pos = ev.GetSequence() + 1
+				}
+				break
+			}
+		}
+	}
+	if !exhausted(pos) {
+		resp.NextPageToken = s.Tokens.encode(page{next: pos, fingerprint: fp})
+	}
+	return resp, nil
+}
+
+// GetEvent returns one event by sequence or id.
+func (s *EventService) GetEvent(ctx context.Context, req *gatewayv1.GetEventRequest) (*gatewayv1.GetEventResponse, error) {
+	resp, err := s.getEvent(ctx, req)
+	return resp, toStatus(s.Logger, "GetEvent", err)
+}
+
+func (s *EventService) getEvent(ctx context.Context, req *gatewayv1.GetEventRequest) (*gatewayv1.GetEventResponse, error) {
+	full, err := viewFull(req.GetView())
+	if err != nil {
+		return nil, err
+	}
+	var ev *gatewayv1.Event
+	switch {
+	case req.GetSequence() != 0 && req.GetId() != "":
+		return nil, invalid("id", "give either sequence or id, not both")
+	case req.GetSequence() != 0:
+		ev, err = s.Log.Get(ctx, req.GetSequence())
+	case req.GetId() != "":
+		if len(req.GetId()) > 64 {
+			return nil, invalid("id", "too long")
+		}
+		ev, err = s.Log.GetByID(ctx, req.GetId())
+	default:
+		return nil, invalid("sequence", "give a sequence (at least 1) or an id")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !full {
+		ev = hub.WithoutBody(ev)
+	}
+	return &gatewayv1.GetEventResponse{Event: ev}, nil
+}
+
+func viewFull(v gatewayv1.EventView) (bool, error) {
+	switch v {
+	case gatewayv1.EventView_EVENT_VIEW_UNSPECIFIED, gatewayv1.EventView_EVENT_VIEW_BASIC:
+		return false, nil
+	case gatewayv1.EventView_EVENT_VIEW_FULL:
+		return true, nil
+	}
+	return false, invalid("view", "unknown view")
+}

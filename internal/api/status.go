@@ -1,0 +1,118 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/klingfan/klingfan/internal/hub"
+	"github.com/klingfan/klingfan/internal/ingest"
+	"github.com/klingfan/klingfan/internal/registry"
+	"github.com/klingfan/klingfan/internal/store"
+)
+
+// fieldError is a request field that failed validation.
+type fieldError struct {
+	field, reason string
+}
+
+func (e *fieldError) Error() string { return e.field + ": " + e.reason }
+
+// invalid returns an INVALID_ARGUMENT error naming the field.
+func invalid(field, reason string) error { return &fieldError{field: field, reason: reason} }
+
+// preconditionError is a well-formed request that the resource's current
+// state does not allow (an inactive webhook, a filtered event type).
+type preconditionError struct {
+	reason string
+}
+
+func (e *preconditionError) Error() string { return e.reason }
+
+// failedPrecondition returns a FAILED_PRECONDITION error; reason is shown to
+// the client.
+func failedPrecondition(reason string) error { return &preconditionError{reason: reason} }
+
+// toStatus is the one place internal errors become gRPC statuses. Anything
+// it does not recognise is INTERNAL with a generic message, logged here, so
+// no internal detail reaches a client.
+func toStatus(log *slog.Logger, method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var (
+		fe *fieldError
+		pe *preconditionError
+		fl *hub.FilterError
+		re *hub.RangeError
+		ie *ingest.Error
+	)
+	switch {
+	case errors.As(err, &fe):
+		return badRequest(fe.field, fe.reason)
+	case errors.As(err, &pe):
+		return status.Error(codes.FailedPrecondition, pe.reason)
+	case errors.As(err, &fl):
+		return badRequest(fl.Field, fl.Reason)
+	case errors.As(err, &re):
+		st, _ := status.New(codes.OutOfRange, re.Error()[len("hub: "):]).WithDetails(&errdetails.ErrorInfo{
+			Reason:   "SEQUENCE_OUT_OF_RANGE",
+			Domain:   "klingfan",
+			Metadata: map[string]string{"earliest_sequence": strconv.FormatUint(re.First, 10), "latest_sequence": strconv.FormatUint(re.Last, 10)},
+		})
+		return st.Err()
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, hub.ErrClosed):
+		return status.Error(codes.Unavailable, "server shutting down: reconnect and resume after the last sequence received")
+	case errors.Is(err, hub.ErrTooManyStreams):
+		return status.Error(codes.ResourceExhausted, "too many concurrent subscriptions; try again later")
+	case errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, "event not found")
+	case errors.Is(err, registry.ErrNotFound):
+		return status.Error(codes.NotFound, "webhook not found")
+	case errors.Is(err, registry.ErrAlreadyExists):
+		return status.Error(codes.AlreadyExists, "webhook id already taken")
+	case errors.Is(err, hub.ErrLogUnavailable), errors.Is(err, store.ErrUnavailable), errors.Is(err, registry.ErrUnavailable):
+		log.Warn("storage unavailable", "method", method, "error", err)
+		return status.Error(codes.Unavailable, "event log unavailable; retry later")
+	case errors.As(err, &ie):
+		return ingestStatus(ie)
+	}
+	log.Error("internal error", "method", method, "error", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// ingestStatus maps a rejected test delivery.
+func ingestStatus(ie *ingest.Error) error {
+	switch ie.Status {
+	case 404:
+		return status.Error(codes.NotFound, "webhook not found")
+	case 403:
+		return status.Error(codes.FailedPrecondition, "webhook is inactive")
+	case 503:
+		return status.Error(codes.Unavailable, "event log unavailable; retry later")
+	default:
+		return status.Error(codes.Internal, "test delivery rejected: "+ie.Message)
+	}
+}
+
+func badRequest(field, reason string) error {
+	st, err := status.New(codes.InvalidArgument, field+": "+reason).WithDetails(&errdetails.BadRequest{
+		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: reason}},
+	})
+	if err != nil {
+		return status.Error(codes.InvalidArgument, field+": "+reason)
+	}
+	return st.Err()
+}

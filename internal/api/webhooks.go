@@ -1,0 +1,657 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/auth"
+	"github.com/klingfan/klingfan/internal/ingest"
+	"github.com/klingfan/klingfan/internal/normalize"
+	"github.com/klingfan/klingfan/internal/registry"
+	"github.com/klingfan/klingfan/internal/verify"
+)
+
+// Limits and defaults of WebhookService requests.
+const (
+	defaultWebhookPageSize = 50
+	maxWebhookPageSize     = 1000
+	maxDisplayNameRunes    = 200
+	maxTolerance           = 24 * time.Hour
+	defaultGracePeriod     = 24 * time.Hour
+	maxGracePeriod         = 30 * 24 * time.Hour
+	maxSecretBytes         = 1024
+	minURLTokenLength      = 16
+	// defaultTestEventType is what SendTestEvent simulates when the request
+	// names no type.
+	defaultTestEventType = gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED
+)
+
+// webhookIDPattern is the shape of a registration id. It cannot start with
+// the registry's internal key prefix.
+var webhookIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// urlTokenPattern keeps imported URL tokens to characters that survive a
+// query string unescaped, so the callback URL pasted into Kling is exactly
+// what the token says.
+var urlTokenPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]+$`)
+
+// webhookListFingerprint binds ListWebhooks page tokens to that method: no
+// request field besides the page size affects the listing.
+var webhookListFingerprint = fingerprint([]string{"kling.gateway.v1.WebhookService/ListWebhooks"})
+
+// WebhookService serves kling.gateway.v1.WebhookService over the registry.
+// Secrets leave it only in CreateWebhook and RotateWebhookSecret responses:
+// never in Webhook messages, errors or logs.
+type WebhookService struct {
+	gatewayv1.UnimplementedWebhookServiceServer
+
+	reg       *registry.Registry
+	ingest    *ingest.Handler
+	log       *slog.Logger
+	now       func() time.Time
+	publicURL string
+
+	keyMu   sync.Mutex
+	pageKey []byte // guarded by keyMu; loaded from the registry on first use
+}
+
+// WebhookDeps is what WebhookService needs.
+type WebhookDeps struct {
+	Registry *registry.Registry
+	Ingest   *ingest.Handler
+	Logger   *slog.Logger
+	Now      func() time.Time
+	// PublicURL is the base URL Kling reaches the HTTP listener at, without
+	// a trailing slash.
+	PublicURL string
+	// PageKey authenticates ListWebhooks page tokens and must be the same on
+	// every replica. When nil, a key shared through the registry is used.
+	PageKey []byte
+}
+
+// NewWebhookService returns the service.
+func NewWebhookService(d WebhookDeps) *WebhookService {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &WebhookService{
+		reg:       d.Registry,
+		ingest:    d.Ingest,
+		log:       d.Logger,
+		now:       d.Now,
+		publicURL: strings.TrimRight(d.PublicURL, "/"),
+		pageKey:   d.PageKey,
+	}
+}
+
+// CreateWebhook registers a new ingest URL and returns its secret once.
+func (s *WebhookService) CreateWebhook(ctx context.Context, req *gatewayv1.CreateWebhookRequest) (*gatewayv1.CreateWebhookResponse, error) {
+	resp, err := s.createWebhook(ctx, req)
+	return resp, toStatus(s.log, "CreateWebhook", err)
+}
+
+func (s *WebhookService) createWebhook(ctx context.Context, req *gatewayv1.CreateWebhookRequest) (*gatewayv1.CreateWebhookResponse, error) {
+	in := req.GetWebhook()
+	if in == nil {
+		return nil, invalid("webhook", "required")
+	}
+	id := req.GetWebhookId()
+	switch {
+	case id != "" && in.GetId() != "" && id != in.GetId():
+		return nil, invalid("webhook.id", "differs from webhook_id; set one of them")
+	case id == "":
+		id = in.GetId()
+	}
+	if id != "" {
+		if err := checkWebhookID("webhook_id", id); err != nil {
+			return nil, err
+		}
+	}
+	scheme := in.GetSignatureScheme()
+	if err := checkScheme("webhook.signature_scheme", scheme); err != nil {
+		return nil, err
+	}
+	if err := checkDisplayName("webhook.display_name", in.GetDisplayName()); err != nil {
+		return nil, err
+	}
+	types, err := checkEventTypes("webhook.event_types", in.GetEventTypes())
+	if err != nil {
+		return nil, err
+	}
+	tol, err := checkTolerance("webhook.signature_tolerance", in.GetSignatureTolerance())
+	if err != nil {
+		return nil, err
+	}
+	secret, origin := req.GetSecret(), "imported"
+	if secret != "" {
+		if err := checkSecret("secret", scheme, secret); err != nil {
+			return nil, err
+		}
+	} else {
+		secret, origin = registry.NewSecret(scheme), "generated"
+	}
+	now := s.now()
+	w := &registry.Webhook{
+		DisplayName: in.GetDisplayName(),
+		Scheme:      scheme,
+		EventTypes:  types,
+		Active:      in.Active == nil || in.GetActive(),
+		Tolerance:   tol,
+		Secrets:     []registry.Secret{{Value: secret}},
+		CreateTime:  now,
+		UpdateTime:  now,
+	}
+	generated := id == ""
+	for attempt := 1; ; attempt++ {
+		w.ID = id
+		if generated {
+			w.ID = newWebhookID()
+		}
+		created, err := s.reg.Create(ctx, w)
+		if generated && attempt < 3 && errors.Is(err, registry.ErrAlreadyExists) {
+			continue // an unlucky draw: try another id
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("webhook created", "webhook", created.ID, "scheme", scheme.String(), "secret", origin, "token", auth.TokenName(ctx))
+		return &gatewayv1.CreateWebhookResponse{
+			Webhook:     s.toProto(created),
+			Secret:      secret,
+			CallbackUrl: s.callbackURL(created, secret),
+		}, nil
+	}
+}
+
+// GetWebhook returns one registration.
+func (s *WebhookService) GetWebhook(ctx context.Context, req *gatewayv1.GetWebhookRequest) (*gatewayv1.GetWebhookResponse, error) {
+	resp, err := s.getWebhook(req)
+	return resp, toStatus(s.log, "GetWebhook", err)
+}
+
+func (s *WebhookService) getWebhook(req *gatewayv1.GetWebhookRequest) (*gatewayv1.GetWebhookResponse, error) {
+	w, err := s.lookup("id", req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.GetWebhookResponse{Webhook: s.toProto(w)}, nil
+}
+
+// ListWebhooks pages through registrations in id order.
+func (s *WebhookService) ListWebhooks(ctx context.Context, req *gatewayv1.ListWebhooksRequest) (*gatewayv1.ListWebhooksResponse, error) {
+	resp, err := s.listWebhooks(ctx, req)
+	return resp, toStatus(s.log, "ListWebhooks", err)
+}
+
+func (s *WebhookService) listWebhooks(ctx context.Context, req *gatewayv1.ListWebhooksRequest) (*gatewayv1.ListWebhooksResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, invalid("page_size", "must not be negative")
+	case size == 0:
+		size = defaultWebhookPageSize
+	case size > maxWebhookPageSize:
+		size = maxWebhookPageSize
+	}
+	tokens, err := s.pageTokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	after := ""
+	if tok := req.GetPageToken(); tok != "" {
+		after, err = tokens.decodeString(tok, webhookListFingerprint)
+		if err != nil {
+			return nil, invalid("page_token", err.Error())
+		}
+	}
+	ws, more := s.reg.List(after, size)
+	resp := &gatewayv1.ListWebhooksResponse{Webhooks: make([]*gatewayv1.Webhook, len(ws))}
+	for i, w := range ws {
+		resp.Webhooks[i] = s.toProto(w)
+	}
+	if more {
+		resp.NextPageToken = tokens.encodeString(ws[len(ws)-1].ID, webhookListFingerprint)
+	}
+	return resp, nil
+}
+
+// UpdateWebhook changes the fields named in update_mask.
+func (s *WebhookService) UpdateWebhook(ctx context.Context, req *gatewayv1.UpdateWebhookRequest) (*gatewayv1.UpdateWebhookResponse, error) {
+	resp, err := s.updateWebhook(ctx, req)
+	return resp, toStatus(s.log, "UpdateWebhook", err)
+}
+
+// updatableFields are the Webhook fields UpdateWebhook may change.
+const updatableFields = "display_name, event_types, active, signature_tolerance"
+
+func (s *WebhookService) updateWebhook(ctx context.Context, req *gatewayv1.UpdateWebhookRequest) (*gatewayv1.UpdateWebhookResponse, error) {
+	in := req.GetWebhook()
+	if in == nil {
+		return nil, invalid("webhook", "required")
+	}
+	id := in.GetId()
+	if err := checkWebhookID("webhook.id", id); err != nil {
+		return nil, err
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		return nil, invalid("update_mask", "required: name the fields to change ("+updatableFields+")")
+	}
+	var (
+		set   = map[protoreflect.Name]bool{}
+		types []gatewayv1.EventType
+		tol   time.Duration
+		err   error
+	)
+	fields := in.ProtoReflect().Descriptor().Fields()
+	for i, p := range paths {
+		field := fmt.Sprintf("update_mask.paths[%d]", i)
+		fd := fields.ByName(protoreflect.Name(p))
+		if fd == nil {
+			fd = fields.ByJSONName(p)
+		}
+		if fd == nil {
+			return nil, invalid(field, fmt.Sprintf("unknown field %q; updatable: %s", p, updatableFields))
+		}
+		switch name := fd.Name(); name {
+		case "display_name", "event_types", "active", "signature_tolerance":
+			set[name] = true
+		case "id", "signature_scheme":
+			return nil, invalid(field, fmt.Sprintf("%q is immutable; updatable: %s", p, updatableFields))
+		default:
+			return nil, invalid(field, fmt.Sprintf("%q is output only; updatable: %s", p, updatableFields))
+		}
+	}
+	if set["display_name"] {
+		if err := checkDisplayName("webhook.display_name", in.GetDisplayName()); err != nil {
+			return nil, err
+		}
+	}
+	if set["event_types"] {
+		if types, err = checkEventTypes("webhook.event_types", in.GetEventTypes()); err != nil {
+			return nil, err
+		}
+	}
+	if set["active"] && in.Active == nil {
+		return nil, invalid("webhook.active", "named in update_mask but not set: give true or false")
+	}
+	if set["signature_tolerance"] {
+		// An unset tolerance in the mask resets it to the default.
+		if tol, err = checkTolerance("webhook.signature_tolerance", in.GetSignatureTolerance()); err != nil {
+			return nil, err
+		}
+	}
+	now := s.now()
+	updated, err := s.reg.Update(ctx, id, func(w *registry.Webhook) error {
+		if set["display_name"] {
+			w.DisplayName = in.GetDisplayName()
+		}
+		if set["event_types"] {
+			w.EventTypes = slices.Clone(types)
+		}
+		if set["active"] {
+			w.Active = in.GetActive()
+		}
+		if set["signature_tolerance"] {
+			w.Tolerance = tol
+		}
+		w.UpdateTime = now
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, string(n))
+	}
+	slices.Sort(names)
+	s.log.Info("webhook updated", "webhook", id, "fields", strings.Join(names, ","), "token", auth.TokenName(ctx))
+	return &gatewayv1.UpdateWebhookResponse{Webhook: s.toProto(updated)}, nil
+}
+
+// DeleteWebhook removes a registration; later deliveries to it get 404.
+func (s *WebhookService) DeleteWebhook(ctx context.Context, req *gatewayv1.DeleteWebhookRequest) (*gatewayv1.DeleteWebhookResponse, error) {
+	resp, err := s.deleteWebhook(ctx, req)
+	return resp, toStatus(s.log, "DeleteWebhook", err)
+}
+
+func (s *WebhookService) deleteWebhook(ctx context.Context, req *gatewayv1.DeleteWebhookRequest) (*gatewayv1.DeleteWebhookResponse, error) {
+	id := req.GetId()
+	if err := checkWebhookID("id", id); err != nil {
+		return nil, err
+	}
+	if err := s.reg.Delete(ctx, id); err != nil {
+		return nil, err
+	}
+	s.log.Info("webhook deleted", "webhook", id, "token", auth.TokenName(ctx))
+	return &gatewayv1.DeleteWebhookResponse{}, nil
+}
+
+// RotateWebhookSecret installs a new secret and keeps the previous ones
+// valid for the grace period.
+func (s *WebhookService) RotateWebhookSecret(ctx context.Context, req *gatewayv1.RotateWebhookSecretRequest) (*gatewayv1.RotateWebhookSecretResponse, error) {
+	resp, err := s.rotateWebhookSecret(ctx, req)
+	return resp, toStatus(s.log, "RotateWebhookSecret", err)
+}
+
+func (s *WebhookService) rotateWebhookSecret(ctx context.Context, req *gatewayv1.RotateWebhookSecretRequest) (*gatewayv1.RotateWebhookSecretResponse, error) {
+	id := req.GetId()
+	if err := checkWebhookID("id", id); err != nil {
+		return nil, err
+	}
+	grace := defaultGracePeriod
+	if g := req.GetGracePeriod(); g != nil {
+		if err := g.CheckValid(); err != nil {
+			return nil, invalid("grace_period", "not a valid duration")
+		}
+		grace = g.AsDuration()
+		switch {
+		case grace < 0:
+			return nil, invalid("grace_period", "must not be negative")
+		case grace > maxGracePeriod:
+			return nil, invalid("grace_period", "must be at most 720h (30 days)")
+		}
+	}
+	imported := req.GetSecret()
+	origin := "generated"
+	if imported != "" {
+		origin = "imported"
+	}
+	now := s.now()
+	var secret string
+	updated, err := s.reg.Update(ctx, id, func(w *registry.Webhook) error {
+		// The scheme is only known here; fn may run again on a conflict,
+		// and the secret of the run that is stored is the one returned.
+		secret = imported
+		if secret == "" {
+			secret = registry.NewSecret(w.Scheme)
+		} else if err := checkSecret("secret", w.Scheme, secret); err != nil {
+			return err
+		}
+		registry.Rotate(w, secret, now, grace)
+		w.UpdateTime = now
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("webhook secret rotated", "webhook", id, "secret", origin, "grace_period", grace.String(), "token", auth.TokenName(ctx))
+	return &gatewayv1.RotateWebhookSecretResponse{
+		Webhook:     s.toProto(updated),
+		Secret:      secret,
+		CallbackUrl: s.callbackURL(updated, secret),
+	}, nil
+}
+
+// SendTestEvent signs a realistic delivery with the current secret and runs
+// it through the real ingest path.
+func (s *WebhookService) SendTestEvent(ctx context.Context, req *gatewayv1.SendTestEventRequest) (*gatewayv1.SendTestEventResponse, error) {
+	resp, err := s.sendTestEvent(ctx, req)
+	return resp, toStatus(s.log, "SendTestEvent", err)
+}
+
+func (s *WebhookService) sendTestEvent(ctx context.Context, req *gatewayv1.SendTestEventRequest) (*gatewayv1.SendTestEventResponse, error) {
+	typ := req.GetEventType()
+	if typ == gatewayv1.EventType_EVENT_TYPE_UNSPECIFIED {
+		typ = defaultTestEventType
+	}
+	if _, ok := gatewayv1.EventType_name[int32(typ)]; !ok {
+		return nil, invalid("event_type", "unknown event type "+strconv.Itoa(int(typ)))
+	}
+	w, err := s.lookup("id", req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	if !w.Active {
+		return nil, failedPrecondition("webhook is inactive: activate it to send test events")
+	}
+	if !w.Accepts(typ) {
+		return nil, failedPrecondition(fmt.Sprintf("the webhook's event_types filter excludes %s", typ))
+	}
+	d, err := s.testDelivery(w, typ)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.ingest.Deliver(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	if res.Ignored {
+		// The filter changed between the check above and the delivery.
+		return nil, failedPrecondition(fmt.Sprintf("the webhook's event_types filter excludes %s", typ))
+	}
+	s.log.Info("test event sent", "webhook", w.ID, "type", typ.String(), "sequence", res.Event.GetSequence(), "token", auth.TokenName(ctx))
+	return &gatewayv1.SendTestEventResponse{Event: res.Event}, nil
+}
+
+// testDelivery builds the delivery Kling would send for typ to w, in the
+// wire format that goes with w's scheme, authenticated with its current
+// secret.
+func (s *WebhookService) testDelivery(w *registry.Webhook, typ gatewayv1.EventType) (ingest.Delivery, error) {
+	if len(w.Secrets) == 0 {
+		return ingest.Delivery{}, fmt.Errorf("api: webhook %q has no secret", w.ID)
+	}
+	current := w.Secrets[0].Value
+	key, err := registry.Key(w.Scheme, current)
+	if err != nil {
+		return ingest.Delivery{}, fmt.Errorf("api: webhook %q: %w", w.ID, err)
+	}
+	now := s.now()
+	jobID := "test-" + randomLower(12)
+	d := ingest.Delivery{WebhookID: w.ID, Header: http.Header{"Content-Type": {"application/json"}}, Test: true}
+	switch w.Scheme {
+	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE:
+		d.Body, err = normalize.Sample(gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT, typ, jobID, now)
+		if err == nil {
+			d.Header.Set(verify.HeaderKlingSignature, verify.SignKling(key, d.Body))
+		}
+	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS:
+		d.Body, err = normalize.Sample(gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2, typ, jobID, now)
+		if err == nil {
+			msgID := "msg_test_" + randomLower(20)
+			d.Header.Set(verify.HeaderWebhookID, msgID)
+			d.Header.Set(verify.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+			d.Header.Set(verify.HeaderWebhookSignature, verify.SignStandard(key, msgID, now, d.Body))
+		}
+	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN:
+		d.Body, err = normalize.Sample(gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2, typ, jobID, now)
+		d.Token = current
+	default:
+		return ingest.Delivery{}, fmt.Errorf("api: webhook %q has unknown scheme %v", w.ID, w.Scheme)
+	}
+	if err != nil {
+		return ingest.Delivery{}, fmt.Errorf("api: test payload: %w", err)
+	}
+	return d, nil
+}
+
+// lookup returns the registration with a valid id from memory.
+func (s *WebhookService) lookup(field, id string) (*registry.Webhook, error) {
+	if err := checkWebhookID(field, id); err != nil {
+		return nil, err
+	}
+	w, ok := s.reg.Get(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", registry.ErrNotFound, id)
+	}
+	return w, nil
+}
+
+// pageTokens returns the page token codec, loading the replica-shared key
+// on first use.
+func (s *WebhookService) pageTokens(ctx context.Context) (pageTokens, error) {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if s.pageKey == nil {
+		key, err := s.reg.SharedKey(ctx, "webhook-page-token")
+		if err != nil {
+			return pageTokens{}, err
+		}
+		s.pageKey = key
+	}
+	return pageTokens{key: s.pageKey}, nil
+}
+
+// toProto renders a registration without its secrets.
+func (s *WebhookService) toProto(w *registry.Webhook) *gatewayv1.Webhook {
+	out := &gatewayv1.Webhook{
+		Id:                 w.ID,
+		DisplayName:        w.DisplayName,
+		SignatureScheme:    w.Scheme,
+		EventTypes:         slices.Clone(w.EventTypes),
+		Active:             proto.Bool(w.Active),
+		SignatureTolerance: durationpb.New(w.Tolerance),
+		IngestUrl:          s.ingestURL(w.ID),
+		CreateTime:         timestamppb.New(w.CreateTime),
+		UpdateTime:         timestamppb.New(w.UpdateTime),
+	}
+	if exp := w.PreviousSecretExpireTime(s.now()); !exp.IsZero() {
+		out.PreviousSecretExpireTime = timestamppb.New(exp)
+	}
+	return out
+}
+
+// ingestURL is where Kling posts for registration id; never with a token.
+func (s *WebhookService) ingestURL(id string) string {
+	return s.publicURL + "/webhooks/kling/" + url.PathEscape(id)
+}
+
+// callbackURL is the URL to give Kling: the ingest URL, plus the token for
+// URL_TOKEN registrations.
+func (s *WebhookService) callbackURL(w *registry.Webhook, secret string) string {
+	u := s.ingestURL(w.ID)
+	if w.Scheme == gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN {
+		u += "?token=" + url.QueryEscape(secret)
+	}
+	return u
+}
+
+func checkWebhookID(field, id string) error {
+	switch {
+	case id == "":
+		return invalid(field, "required")
+	case !webhookIDPattern.MatchString(id):
+		return invalid(field, "must match [a-z0-9][a-z0-9-]{0,62}")
+	}
+	return nil
+}
+
+func checkScheme(field string, scheme gatewayv1.SignatureScheme) error {
+	if scheme == gatewayv1.SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED {
+		return invalid(field, "required: SIGNATURE_SCHEME_KLING_SIGNATURE, SIGNATURE_SCHEME_STANDARD_WEBHOOKS or SIGNATURE_SCHEME_URL_TOKEN")
+	}
+	if _, ok := gatewayv1.SignatureScheme_name[int32(scheme)]; !ok {
+		return invalid(field, "unknown signature scheme "+strconv.Itoa(int(scheme)))
+	}
+	return nil
+}
+
+func checkDisplayName(field, name string) error {
+	if n := utf8.RuneCountInString(name); n > maxDisplayNameRunes {
+		return invalid(field, fmt.Sprintf("at most %d characters, got %d", maxDisplayNameRunes, n))
+	}
+	return nil
+}
+
+// checkEventTypes validates an event filter and returns it without
+// duplicates, in the order given.
+func checkEventTypes(field string, types []gatewayv1.EventType) ([]gatewayv1.EventType, error) {
+	out := make([]gatewayv1.EventType, 0, len(types))
+	for i, t := range types {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if t == gatewayv1.EventType_EVENT_TYPE_UNSPECIFIED {
+			return nil, invalid(f, "EVENT_TYPE_UNSPECIFIED cannot be filtered on")
+		}
+		if _, ok := gatewayv1.EventType_name[int32(t)]; !ok {
+			return nil, invalid(f, "unknown event type "+strconv.Itoa(int(t)))
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// checkTolerance returns the signature tolerance: the default when unset,
+// zero to disable the check.
+func checkTolerance(field string, d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return registry.DefaultTolerance, nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return 0, invalid(field, "not a valid duration")
+	}
+	tol := d.AsDuration()
+	switch {
+	case tol < 0:
+		return 0, invalid(field, "must not be negative (0s disables the timestamp check)")
+	case tol > maxTolerance:
+		return 0, invalid(field, "must be at most 24h")
+	}
+	return tol, nil
+}
+
+// checkSecret validates an imported secret for scheme. Its reasons never
+// quote the secret.
+func checkSecret(field string, scheme gatewayv1.SignatureScheme, secret string) error {
+	switch {
+	case len(secret) > maxSecretBytes:
+		return invalid(field, fmt.Sprintf("at most %d bytes", maxSecretBytes))
+	case strings.TrimSpace(secret) != secret:
+		return invalid(field, "has leading or trailing whitespace")
+	}
+	if _, err := registry.Key(scheme, secret); err != nil {
+		if scheme == gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS {
+			return invalid(field, `not a Standard Webhooks secret: want "whsec_" followed by base64`)
+		}
+		return invalid(field, "not a usable secret")
+	}
+	if scheme == gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN {
+		if len(secret) < minURLTokenLength {
+			return invalid(field, fmt.Sprintf("a URL token needs at least %d characters", minURLTokenLength))
+		}
+		if !urlTokenPattern.MatchString(secret) {
+			return invalid(field, "a URL token may use only letters, digits, '-', '_', '.' and '~'")
+		}
+	}
+	return nil
+}
+
+var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// randomLower returns n random characters from [a-z2-7].
+func randomLower(n int) string {
+	b := make([]byte, (n*5+7)/8)
+	_, _ = rand.Read(b)
+	return lowerBase32.EncodeToString(b)[:n]
+}
+
+// newWebhookID returns a fresh registration id, "wh-" and 10 random
+// characters (50 bits).
+func newWebhookID() string { return "wh-" + randomLower(10) }

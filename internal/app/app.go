@@ -1,0 +1,118 @@
+// Package app wires klingfan together: the log, the registry, the hub, the
+// gRPC services and the HTTP side, and runs them until the context ends.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	"github.com/klingfan/klingfan/internal/config"
+)
+
+// Options carries what tests and embedders replace; the zero value is what
+// `klingfan serve` uses.
+type Options struct {
+	// GRPCListener and HTTPListener, when set, are used instead of listening
+	// on the configured addresses, so tests can pass listeners on port 0.
+	GRPCListener net.Listener
+	HTTPListener net.Listener
+	// Now is the clock for secret expiry and timestamps; time.Now when nil.
+	Now func() time.Time
+	// Stdout receives the start-up banner; os.Stdout when nil.
+	Stdout io.Writer
+	// Logger receives the logs; built from the configuration when nil.
+	Logger *slog.Logger
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully: streams are
+// ended with UNAVAILABLE so clients reconnect and resume, listeners close and
+// the store is flushed. It returns the first error that stopped it.
+func Run(ctx context.Context, cfg config.Config, opts Options) error {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Logger == nil {
+		opts.Logger = NewLogger(cfg, os.Stderr)
+	}
+	log := opts.Logger
+
+	srv, err := newServer(ctx, cfg, opts)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+
+	grpcLn, err := listen(opts.GRPCListener, cfg.GRPCAddr)
+	if err != nil {
+		return err
+	}
+	httpLn, err := listen(opts.HTTPListener, cfg.HTTPAddr)
+	if err != nil {
+		grpcLn.Close()
+		return err
+	}
+	srv.printBanner(opts.Stdout, grpcLn.Addr(), httpLn.Addr())
+	log.Info("klingfan serving", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String(), "data_dir", cfg.DataDir)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.runBackground(gctx) })
+	g.Go(func() error {
+		if err := srv.grpc.Serve(srv.wrapGRPCListener(grpcLn)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("app: gRPC server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := srv.serveHTTP(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("app: HTTP server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("klingfan shutting down")
+		srv.shutdown(cfg.ShutdownGrace)
+		return nil
+	})
+	err = g.Wait()
+	if err == nil && ctx.Err() == nil {
+		err = errors.New("app: stopped unexpectedly")
+	}
+	if ctx.Err() != nil && err == nil {
+		return nil
+	}
+	return err
+}
+
+func listen(given net.Listener, addr string) (net.Listener, error) {
+	if given != nil {
+		return given, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("app: listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// NewLogger builds the process logger from the configured level and format.
+func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	o := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}

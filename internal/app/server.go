@@ -1,0 +1,306 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/keepalive"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/api"
+	"github.com/klingfan/klingfan/internal/auth"
+	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/hub"
+	"github.com/klingfan/klingfan/internal/ingest"
+	"github.com/klingfan/klingfan/internal/openapi"
+	"github.com/klingfan/klingfan/internal/registry"
+	"github.com/klingfan/klingfan/internal/store"
+)
+
+// server holds the running parts. Fields are set once by newServer and only
+// read afterwards.
+type server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *prometheus.Registry
+
+	store    *store.Store
+	registry *registry.Registry
+	hub      *hub.Hub
+	ingest   *ingest.Handler
+	health   *health.Server
+	grpc   *grpc.Server
+	http   *http.Server
+
+	// gatewayLn connects the grpc-gateway to the gRPC server in memory, so
+	// REST calls take exactly the gRPC path (interceptors, auth, streaming)
+	// without a network hop or a second TLS set-up.
+	gatewayLn   *bufconn.Listener
+	gatewayConn *grpc.ClientConn
+	tlsConfig   *tls.Config
+
+	// tailFrom is the log head when the hub was created: the tail feeds it
+	// every later event.
+	tailFrom uint64
+}
+
+func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server, err error) {
+	s := &server{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	s.store, err = store.Open(ctx, store.Config{
+		DataDir:         cfg.DataDir,
+		NATSListen:      cfg.NATSListen,
+		URL:             cfg.NATSURL,
+		Replicas:        cfg.Replicas,
+		Retention:       cfg.Retention,
+		DuplicateWindow: cfg.DedupWindow,
+		SyncAlways:      cfg.SyncAlways,
+		Logger:          s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The registry's watch lives as long as the server.
+	s.registry, err = registry.Open(ctx, s.store.KV(), s.log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.KlingaiSecret != "" {
+		if err := s.registry.EnsureDefault(ctx, cfg.KlingaiSecret, s.now()); err != nil {
+			return nil, err
+		}
+	}
+	pageKey, err := s.registry.SharedKey(ctx, "page-token")
+	if err != nil {
+		return nil, err
+	}
+	_, last, err := s.store.Bounds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.hub = hub.New(s.store, last, hub.Options{
+		Buffer:           cfg.StreamBuffer,
+		MaxSubscriptions: cfg.MaxStreams,
+		Registerer:       s.metrics,
+	})
+	s.tailFrom = last
+	s.ingest = ingest.New(ingest.Config{
+		Logger:        s.log,
+		Registrations: s.registry,
+		Events:        s.store,
+		Now:           s.now,
+		MaxBodyBytes:  cfg.MaxBodyBytes,
+		Metrics:       ingest.NewMetrics(s.metrics),
+	})
+
+	authn, err := auth.New(auth.Config{
+		AdminToken: cfg.AdminToken,
+		TokensFile: cfg.TokensFile,
+		DataDir:    cfg.DataDir,
+		Out:        opts.Stdout,
+		Logger:     s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.tlsConfig, err = loadTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	s.metrics.MustRegister(grpcMetrics)
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), authn.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), authn.StreamInterceptor()),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			// Probe idle connections so dead subscribers are reaped.
+			Time:    30 * time.Second,
+			Timeout: 10 * time.Second,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             10 * time.Second,
+			PermitWithoutStream: true,
+		}),
+		grpc.MaxRecvMsgSize(4<<20),
+	)
+	gatewayv1.RegisterEventServiceServer(s.grpc, api.NewEventService(s.store, s.hub, s.log, s.now, pageKey))
+	gatewayv1.RegisterWebhookServiceServer(s.grpc, api.NewWebhookService(api.WebhookDeps{
+		Registry:  s.registry,
+		Ingest:    s.ingest,
+		Logger:    s.log,
+		Now:       s.now,
+		PublicURL: cfg.PublicURL,
+	}))
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	grpcMetrics.InitializeMetrics(s.grpc)
+
+	mux, err := s.gatewayMux(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{
+		Handler:           s.routes(mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// gatewayMux builds the grpc-gateway mux over an in-memory connection to the
+// gRPC server.
+func (s *server) gatewayMux(ctx context.Context) (*runtime.ServeMux, error) {
+	s.gatewayLn = bufconn.Listen(1 << 20)
+	conn, err := grpc.NewClient("passthrough:///klingfan",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayLn.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("app: gateway connection: %w", err)
+	}
+	s.gatewayConn = conn
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: false},
+			// Unknown fields are a client mistake worth a 400, not silence.
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		runtime.WithForwardResponseOption(flushLiveStream),
+	)
+	if err := gatewayv1.RegisterEventServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("app: register event gateway: %w", err)
+	}
+	if err := gatewayv1.RegisterWebhookServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("app: register webhook gateway: %w", err)
+	}
+	return mux, nil
+}
+
+// flushLiveStream sends the HTTP response headers of a REST subscription as
+// soon as the gRPC stream says it is live (its header carries the head
+// sequence), so a REST client, like a gRPC one, can wait for headers and
+// then rely on seeing every later event.
+func flushLiveStream(ctx context.Context, w http.ResponseWriter, msg proto.Message) error {
+	if msg != nil {
+		return nil
+	}
+	md, ok := runtime.ServerMetadataFromContext(ctx)
+	if !ok || len(md.HeaderMD.Get(api.HeadSequenceHeader)) == 0 {
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	return http.NewResponseController(w).Flush()
+}
+
+// routes lays out the HTTP side: REST under /v1, and the open operational
+// endpoints.
+func (s *server) routes(gateway http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	s.ingest.Routes(mux)
+	mux.Handle("/v1/", gateway)
+	mux.Handle("GET /openapi.json", openapi.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics}))
+	return mux
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	if err := s.store.Ready(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"status":"unavailable","error":"log unavailable"}`+"\n")
+		return
+	}
+	_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+}
+
+// runBackground runs the goroutines that live as long as the server. It
+// returns when ctx ends.
+func (s *server) runBackground(ctx context.Context) error {
+	go func() { _ = s.grpc.Serve(s.gatewayLn) }()
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	err := s.store.Tail(ctx, s.tailFrom, s.hub.Publish)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("app: log tail stopped: %w", err)
+}
+
+func (s *server) wrapGRPCListener(ln net.Listener) net.Listener { return ln }
+
+func (s *server) serveHTTP(ln net.Listener) error {
+	if s.tlsConfig != nil {
+		return s.http.Serve(tls.NewListener(ln, s.tlsConfig))
+	}
+	return s.http.Serve(ln)
+}
+
+// shutdown stops accepting work and ends what is running, waiting at most
+// grace for in-flight requests.
+func (s *server) shutdown(grace time.Duration) {
+	s.health.Shutdown()
+	// End streams first, with UNAVAILABLE, so clients reconnect and resume
+	// elsewhere; GracefulStop would otherwise wait for them forever.
+	s.hub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	_ = s.http.Shutdown(ctx)
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpc.Stop()
+	}
+}
+
+// close releases what newServer acquired; safe on a partly built server.
+func (s *server) close() {
+	if s.gatewayConn != nil {
+		_ = s.gatewayConn.Close()
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.log.Warn("closing store", "error", err)
+		}
+	}
+}
+
+func (s *server) printBanner(w io.Writer, grpcAddr, httpAddr net.Addr) {
+	fmt.Fprintf(w, "klingfan is running\n  gRPC  %s\n  HTTP  %s\n", grpcAddr, httpAddr)
+}

@@ -1,0 +1,6 @@
+package apptest
+
+import "crypto/tls"
+
+// insecureTLS accepts the test server's self-signed certificate.
+func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} } //nolint:gosec // tests only

@@ -1,0 +1,174 @@
+// Package config turns command-line flags and KLINGFAN_* environment
+// variables into a validated Config. It is the only place that knows the
+// names and defaults of klingfan's settings.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is everything `klingfan serve` needs to run.
+type Config struct {
+	HTTPAddr string
+	GRPCAddr string
+	DataDir  string
+	// PublicURL is the externally reachable base URL of the HTTP listener,
+	// used to build the ingest URLs handed to Kling.
+	PublicURL string
+
+	LogLevel  slog.Level
+	LogFormat string // "text" or "json"
+
+	NATSListen    string
+	NATSURL       string
+	Replicas      int
+	Retention     time.Duration
+	DedupWindow   time.Duration
+	SyncAlways    bool
+	MaxBodyBytes  int64
+	MaxStreams    int
+	StreamBuffer  int
+	ShutdownGrace time.Duration
+	TLSCert       string
+	TLSKey        string
+	TLSClientCA   string
+	TokensFile    string
+	AdminToken    string // from KLINGFAN_ADMIN_TOKEN only: a token has no business on a command line
+	KlingaiSecret string // from KLINGAI_WEBHOOK_SECRET only
+	SecretKey     string // from KLINGFAN_SECRET_KEY only
+}
+
+// EnvPrefix prefixes the environment equivalent of every flag:
+// --http-addr is KLINGFAN_HTTP_ADDR.
+const EnvPrefix = "KLINGFAN_"
+
+// EnvName returns the environment variable that sets the named flag.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Parse reads the `serve` flags from args, with environment variables from
+// lookup as defaults that the command line overrides. Help output goes to out.
+func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("klingfan serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address: ingest, REST API, /metrics, /healthz")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", ":9090", "gRPC listen address")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the embedded JetStream store and the generated admin token")
+	fs.StringVar(&c.PublicURL, "public-url", "", "base URL Kling reaches this server at, for ingest URLs (default http://localhost:<http port>)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.NATSListen, "nats-listen", "", "also open the embedded NATS server to clients on this address (off by default)")
+	fs.StringVar(&c.NATSURL, "nats-url", "", "use this external NATS cluster (comma-separated URLs) instead of the embedded server")
+	fs.IntVar(&c.Replicas, "replicas", 0, "stream and KV replicas (default 1 embedded, 3 with --nats-url)")
+	fs.DurationVar(&c.Retention, "retention", 168*time.Hour, "how long events are kept in the log")
+	fs.DurationVar(&c.DedupWindow, "dedup-window", 2*time.Hour, "how long a repeated delivery is recognised as a duplicate")
+	sync := fs.String("sync", "interval", "embedded store fsync policy: interval or always")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest accepted ingest body")
+	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "maximum concurrent Subscribe streams")
+	fs.IntVar(&c.StreamBuffer, "stream-buffer", 256, "events buffered per subscriber before it switches to catch-up reads")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for in-flight requests")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file for both listeners")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS key file for both listeners")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "CA file: require client certificates on gRPC (mutual TLS)")
+	fs.StringVar(&c.TokensFile, "tokens-file", "", "file of named API tokens with scopes")
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := lookup(EnvName(f.Name)); ok && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("config: %s=%q: %w", EnvName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return Config{}, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
+	}
+	c.AdminToken, _ = lookup("KLINGFAN_ADMIN_TOKEN")
+	c.KlingaiSecret, _ = lookup("KLINGAI_WEBHOOK_SECRET")
+	c.SecretKey, _ = lookup("KLINGFAN_SECRET_KEY")
+
+	if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+		return Config{}, fmt.Errorf("config: --log-level %q: want debug, info, warn or error", *level)
+	}
+	switch *sync {
+	case "interval":
+	case "always":
+		c.SyncAlways = true
+	default:
+		return Config{}, fmt.Errorf("config: --sync %q: want interval or always", *sync)
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	for name, addr := range map[string]string{"--http-addr": c.HTTPAddr, "--grpc-addr": c.GRPCAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port", name, addr))
+		}
+	}
+	if c.DataDir == "" && c.NATSURL == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	if c.PublicURL == "" {
+		_, port, _ := net.SplitHostPort(c.HTTPAddr)
+		c.PublicURL = "http://localhost:" + port
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--public-url %q: want an absolute http(s) URL", c.PublicURL))
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.Replicas == 0 {
+		c.Replicas = 1
+		if c.NATSURL != "" {
+			c.Replicas = 3
+		}
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("--replicas %d: want 1 to 5", c.Replicas))
+	}
+	if c.Retention <= 0 {
+		errs = append(errs, fmt.Errorf("--retention %s: must be positive", c.Retention))
+	}
+	if c.DedupWindow <= 0 || c.DedupWindow > c.Retention {
+		errs = append(errs, fmt.Errorf("--dedup-window %s: must be positive and at most --retention", c.DedupWindow))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes))
+	}
+	if c.MaxStreams < 1 {
+		errs = append(errs, fmt.Errorf("--max-streams %d: must be at least 1", c.MaxStreams))
+	}
+	if c.StreamBuffer < 1 {
+		errs = append(errs, fmt.Errorf("--stream-buffer %d: must be at least 1", c.StreamBuffer))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("--tls-client-ca needs --tls-cert and --tls-key"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}

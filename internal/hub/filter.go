@@ -1,0 +1,122 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+)
+
+// MaxJobIDs bounds the job id filter so one request cannot make every
+// publish expensive.
+const MaxJobIDs = 1000
+
+// MaxWebhookIDs bounds the webhook id filter.
+const MaxWebhookIDs = 100
+
+// ErrInvalidFilter wraps every reason NewFilter refuses a filter.
+var ErrInvalidFilter = errors.New("hub: invalid filter")
+
+// FilterError says which field of a filter is wrong, so the API layer can
+// report a field violation.
+type FilterError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FilterError) Error() string { return fmt.Sprintf("hub: invalid filter: %s: %s", e.Field, e.Reason) }
+func (e *FilterError) Unwrap() error { return ErrInvalidFilter }
+
+// Filter selects events: AND across fields, OR within one; an empty field
+// matches everything. A Filter is immutable once built.
+type Filter struct {
+	types    []gatewayv1.EventType // small: a linear scan beats a map
+	jobs     map[string]struct{}
+	webhooks []string
+	// since, when set, drops events received before it.
+	since time.Time
+}
+
+// NewFilter validates and builds a filter. Field names in errors are the
+// proto field names.
+func NewFilter(types []gatewayv1.EventType, jobIDs, webhookIDs []string) (*Filter, error) {
+	f := &Filter{}
+	for _, t := range types {
+		if _, known := gatewayv1.EventType_name[int32(t)]; !known || t == gatewayv1.EventType_EVENT_TYPE_UNSPECIFIED {
+			return nil, &FilterError{Field: "event_types", Reason: fmt.Sprintf("unknown event type %d", t)}
+		}
+		if !slices.Contains(f.types, t) {
+			f.types = append(f.types, t)
+		}
+	}
+	if len(jobIDs) > MaxJobIDs {
+		return nil, &FilterError{Field: "job_ids", Reason: fmt.Sprintf("at most %d job ids, got %d", MaxJobIDs, len(jobIDs))}
+	}
+	if len(jobIDs) > 0 {
+		f.jobs = make(map[string]struct{}, len(jobIDs))
+		for _, j := range jobIDs {
+			if j == "" || len(j) > 256 {
+				return nil, &FilterError{Field: "job_ids", Reason: "job ids must be 1 to 256 characters"}
+			}
+			f.jobs[j] = struct{}{}
+		}
+	}
+	if len(webhookIDs) > MaxWebhookIDs {
+		return nil, &FilterError{Field: "webhook_ids", Reason: fmt.Sprintf("at most %d webhook ids, got %d", MaxWebhookIDs, len(webhookIDs))}
+	}
+	for _, w := range webhookIDs {
+		if w == "" || len(w) > 63 {
+			return nil, &FilterError{Field: "webhook_ids", Reason: "webhook ids must be 1 to 63 characters"}
+		}
+		if !slices.Contains(f.webhooks, w) {
+			f.webhooks = append(f.webhooks, w)
+		}
+	}
+	return f, nil
+}
+
+// Since returns a copy of f that also drops events received before t.
+func (f *Filter) Since(t time.Time) *Filter {
+	c := *f
+	c.since = t
+	return &c
+}
+
+// Match reports whether ev passes the filter.
+func (f *Filter) Match(ev *gatewayv1.Event) bool {
+	if len(f.types) > 0 && !slices.Contains(f.types, ev.GetType()) {
+		return false
+	}
+	if f.jobs != nil {
+		if _, ok := f.jobs[ev.GetJob().GetJobId()]; !ok {
+			return false
+		}
+	}
+	if len(f.webhooks) > 0 && !slices.Contains(f.webhooks, ev.GetWebhookId()) {
+		return false
+	}
+	if !f.since.IsZero() && ev.GetReceivedAt().AsTime().Before(f.since) {
+		return false
+	}
+	return true
+}
+
+// WebhookIDs returns the webhook ids the filter accepts (nil for all), for
+// pushing the filter down to the log.
+func (f *Filter) WebhookIDs() []string { return f.webhooks }
+
+// JobIDs returns the job ids the filter accepts (nil for all), for pushing
+// the filter down to the log.
+func (f *Filter) JobIDs() []string {
+	if f.jobs == nil {
+		return nil
+	}
+	out := make([]string, 0, len(f.jobs))
+	for j := range f.jobs {
+		out = append(out, j)
+	}
+	slices.Sort(out)
+	return out
+}

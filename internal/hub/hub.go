@@ -1,0 +1,426 @@
+// Package hub fans events out from the log to subscribers in this process.
+//
+// One goroutine (fed by the log's tail) calls Publish for every event in
+// sequence order. Each Subscription has a bounded buffer that Publish fills
+// without ever blocking; a subscriber whose buffer is full is marked lagging
+// and from then on reads the log itself (catch-up) until it reaches the
+// head, then rejoins live delivery. Every subscription tracks the next
+// sequence it may deliver, so the hand-off in either direction has no gap
+// and no duplicate.
+//
+// Locking: Hub.mu is the only lock. It guards the subscriber set, the last
+// published sequence and each subscription's switch between live and
+// lagging. It is never held across a log read or a network write; the
+// stream goroutine that calls Subscription.Next is the only one that sends
+// on its stream.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+)
+
+// Errors returned by the hub. The API layer maps them to status codes.
+var (
+	ErrClosed          = errors.New("hub: shutting down")
+	ErrTooManyStreams  = errors.New("hub: too many concurrent subscriptions")
+	ErrOutOfRange      = errors.New("hub: start position outside retention")
+	ErrLogUnavailable  = errors.New("hub: log unavailable")
+	errCaughtUpPending = errors.New("hub: caught up but hub behind the log")
+)
+
+// RangeError is an ErrOutOfRange that names the earliest available sequence.
+type RangeError struct {
+	First, Last uint64
+	Reason      string
+}
+
+func (e *RangeError) Error() string {
+	return fmt.Sprintf("hub: %s (earliest available sequence %d, latest %d)", e.Reason, e.First, e.Last)
+}
+func (e *RangeError) Unwrap() error { return ErrOutOfRange }
+
+// Log is the part of the durable log that catch-up reads.
+type Log interface {
+	Read(ctx context.Context, from uint64, limit int, webhookIDs, jobIDs []string) ([]*gatewayv1.Event, uint64, error)
+	Bounds(ctx context.Context) (first, last uint64, err error)
+	SeqAt(ctx context.Context, t time.Time) (uint64, error)
+}
+
+// Options configure a Hub.
+type Options struct {
+	// Buffer is the number of events each subscription holds before it
+	// switches to catch-up reads.
+	Buffer int
+	// MaxSubscriptions bounds concurrent subscriptions; 0 means no bound.
+	MaxSubscriptions int
+	// CatchUpBatch is how many events one catch-up read asks for.
+	CatchUpBatch int
+	// Registerer receives the hub's metrics when not nil.
+	Registerer prometheus.Registerer
+}
+
+// Hub distributes published events to subscriptions.
+type Hub struct {
+	log  Log
+	opts Options
+	done chan struct{} // closed by Close
+
+	mu     sync.Mutex
+	subs   map[*Subscription]struct{} // guarded by mu
+	last   uint64                     // guarded by mu: the last sequence published
+	closed bool                       // guarded by mu
+
+	metrics metrics
+}
+
+// New returns a hub whose log head is last: the first Publish is expected
+// to carry last+1.
+func New(log Log, last uint64, opts Options) *Hub {
+	if opts.Buffer <= 0 {
+		opts.Buffer = 256
+	}
+	if opts.CatchUpBatch <= 0 {
+		opts.CatchUpBatch = 1024
+	}
+	return &Hub{
+		log:     log,
+		opts:    opts,
+		done:    make(chan struct{}),
+		subs:    make(map[*Subscription]struct{}),
+		last:    last,
+		metrics: newMetrics(opts.Registerer),
+	}
+}
+
+// Publish hands ev to every live subscription whose filter matches it. It
+// never blocks: a subscription with a full buffer is switched to catch-up.
+// Events must arrive in sequence order; one already published is ignored.
+func (h *Hub) Publish(ev *gatewayv1.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || ev.GetSequence() <= h.last {
+		return
+	}
+	h.last = ev.GetSequence()
+	var basic *gatewayv1.Event
+	for s := range h.subs {
+		if s.lagging.Load() || !s.filter.Match(ev) {
+			continue
+		}
+		out := ev
+		if !s.full {
+			if basic == nil {
+				basic = WithoutBody(ev)
+			}
+			out = basic
+		}
+		select {
+		case s.ch <- out:
+		default:
+			s.lagging.Store(true)
+			h.metrics.catchUps.Inc()
+		}
+	}
+}
+
+// Last returns the last sequence published.
+func (h *Hub) Last() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last
+}
+
+// Close ends every subscription with ErrClosed and refuses new ones.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.closed {
+		h.closed = true
+		close(h.done)
+	}
+}
+
+// StartKind says where a subscription starts.
+type StartKind int
+
+// Where a subscription can start.
+const (
+	StartNow       StartKind = iota // only events published after Subscribe
+	StartAfter                      // after a sequence (exclusive)
+	StartSince                      // events received at or after a time
+	StartBeginning                  // the earliest retained event
+)
+
+// Start is a subscription's start position.
+type Start struct {
+	Kind  StartKind
+	After uint64
+	Since time.Time
+}
+
+// Subscribe registers a subscription. Once it returns, no event appended
+// later can be missed, so the caller may tell its client the stream is
+// live. full selects whether events carry their raw body.
+func (h *Hub) Subscribe(ctx context.Context, f *Filter, start Start, full bool) (*Subscription, error) {
+	s := &Subscription{h: h, filter: f, full: full, ch: make(chan *gatewayv1.Event, h.opts.Buffer)}
+	if start.Kind != StartNow {
+		first, last, err := h.log.Bounds(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrLogUnavailable, err)
+		}
+		switch start.Kind {
+		case StartAfter:
+			if start.After+1 < first {
+				return nil, &RangeError{First: first, Last: last, Reason: fmt.Sprintf("after_sequence %d is older than retention", start.After)}
+			}
+			if start.After > last {
+				return nil, &RangeError{First: first, Last: last, Reason: fmt.Sprintf("after_sequence %d is beyond the newest event", start.After)}
+			}
+			s.next = start.After + 1
+		case StartSince:
+			seq, err := h.log.SeqAt(ctx, start.Since)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrLogUnavailable, err)
+			}
+			s.next = max(seq, first)
+			s.filter = f.Since(start.Since)
+		case StartBeginning:
+			s.next = first
+		}
+		// Catch up from the log first; Publish leaves a lagging
+		// subscription alone until it rejoins.
+		s.lagging.Store(true)
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	if h.opts.MaxSubscriptions > 0 && len(h.subs) >= h.opts.MaxSubscriptions {
+		return nil, ErrTooManyStreams
+	}
+	if start.Kind == StartNow {
+		s.next = h.last + 1
+	}
+	h.subs[s] = struct{}{}
+	h.metrics.subscribers.Inc()
+	return s, nil
+}
+
+// Subscription is one subscriber's view of the hub. Next and Close must be
+// called from the stream's goroutine.
+type Subscription struct {
+	h      *Hub
+	filter *Filter
+	full   bool
+	ch     chan *gatewayv1.Event
+
+	// lagging is written only under h.mu; Publish skips a lagging
+	// subscription, which then reads the log itself.
+	lagging atomic.Bool
+
+	// Owned by the stream goroutine.
+	next     uint64             // the next sequence this subscription may deliver
+	pending  []*gatewayv1.Event // events read but not yet returned, in order
+	readNext uint64             // where the last catch-up read stopped
+	closed   bool
+}
+
+// Next returns the next matching event, in sequence order, waiting for one
+// when there is none yet. It returns ErrClosed when the hub shuts down and
+// ctx.Err() when ctx ends.
+func (s *Subscription) Next(ctx context.Context) (*gatewayv1.Event, error) {
+	for {
+		for len(s.pending) > 0 {
+			ev := s.pending[0]
+			s.pending[0] = nil
+			s.pending = s.pending[1:]
+			if ev.GetSequence() < s.next {
+				continue // already delivered from the log before rejoining
+			}
+			s.next = ev.GetSequence() + 1
+			if s.filter.Match(ev) {
+				return ev, nil
+			}
+		}
+		s.pending = s.pending[:0]
+		if s.readNext > s.next {
+			s.next = s.readNext
+		}
+
+		if s.lagging.Load() {
+			// Everything Publish queued before marking us lagging is in
+			// the buffer: deliver it first, then read the log.
+			if s.drain() {
+				continue
+			}
+			if err := s.catchUp(ctx); err != nil {
+				if errors.Is(err, errCaughtUpPending) {
+					select {
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					case <-s.h.done:
+						return nil, ErrClosed
+					case <-time.After(5 * time.Millisecond):
+					}
+					continue
+				}
+				return nil, err
+			}
+			continue
+		}
+
+		select {
+		case ev := <-s.ch:
+			s.pending = append(s.pending, ev)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.h.done:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// drain moves whatever is buffered into pending and reports whether there
+// was anything.
+func (s *Subscription) drain() bool {
+	n := len(s.pending)
+	for {
+		select {
+		case ev := <-s.ch:
+			s.pending = append(s.pending, ev)
+		default:
+			return len(s.pending) > n
+		}
+	}
+}
+
+// catchUp reads the next batch from the log into pending, or, at the head
+// of the log, rejoins live delivery.
+func (s *Subscription) catchUp(ctx context.Context) error {
+	select {
+	case <-s.h.done:
+		return ErrClosed
+	default:
+	}
+	events, next, err := s.h.log.Read(ctx, s.next, s.h.opts.CatchUpBatch, s.filter.WebhookIDs(), s.filter.JobIDs())
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %v", ErrLogUnavailable, err)
+	}
+	if len(events) > 0 {
+		if first := events[0].GetSequence(); first > s.next && s.filter.WebhookIDs() == nil && s.filter.JobIDs() == nil {
+			// Unfiltered reads are contiguous: a jump means the events
+			// between expired while this subscriber lagged.
+			return &RangeError{First: first, Last: next - 1, Reason: fmt.Sprintf("events from sequence %d expired before this subscriber read them", s.next)}
+		}
+		s.h.metrics.replayed.Add(float64(len(events)))
+		if !s.full {
+			for i, ev := range events {
+				events[i] = WithoutBody(ev)
+			}
+		}
+		s.pending = append(s.pending, events...)
+		s.readNext = next
+		return nil
+	}
+	if next > s.next {
+		s.next = next
+	}
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	if s.next > s.h.last {
+		s.lagging.Store(false)
+		return nil
+	}
+	// The log said we are at its head, yet the hub has published beyond
+	// it: a read from a lagging replica of the log. Try again shortly.
+	return errCaughtUpPending
+}
+
+// Close unregisters the subscription. It is safe to call more than once.
+func (s *Subscription) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.h.mu.Lock()
+	delete(s.h.subs, s)
+	s.h.mu.Unlock()
+	s.h.metrics.subscribers.Dec()
+}
+
+// Delivered records that ev reached the subscriber at now.
+func (h *Hub) Delivered(ev *gatewayv1.Event, now time.Time) {
+	h.metrics.deliveries.Inc()
+	if rt := ev.GetReceivedAt(); rt != nil {
+		h.metrics.lag.Observe(now.Sub(rt.AsTime()).Seconds())
+	}
+}
+
+// WithoutBody returns ev without its raw body, sharing everything else. The
+// result must be treated as read-only, like every event the hub hands out.
+func WithoutBody(ev *gatewayv1.Event) *gatewayv1.Event {
+	if len(ev.GetRawBody()) == 0 {
+		return ev
+	}
+	return &gatewayv1.Event{
+		Id:           ev.GetId(),
+		Sequence:     ev.GetSequence(),
+		Type:         ev.GetType(),
+		RawType:      ev.GetRawType(),
+		WebhookId:    ev.GetWebhookId(),
+		OccurredAt:   ev.GetOccurredAt(),
+		ReceivedAt:   ev.GetReceivedAt(),
+		DeliveryId:   ev.GetDeliveryId(),
+		SourceFormat: ev.GetSourceFormat(),
+		Job:          ev.GetJob(),
+		Test:         ev.GetTest(),
+	}
+}
+
+type metrics struct {
+	subscribers prometheus.Gauge
+	deliveries  prometheus.Counter
+	catchUps    prometheus.Counter
+	replayed    prometheus.Counter
+	lag         prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	m := metrics{
+		subscribers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "klingfan_hub_subscribers", Help: "Open subscriptions.",
+		}),
+		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "klingfan_hub_deliveries_total", Help: "Events sent to subscribers.",
+		}),
+		catchUps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "klingfan_hub_catchups_total", Help: "Times a subscriber overflowed its buffer and switched to reading the log.",
+		}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "klingfan_hub_replayed_events_total", Help: "Events read from the log for subscribers catching up or resuming.",
+		}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "klingfan_hub_delivery_lag_seconds",
+			Help:    "Time from receipt of a delivery to its event being sent to a subscriber.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.subscribers, m.deliveries, m.catchUps, m.replayed, m.lag)
+	}
+	return m
+}

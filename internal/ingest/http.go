@@ -1,0 +1,125 @@
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/klingfan/klingfan/internal/registry"
+)
+
+// Routes registers the ingest endpoints on mux:
+// POST /webhooks/kling/{webhook_id} and POST /webhooks/klingai (the
+// registration `default`).
+func (h *Handler) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("/webhooks/kling/{webhook_id}", func(w http.ResponseWriter, r *http.Request) {
+		h.serve(w, r, r.PathValue("webhook_id"))
+	})
+	mux.HandleFunc("/webhooks/klingai", func(w http.ResponseWriter, r *http.Request) {
+		h.serve(w, r, registry.DefaultID)
+	})
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, webhookID string) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method not allowed: use POST"})
+		return
+	}
+	if err := h.precheck(r, webhookID); err != nil {
+		label := webhookID
+		if err.Outcome == OutcomeUnknown {
+			label = "unknown"
+		}
+		h.metrics.observe(label, err.Outcome, nil, 0)
+		h.reject(w, r, webhookID, err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.metrics.observe(webhookID, OutcomeTooLarge, nil, 0)
+			h.reject(w, r, webhookID, tooLarge(h.maxBody))
+			return
+		}
+		// The sender went away or the connection broke mid-body: nothing to answer.
+		h.log.Debug("reading ingest body", "webhook", webhookID, "error", err)
+		return
+	}
+	res, err := h.Deliver(r.Context(), Delivery{
+		WebhookID: webhookID,
+		Header:    r.Header,
+		Token:     r.URL.Query().Get("token"),
+		Body:      body,
+	})
+	if err != nil {
+		h.reject(w, r, webhookID, err)
+		return
+	}
+	if h.log.Enabled(r.Context(), slog.LevelDebug) {
+		h.log.Debug("delivery accepted", "webhook", webhookID, "sequence", res.Event.GetSequence(),
+			"duplicate", res.Duplicate, "ignored", res.Ignored, "body", string(body))
+	}
+	if res.Ignored {
+		writeJSON(w, http.StatusOK, receivedBody{Received: true, Ignored: true})
+		return
+	}
+	writeJSON(w, http.StatusOK, receivedBody{Received: true})
+}
+
+// precheck rejects what can be rejected before reading the body: an unknown
+// or inactive registration, a body that declares itself too large, or one
+// that is not JSON. A missing Content-Type is tolerated, because the body
+// is parsed as JSON anyway.
+func (h *Handler) precheck(r *http.Request, webhookID string) *Error {
+	wh, ok := h.regs.Get(webhookID)
+	if !ok {
+		return &Error{Status: http.StatusNotFound, Outcome: OutcomeUnknown, Message: "unknown webhook"}
+	}
+	if !wh.Active {
+		return &Error{Status: http.StatusForbidden, Outcome: OutcomeInactive, Message: "webhook is inactive"}
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
+			return &Error{Status: http.StatusUnsupportedMediaType, Outcome: OutcomeMediaType, Message: "content type must be application/json"}
+		}
+	}
+	if r.ContentLength > h.maxBody {
+		return tooLarge(h.maxBody)
+	}
+	return nil
+}
+
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, webhookID string, err error) {
+	var ie *Error
+	if !errors.As(err, &ie) {
+		ie = &Error{Status: http.StatusServiceUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}
+	}
+	if ie.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	h.log.Info("delivery rejected", "webhook", webhookID, "status", ie.Status, "outcome", ie.Outcome,
+		"reason", ie.Message, "remote", r.RemoteAddr)
+	writeJSON(w, ie.Status, errorBody{Error: ie.Message})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+type receivedBody struct {
+	Received bool `json:"received"`
+	Ignored  bool `json:"ignored,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

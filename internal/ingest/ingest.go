@@ -1,0 +1,249 @@
+// Package ingest is the HTTP side that Kling posts to. It authenticates a
+// delivery on its raw bytes, normalizes it into an Event and appends it to
+// the durable log, answering 2xx only once the log has acknowledged it.
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/normalize"
+	"github.com/klingfan/klingfan/internal/registry"
+	"github.com/klingfan/klingfan/internal/verify"
+)
+
+// Appender is the part of the log that ingest writes to.
+type Appender interface {
+	Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, duplicate bool, err error)
+}
+
+// Registrations is the part of the registry that ingest reads.
+type Registrations interface {
+	Get(id string) (*registry.Webhook, bool)
+}
+
+// Delivery is one callback as it arrived.
+type Delivery struct {
+	WebhookID string
+	Header    http.Header
+	// Token is the `token` query parameter of the ingest URL.
+	Token string
+	Body  []byte
+	// Test marks deliveries made by SendTestEvent.
+	Test bool
+}
+
+// Result is what became of an accepted delivery.
+type Result struct {
+	// Event is the event as logged (or as it would have been, when Ignored).
+	Event *gatewayv1.Event
+	// Duplicate is set when the log already held this delivery; Event.Sequence
+	// is then the original's.
+	Duplicate bool
+	// Ignored is set when the registration's event filter excluded the event;
+	// nothing was logged.
+	Ignored bool
+}
+
+// Error is a rejected delivery: the HTTP status, the metrics outcome and a
+// message safe to show the sender.
+type Error struct {
+	Status  int
+	Outcome string
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string { return "ingest: " + e.Message }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Outcomes label the deliveries metric.
+const (
+	OutcomeAccepted     = "accepted"
+	OutcomeDuplicate    = "duplicate"
+	OutcomeIgnored      = "ignored"
+	OutcomeBadSignature = "bad_signature"
+	OutcomeStale        = "stale"
+	OutcomeMalformed    = "malformed"
+	OutcomeTooLarge     = "too_large"
+	OutcomeUnavailable  = "unavailable"
+	OutcomeUnknown      = "unknown_webhook"
+	OutcomeInactive     = "inactive"
+	OutcomeMediaType    = "unsupported_media_type"
+)
+
+// Config configures a Handler.
+type Config struct {
+	Logger        *slog.Logger
+	Registrations Registrations
+	Events        Appender
+	Now           func() time.Time
+	MaxBodyBytes  int64
+	// AppendTimeout bounds the wait for the log's acknowledgement before
+	// answering 503; 5s when zero.
+	AppendTimeout time.Duration
+	Metrics       *Metrics
+}
+
+// Handler serves the ingest routes and runs deliveries for SendTestEvent.
+type Handler struct {
+	log     *slog.Logger
+	regs    Registrations
+	app     Appender
+	now     func() time.Time
+	maxBody int64
+	timeout time.Duration
+	metrics *Metrics
+}
+
+// New returns a Handler.
+func New(c Config) *Handler {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.AppendTimeout == 0 {
+		c.AppendTimeout = 5 * time.Second
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	return &Handler{log: c.Logger, regs: c.Registrations, app: c.Events, now: c.Now, maxBody: c.MaxBodyBytes, timeout: c.AppendTimeout, metrics: c.Metrics}
+}
+
+// Deliver verifies, normalizes and logs one delivery. Errors are *Error.
+func (h *Handler) Deliver(ctx context.Context, d Delivery) (Result, error) {
+	start := h.now()
+	res, err := h.deliver(ctx, d)
+	outcome := OutcomeAccepted
+	var ie *Error
+	switch {
+	case errors.As(err, &ie):
+		outcome = ie.Outcome
+	case err != nil:
+		outcome = OutcomeUnavailable
+	case res.Duplicate:
+		outcome = OutcomeDuplicate
+	case res.Ignored:
+		outcome = OutcomeIgnored
+	}
+	label := d.WebhookID
+	if outcome == OutcomeUnknown {
+		label = "unknown" // unregistered ids must not grow the label set
+	}
+	h.metrics.observe(label, outcome, res.Event, h.now().Sub(start))
+	return res, err
+}
+
+func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
+	w, ok := h.regs.Get(d.WebhookID)
+	if !ok {
+		return Result{}, &Error{Status: http.StatusNotFound, Outcome: OutcomeUnknown, Message: "unknown webhook"}
+	}
+	if !w.Active {
+		return Result{}, &Error{Status: http.StatusForbidden, Outcome: OutcomeInactive, Message: "webhook is inactive"}
+	}
+	if int64(len(d.Body)) > h.maxBody {
+		return Result{}, tooLarge(h.maxBody)
+	}
+	deliveryID, err := h.authenticate(w, d)
+	if err != nil {
+		return Result{}, err
+	}
+	ev, err := normalize.Parse(d.Body)
+	if err != nil {
+		return Result{}, &Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Message: publicParseMessage(err), Err: err}
+	}
+	if deliveryID == "" {
+		sum := sha256.Sum256(d.Body)
+		deliveryID = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	ev.WebhookId = w.ID
+	ev.DeliveryId = deliveryID
+	ev.Id = EventID(w.ID, deliveryID)
+	ev.ReceivedAt = timestamppb.New(h.now())
+	ev.Test = d.Test
+	if !w.Accepts(ev.Type) {
+		return Result{Event: ev, Ignored: true}, nil
+	}
+	ev.RawBody = d.Body
+
+	actx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	seq, dup, err := h.app.Append(actx, ev)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn("log append failed", "webhook", w.ID, "error", err)
+		}
+		return Result{}, &Error{Status: http.StatusServiceUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}
+	}
+	ev.Sequence = seq
+	return Result{Event: ev, Duplicate: dup}, nil
+}
+
+// authenticate checks the delivery against the registration's valid
+// secrets, on the raw bytes, and returns the sender's delivery id when the
+// scheme has one.
+func (h *Handler) authenticate(w *registry.Webhook, d Delivery) (string, error) {
+	now := h.now()
+	keys := w.Keys(now)
+	var (
+		id  string
+		err error
+	)
+	switch w.Scheme {
+	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE:
+		err = verify.KlingSignature(d.Header.Get(verify.HeaderKlingSignature), d.Body, keys)
+	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS:
+		id, err = verify.StandardWebhooks(d.Header, d.Body, keys, now, w.Tolerance)
+	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN:
+		err = verify.URLToken(d.Token, keys)
+	default:
+		err = fmt.Errorf("ingest: registration %q has no usable scheme", w.ID)
+	}
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.Is(err, verify.ErrStale):
+		return "", &Error{Status: http.StatusUnauthorized, Outcome: OutcomeStale, Message: "timestamp outside tolerance", Err: err}
+	case errors.Is(err, verify.ErrMissingSignature):
+		return "", &Error{Status: http.StatusUnauthorized, Outcome: OutcomeBadSignature, Message: "missing signature", Err: err}
+	default:
+		return "", &Error{Status: http.StatusUnauthorized, Outcome: OutcomeBadSignature, Message: "invalid signature", Err: err}
+	}
+}
+
+func tooLarge(limit int64) *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Outcome: OutcomeTooLarge, Message: fmt.Sprintf("body exceeds %d bytes", limit)}
+}
+
+// publicParseMessage keeps the parser's explanation (it names fields, never
+// values) so a sender can fix its payload.
+func publicParseMessage(err error) string {
+	if errors.Is(err, normalize.ErrUnknownShape) {
+		return "unrecognised payload: not a Kling event or task callback"
+	}
+	return err.Error()
+}
+
+var eventIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// EventID derives an event's id from its registration and delivery id, so
+// the same delivery always gets the same id, even when it arrives again
+// after the duplicate window.
+func EventID(webhookID, deliveryID string) string {
+	h := sha256.New()
+	h.Write([]byte(webhookID))
+	h.Write([]byte{0})
+	h.Write([]byte(deliveryID))
+	return "evt_" + eventIDEncoding.EncodeToString(h.Sum(nil)[:16])
+}

@@ -1,0 +1,298 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/ingest"
+	"github.com/klingfan/klingfan/internal/registry"
+	"github.com/klingfan/klingfan/internal/store"
+	"github.com/klingfan/klingfan/internal/verify"
+)
+
+// Kling's published Standard Webhooks example.
+const (
+	exampleSecret    = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXR0ZXN0c2VjcmV0MTI="
+	exampleID        = "9876543210"
+	exampleTimestamp = "1781080794"
+	exampleSignature = "v1,UsKlJP00XoQyOn410NM9xv34sP+Gl0jnOO9Lcpr7NJ4="
+)
+
+const (
+	klingSecret = "kling-secret-for-tests"
+	urlToken    = "url-token-0123456789abcdefghijklmnopqrstuv"
+)
+
+// rig is a real ingest handler on a real HTTP server over a real embedded
+// JetStream log.
+type rig struct {
+	t     *testing.T
+	store *store.Store
+	reg   *registry.Registry
+	srv   *httptest.Server
+	now   time.Time
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reg, err := registry.Open(ctx, st.KV(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, store: st, reg: reg, now: time.Unix(1781080794, 0)}
+	create := func(w registry.Webhook) {
+		w.Active = w.ID != "inactive"
+		w.CreateTime, w.UpdateTime = r.now, r.now
+		if w.Tolerance == 0 {
+			w.Tolerance = registry.DefaultTolerance
+		}
+		if _, err := reg.Create(ctx, &w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kling := gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE
+	create(registry.Webhook{ID: registry.DefaultID, Scheme: kling, Secrets: []registry.Secret{{Value: klingSecret}}})
+	create(registry.Webhook{ID: "std", Scheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS, Secrets: []registry.Secret{{Value: exampleSecret}}})
+	create(registry.Webhook{ID: "tok", Scheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN, Secrets: []registry.Secret{{Value: urlToken}}})
+	create(registry.Webhook{ID: "inactive", Scheme: kling, Secrets: []registry.Secret{{Value: klingSecret}}})
+	create(registry.Webhook{ID: "completed-only", Scheme: kling, Secrets: []registry.Secret{{Value: klingSecret}},
+		EventTypes: []gatewayv1.EventType{gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED}})
+
+	h := ingest.New(ingest.Config{
+		Logger: log, Registrations: reg, Events: st, MaxBodyBytes: 4096,
+		Now: func() time.Time { return r.now },
+	})
+	mux := http.NewServeMux()
+	h.Routes(mux)
+	r.srv = httptest.NewServer(mux)
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *rig) last() uint64 {
+	r.t.Helper()
+	_, last, err := r.store.Bounds(context.Background())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return last
+}
+
+func (r *rig) do(method, path string, header http.Header, body []byte) (int, map[string]any) {
+	r.t.Helper()
+	req, err := http.NewRequest(method, r.srv.URL+path, bytes.NewReader(body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req.Header = header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	resp, err := r.srv.Client().Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		r.t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		r.t.Fatalf("response is not JSON: %v", err)
+	}
+	return resp.StatusCode, out
+}
+
+func golden(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func jsonHeader(kv ...string) http.Header {
+	h := http.Header{"Content-Type": {"application/json"}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	return h
+}
+
+func klingSigned(body []byte) http.Header {
+	return jsonHeader(verify.HeaderKlingSignature, verify.SignKling([]byte(klingSecret), body))
+}
+
+func standardSigned(body []byte, id string, ts time.Time) http.Header {
+	key, _ := verify.DecodeStandardSecret(exampleSecret)
+	return jsonHeader(verify.HeaderWebhookID, id, verify.HeaderWebhookTimestamp, strconv.FormatInt(ts.Unix(), 10),
+		verify.HeaderWebhookSignature, verify.SignStandard(key, id, ts, body))
+}
+
+func TestIngest(t *testing.T) {
+	r := newRig(t)
+	example := golden(t, "standard_webhooks_example.json")
+	flipped := bytes.Clone(example)
+	flipped[10] ^= 1
+	exampleHeader := jsonHeader(verify.HeaderWebhookID, exampleID, verify.HeaderWebhookTimestamp, exampleTimestamp, verify.HeaderWebhookSignature, exampleSignature)
+	completed := golden(t, "kling_event_completed.json")
+	legacy := golden(t, "legacy_succeed.json")
+	v2 := golden(t, "v2_succeeded_video.json")
+	processing := []byte(`{"event":"video.processing","timestamp":"2026-06-10T08:00:00Z","data":{"job_id":"j-9","status":"processing","progress":10}}`)
+
+	cases := []struct {
+		name     string
+		method   string
+		path     string
+		header   http.Header
+		body     []byte
+		status   int
+		want     map[string]any // subset of the JSON answer
+		appended int            // how many events the log gains
+	}{
+		{name: "kling signature, signed event format", path: "/webhooks/klingai", header: klingSigned(completed), body: completed,
+			status: 200, want: map[string]any{"received": true}, appended: 1},
+		{name: "kling signature, legacy callback", path: "/webhooks/kling/default", header: klingSigned(legacy), body: legacy,
+			status: 200, want: map[string]any{"received": true}, appended: 1},
+		{name: "kling signature, v2 callback", path: "/webhooks/klingai", header: klingSigned(v2), body: v2,
+			status: 200, want: map[string]any{"received": true}, appended: 1},
+		{name: "duplicate identical body is acknowledged, not logged", path: "/webhooks/klingai", header: klingSigned(v2), body: v2,
+			status: 200, want: map[string]any{"received": true}},
+		{name: "kling signature wrong", path: "/webhooks/klingai", header: jsonHeader(verify.HeaderKlingSignature, verify.SignKling([]byte("nope"), completed)), body: completed,
+			status: 401, want: map[string]any{"error": "invalid signature"}},
+		{name: "kling signature missing", path: "/webhooks/klingai", header: jsonHeader(), body: completed,
+			status: 401, want: map[string]any{"error": "missing signature"}},
+		{name: "body signature field is not the authority", path: "/webhooks/klingai", header: jsonHeader(),
+			body: []byte(`{"event":"video.completed","signature":"sha256=00","data":{"job_id":"x"}}`), status: 401},
+		{name: "standard webhooks published example", path: "/webhooks/kling/std", header: exampleHeader, body: example,
+			status: 200, want: map[string]any{"received": true}, appended: 1},
+		{name: "standard webhooks same webhook-id again", path: "/webhooks/kling/std", header: exampleHeader, body: example,
+			status: 200, want: map[string]any{"received": true}},
+		{name: "standard webhooks one byte flipped", path: "/webhooks/kling/std", header: exampleHeader, body: flipped,
+			status: 401, want: map[string]any{"error": "invalid signature"}},
+		{name: "standard webhooks stale", path: "/webhooks/kling/std", header: standardSigned(v2, "msg-stale", r.now.Add(-10*time.Minute)), body: v2,
+			status: 401, want: map[string]any{"error": "timestamp outside tolerance"}},
+		{name: "standard webhooks from the future", path: "/webhooks/kling/std", header: standardSigned(v2, "msg-future", r.now.Add(10*time.Minute)), body: v2,
+			status: 401},
+		{name: "standard webhooks legacy body", path: "/webhooks/kling/std", header: standardSigned(legacy, "msg-legacy", r.now), body: legacy,
+			status: 200, appended: 1},
+		{name: "url token", path: "/webhooks/kling/tok?token=" + urlToken, header: jsonHeader(), body: legacy,
+			status: 200, want: map[string]any{"received": true}, appended: 1},
+		{name: "url token wrong", path: "/webhooks/kling/tok?token=" + urlToken[:len(urlToken)-1] + "x", header: jsonHeader(), body: v2,
+			status: 401, want: map[string]any{"error": "invalid signature"}},
+		{name: "url token missing", path: "/webhooks/kling/tok", header: jsonHeader(), body: v2, status: 401},
+		{name: "unknown registration", path: "/webhooks/kling/nobody", header: klingSigned(completed), body: completed,
+			status: 404, want: map[string]any{"error": "unknown webhook"}},
+		{name: "inactive registration", path: "/webhooks/kling/inactive", header: klingSigned(completed), body: completed, status: 403},
+		{name: "event type outside the filter", path: "/webhooks/kling/completed-only", header: klingSigned(processing), body: processing,
+			status: 200, want: map[string]any{"received": true, "ignored": true}},
+		{name: "event type inside the filter", path: "/webhooks/kling/completed-only", header: klingSigned(completed), body: completed,
+			status: 200, appended: 1},
+		{name: "body too large", path: "/webhooks/klingai", header: klingSigned(bytes.Repeat([]byte(" "), 5000)), body: bytes.Repeat([]byte(" "), 5000), status: 413},
+		{name: "not JSON content type", path: "/webhooks/klingai", header: http.Header{"Content-Type": {"text/plain"}}, body: completed, status: 415},
+		{name: "malformed JSON", path: "/webhooks/klingai", header: klingSigned([]byte(`{"event":`)), body: []byte(`{"event":`), status: 400},
+		{name: "unknown shape", path: "/webhooks/klingai", header: klingSigned([]byte(`{"hello":"world"}`)), body: []byte(`{"hello":"world"}`), status: 400},
+		{name: "GET is not allowed", method: http.MethodGet, path: "/webhooks/klingai", status: 405},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := r.last()
+			method := tc.method
+			if method == "" {
+				method = http.MethodPost
+			}
+			status, got := r.do(method, tc.path, tc.header, tc.body)
+			if status != tc.status {
+				t.Fatalf("status = %d, want %d (body %v)", status, tc.status, got)
+			}
+			if status >= 400 {
+				if msg, ok := got["error"].(string); !ok || msg == "" {
+					t.Errorf("error body = %v, want {\"error\": ...}", got)
+				}
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %v, want %v (body %v)", k, got[k], v, got)
+				}
+			}
+			if after := r.last(); after-before != uint64(tc.appended) {
+				t.Errorf("log grew by %d events, want %d", after-before, tc.appended)
+			}
+		})
+	}
+}
+
+func TestIngestStoredEvent(t *testing.T) {
+	r := newRig(t)
+	body := golden(t, "legacy_succeed.json")
+	if status, got := r.do(http.MethodPost, "/webhooks/klingai", klingSigned(body), body); status != 200 {
+		t.Fatalf("status %d: %v", status, got)
+	}
+	ev, err := r.store.Get(context.Background(), r.last())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ev.GetRawBody(), body) {
+		t.Error("raw body not kept byte for byte")
+	}
+	if ev.GetWebhookId() != "default" || ev.GetSourceFormat() != gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY ||
+		ev.GetType() != gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED || !strings.HasPrefix(ev.GetId(), "evt_") ||
+		!strings.HasPrefix(ev.GetDeliveryId(), "sha256:") || !ev.GetReceivedAt().AsTime().Equal(r.now) {
+		t.Errorf("stored event = %v", ev)
+	}
+	if ev.GetId() != ingest.EventID("default", ev.GetDeliveryId()) {
+		t.Errorf("event id %q is not derived from the delivery", ev.GetId())
+	}
+}
+
+func TestIngestLogUnavailable(t *testing.T) {
+	r := newRig(t)
+	body := golden(t, "kling_event_completed.json")
+	if err := r.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	status, got := r.do(http.MethodPost, "/webhooks/klingai", klingSigned(body), body)
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("status = %d, want 503 (%v)", status, got)
+	}
+}
+
+func TestIngestChunkedBodyTooLarge(t *testing.T) {
+	r := newRig(t)
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write(bytes.Repeat([]byte("a"), 10000))
+		pw.Close()
+	}()
+	req, _ := http.NewRequest(http.MethodPost, r.srv.URL+"/webhooks/klingai", pr)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status = %d, want 413", resp.StatusCode)
+	}
+}

@@ -1,0 +1,50 @@
+package ingest
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+)
+
+// Metrics counts what ingest does.
+type Metrics struct {
+	deliveries *prometheus.CounterVec
+	latency    prometheus.Histogram
+	events     *prometheus.CounterVec
+}
+
+// NewMetrics creates the ingest metrics and registers them with reg when it
+// is not nil.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "klingfan_ingest_deliveries_total",
+			Help: "Deliveries received, by webhook and outcome.",
+		}, []string{"webhook", "outcome"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "klingfan_ingest_duration_seconds",
+			Help:    "Time from a complete body to the answer, including the durable append.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "klingfan_ingest_events_total",
+			Help: "Events appended to the log, by type.",
+		}, []string{"type"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.deliveries, m.latency, m.events)
+	}
+	return m
+}
+
+func (m *Metrics) observe(webhook, outcome string, ev *gatewayv1.Event, took time.Duration) {
+	m.deliveries.WithLabelValues(webhook, outcome).Inc()
+	if outcome == OutcomeAccepted {
+		m.events.WithLabelValues(ev.GetType().String()).Inc()
+	}
+	if took > 0 {
+		m.latency.Observe(took.Seconds())
+	}
+}

@@ -1,0 +1,340 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+)
+
+const (
+	// readBatch caps how many messages a read consumer buffers in the
+	// client. Large enough to amortise pull round trips during catch-up,
+	// small enough that a page of large raw bodies stays bounded.
+	readBatch = 2048
+	// readIdleTimeout bounds the wait for the next message of a read whose
+	// consumer reported more pending. It only fires when messages vanish
+	// mid-read (expiry) or the server stalls.
+	readIdleTimeout = 5 * time.Second
+	// readInactiveThreshold lets the server reap a read consumer whose
+	// explicit deletion failed (for example because the connection broke).
+	readInactiveThreshold = 30 * time.Second
+	// consumerDeleteTimeout bounds the clean-up of a read consumer.
+	consumerDeleteTimeout = 2 * time.Second
+	// maxBackwardWindow caps the sequence range ReadBackward scans per
+	// consumer; windows grow up to it while filters keep matching little.
+	maxBackwardWindow = 1 << 16
+)
+
+// Read returns up to limit events with sequence >= from in ascending order,
+// and next, the sequence to read from next time: the last returned sequence
+// + 1, or LastSeq+1 once the end of the log was reached. An empty log, or
+// from beyond the last sequence, yields no events and next = from.
+//
+// Non-empty webhookIDs and jobIDs are pushed down to JetStream as filter
+// subjects when their product is small; callers still apply their own full
+// filter. Read streams from an ordered consumer in batches, which is what
+// makes catch-up of a lagging subscriber fast.
+func (s *Store) Read(ctx context.Context, from uint64, limit int, webhookIDs, jobIDs []string) (events []*gatewayv1.Event, next uint64, err error) {
+	from = max(from, 1)
+	if limit <= 0 {
+		return nil, from, nil
+	}
+	filters := filterSubjects(webhookIDs, jobIDs)
+	// A filtered read takes the log's last sequence before it scans: once
+	// the filter matches nothing more, next can skip the non-matching tail
+	// without skipping a matching event appended during the scan. An
+	// unfiltered read learns the same from the last message it reads and
+	// saves the round trip, which matters for paged catch-up.
+	var last uint64
+	if filters != nil {
+		st, err := s.state(ctx)
+		if err != nil {
+			return nil, from, err
+		}
+		if from > st.last || st.msgs == 0 {
+			return nil, from, nil
+		}
+		last = st.last
+	}
+
+	events = make([]*gatewayv1.Event, 0, min(limit, readBatch))
+	var lastSeen uint64
+	end, err := s.scan(ctx, from, 0, min(limit, readBatch), filters,
+		func(seq uint64, data []byte) bool {
+			lastSeen = seq
+			if ev := s.decodeOrSkip(data, seq); ev != nil {
+				events = append(events, ev)
+			}
+			return len(events) < limit
+		})
+	if err != nil {
+		// Hand out what was read before a transient failure: the caller
+		// resumes from next and sees no gap.
+		if lastSeen > 0 && errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
+			return events, lastSeen + 1, nil
+		}
+		return nil, from, err
+	}
+	next = from
+	if lastSeen > 0 {
+		next = lastSeen + 1
+	}
+	if end && filters != nil {
+		next = max(next, last+1)
+	}
+	return events, next, nil
+}
+
+// ReadBackward returns up to limit events with sequence <= from in descending
+// order, for newest-first listings, and next, the sequence to continue from
+// (0 once the beginning of the log is reached). Filters behave as in Read.
+//
+// JetStream consumers only read forward, so ReadBackward reads windows of
+// sequences ending at from, newest window first, keeping only the newest
+// matches of each; a window doubles while filters match sparsely, so a rare
+// job costs a few server-side scans instead of one round trip per sequence.
+func (s *Store) ReadBackward(ctx context.Context, from uint64, limit int, webhookIDs, jobIDs []string) (events []*gatewayv1.Event, next uint64, err error) {
+	if from == 0 {
+		return nil, 0, nil
+	}
+	if limit <= 0 {
+		return nil, from, nil
+	}
+	st, err := s.state(ctx)
+	if err != nil {
+		return nil, from, err
+	}
+	if st.msgs == 0 {
+		return nil, 0, nil
+	}
+	hi := min(from, st.last)
+	filters := filterSubjects(webhookIDs, jobIDs)
+	window := uint64(limit)
+	if filters != nil {
+		window = max(4*uint64(limit), 256)
+	}
+	window = min(window, maxBackwardWindow)
+
+	type raw struct {
+		seq  uint64
+		data []byte
+	}
+	events = make([]*gatewayv1.Event, 0, min(uint64(limit), hi-min(hi, st.first)+1, readBatch))
+	for hi >= st.first && len(events) < limit {
+		lo := st.first
+		if hi-st.first >= window {
+			lo = hi - window + 1
+		}
+		need := limit - len(events)
+		// Only the newest `need` matches of the window can be returned;
+		// compact the buffer so memory follows limit, not the window.
+		buf := make([]raw, 0, min(2*need, readBatch))
+		_, err := s.scan(ctx, lo, hi, int(min(window, readBatch)), filters, func(seq uint64, data []byte) bool {
+			if len(buf) == 2*need {
+				buf = buf[:copy(buf, buf[need:])]
+			}
+			buf = append(buf, raw{seq, data})
+			return true
+		})
+		if err != nil {
+			return nil, from, err
+		}
+		if len(buf) > need {
+			buf = buf[len(buf)-need:]
+		}
+		for i := len(buf) - 1; i >= 0; i-- {
+			if ev := s.decodeOrSkip(buf[i].data, buf[i].seq); ev != nil {
+				events = append(events, ev)
+			}
+			if len(events) == limit {
+				if buf[i].seq <= st.first {
+					return events, 0, nil
+				}
+				return events, buf[i].seq - 1, nil
+			}
+		}
+		hi = lo - 1
+		window = min(2*window, maxBackwardWindow)
+	}
+	return events, 0, nil
+}
+
+// Tail calls fn for every event with sequence > after, in order, as they are
+// appended, until ctx is done (it then returns ctx.Err()) or the log becomes
+// unreachable for good (the store was closed). It is meant to run once per
+// process, feeding the in-process hub.
+//
+// It uses an ordered consumer, which detects gaps and recreates itself after
+// reconnects and server restarts, resuming after the last delivered
+// sequence; fn therefore never sees a gap or a duplicate. fn is called from
+// the goroutine that called Tail.
+func (s *Store) Tail(ctx context.Context, after uint64, fn func(*gatewayv1.Event)) error {
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if after > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = after + 1
+	}
+	cons, err := s.stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return classify("start tail consumer", err)
+	}
+	defer s.deleteConsumer(ctx, cons)
+	it, err := cons.Messages()
+	if err != nil {
+		return classify("start tail iterator", err)
+	}
+	defer it.Stop()
+	// Next has no context of its own here; stopping the iterator is what
+	// wakes it when ctx ends.
+	stopOnDone := context.AfterFunc(ctx, it.Stop)
+	defer stopOnDone()
+
+	for {
+		msg, err := it.Next(jetstream.NextMaxWait(readIdleTimeout))
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return classify("tail", err)
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			s.log.Error("tail: message without JetStream metadata; skipping",
+				slog.String("subject", msg.Subject()), slog.Any("err", err))
+			continue
+		}
+		if ev := s.decodeOrSkip(msg.Data(), md.Sequence.Stream); ev != nil {
+			fn(ev)
+		}
+	}
+}
+
+// scan feeds visit the messages with sequence >= start that match filters
+// (nil: all), in order, until visit returns false, a message with sequence
+// >= stop has been visited (stop 0: no bound), or the log's end is reached.
+// It reports whether the end was reached, judged by the consumer's pending
+// count, so it never waits for messages that do not exist yet.
+func (s *Store) scan(ctx context.Context, start, stop uint64, batch int, filters []string, visit func(seq uint64, data []byte) bool) (end bool, err error) {
+	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    filters,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       start,
+		InactiveThreshold: readInactiveThreshold,
+	})
+	if err != nil {
+		return false, classify("create read consumer", err)
+	}
+	defer s.reapConsumer(cons)
+	info := cons.CachedInfo()
+	if info == nil {
+		return false, errors.New("store: read consumer has no info")
+	}
+	if info.NumPending == 0 {
+		return true, nil
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(1, min(uint64(batch), info.NumPending))))
+	if err != nil {
+		return false, classify("start read iterator", err)
+	}
+	defer it.Stop()
+	stopOnDone := context.AfterFunc(ctx, it.Stop)
+	defer stopOnDone()
+
+	for {
+		msg, err := it.Next(jetstream.NextMaxWait(readIdleTimeout))
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, classify("read", ctx.Err())
+			}
+			return false, classify("read", err)
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return false, fmt.Errorf("store: read: message without JetStream metadata: %w", err)
+		}
+		seq := md.Sequence.Stream
+		if stop > 0 && seq > stop {
+			return false, nil
+		}
+		if !visit(seq, msg.Data()) {
+			return md.NumPending == 0, nil
+		}
+		if md.NumPending == 0 {
+			return true, nil
+		}
+		if stop > 0 && seq == stop {
+			return false, nil
+		}
+	}
+}
+
+// deleteConsumer removes a finished consumer right away instead of leaving
+// it to the server's inactivity reaper, so consumers do not pile up. Failure
+// is harmless (the reaper still runs) and only logged.
+func (s *Store) deleteConsumer(ctx context.Context, cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil || s.nc.IsClosed() {
+		return
+	}
+	s.deleteConsumerNamed(ctx, info.Name)
+}
+
+func (s *Store) deleteConsumerNamed(ctx context.Context, name string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), consumerDeleteTimeout)
+	defer cancel()
+	if err := s.js.DeleteConsumer(ctx, StreamName, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.log.Debug("delete consumer", slog.String("consumer", name), slog.Any("err", err))
+	}
+}
+
+// reapConsumer hands a finished read consumer to the reaper goroutine, which
+// deletes it off the read's critical path: deletion is a full JetStream
+// round trip, a large share of a short paged read. When the queue is full
+// the consumer is left to the server's inactivity threshold instead of
+// blocking the read.
+func (s *Store) reapConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	select {
+	case s.reap <- info.Name:
+	default:
+	}
+}
+
+// runReaper deletes the consumers queued by reapConsumer until quit closes.
+// Close stops it before draining the connection; whatever is still queued
+// is then left to the server's inactivity threshold.
+func (s *Store) runReaper(quit <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	for {
+		select {
+		case <-quit:
+			return
+		case name := <-s.reap:
+			s.deleteConsumerNamed(context.Background(), name)
+		}
+	}
+}
+
+// decodeOrSkip decodes a stored event, logging and skipping one that cannot
+// be decoded: such a message can never be delivered, and failing the whole
+// read would stall every subscriber behind it forever.
+func (s *Store) decodeOrSkip(data []byte, seq uint64) *gatewayv1.Event {
+	ev, err := decode(data, seq)
+	if err != nil {
+		s.log.Error("skipping undecodable event", slog.Uint64("sequence", seq), slog.Any("err", err))
+		return nil
+	}
+	return ev
+}

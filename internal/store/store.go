@@ -1,0 +1,470 @@
+// Package store owns klingfan's durable state in NATS JetStream: the event
+// log (a stream) and the webhook registrations (a key-value bucket).
+//
+// By default the package embeds a NATS server with JetStream in the klingfan
+// process, so a single command runs everything and the file store lives under
+// the data directory. With Config.URL it connects to an external NATS cluster
+// instead, so several klingfan replicas share one replicated log. Callers see
+// the same API either way.
+//
+// The log is the source of truth for delivery guarantees: Append returns only
+// after JetStream has acknowledged the write, so an ingest handler may answer
+// 2xx as soon as Append returns without error. Deduplication of repeated
+// deliveries is delegated to JetStream's Nats-Msg-Id window, which survives
+// restarts because the server rebuilds it from the stored messages.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the JetStream assets klingfan owns. They are part of the
+// operational contract: operators inspect them with the nats CLI and several
+// klingfan replicas find each other's data through them.
+const (
+	// StreamName is the stream that holds every accepted event, on subjects
+	// "klingfan.events.<webhook_id>.<job token>.<event id>".
+	StreamName = "KLINGFAN_EVENTS"
+	// BucketName is the key-value bucket that holds webhook registrations.
+	BucketName = "klingfan-webhooks"
+)
+
+// Defaults applied by Open to zero Config fields.
+const (
+	// DefaultRetention is how long events stay in the log: long enough for a
+	// subscriber that was down over a weekend to resume without loss.
+	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultDuplicateWindow is how long a repeated delivery is recognised
+	// and acknowledged without a second append. Kling's retry schedule is
+	// undocumented; two hours covers any plausible retry burst.
+	DefaultDuplicateWindow = 2 * time.Hour
+)
+
+// Timeouts for steps that have no caller context of their own.
+const (
+	// serverReadyTimeout bounds how long Open waits for the embedded server
+	// to accept connections, so a broken store fails start-up instead of
+	// hanging it.
+	serverReadyTimeout = 10 * time.Second
+	// drainTimeout bounds Close's graceful drain of the client connection.
+	drainTimeout = 5 * time.Second
+	// requestTimeout is the default wait for a JetStream API round trip when
+	// the caller's context carries no deadline.
+	requestTimeout = 5 * time.Second
+	// reapQueue bounds the read consumers awaiting deletion.
+	reapQueue = 1024
+)
+
+var (
+	// ErrNotFound reports that the requested event does not exist: it was
+	// never written, or retention or a deletion removed it.
+	ErrNotFound = errors.New("store: not found")
+	// ErrUnavailable reports that the log could not be reached: a timeout,
+	// no responders, a closed or disconnected connection, or JetStream not
+	// being ready. The operation may succeed when retried later, so ingest
+	// answers 503 to make the sender retry.
+	ErrUnavailable = errors.New("store: log unavailable")
+	// ErrInvalidEvent reports that an event cannot be stored because a field
+	// that becomes part of its subject or deduplication key is missing or is
+	// not a valid NATS subject token. Retrying will not help.
+	ErrInvalidEvent = errors.New("store: invalid event")
+)
+
+// Config configures Open. The zero value of every field except DataDir (in
+// embedded mode) selects a sensible default.
+type Config struct {
+	// DataDir is the directory for klingfan's state. The embedded server's
+	// file store lives under DataDir/jetstream. Required unless URL is set.
+	DataDir string
+	// NATSListen, when non-empty ("host:port"), makes the embedded server
+	// also accept external NATS clients, for debugging with the nats CLI.
+	// Port 0 picks a free port.
+	// Empty opens no port at all, so nothing but this process can reach the
+	// log.
+	NATSListen string
+	// URL, when non-empty, connects to this external NATS deployment
+	// (comma-separated seed URLs) instead of embedding a server.
+	URL string
+	// Replicas is the replication factor of the stream and the bucket; 0
+	// means 1. Values above 1 need an external cluster.
+	Replicas int
+	// Retention is the events stream's MaxAge; 0 means DefaultRetention.
+	Retention time.Duration
+	// DuplicateWindow is how long JetStream remembers delivery ids for
+	// deduplication; 0 means DefaultDuplicateWindow. It must not exceed
+	// Retention.
+	DuplicateWindow time.Duration
+	// SyncAlways makes the embedded server fsync every write before
+	// acknowledging it, trading throughput for durability across power
+	// loss. Ignored with URL, where the cluster's own setting applies.
+	SyncAlways bool
+	// Logger receives the store's and the embedded server's diagnostics;
+	// nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is an open connection to the event log and the registrations bucket.
+// Its methods are safe for concurrent use.
+type Store struct {
+	log    *slog.Logger
+	ns     *server.Server // nil when connected to an external deployment
+	nc     *nats.Conn
+	closed chan struct{} // closed by the connection's ClosedHandler
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	kv     jetstream.KeyValue
+
+	// reap queues finished read consumers for deletion by runReaper, which
+	// runs from Open until Close closes reaperQuit and waits on reaperDone.
+	reap       chan string
+	reaperQuit chan struct{}
+	reaperDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts the embedded NATS server (or connects to cfg.URL), then creates
+// or updates the events stream and the registrations bucket. It fails fast,
+// naming the directory, when the data directory cannot be used, because the
+// embedded server would otherwise only log the problem and run without
+// JetStream.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{log: cfg.Logger, closed: make(chan struct{})}
+
+	if cfg.URL == "" {
+		if err := s.startEmbedded(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.connect(cfg); err != nil {
+		s.shutdownServer()
+		return nil, err
+	}
+	if err := s.ensureAssets(ctx, cfg); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	s.reap = make(chan string, reapQueue)
+	s.reaperQuit = make(chan struct{})
+	s.reaperDone = make(chan struct{})
+	go s.runReaper(s.reaperQuit, s.reaperDone)
+	s.log.Info("store opened",
+		slog.Bool("embedded", s.ns != nil),
+		slog.String("stream", StreamName),
+		slog.String("bucket", BucketName),
+		slog.Int("replicas", cfg.Replicas),
+		slog.Duration("retention", cfg.Retention),
+		slog.Duration("duplicate_window", cfg.DuplicateWindow))
+	return s, nil
+}
+
+// withDefaults validates cfg and fills in defaults, so the rest of Open can
+// rely on every field being meaningful.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	switch {
+	case cfg.Replicas < 0:
+		return cfg, fmt.Errorf("store: replicas must not be negative, got %d", cfg.Replicas)
+	case cfg.Replicas == 0:
+		cfg.Replicas = 1
+	}
+	if cfg.URL == "" {
+		if cfg.DataDir == "" {
+			return cfg, errors.New("store: a data directory is required for the embedded server")
+		}
+		if cfg.Replicas > 1 {
+			return cfg, fmt.Errorf("store: %d replicas need an external NATS cluster (set the NATS URL); the embedded server is a single node", cfg.Replicas)
+		}
+	}
+	switch {
+	case cfg.Retention < 0:
+		return cfg, fmt.Errorf("store: retention must not be negative, got %s", cfg.Retention)
+	case cfg.Retention == 0:
+		cfg.Retention = DefaultRetention
+	}
+	switch {
+	case cfg.DuplicateWindow < 0:
+		return cfg, fmt.Errorf("store: duplicate window must not be negative, got %s", cfg.DuplicateWindow)
+	case cfg.DuplicateWindow == 0:
+		cfg.DuplicateWindow = min(DefaultDuplicateWindow, cfg.Retention)
+	}
+	if cfg.DuplicateWindow > cfg.Retention {
+		return cfg, fmt.Errorf("store: duplicate window %s exceeds retention %s", cfg.DuplicateWindow, cfg.Retention)
+	}
+	return cfg, nil
+}
+
+// startEmbedded checks the data directory, then starts an in-process NATS
+// server with JetStream and waits until it accepts connections.
+func (s *Store) startEmbedded(cfg Config) error {
+	storeDir := filepath.Join(cfg.DataDir, "jetstream")
+	if err := checkWritableDir(storeDir); err != nil {
+		return fmt.Errorf("store: data directory %q is not usable: %w", cfg.DataDir, err)
+	}
+
+	opts := &server.Options{
+		ServerName: "klingfan",
+		JetStream:  true,
+		StoreDir:   storeDir,
+		SyncAlways: cfg.SyncAlways,
+		NoSigs:     true, // klingfan owns signal handling.
+		NoLog:      true, // logs go through slogAdapter below instead.
+		DontListen: cfg.NATSListen == "",
+	}
+	if cfg.NATSListen != "" {
+		host, portStr, err := net.SplitHostPort(cfg.NATSListen)
+		if err != nil {
+			return fmt.Errorf("store: NATS listen address %q: %w", cfg.NATSListen, err)
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil || port < 0 || port > 65535 {
+			return fmt.Errorf("store: NATS listen address %q: invalid port %q", cfg.NATSListen, portStr)
+		}
+		if port == 0 {
+			port = server.RANDOM_PORT // nats-server reads 0 as its default 4222.
+		}
+		opts.Host, opts.Port = host, port
+	}
+
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("store: configure embedded NATS server: %w", err)
+	}
+	ns.SetLoggerV2(slogAdapter{log: s.log.With(slog.String("component", "nats-server"))}, false, false, false)
+	ns.Start()
+	s.ns = ns
+	if !ns.ReadyForConnections(serverReadyTimeout) {
+		s.shutdownServer()
+		return fmt.Errorf("store: embedded NATS server in %q not ready after %s", storeDir, serverReadyTimeout)
+	}
+	if !ns.JetStreamEnabled() {
+		s.shutdownServer()
+		return fmt.Errorf("store: embedded NATS server started without JetStream (store directory %q): %w", storeDir, ErrUnavailable)
+	}
+	if cfg.NATSListen != "" {
+		s.log.Warn("embedded NATS server accepts unauthenticated clients; use only for debugging",
+			slog.String("addr", ns.ClientURL()))
+	}
+	return nil
+}
+
+// checkWritableDir creates dir if needed and proves that files can be
+// created and removed in it.
+func checkWritableDir(dir string) error {
+	// 0700: the data directory also holds klingfan's generated admin token.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".klingfan-probe-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	closeErr := f.Close()
+	removeErr := os.Remove(name)
+	return errors.Join(closeErr, removeErr)
+}
+
+// connect opens the client connection: in-process to the embedded server,
+// or over the network to cfg.URL with unlimited reconnects so a cluster
+// outage degrades to 503s instead of a dead process.
+func (s *Store) connect(cfg Config) error {
+	opts := []nats.Option{
+		nats.Name("klingfan"),
+		nats.DrainTimeout(drainTimeout),
+		nats.ClosedHandler(func(*nats.Conn) { close(s.closed) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			attrs := []any{slog.Any("err", err)}
+			if sub != nil {
+				attrs = append(attrs, slog.String("subject", sub.Subject))
+			}
+			s.log.Warn("NATS asynchronous error", attrs...)
+		}),
+	}
+	url := cfg.URL
+	if s.ns != nil {
+		url = ""
+		opts = append(opts, nats.InProcessServer(s.ns))
+	} else {
+		opts = append(opts,
+			nats.MaxReconnects(-1),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				s.log.Warn("NATS connection lost; reconnecting", slog.Any("err", err))
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				s.log.Info("NATS connection restored", slog.String("url", nc.ConnectedUrlRedacted()))
+			}),
+		)
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		if cfg.URL != "" {
+			return fmt.Errorf("store: connect to NATS at %q: %w: %w", cfg.URL, ErrUnavailable, err)
+		}
+		return fmt.Errorf("store: connect to embedded NATS server: %w", err)
+	}
+	s.nc = nc
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(requestTimeout))
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("store: JetStream client: %w", err)
+	}
+	s.js = js
+	return nil
+}
+
+// ensureAssets creates the events stream and the registrations bucket, or
+// updates their mutable settings (retention, duplicate window) to match cfg.
+func (s *Store) ensureAssets(ctx context.Context, cfg Config) error {
+	stream, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "klingfan accepted webhook events",
+		Subjects:    []string{subjectPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      cfg.Retention,
+		Duplicates:  cfg.DuplicateWindow,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		// AllowDirect stays off on purpose: direct gets may be served by a
+		// lagging replica (breaking read-your-writes right after Append), and
+		// the direct last-by-subject form cannot carry the wildcard subject
+		// GetByID needs.
+		AllowDirect: false,
+	})
+	if err != nil {
+		return classify("create or update stream "+StreamName, err)
+	}
+	s.stream = stream
+
+	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      BucketName,
+		Description: "klingfan webhook registrations",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return classify("create or update key-value bucket "+BucketName, err)
+	}
+	s.kv = kv
+	return nil
+}
+
+// KV returns the registrations bucket. The registry package owns the record
+// format; the store only guarantees the bucket exists.
+func (s *Store) KV() jetstream.KeyValue { return s.kv }
+
+// Ready reports whether the log can currently serve requests: the connection
+// is up and the stream answers. It backs /readyz, so it is cheap and bounded
+// by ctx.
+func (s *Store) Ready(ctx context.Context) error {
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("store: NATS connection is %s: %w", st, ErrUnavailable)
+	}
+	if _, err := s.stream.Info(ctx); err != nil {
+		return classify("stream info", err)
+	}
+	return nil
+}
+
+// Close drains the client connection (letting in-flight consumers finish),
+// then shuts the embedded server down and waits for it, which flushes the
+// file store. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if s.reaperQuit != nil {
+			close(s.reaperQuit)
+			<-s.reaperDone
+		}
+		if s.nc != nil {
+			if err := s.nc.Drain(); err != nil {
+				s.nc.Close()
+			}
+			timer := time.NewTimer(drainTimeout + time.Second)
+			select {
+			case <-s.closed:
+			case <-timer.C:
+				s.log.Warn("NATS connection drain timed out; closing")
+				s.nc.Close()
+			}
+			timer.Stop()
+		}
+		s.shutdownServer()
+		s.log.Info("store closed")
+	})
+	return s.closeErr
+}
+
+// shutdownServer stops the embedded server, if any, and waits until it has
+// released the store directory.
+func (s *Store) shutdownServer() {
+	if s.ns == nil {
+		return
+	}
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}
+
+// classify wraps err with the failed operation and, when the failure is a
+// connection-class one that a retry may cure, with ErrUnavailable.
+func classify(op string, err error) error {
+	if isUnavailable(err) {
+		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// isUnavailable reports whether err means "the log cannot be reached right
+// now" as opposed to "this request is wrong".
+func isUnavailable(err error) bool {
+	for _, target := range []error{
+		context.DeadlineExceeded,
+		nats.ErrTimeout,
+		nats.ErrNoResponders,
+		nats.ErrConnectionClosed,
+		nats.ErrConnectionDraining,
+		nats.ErrConnectionReconnecting,
+		nats.ErrDisconnected,
+		nats.ErrNoServers,
+		nats.ErrJetStreamNotEnabled,
+		jetstream.ErrNoStreamResponse,
+		jetstream.ErrConnectionClosed,
+		jetstream.ErrServerShutdown,
+		jetstream.ErrJetStreamNotEnabled,
+		jetstream.ErrJetStreamNotEnabledForAccount,
+		jetstream.ErrStreamNotFound,
+		// The store stops its iterators only when the caller's context
+		// ends, which is checked first; any other stop means the
+		// connection was drained or closed underneath.
+		jetstream.ErrMsgIteratorClosed,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	// JetStream answers 503 when it, the stream's leader or its storage is
+	// temporarily unable to serve (no quorum, insufficient resources).
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code == 503
+}
