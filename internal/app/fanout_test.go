@@ -550,4 +550,3 @@ func scrape(t *testing.T, srv *apptest.Server, name string) float64 {
 	}
 	return -1
 }
-

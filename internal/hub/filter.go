@@ -26,7 +26,9 @@ type FilterError struct {
 	Reason string
 }
 
-func (e *FilterError) Error() string { return fmt.Sprintf("hub: invalid filter: %s: %s", e.Field, e.Reason) }
+func (e *FilterError) Error() string {
+	return fmt.Sprintf("hub: invalid filter: %s: %s", e.Field, e.Reason)
+}
 func (e *FilterError) Unwrap() error { return ErrInvalidFilter }
 
 // Filter selects events: AND across fields, OR within one; an empty field
