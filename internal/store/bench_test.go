@@ -29,6 +29,8 @@ func BenchmarkAppend(b *testing.B) {
 		ctx := context.Background()
 		var n atomic.Int64
 		b.ReportAllocs()
+		// Many concurrent webhook deliveries, as under real ingest load.
+		b.SetParallelism(16)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := n.Add(1)

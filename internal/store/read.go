@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -65,7 +67,7 @@ func (s *Store) Read(ctx context.Context, from uint64, limit int, webhookIDs, jo
 
 	events = make([]*gatewayv1.Event, 0, min(limit, readBatch))
 	var lastSeen uint64
-	end, err := s.scan(ctx, from, 0, min(limit, readBatch), filters,
+	end, err := s.scan(ctx, from, 0, limit, limit, filters,
 		func(seq uint64, data []byte) bool {
 			lastSeen = seq
 			if ev := s.decodeOrSkip(data, seq); ev != nil {
@@ -135,7 +137,13 @@ func (s *Store) ReadBackward(ctx context.Context, from uint64, limit int, webhoo
 		// Only the newest `need` matches of the window can be returned;
 		// compact the buffer so memory follows limit, not the window.
 		buf := make([]raw, 0, min(2*need, readBatch))
-		_, err := s.scan(ctx, lo, hi, int(min(window, readBatch)), filters, func(seq uint64, data []byte) bool {
+		// Unfiltered, the window holds at most hi-lo+1 messages; filtered,
+		// the scan may have to see the first match beyond hi to stop.
+		maxMsgs := 0
+		if filters == nil {
+			maxMsgs = int(hi - lo + 1)
+		}
+		_, err := s.scan(ctx, lo, hi, maxMsgs, int(window), filters, func(seq uint64, data []byte) bool {
 			if len(buf) == 2*need {
 				buf = buf[:copy(buf, buf[need:])]
 			}
@@ -165,46 +173,69 @@ func (s *Store) ReadBackward(ctx context.Context, from uint64, limit int, webhoo
 	return events, 0, nil
 }
 
-// Tail calls fn for every event with sequence > after, in order, as they are
-// appended, until ctx is done (it then returns ctx.Err()) or the log becomes
-// unreachable for good (the store was closed). It is meant to run once per
-// process, feeding the in-process hub.
-//
-// It uses an ordered consumer, which detects gaps and recreates itself after
-// reconnects and server restarts, resuming after the last delivered
-// sequence; fn therefore never sees a gap or a duplicate. fn is called from
-// the goroutine that called Tail.
+// Tail calls fn for every event with sequence > after, in order, as they
+// are appended, until ctx is done (it then returns ctx.Err()) or the store
+// is closed. One call per process feeds the in-process hub, so Tail never
+// gives up on a transient failure: an idle log, a reconnect or a consumer
+// lost on the server all resume after the last event delivered, with
+// backoff. fn is called from a single goroutine.
 func (s *Store) Tail(ctx context.Context, after uint64, fn func(*gatewayv1.Event)) error {
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if after > 0 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = after + 1
-	}
-	cons, err := s.stream.OrderedConsumer(ctx, cfg)
-	if err != nil {
+	const maxBackoff = 5 * time.Second
+	backoff := 100 * time.Millisecond
+	for {
+		delivered, err := s.tailOnce(ctx, &after, fn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return classify("start tail consumer", err)
+		select {
+		case <-s.closed:
+			return fmt.Errorf("%w: tail: store closed", ErrUnavailable)
+		default:
+		}
+		if delivered {
+			backoff = 100 * time.Millisecond
+		}
+		s.log.Warn("log tail interrupted; resuming", slog.Uint64("after", after), slog.Any("err", err), slog.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closed:
+			return fmt.Errorf("%w: tail: store closed", ErrUnavailable)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// tailOnce follows the log with one ordered consumer until it fails,
+// advancing *after past every event handed to fn. It reports whether it
+// delivered anything, so Tail can reset its backoff.
+func (s *Store) tailOnce(ctx context.Context, after *uint64, fn func(*gatewayv1.Event)) (delivered bool, err error) {
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if *after > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = *after + 1
+	}
+	cons, err := s.stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return false, classify("start tail consumer", err)
 	}
 	defer s.deleteConsumer(ctx, cons)
 	it, err := cons.Messages()
 	if err != nil {
-		return classify("start tail iterator", err)
+		return false, classify("start tail iterator", err)
 	}
 	defer it.Stop()
-	// Next has no context of its own here; stopping the iterator is what
-	// wakes it when ctx ends.
+	// Next has no context of its own; stopping the iterator is what wakes
+	// it when ctx ends. Without a max wait it blocks through idle periods:
+	// the ordered consumer's heartbeats detect a lost consumer on their own.
 	stopOnDone := context.AfterFunc(ctx, it.Stop)
 	defer stopOnDone()
 
 	for {
-		msg, err := it.Next(jetstream.NextMaxWait(readIdleTimeout))
+		msg, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return classify("tail", err)
+			return delivered, classify("tail", err)
 		}
 		md, err := msg.Metadata()
 		if err != nil {
@@ -212,6 +243,11 @@ func (s *Store) Tail(ctx context.Context, after uint64, fn func(*gatewayv1.Event
 				slog.String("subject", msg.Subject()), slog.Any("err", err))
 			continue
 		}
+		if md.Sequence.Stream <= *after {
+			continue
+		}
+		*after = md.Sequence.Stream
+		delivered = true
 		if ev := s.decodeOrSkip(msg.Data(), md.Sequence.Stream); ev != nil {
 			fn(ev)
 		}
@@ -220,10 +256,12 @@ func (s *Store) Tail(ctx context.Context, after uint64, fn func(*gatewayv1.Event
 
 // scan feeds visit the messages with sequence >= start that match filters
 // (nil: all), in order, until visit returns false, a message with sequence
-// >= stop has been visited (stop 0: no bound), or the log's end is reached.
-// It reports whether the end was reached, judged by the consumer's pending
-// count, so it never waits for messages that do not exist yet.
-func (s *Store) scan(ctx context.Context, start, stop uint64, batch int, filters []string, visit func(seq uint64, data []byte) bool) (end bool, err error) {
+// >= stop has been visited (stop 0: no bound), maxMsgs messages have been
+// visited (0: no bound) or the log's end is reached. It reports whether the
+// end was reached, judged by the consumer's pending count, so it never
+// waits for messages that do not exist yet. batch hints how many messages
+// the caller expects, so small reads do not prefetch large batches.
+func (s *Store) scan(ctx context.Context, start, stop uint64, maxMsgs, batch int, filters []string, visit func(seq uint64, data []byte) bool) (end bool, err error) {
 	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    filters,
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
@@ -241,22 +279,41 @@ func (s *Store) scan(ctx context.Context, start, stop uint64, batch int, filters
 	if info.NumPending == 0 {
 		return true, nil
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(max(1, min(uint64(batch), info.NumPending))))
+	n := min(uint64(max(batch, 1)), uint64(readBatch), info.NumPending)
+	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(n)}
+	if maxMsgs > 0 {
+		// Also caps the pull requests, so nothing past maxMsgs is fetched.
+		opts = append(opts, jetstream.StopAfter(maxMsgs))
+	}
+	it, err := cons.Messages(opts...)
 	if err != nil {
 		return false, classify("start read iterator", err)
 	}
 	defer it.Stop()
 	stopOnDone := context.AfterFunc(ctx, it.Stop)
 	defer stopOnDone()
+	// One resettable watchdog instead of a timeout per Next: a per-call
+	// timer was the largest allocation of a catch-up read.
+	var idle atomic.Bool
+	watchdog := time.AfterFunc(readIdleTimeout, func() {
+		idle.Store(true)
+		it.Stop()
+	})
+	defer watchdog.Stop()
 
+	visited := 0
 	for {
-		msg, err := it.Next(jetstream.NextMaxWait(readIdleTimeout))
+		msg, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				return false, classify("read", ctx.Err())
+			case idle.Load():
+				return false, classify("read", fmt.Errorf("no message within %s although more were pending: %w", readIdleTimeout, nats.ErrTimeout))
 			}
 			return false, classify("read", err)
 		}
+		watchdog.Reset(readIdleTimeout)
 		md, err := msg.Metadata()
 		if err != nil {
 			return false, fmt.Errorf("store: read: message without JetStream metadata: %w", err)
@@ -265,7 +322,8 @@ func (s *Store) scan(ctx context.Context, start, stop uint64, batch int, filters
 		if stop > 0 && seq > stop {
 			return false, nil
 		}
-		if !visit(seq, msg.Data()) {
+		visited++
+		if !visit(seq, msg.Data()) || visited == maxMsgs {
 			return md.NumPending == 0, nil
 		}
 		if md.NumPending == 0 {

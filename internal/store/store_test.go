@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -666,5 +667,50 @@ func TestNATSListen(t *testing.T) {
 	defer s.Close()
 	if err := s.Ready(context.Background()); err != nil {
 		t.Fatalf("Ready: %v", err)
+	}
+}
+
+func TestOpenExternalURL(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT,
+		JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("external NATS server not ready")
+	}
+
+	s, err := store.Open(context.Background(), store.Config{URL: ns.ClientURL(), Logger: discard})
+	if err != nil {
+		t.Fatalf("Open(URL): %v", err)
+	}
+	defer s.Close()
+	seq := mustAppend(t, s, testEvent("wh", "d1", "j"))
+	if ev, err := s.Get(context.Background(), seq); err != nil || ev.GetDeliveryId() != "d1" {
+		t.Fatalf("Get(%d) over the network = (%v, %v)", seq, ev, err)
+	}
+	if err := s.Ready(context.Background()); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+}
+
+func TestOpenUnreachableURL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := store.Open(ctx, store.Config{URL: "nats://127.0.0.1:1", Logger: discard})
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Open on an unreachable URL succeeded")
+	}
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Open error = %v, want ErrUnavailable", err)
 	}
 }
