@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -62,6 +63,12 @@ func WithEnv(kv ...string) Option {
 	}
 }
 
+// WithLogger sends the server's logs to l, e.g. a logger writing to a
+// SyncBuffer, so tests can inspect what was logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(_ *config.Config, o *app.Options) { o.Logger = l }
+}
+
 // WithConfig lets a test change any setting.
 func WithConfig(fn func(*config.Config)) Option {
 	return func(c *config.Config, _ *app.Options) { fn(c) }
@@ -94,17 +101,24 @@ func Start(t testing.TB, dataDir string, opts ...Option) *Server {
 	for _, opt := range opts {
 		opt(&cfg, &o)
 	}
-	s.Config = cfg
 	if cfg.TLSCert != "" {
 		s.HTTPURL = "https://" + hl.Addr().String()
+		if cfg.PublicURL == "http://"+hl.Addr().String() {
+			cfg.PublicURL = s.HTTPURL
+		}
 	}
+	s.Config = cfg
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() { s.done <- app.Run(ctx, cfg, o) }()
 	t.Cleanup(func() { s.Stop(t) })
 
 	deadline := time.Now().Add(20 * time.Second)
-	client := &http.Client{Timeout: time.Second, Transport: insecureTransport()}
+	tr := insecureTransport()
+	// Leave no idle connection behind: over TLS it is HTTP/2, and the
+	// server's shutdown would wait a second for the client to hang up.
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Timeout: time.Second, Transport: tr}
 	for {
 		select {
 		case err := <-s.done:
@@ -186,7 +200,9 @@ func (s *Server) Post(t testing.TB, path string, header http.Header, body []byte
 	if req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: insecureTransport()}).Do(req)
+	tr := insecureTransport()
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: tr}).Do(req)
 	if err != nil {
 		t.Fatalf("apptest: POST %s: %v", path, err)
 	}

@@ -52,13 +52,9 @@ func (s Scope) allows(need Scope) bool {
 // tokens are 43 characters.
 const MinTokenLength = 16
 
-// Names of tokens that do not come from the tokens file.
-const (
-	// EnvTokenName names the token set by KLINGFAN_ADMIN_TOKEN.
-	EnvTokenName = "admin"
-	// GeneratedTokenName names the token generated under the data directory.
-	GeneratedTokenName = "admin"
-)
+// AdminTokenName names the admin token that does not come from the tokens
+// file: the one set by KLINGFAN_ADMIN_TOKEN, or the generated one.
+const AdminTokenName = "admin"
 
 // Config says where tokens come from.
 type Config struct {
@@ -110,7 +106,7 @@ func New(cfg Config) (*Authenticator, error) {
 		if err := checkTokenValue(cfg.AdminToken); err != nil {
 			return nil, fmt.Errorf("auth: KLINGFAN_ADMIN_TOKEN: %w", err)
 		}
-		a.tokens = append(a.tokens, newToken(EnvTokenName, ScopeAdmin, cfg.AdminToken, 0))
+		a.tokens = append(a.tokens, newToken(AdminTokenName, ScopeAdmin, cfg.AdminToken, 0))
 	}
 	if cfg.TokensFile != "" {
 		fileTokens, err := LoadTokensFile(cfg.TokensFile)
@@ -118,7 +114,7 @@ func New(cfg Config) (*Authenticator, error) {
 			return nil, err
 		}
 		for _, t := range fileTokens {
-			if cfg.AdminToken != "" && t.Name == EnvTokenName {
+			if cfg.AdminToken != "" && t.Name == AdminTokenName {
 				return nil, fmt.Errorf("auth: %s:%d: token name %q is taken by KLINGFAN_ADMIN_TOKEN", cfg.TokensFile, t.Line, t.Name)
 			}
 			for _, prev := range a.tokens {
@@ -138,7 +134,7 @@ func New(cfg Config) (*Authenticator, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.tokens = append(a.tokens, newToken(GeneratedTokenName, ScopeAdmin, tok, 0))
+		a.tokens = append(a.tokens, newToken(AdminTokenName, ScopeAdmin, tok, 0))
 	}
 	return a, nil
 }
@@ -179,7 +175,7 @@ func TokenName(ctx context.Context) string {
 // openServices need no token: health checks for load balancers and
 // orchestrators, and reflection for grpcurl-style discovery.
 var openServices = map[string]bool{
-	"grpc.health.v1.Health":                   true,
+	"grpc.health.v1.Health":                    true,
 	"grpc.reflection.v1.ServerReflection":      true,
 	"grpc.reflection.v1alpha.ServerReflection": true,
 }
