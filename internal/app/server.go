@@ -15,11 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
-	"google.golang.org/grpc/keepalive"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -49,8 +50,8 @@ type server struct {
 	hub      *hub.Hub
 	ingest   *ingest.Handler
 	health   *health.Server
-	grpc   *grpc.Server
-	http   *http.Server
+	grpc     *grpc.Server
+	http     *http.Server
 
 	// gatewayLn connects the grpc-gateway to the gRPC server in memory, so
 	// REST calls take exactly the gRPC path (interceptors, auth, streaming)
@@ -116,6 +117,8 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		Events:        s.store,
 		Now:           s.now,
 		MaxBodyBytes:  cfg.MaxBodyBytes,
+		RateLimit:     cfg.IngestRate,
+		RateBurst:     cfg.IngestBurst,
 		Metrics:       ingest.NewMetrics(s.metrics),
 	})
 
@@ -157,6 +160,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		Logger:    s.log,
 		Now:       s.now,
 		PublicURL: cfg.PublicURL,
+		PageKey:   pageKey,
 	}))
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -167,9 +171,14 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	if err != nil {
 		return nil, err
 	}
+	// No ReadTimeout or WriteTimeout here: the same server carries REST
+	// subscription streams that live for hours. Ingest sets per-request
+	// deadlines itself; headers and idle connections are bounded for all.
 	s.http = &http.Server{
 		Handler:           s.routes(mux),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
@@ -261,9 +270,14 @@ func (s *server) runBackground(ctx context.Context) error {
 	return fmt.Errorf("app: log tail stopped: %w", err)
 }
 
-func (s *server) wrapGRPCListener(ln net.Listener) net.Listener { return ln }
+func (s *server) wrapGRPCListener(ln net.Listener) net.Listener {
+	return grpcTLSListener(ln, s.tlsConfig)
+}
 
 func (s *server) serveHTTP(ln net.Listener) error {
+	// A connection cap keeps a flood of connections from exhausting file
+	// descriptors and memory; connections beyond it wait in the backlog.
+	ln = netutil.LimitListener(ln, s.cfg.MaxHTTPConns)
 	if s.tlsConfig != nil {
 		return s.http.Serve(tls.NewListener(ln, s.tlsConfig))
 	}

@@ -34,6 +34,9 @@ type Config struct {
 	DedupWindow   time.Duration
 	SyncAlways    bool
 	MaxBodyBytes  int64
+	IngestRate    float64
+	IngestBurst   int
+	MaxHTTPConns  int
 	MaxStreams    int
 	StreamBuffer  int
 	ShutdownGrace time.Duration
@@ -74,6 +77,9 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.DurationVar(&c.DedupWindow, "dedup-window", 2*time.Hour, "how long a repeated delivery is recognised as a duplicate")
 	sync := fs.String("sync", "interval", "embedded store fsync policy: interval or always")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest accepted ingest body")
+	fs.Float64Var(&c.IngestRate, "ingest-rate", 500, "deliveries per second each registration accepts before 429 (0: no limit)")
+	fs.IntVar(&c.IngestBurst, "ingest-burst", 1000, "deliveries a registration may send at once above --ingest-rate")
+	fs.IntVar(&c.MaxHTTPConns, "max-http-conns", 10000, "maximum concurrent HTTP connections")
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "maximum concurrent Subscribe streams")
 	fs.IntVar(&c.StreamBuffer, "stream-buffer", 256, "events buffered per subscriber before it switches to catch-up reads")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for in-flight requests")
@@ -154,6 +160,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes))
+	}
+	if c.IngestRate < 0 || c.IngestBurst < 0 {
+		errs = append(errs, errors.New("--ingest-rate and --ingest-burst must not be negative"))
+	}
+	if c.MaxHTTPConns < 1 {
+		errs = append(errs, fmt.Errorf("--max-http-conns %d: must be at least 1", c.MaxHTTPConns))
 	}
 	if c.MaxStreams < 1 {
 		errs = append(errs, fmt.Errorf("--max-streams %d: must be at least 1", c.MaxStreams))

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/klingfan/klingfan/internal/registry"
 )
@@ -30,6 +33,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, webhookID string
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method not allowed: use POST"})
 		return
 	}
+	// Deadlines for this request only: the HTTP server has none, because it
+	// also carries long-lived REST streams.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(h.reqTime))
+	_ = rc.SetWriteDeadline(time.Now().Add(h.reqTime))
 	if err := h.precheck(r, webhookID); err != nil {
 		label := webhookID
 		if err.Outcome == OutcomeUnknown {
@@ -93,6 +101,9 @@ func (h *Handler) precheck(r *http.Request, webhookID string) *Error {
 	if r.ContentLength > h.maxBody {
 		return tooLarge(h.maxBody)
 	}
+	if wait, ok := h.limits.allow(webhookID, h.now()); !ok {
+		return &Error{Status: http.StatusTooManyRequests, Outcome: OutcomeRateLimited, Message: "rate limit exceeded, retry later", retryAfter: wait}
+	}
 	return nil
 }
 
@@ -101,7 +112,10 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, webhookID strin
 	if !errors.As(err, &ie) {
 		ie = &Error{Status: http.StatusServiceUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}
 	}
-	if ie.Status == http.StatusServiceUnavailable {
+	switch {
+	case ie.retryAfter > 0:
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ie.retryAfter.Seconds()))))
+	case ie.Status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
 	}
 	h.log.Info("delivery rejected", "webhook", webhookID, "status", ie.Status, "outcome", ie.Outcome,

@@ -62,6 +62,8 @@ type Error struct {
 	Outcome string
 	Message string
 	Err     error
+	// retryAfter, when set, is sent as Retry-After.
+	retryAfter time.Duration
 }
 
 func (e *Error) Error() string { return "ingest: " + e.Message }
@@ -80,6 +82,7 @@ const (
 	OutcomeUnknown      = "unknown_webhook"
 	OutcomeInactive     = "inactive"
 	OutcomeMediaType    = "unsupported_media_type"
+	OutcomeRateLimited  = "rate_limited"
 )
 
 // Config configures a Handler.
@@ -92,7 +95,15 @@ type Config struct {
 	// AppendTimeout bounds the wait for the log's acknowledgement before
 	// answering 503; 5s when zero.
 	AppendTimeout time.Duration
-	Metrics       *Metrics
+	// RequestTimeout bounds reading a delivery's body and writing the
+	// answer, so a slow sender cannot hold a connection; 15s when zero.
+	RequestTimeout time.Duration
+	// RateLimit is the sustained deliveries per second each registration
+	// accepts before answering 429; zero disables the limit. RateBurst is
+	// how many may arrive at once.
+	RateLimit float64
+	RateBurst int
+	Metrics   *Metrics
 }
 
 // Handler serves the ingest routes and runs deliveries for SendTestEvent.
@@ -103,6 +114,8 @@ type Handler struct {
 	now     func() time.Time
 	maxBody int64
 	timeout time.Duration
+	reqTime time.Duration
+	limits  *limits
 	metrics *Metrics
 }
 
@@ -114,10 +127,17 @@ func New(c Config) *Handler {
 	if c.AppendTimeout == 0 {
 		c.AppendTimeout = 5 * time.Second
 	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 15 * time.Second
+	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)
 	}
-	return &Handler{log: c.Logger, regs: c.Registrations, app: c.Events, now: c.Now, maxBody: c.MaxBodyBytes, timeout: c.AppendTimeout, metrics: c.Metrics}
+	return &Handler{
+		log: c.Logger, regs: c.Registrations, app: c.Events, now: c.Now,
+		maxBody: c.MaxBodyBytes, timeout: c.AppendTimeout, reqTime: c.RequestTimeout,
+		limits: newLimits(c.RateLimit, c.RateBurst), metrics: c.Metrics,
+	}
 }
 
 // Deliver verifies, normalizes and logs one delivery. Errors are *Error.

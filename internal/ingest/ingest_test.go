@@ -45,7 +45,7 @@ type rig struct {
 	now   time.Time
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T, adjust ...func(*ingest.Config)) *rig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -78,10 +78,14 @@ func newRig(t *testing.T) *rig {
 	create(registry.Webhook{ID: "completed-only", Scheme: kling, Secrets: []registry.Secret{{Value: klingSecret}},
 		EventTypes: []gatewayv1.EventType{gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED}})
 
-	h := ingest.New(ingest.Config{
+	cfg := ingest.Config{
 		Logger: log, Registrations: reg, Events: st, MaxBodyBytes: 4096,
 		Now: func() time.Time { return r.now },
-	})
+	}
+	for _, fn := range adjust {
+		fn(&cfg)
+	}
+	h := ingest.New(cfg)
 	mux := http.NewServeMux()
 	h.Routes(mux)
 	r.srv = httptest.NewServer(mux)
@@ -294,5 +298,38 @@ func TestIngestChunkedBodyTooLarge(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("status = %d, want 413", resp.StatusCode)
+	}
+}
+
+// Each registration has its own bucket: a flood on one is answered 429 with
+// Retry-After and logs nothing, while another registration is unaffected.
+func TestIngestRateLimit(t *testing.T) {
+	r := newRig(t, func(c *ingest.Config) { c.RateLimit = 1; c.RateBurst = 2 })
+	post := func(path string, i int, header func([]byte) http.Header) (int, http.Header) {
+		body := []byte(`{"event":"video.created","data":{"job_id":"rl-` + strconv.Itoa(i) + `"}}`)
+		req, _ := http.NewRequest(http.MethodPost, r.srv.URL+path, bytes.NewReader(body))
+		req.Header = header(body)
+		resp, err := r.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	for i := range 2 {
+		if status, _ := post("/webhooks/klingai", i, klingSigned); status != 200 {
+			t.Fatalf("delivery %d within the burst: status %d", i, status)
+		}
+	}
+	before := r.last()
+	status, header := post("/webhooks/klingai", 2, klingSigned)
+	if status != http.StatusTooManyRequests || header.Get("Retry-After") == "" {
+		t.Fatalf("over the limit: status %d, Retry-After %q; want 429 with Retry-After", status, header.Get("Retry-After"))
+	}
+	if r.last() != before {
+		t.Error("a rate-limited delivery was logged")
+	}
+	if status, _ := post("/webhooks/kling/tok?token="+urlToken, 3, func([]byte) http.Header { return jsonHeader() }); status != 200 {
+		t.Errorf("another registration: status %d, want 200", status)
 	}
 }

@@ -1,0 +1,52 @@
+package ingest
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// limits holds one token bucket per registration, so one noisy or hostile
+// sender cannot starve the others. Buckets are created on first use and
+// live as long as the process; their number is bounded by the number of
+// registrations, because unknown ids are refused before a bucket is made.
+type limits struct {
+	perSecond rate.Limit
+	burst     int
+
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter // guarded by mu
+}
+
+func newLimits(perSecond float64, burst int) *limits {
+	if perSecond <= 0 {
+		return nil
+	}
+	if burst < 1 {
+		burst = max(1, int(perSecond))
+	}
+	return &limits{perSecond: rate.Limit(perSecond), burst: burst, buckets: make(map[string]*rate.Limiter)}
+}
+
+// allow takes a token for webhookID at now. When none is left it reports
+// how long until one is.
+func (l *limits) allow(webhookID string, now time.Time) (time.Duration, bool) {
+	if l == nil {
+		return 0, true
+	}
+	l.mu.Lock()
+	b, ok := l.buckets[webhookID]
+	if !ok {
+		b = rate.NewLimiter(l.perSecond, l.burst)
+		l.buckets[webhookID] = b
+	}
+	l.mu.Unlock()
+	if b.AllowN(now, 1) {
+		return 0, true
+	}
+	r := b.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
+	r.CancelAt(now)
+	return max(wait, time.Second), false
+}
