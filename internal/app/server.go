@@ -78,6 +78,15 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		DataDir:         cfg.DataDir,
 		NATSListen:      cfg.NATSListen,
 		URL:             cfg.NATSURL,
+		User:            cfg.NATSUser,
+		Password:        cfg.NATSPassword,
+		Token:           cfg.NATSToken,
+		CredsFile:       cfg.NATSCreds,
+		NKeyFile:        cfg.NATSNKey,
+		TLSCAFile:       cfg.NATSTLSCA,
+		TLSCertFile:     cfg.NATSTLSCert,
+		TLSKeyFile:      cfg.NATSTLSKey,
+		UpdateAssets:    cfg.NATSUpdateConfig,
 		Replicas:        cfg.Replicas,
 		Retention:       cfg.Retention,
 		DuplicateWindow: cfg.DedupWindow,
@@ -88,7 +97,18 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		return nil, err
 	}
 	// The registry's watch lives as long as the server.
-	s.registry, err = registry.Open(ctx, s.store.KV(), s.log)
+	var regOpts []registry.Option
+	if cfg.SecretKey != "" {
+		sealer, err := registry.NewSealer(cfg.SecretKey)
+		if err != nil {
+			return nil, err
+		}
+		regOpts = append(regOpts, registry.WithSealer(sealer))
+		s.log.Info("registration secrets are encrypted at rest", "key_id", sealer.KeyID())
+	} else {
+		s.log.Warn("registration secrets are stored unencrypted in the KV bucket; set KLINGFAN_SECRET_KEY to encrypt them")
+	}
+	s.registry, err = registry.Open(ctx, s.store.KV(), s.log, regOpts...)
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,10 @@ type Webhook struct {
 
 // Secret is one verification secret of a registration.
 type Secret struct {
-	Value string `json:"value"`
+	// Value is the secret in plain text. With a Sealer it is empty in the
+	// bucket and Sealed holds it encrypted.
+	Value  string `json:"value,omitempty"`
+	Sealed string `json:"sealed,omitempty"`
 	// ExpireTime is when the secret stops verifying; zero means never.
 	ExpireTime time.Time `json:"expire_time,omitzero"`
 }
@@ -146,8 +149,9 @@ func NewSecret(scheme gatewayv1.SignatureScheme) string {
 
 // Registry mirrors the KV bucket in memory and writes through to it.
 type Registry struct {
-	kv  jetstream.KeyValue
-	log *slog.Logger
+	kv     jetstream.KeyValue
+	log    *slog.Logger
+	sealer *Sealer // nil: secrets are stored in plain text
 
 	mu   sync.RWMutex
 	byID map[string]*Webhook // guarded by mu; values are immutable snapshots
@@ -155,8 +159,11 @@ type Registry struct {
 
 // Open loads every registration and starts watching the bucket. The watch
 // stops when ctx ends.
-func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) (*Registry, error) {
+func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, opts ...Option) (*Registry, error) {
 	r := &Registry{kv: kv, log: log, byID: make(map[string]*Webhook)}
+	for _, o := range opts {
+		o(r)
+	}
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: watch registrations: %v", ErrUnavailable, err)
@@ -203,7 +210,7 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 		delete(r.byID, e.Key())
 		return
 	}
-	w, err := decode(e)
+	w, err := r.decode(e)
 	if err != nil {
 		// Never log the value: it holds secrets.
 		r.log.Error("ignoring unreadable registration", "id", e.Key(), "revision", e.Revision(), "error", err)
@@ -220,10 +227,47 @@ func (r *Registry) storeLocked(w *Webhook) {
 	r.byID[w.ID] = w
 }
 
-func decode(e jetstream.KeyValueEntry) (*Webhook, error) {
+// Option configures a Registry.
+type Option func(*Registry)
+
+// WithSealer encrypts secrets at rest with s.
+func WithSealer(s *Sealer) Option { return func(r *Registry) { r.sealer = s } }
+
+// encode serializes w for the bucket, sealing its secrets when a Sealer is
+// configured.
+func (r *Registry) encode(w *Webhook) ([]byte, error) {
+	stored := *w
+	stored.Secrets = make([]Secret, len(w.Secrets))
+	for i, sec := range w.Secrets {
+		if r.sealer != nil {
+			sec = Secret{Sealed: r.sealer.seal(sec.Value, w.ID), ExpireTime: sec.ExpireTime}
+		}
+		stored.Secrets[i] = sec
+	}
+	data, err := json.Marshal(&stored)
+	if err != nil {
+		return nil, fmt.Errorf("registry: encode: %w", err)
+	}
+	return data, nil
+}
+
+func (r *Registry) decode(e jetstream.KeyValueEntry) (*Webhook, error) {
 	var w Webhook
 	if err := json.Unmarshal(e.Value(), &w); err != nil {
 		return nil, fmt.Errorf("registry: decode %q: %w", e.Key(), err)
+	}
+	for i, sec := range w.Secrets {
+		if sec.Sealed == "" {
+			continue
+		}
+		if r.sealer == nil {
+			return nil, fmt.Errorf("registry: decode %q: secrets are sealed but KLINGFAN_SECRET_KEY is not set", e.Key())
+		}
+		v, err := r.sealer.open(sec.Sealed, w.ID)
+		if err != nil {
+			return nil, fmt.Errorf("registry: decode %q: %w", e.Key(), err)
+		}
+		w.Secrets[i] = Secret{Value: v, ExpireTime: sec.ExpireTime}
 	}
 	if err := w.decodeKeys(); err != nil {
 		return nil, fmt.Errorf("registry: decode %q: %w", e.Key(), err)
@@ -264,9 +308,9 @@ func (r *Registry) Create(ctx context.Context, w *Webhook) (*Webhook, error) {
 	if err := w.decodeKeys(); err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(w)
+	data, err := r.encode(w)
 	if err != nil {
-		return nil, fmt.Errorf("registry: encode: %w", err)
+		return nil, err
 	}
 	rev, err := r.kv.Create(ctx, w.ID, data)
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -294,7 +338,7 @@ func (r *Registry) Update(ctx context.Context, id string, fn func(*Webhook) erro
 		if err != nil {
 			return nil, fmt.Errorf("%w: read %q: %v", ErrUnavailable, id, err)
 		}
-		cur, err := decode(e)
+		cur, err := r.decode(e)
 		if err != nil {
 			return nil, err
 		}
@@ -306,9 +350,9 @@ func (r *Registry) Update(ctx context.Context, id string, fn func(*Webhook) erro
 		if err := next.decodeKeys(); err != nil {
 			return nil, err
 		}
-		data, err := json.Marshal(next)
+		data, err := r.encode(next)
 		if err != nil {
-			return nil, fmt.Errorf("registry: encode: %w", err)
+			return nil, err
 		}
 		rev, err := r.kv.Update(ctx, id, data, e.Revision())
 		if isConflict(err) {

@@ -1,0 +1,112 @@
+package registry_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/registry"
+	"github.com/klingfan/klingfan/internal/store"
+)
+
+const (
+	keyA = "key-a-0123456789abcdefghijklmnopqrstuvwxyz"
+	keyB = "key-b-0123456789abcdefghijklmnopqrstuvwxyz"
+)
+
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func openRegistry(t *testing.T, st *store.Store, key string) *registry.Registry {
+	t.Helper()
+	var opts []registry.Option
+	if key != "" {
+		s, err := registry.NewSealer(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, registry.WithSealer(s))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	r, err := registry.Open(ctx, st.KV(), slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestSecretsSealedAtRest(t *testing.T) {
+	st := openStore(t)
+	secret := "whsec_" + strings.Repeat("c2VjcmV0", 4)
+	r := openRegistry(t, st, keyA)
+	now := time.Unix(1781080794, 0)
+	_, err := r.Create(context.Background(), &registry.Webhook{
+		ID: "sealed", Scheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS, Active: true,
+		Secrets: []registry.Secret{{Value: secret}}, CreateTime: now, UpdateTime: now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.KV().Get(context.Background(), "sealed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw.Value(), []byte(secret)) || bytes.Contains(raw.Value(), []byte("c2VjcmV0")) {
+		t.Fatalf("the bucket holds the secret in plain text: %s", raw.Value())
+	}
+
+	cases := []struct {
+		name     string
+		key      string
+		readable bool
+	}{
+		{"same key", keyA, true},
+		{"rotated: new key first, old key kept", keyB + "," + keyA, true},
+		{"wrong key", keyB, false},
+		{"no key", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			other := openRegistry(t, st, tc.key)
+			w, ok := other.Get("sealed")
+			if ok != tc.readable {
+				t.Fatalf("readable = %v, want %v", ok, tc.readable)
+			}
+			if ok && (len(w.Secrets) != 1 || w.Secrets[0].Value != secret || len(w.Keys(now)) != 1) {
+				t.Errorf("secret not recovered: %d secrets", len(w.Secrets))
+			}
+		})
+	}
+
+	t.Run("a rewrite re-seals with the new key", func(t *testing.T) {
+		rotated := openRegistry(t, st, keyB+","+keyA)
+		if _, err := rotated.Update(context.Background(), "sealed", func(w *registry.Webhook) error { w.DisplayName = "touched"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		onlyNew := openRegistry(t, st, keyB)
+		if _, ok := onlyNew.Get("sealed"); !ok {
+			t.Error("after a rewrite the old key should no longer be needed")
+		}
+	})
+}
+
+func TestNewSealerRejectsShortKeys(t *testing.T) {
+	for _, spec := range []string{"", "short", keyA + ",short"} {
+		if _, err := registry.NewSealer(spec); err == nil {
+			t.Errorf("NewSealer(%q) accepted a short key", spec)
+		}
+	}
+}
