@@ -4,12 +4,14 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/auth"
 	"github.com/klingfan/klingfan/internal/hub"
 )
 
@@ -23,7 +25,9 @@ type EventLog interface {
 }
 
 // HeadSequenceHeader is the Subscribe response header that marks the
-// stream live; its value is the newest sequence the hub had published.
+// stream live; its value is the sequence the stream resumes after, so a
+// client that saves it as its cursor before any event arrives misses
+// nothing.
 const HeadSequenceHeader = "klingfan-head-sequence"
 
 // List sizes.
@@ -44,12 +48,44 @@ type EventService struct {
 	Logger *slog.Logger
 	Now    func() time.Time
 	Tokens pageTokens
+	// quota bounds concurrent streams per token, so one client cannot take
+	// every stream the server allows.
+	quota streamQuota
 }
 
 // NewEventService returns the service; pageKey authenticates page tokens
 // and must be the same on every replica.
-func NewEventService(log EventLog, h *hub.Hub, logger *slog.Logger, now func() time.Time, pageKey []byte) *EventService {
-	return &EventService{Log: log, Hub: h, Logger: logger, Now: now, Tokens: pageTokens{key: pageKey}}
+// maxStreamsPerToken bounds concurrent streams per token; 0 means no bound.
+func NewEventService(log EventLog, h *hub.Hub, logger *slog.Logger, now func() time.Time, pageKey []byte, maxStreamsPerToken int) *EventService {
+	return &EventService{Log: log, Hub: h, Logger: logger, Now: now, Tokens: pageTokens{key: pageKey},
+		quota: streamQuota{max: maxStreamsPerToken, open: make(map[string]int)}}
+}
+
+// streamQuota counts open streams per token name.
+type streamQuota struct {
+	max  int
+	mu   sync.Mutex
+	open map[string]int // guarded by mu
+}
+
+// acquire takes a stream slot for token, or returns errStreamQuota.
+func (q *streamQuota) acquire(token string) (release func(), err error) {
+	if q.max <= 0 {
+		return func() {}, nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.open[token] >= q.max {
+		return nil, errStreamQuota
+	}
+	q.open[token]++
+	return func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if q.open[token]--; q.open[token] == 0 {
+			delete(q.open, token)
+		}
+	}, nil
 }
 
 // Subscribe streams matching events. This goroutine is the only one that
@@ -83,6 +119,11 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 		}
 		start = hub.Start{Kind: hub.StartSince, Since: st.Since.AsTime()}
 	}
+	release, err := s.quota.acquire(auth.TokenName(ctx))
+	if err != nil {
+		return err
+	}
+	defer release()
 	sub, err := s.Hub.Subscribe(ctx, f, start, full)
 	if err != nil {
 		return err
@@ -90,7 +131,7 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 	defer sub.Close()
 	// The subscription is live: tell the client, so one that waits for
 	// headers before triggering events cannot miss them.
-	if err := stream.SendHeader(metadata.Pairs(HeadSequenceHeader, strconv.FormatUint(s.Hub.Last(), 10))); err != nil {
+	if err := stream.SendHeader(metadata.Pairs(HeadSequenceHeader, strconv.FormatUint(sub.Position(), 10))); err != nil {
 		return err
 	}
 	for {

@@ -16,6 +16,10 @@ import (
 	"github.com/klingfan/klingfan/internal/store"
 )
 
+// errStreamQuota reports that a token already holds its maximum number of
+// streams.
+var errStreamQuota = errors.New("api: stream quota exceeded")
+
 // fieldError is a request field that failed validation.
 type fieldError struct {
 	field, reason string
@@ -75,6 +79,8 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, hub.ErrClosed):
 		return status.Error(codes.Unavailable, "server shutting down: reconnect and resume after the last sequence received")
+	case errors.Is(err, errStreamQuota):
+		return status.Error(codes.ResourceExhausted, "this token has too many open subscriptions; close one or use another token")
 	case errors.Is(err, hub.ErrTooManyStreams):
 		return status.Error(codes.ResourceExhausted, "too many concurrent subscriptions; try again later")
 	case errors.Is(err, store.ErrNotFound):

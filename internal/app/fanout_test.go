@@ -550,3 +550,33 @@ func scrape(t *testing.T, srv *apptest.Server, name string) float64 {
 	}
 	return -1
 }
+
+// One token cannot hold more streams than --max-streams-per-token; closing
+// one frees its slot.
+func TestStreamsPerTokenLimit(t *testing.T) {
+	f := startFanout(t, apptest.WithConfig(func(c *config.Config) { c.MaxStreamsPerToken = 2 }))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first, firstCancel := context.WithCancel(ctx)
+	f.subscribe(first, &gatewayv1.SubscribeRequest{})
+	f.subscribe(ctx, &gatewayv1.SubscribeRequest{})
+	third, err := f.events().Subscribe(ctx, &gatewayv1.SubscribeRequest{})
+	if err == nil {
+		_, err = third.Recv()
+	}
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("third stream: err = %v, want RESOURCE_EXHAUSTED", err)
+	}
+	firstCancel()
+	apptest.Eventually(t, 10*time.Second, "a freed slot", func() bool {
+		s, err := f.events().Subscribe(ctx, &gatewayv1.SubscribeRequest{})
+		if err != nil {
+			return false
+		}
+		_, err = s.Header()
+		return err == nil && len(s.Trailer()) == 0 && func() bool {
+			md, _ := s.Header()
+			return len(md.Get("klingfan-head-sequence")) > 0
+		}()
+	})
+}

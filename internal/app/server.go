@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -37,6 +38,9 @@ import (
 	"github.com/klingfan/klingfan/internal/store"
 )
 
+// maxStreamsPerConn bounds concurrent gRPC streams on one connection.
+const maxStreamsPerConn = 1000
+
 // server holds the running parts. Fields are set once by newServer and only
 // read afterwards.
 type server struct {
@@ -58,6 +62,7 @@ type server struct {
 	// without a network hop or a second TLS set-up.
 	gatewayLn   *bufconn.Listener
 	gatewayConn *grpc.ClientConn
+	gatewayGRPC *grpc.Server
 	tlsConfig   *tls.Config
 
 	// tailFrom is the log head when the hub was created: the tail feeds it
@@ -159,9 +164,32 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	s.metrics.MustRegister(grpcMetrics)
-	s.grpc = grpc.NewServer(
+	events := api.NewEventService(s.store, s.hub, s.log, s.now, pageKey, cfg.MaxStreamsPerToken)
+	webhooks := api.NewWebhookService(api.WebhookDeps{
+		Registry:  s.registry,
+		Ingest:    s.ingest,
+		Logger:    s.log,
+		Now:       s.now,
+		PublicURL: cfg.PublicURL,
+		PageKey:   pageKey,
+	})
+	s.health = health.NewServer()
+	common := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), authn.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), authn.StreamInterceptor()),
+		grpc.MaxRecvMsgSize(4 << 20),
+		grpc.MaxSendMsgSize(16 << 20),
+	}
+	newGRPC := func(opts ...grpc.ServerOption) *grpc.Server {
+		g := grpc.NewServer(append(slices.Clone(common), opts...)...)
+		gatewayv1.RegisterEventServiceServer(g, events)
+		gatewayv1.RegisterWebhookServiceServer(g, webhooks)
+		healthpb.RegisterHealthServer(g, s.health)
+		reflection.Register(g)
+		grpcMetrics.InitializeMetrics(g)
+		return g
+	}
+	s.grpc = newGRPC(
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			// Probe idle connections so dead subscribers are reaped.
 			Time:    30 * time.Second,
@@ -171,21 +199,14 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 			MinTime:             10 * time.Second,
 			PermitWithoutStream: true,
 		}),
-		grpc.MaxRecvMsgSize(4<<20),
+		// Streams per connection; a client with more subscriptions opens
+		// more connections, which also spreads them over the cores.
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 	)
-	gatewayv1.RegisterEventServiceServer(s.grpc, api.NewEventService(s.store, s.hub, s.log, s.now, pageKey))
-	gatewayv1.RegisterWebhookServiceServer(s.grpc, api.NewWebhookService(api.WebhookDeps{
-		Registry:  s.registry,
-		Ingest:    s.ingest,
-		Logger:    s.log,
-		Now:       s.now,
-		PublicURL: cfg.PublicURL,
-		PageKey:   pageKey,
-	}))
-	s.health = health.NewServer()
-	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
-	grpcMetrics.InitializeMetrics(s.grpc)
+	// The REST gateway multiplexes every REST client over one in-memory
+	// connection, so it gets a server of its own without the per-connection
+	// stream bound (the hub's --max-streams still applies).
+	s.gatewayGRPC = newGRPC()
 
 	mux, err := s.gatewayMux(ctx)
 	if err != nil {
@@ -281,7 +302,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 // runBackground runs the goroutines that live as long as the server. It
 // returns when ctx ends.
 func (s *server) runBackground(ctx context.Context) error {
-	go func() { _ = s.grpc.Serve(s.gatewayLn) }()
+	go func() { _ = s.gatewayGRPC.Serve(s.gatewayLn) }()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	err := s.store.Tail(ctx, s.tailFrom, s.hub.Publish)
 	if ctx.Err() != nil {
@@ -315,11 +336,12 @@ func (s *server) shutdown(grace time.Duration) {
 	defer cancel()
 	_ = s.http.Shutdown(ctx)
 	stopped := make(chan struct{})
-	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	go func() { s.grpc.GracefulStop(); s.gatewayGRPC.GracefulStop(); close(stopped) }()
 	select {
 	case <-stopped:
 	case <-ctx.Done():
 		s.grpc.Stop()
+		s.gatewayGRPC.Stop()
 	}
 }
 

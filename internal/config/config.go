@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,26 +28,46 @@ type Config struct {
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
 
-	NATSListen    string
-	NATSURL       string
-	Replicas      int
-	Retention     time.Duration
-	DedupWindow   time.Duration
-	SyncAlways    bool
-	MaxBodyBytes  int64
-	IngestRate    float64
-	IngestBurst   int
-	MaxHTTPConns  int
-	MaxStreams    int
-	StreamBuffer  int
-	ShutdownGrace time.Duration
-	TLSCert       string
-	TLSKey        string
-	TLSClientCA   string
-	TokensFile    string
-	AdminToken    string // from KLINGFAN_ADMIN_TOKEN only: a token has no business on a command line
-	KlingaiSecret string // from KLINGAI_WEBHOOK_SECRET only
-	SecretKey     string // from KLINGFAN_SECRET_KEY only
+	NATSListen string
+	NATSURL    string
+	// NATSUser with NATSPassword, or NATSToken, authenticate to the
+	// external cluster; NATSCreds and NATSNKey name a credentials file and
+	// an nkey seed file. Secrets belong in KLINGFAN_NATS_PASSWORD and
+	// KLINGFAN_NATS_TOKEN rather than on a command line.
+	NATSUser     string
+	NATSPassword string
+	NATSToken    string
+	NATSCreds    string
+	NATSNKey     string
+	// NATSTLSCA verifies the cluster's certificates; NATSTLSCert and
+	// NATSTLSKey present a client certificate.
+	NATSTLSCA   string
+	NATSTLSCert string
+	NATSTLSKey  string
+	// NATSUpdateConfig applies the configured stream and bucket settings
+	// to existing ones on the external cluster instead of refusing to
+	// start when they differ.
+	NATSUpdateConfig bool
+
+	Replicas           int
+	Retention          time.Duration
+	DedupWindow        time.Duration
+	SyncAlways         bool
+	MaxBodyBytes       int64
+	IngestRate         float64
+	IngestBurst        int
+	MaxHTTPConns       int
+	MaxStreams         int
+	StreamBuffer       int
+	MaxStreamsPerToken int
+	ShutdownGrace      time.Duration
+	TLSCert            string
+	TLSKey             string
+	TLSClientCA        string
+	TokensFile         string
+	AdminToken         string // from KLINGFAN_ADMIN_TOKEN only: a token has no business on a command line
+	KlingaiSecret      string // from KLINGAI_WEBHOOK_SECRET only
+	SecretKey          string // from KLINGFAN_SECRET_KEY only
 }
 
 // EnvPrefix prefixes the environment equivalent of every flag:
@@ -72,6 +93,15 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.NATSListen, "nats-listen", "", "also open the embedded NATS server to clients on this address (off by default)")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "use this external NATS cluster (comma-separated URLs) instead of the embedded server")
+	fs.StringVar(&c.NATSUser, "nats-user", "", "user for the external NATS cluster (password in KLINGFAN_NATS_PASSWORD)")
+	fs.StringVar(&c.NATSPassword, "nats-password", "", "password for --nats-user; prefer KLINGFAN_NATS_PASSWORD, command lines are visible to other local users")
+	fs.StringVar(&c.NATSToken, "nats-token", "", "token for the external NATS cluster; prefer KLINGFAN_NATS_TOKEN")
+	fs.StringVar(&c.NATSCreds, "nats-creds", "", "NATS user credentials file (JWT and nkey seed) for the external cluster")
+	fs.StringVar(&c.NATSNKey, "nats-nkey", "", "NATS nkey seed file for the external cluster")
+	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", "", "CA file that verifies the external NATS servers (turns TLS on)")
+	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", "", "client certificate file for the external NATS cluster")
+	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "client key file for --nats-tls-cert")
+	fs.BoolVar(&c.NATSUpdateConfig, "nats-update-config", false, "apply the configured replicas, retention and dedup window to an existing stream and KV bucket that differ (otherwise start-up fails and lists the differences)")
 	fs.IntVar(&c.Replicas, "replicas", 0, "stream and KV replicas (default 1 embedded, 3 with --nats-url)")
 	fs.DurationVar(&c.Retention, "retention", 168*time.Hour, "how long events are kept in the log")
 	fs.DurationVar(&c.DedupWindow, "dedup-window", 2*time.Hour, "how long a repeated delivery is recognised as a duplicate")
@@ -81,6 +111,7 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.IntVar(&c.IngestBurst, "ingest-burst", 1000, "deliveries a registration may send at once above --ingest-rate")
 	fs.IntVar(&c.MaxHTTPConns, "max-http-conns", 10000, "maximum concurrent HTTP connections")
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "maximum concurrent Subscribe streams")
+	fs.IntVar(&c.MaxStreamsPerToken, "max-streams-per-token", 1000, "maximum concurrent Subscribe streams per API token (0: no limit)")
 	fs.IntVar(&c.StreamBuffer, "stream-buffer", 256, "events buffered per subscriber before it switches to catch-up reads")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for in-flight requests")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file for both listeners")
@@ -152,6 +183,7 @@ func (c *Config) validate() error {
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("--replicas %d: want 1 to 5", c.Replicas))
 	}
+	errs = append(errs, c.validateNATS()...)
 	if c.Retention <= 0 {
 		errs = append(errs, fmt.Errorf("--retention %s: must be positive", c.Retention))
 	}
@@ -183,4 +215,41 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// validateNATS checks the external cluster's credentials and TLS settings.
+func (c *Config) validateNATS() []error {
+	var errs []error
+	if c.NATSURL == "" {
+		for name, v := range map[string]string{
+			"--nats-user": c.NATSUser, "--nats-password": c.NATSPassword, "--nats-token": c.NATSToken,
+			"--nats-creds": c.NATSCreds, "--nats-nkey": c.NATSNKey,
+			"--nats-tls-ca": c.NATSTLSCA, "--nats-tls-cert": c.NATSTLSCert, "--nats-tls-key": c.NATSTLSKey,
+		} {
+			if v != "" {
+				errs = append(errs, fmt.Errorf("%s needs --nats-url: the embedded server takes no credentials", name))
+			}
+		}
+		if c.Replicas > 1 {
+			errs = append(errs, fmt.Errorf("--replicas %d needs --nats-url: the embedded server is a single node", c.Replicas))
+		}
+		slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+		return errs
+	}
+	if c.NATSNKey != "" && c.NATSCreds != "" {
+		errs = append(errs, errors.New("--nats-creds and --nats-nkey exclude each other"))
+	}
+	if (c.NATSCreds != "" || c.NATSNKey != "") && (c.NATSUser != "" || c.NATSToken != "") {
+		errs = append(errs, errors.New("--nats-creds and --nats-nkey replace --nats-user and --nats-token"))
+	}
+	if c.NATSUser != "" && c.NATSToken != "" {
+		errs = append(errs, errors.New("--nats-user and --nats-token exclude each other"))
+	}
+	if c.NATSPassword != "" && c.NATSUser == "" {
+		errs = append(errs, errors.New("--nats-password needs --nats-user"))
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		errs = append(errs, errors.New("--nats-tls-cert and --nats-tls-key go together"))
+	}
+	return errs
 }

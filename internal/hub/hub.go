@@ -350,6 +350,16 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 	return errCaughtUpPending
 }
 
+// Position returns the sequence the subscription resumes after: events up
+// to it are not delivered, everything after it is. It is meant to be read
+// before the first Next, to tell a client where its stream starts.
+func (s *Subscription) Position() uint64 {
+	if s.next == 0 {
+		return 0
+	}
+	return s.next - 1
+}
+
 // Close unregisters the subscription. It is safe to call more than once.
 func (s *Subscription) Close() {
 	if s.closed {
