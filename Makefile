@@ -27,6 +27,10 @@ test: lint check-generate ## Lint, prove gen/ is reproducible, run every test wi
 test-short: ## Run the tests without lint and the generate check.
 	$(GO) test -race -short ./...
 
+.PHONY: soak
+soak: ## SIGKILL and restart the server under load, KLINGFAN_SOAK_CYCLES times (default 20), without -race.
+	KLINGFAN_SOAK_CYCLES=$${KLINGFAN_SOAK_CYCLES:-20} $(GO) test -count=1 -v -run '^TestCrashRecovery$$' -timeout 60m ./internal/crashtest
+
 .PHONY: generate
 generate: ## Regenerate gen/ and the OpenAPI spec from proto/ with the pinned local plugins.
 	$(BUF) generate
