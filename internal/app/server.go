@@ -137,14 +137,15 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	})
 	s.tailFrom = last
 	s.ingest = ingest.New(ingest.Config{
-		Logger:        s.log,
-		Registrations: s.registry,
-		Events:        s.store,
-		Now:           s.now,
-		MaxBodyBytes:  cfg.MaxBodyBytes,
-		RateLimit:     cfg.IngestRate,
-		RateBurst:     cfg.IngestBurst,
-		Metrics:       ingest.NewMetrics(s.metrics),
+		Logger:         s.log,
+		Registrations:  s.registry,
+		Events:         s.store,
+		Now:            s.now,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		RateLimit:      cfg.IngestRate,
+		RequestTimeout: cfg.IngestTimeout,
+		RateBurst:      cfg.IngestBurst,
+		Metrics:        ingest.NewMetrics(s.metrics),
 	})
 
 	authn, err := auth.New(auth.Config{
@@ -217,7 +218,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	// deadlines itself; headers and idle connections are bounded for all.
 	s.http = &http.Server{
 		Handler:           s.routes(mux),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

@@ -57,6 +57,8 @@ type Config struct {
 	IngestRate         float64
 	IngestBurst        int
 	MaxHTTPConns       int
+	HeaderTimeout      time.Duration
+	IngestTimeout      time.Duration
 	MaxStreams         int
 	StreamBuffer       int
 	MaxStreamsPerToken int
@@ -113,6 +115,8 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "maximum concurrent Subscribe streams")
 	fs.IntVar(&c.MaxStreamsPerToken, "max-streams-per-token", 1000, "maximum concurrent Subscribe streams per API token (0: no limit)")
 	fs.IntVar(&c.StreamBuffer, "stream-buffer", 256, "events buffered per subscriber before it switches to catch-up reads")
+	fs.DurationVar(&c.HeaderTimeout, "http-header-timeout", 10*time.Second, "how long a client may take to send request headers")
+	fs.DurationVar(&c.IngestTimeout, "ingest-timeout", 15*time.Second, "how long an ingest request may take to send its body and read the answer")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for in-flight requests")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file for both listeners")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS key file for both listeners")
@@ -195,6 +199,9 @@ func (c *Config) validate() error {
 	}
 	if c.IngestRate < 0 || c.IngestBurst < 0 {
 		errs = append(errs, errors.New("--ingest-rate and --ingest-burst must not be negative"))
+	}
+	if c.HeaderTimeout <= 0 || c.IngestTimeout <= 0 {
+		errs = append(errs, errors.New("--http-header-timeout and --ingest-timeout must be positive"))
 	}
 	if c.MaxHTTPConns < 1 {
 		errs = append(errs, fmt.Errorf("--max-http-conns %d: must be at least 1", c.MaxHTTPConns))

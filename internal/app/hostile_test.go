@@ -1,0 +1,379 @@
+package app_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/apptest"
+	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/verify"
+)
+
+const subscribeToken = "subscribe-only-token-0123456789"
+
+// hostile is a server set up so that every limit in the README's security
+// table can be reached quickly.
+type hostile struct {
+	*fanout
+	std string // a STANDARD_WEBHOOKS registration
+	tok string // the URL token of a URL_TOKEN registration
+}
+
+func startHostile(t *testing.T) *hostile {
+	t.Helper()
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("reader subscribe "+subscribeToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := startFanout(t, apptest.WithConfig(func(c *config.Config) {
+		c.TokensFile = tokens
+		c.MaxBodyBytes = 4096
+		c.IngestRate = 5
+		c.IngestBurst = 5
+		c.HeaderTimeout = 300 * time.Millisecond
+		c.IngestTimeout = 300 * time.Millisecond
+		c.MaxHTTPConns = 8
+		c.MaxStreamsPerToken = 3
+	}))
+	hooks := gatewayv1.NewWebhookServiceClient(f.conn)
+	ctx := context.Background()
+	h := &hostile{fanout: f}
+	for _, w := range []struct {
+		id     string
+		scheme gatewayv1.SignatureScheme
+		active bool
+	}{
+		{"std", gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS, true},
+		{"tok", gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN, true},
+		{"off", gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE, false},
+		{"limited", gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE, true},
+	} {
+		active := w.active
+		resp, err := hooks.CreateWebhook(ctx, &gatewayv1.CreateWebhookRequest{WebhookId: w.id, Webhook: &gatewayv1.Webhook{SignatureScheme: w.scheme, Active: &active}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch w.id {
+		case "std":
+			h.std = resp.GetSecret()
+		case "tok":
+			h.tok = resp.GetSecret()
+		}
+	}
+	return h
+}
+
+// expectHTTP posts and checks the status and, for errors, the JSON body.
+func (h *hostile) expectHTTP(t *testing.T, path string, header http.Header, body []byte, want int) {
+	t.Helper()
+	before := h.lastSeq(t)
+	status, out := h.srv.Post(t, path, header, body)
+	if status != want {
+		t.Fatalf("status %d (%s), want %d", status, out, want)
+	}
+	if status >= 400 && !bytes.HasPrefix(out, []byte(`{"error":`)) {
+		t.Errorf("error body %q is not {\"error\": ...}", out)
+	}
+	if after := h.lastSeq(t); after != before {
+		t.Errorf("a refused delivery changed the log: last sequence %d -> %d", before, after)
+	}
+}
+
+func (h *hostile) lastSeq(t *testing.T) uint64 {
+	t.Helper()
+	resp, err := h.events().ListEvents(context.Background(), &gatewayv1.ListEventsRequest{OrderBy: "sequence desc", PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetEvents()) == 0 {
+		return 0
+	}
+	return resp.GetEvents()[0].GetSequence()
+}
+
+// expectClosed sends raw bytes slowly and expects the server to hang up.
+func expectClosed(t *testing.T, addr string, first string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, first); err != nil {
+		t.Fatal(err)
+	}
+	// Send nothing more; the server must give up on us.
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.Copy(io.Discard, conn)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the server kept a stalled connection open")
+	}
+}
+
+func grpcCode(t *testing.T, err error, want codes.Code) {
+	t.Helper()
+	if status.Code(err) != want {
+		t.Fatalf("err = %v, want %v", err, want)
+	}
+}
+
+func restStatus(t *testing.T, h *hostile, method, path, token string, want int) {
+	t.Helper()
+	req, _ := http.NewRequest(method, h.srv.HTTPURL+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d", method, path, resp.StatusCode, want)
+	}
+}
+
+func TestHostileInputTable(t *testing.T) {
+	h := startHostile(t)
+	ctx := context.Background()
+	body := []byte(`{"event":"video.completed","timestamp":"2026-11-26T12:00:00Z","data":{"job_id":"hostile"}}`)
+	addr := strings.TrimPrefix(h.srv.HTTPURL, "http://")
+	withToken := func(tok string) gatewayv1.EventServiceClient {
+		return gatewayv1.NewEventServiceClient(h.srv.Dial(t, grpc.WithPerRPCCredentials(apptest.BearerCreds(tok))))
+	}
+
+	rows := map[string]func(t *testing.T){
+		"ingest: bad signature": func(t *testing.T) {
+			h.expectHTTP(t, "/webhooks/klingai", http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte("wrong"), body)}}, body, 401)
+		},
+		"ingest: missing signature": func(t *testing.T) { h.expectHTTP(t, "/webhooks/klingai", nil, body, 401) },
+		"ingest: stale or future timestamp": func(t *testing.T) {
+			key, _ := verify.DecodeStandardSecret(h.std)
+			for _, ts := range []time.Time{time.Now().Add(-time.Hour), time.Now().Add(time.Hour)} {
+				h.expectHTTP(t, "/webhooks/kling/std", http.Header{
+					verify.HeaderWebhookID: {"m1"}, verify.HeaderWebhookTimestamp: {fmt.Sprint(ts.Unix())},
+					verify.HeaderWebhookSignature: {verify.SignStandard(key, "m1", ts, body)},
+				}, body, 401)
+			}
+		},
+		"ingest: wrong URL token":  func(t *testing.T) { h.expectHTTP(t, "/webhooks/kling/tok?token=x"+h.tok, nil, body, 401) },
+		"ingest: unknown webhook":  func(t *testing.T) { h.expectHTTP(t, "/webhooks/kling/nobody", nil, body, 404) },
+		"ingest: inactive webhook": func(t *testing.T) { h.expectHTTP(t, "/webhooks/kling/off", nil, body, 403) },
+		"ingest: declared body over the limit": func(t *testing.T) {
+			big := bytes.Repeat([]byte(" "), 5000)
+			h.expectHTTP(t, "/webhooks/klingai", http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(secret), big)}}, big, 413)
+		},
+		"ingest: chunked body over the limit": func(t *testing.T) {
+			pr, pw := io.Pipe()
+			go func() { _, _ = pw.Write(bytes.Repeat([]byte("a"), 10000)); pw.Close() }()
+			req, _ := http.NewRequest(http.MethodPost, h.srv.HTTPURL+"/webhooks/klingai", pr)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 413 {
+				t.Fatalf("status %d, want 413", resp.StatusCode)
+			}
+		},
+		"ingest: content type not JSON": func(t *testing.T) {
+			h.expectHTTP(t, "/webhooks/klingai", http.Header{"Content-Type": {"text/plain"}}, body, 415)
+		},
+		"ingest: malformed JSON": func(t *testing.T) {
+			bad := []byte(`{"event":`)
+			h.expectHTTP(t, "/webhooks/klingai", http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(secret), bad)}}, bad, 400)
+		},
+		"ingest: unknown payload shape": func(t *testing.T) {
+			odd := []byte(`{"hello":"world"}`)
+			h.expectHTTP(t, "/webhooks/klingai", http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(secret), odd)}}, odd, 400)
+		},
+		"ingest: method other than POST": func(t *testing.T) {
+			resp, err := http.Get(h.srv.HTTPURL + "/webhooks/klingai")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
+				t.Fatalf("status %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+			}
+		},
+		"ingest: over the registration's rate limit": func(t *testing.T) {
+			var last int
+			for i := range 20 {
+				b := []byte(fmt.Sprintf(`{"event":"video.created","data":{"job_id":"rl-%d"}}`, i))
+				sign := http.Header{verify.HeaderKlingSignature: {"sha256=00"}}
+				if last, _ = h.srv.Post(t, "/webhooks/kling/limited", sign, b); last == 429 {
+					break
+				}
+			}
+			if last != 429 {
+				t.Fatalf("20 deliveries at a 5/s limit never got 429 (last %d)", last)
+			}
+		},
+		"http: headers over 64 KiB": func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, h.srv.HTTPURL+"/webhooks/klingai", bytes.NewReader(body))
+			req.Header.Set("X-Padding", strings.Repeat("a", 80<<10))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Fatalf("status %d, want 431", resp.StatusCode)
+			}
+		},
+		"http: headers sent too slowly (slow loris)": func(t *testing.T) {
+			expectClosed(t, addr, "POST /webhooks/klingai HTTP/1.1\r\nHost: x\r\n")
+		},
+		"http: ingest body sent too slowly": func(t *testing.T) {
+			expectClosed(t, addr, "POST /webhooks/klingai HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+		},
+		"http: more connections than `--max-http-conns`": func(t *testing.T) {
+			var held []net.Conn
+			defer func() {
+				for _, c := range held {
+					c.Close()
+				}
+			}()
+			// Fill every slot with an idle keep-alive connection that has
+			// completed a request, so the server holds it.
+			for range 8 {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				held = append(held, c)
+				fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+				if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			extra, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer extra.Close()
+			fmt.Fprintf(extra, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+			_ = extra.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if _, err := http.ReadResponse(bufio.NewReader(extra), nil); err == nil {
+				t.Fatal("a connection beyond the cap was served")
+			}
+			held[0].Close()
+			_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := http.ReadResponse(bufio.NewReader(extra), nil); err != nil {
+				t.Fatalf("the waiting connection was not served once a slot freed: %v", err)
+			}
+		},
+		"api: no token": func(t *testing.T) {
+			_, err := gatewayv1.NewEventServiceClient(h.srv.Dial(t)).ListEvents(ctx, &gatewayv1.ListEventsRequest{})
+			grpcCode(t, err, codes.Unauthenticated)
+			restStatus(t, h, http.MethodGet, "/v1/events", "", 401)
+		},
+		"api: unknown token": func(t *testing.T) {
+			_, err := withToken("not-a-real-token-0123456789").ListEvents(ctx, &gatewayv1.ListEventsRequest{})
+			grpcCode(t, err, codes.Unauthenticated)
+			restStatus(t, h, http.MethodGet, "/v1/webhooks", "not-a-real-token-0123456789", 401)
+		},
+		"api: subscribe-scoped token on management": func(t *testing.T) {
+			conn := h.srv.Dial(t, grpc.WithPerRPCCredentials(apptest.BearerCreds(subscribeToken)))
+			_, err := gatewayv1.NewWebhookServiceClient(conn).ListWebhooks(ctx, &gatewayv1.ListWebhooksRequest{})
+			grpcCode(t, err, codes.PermissionDenied)
+			restStatus(t, h, http.MethodGet, "/v1/webhooks", subscribeToken, 403)
+			if _, err := gatewayv1.NewEventServiceClient(conn).ListEvents(ctx, &gatewayv1.ListEventsRequest{}); err != nil {
+				t.Fatalf("the same token may read events: %v", err)
+			}
+		},
+		"grpc: request over 4 MiB": func(t *testing.T) {
+			_, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{OrderBy: strings.Repeat("x", 5<<20)})
+			grpcCode(t, err, codes.ResourceExhausted)
+		},
+		"grpc: more streams than `--max-streams-per-token`": func(t *testing.T) {
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			for range 3 {
+				h.subscribe(sctx, &gatewayv1.SubscribeRequest{})
+			}
+			s, err := h.events().Subscribe(sctx, &gatewayv1.SubscribeRequest{})
+			if err == nil {
+				_, err = s.Recv()
+			}
+			grpcCode(t, err, codes.ResourceExhausted)
+		},
+		"api: invalid filter (unknown type, empty id, over 1,000 job ids)": func(t *testing.T) {
+			_, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{JobIds: make([]string, 1001)})
+			grpcCode(t, err, codes.InvalidArgument)
+			restStatus(t, h, http.MethodGet, "/v1/events?eventTypes=99", apptest.AdminToken, 400)
+		},
+		"api: forged or foreign page token": func(t *testing.T) {
+			_, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{PageToken: "AQAAAAAAAAABAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
+			grpcCode(t, err, codes.InvalidArgument)
+		},
+		"api: resume point outside the log": func(t *testing.T) {
+			s, err := h.events().Subscribe(ctx, &gatewayv1.SubscribeRequest{Start: &gatewayv1.SubscribeRequest_AfterSequence{AfterSequence: 1 << 40}})
+			if err == nil {
+				_, err = s.Recv()
+			}
+			grpcCode(t, err, codes.OutOfRange)
+		},
+	}
+
+	table := readmeSecurityTable(t)
+	for _, row := range table {
+		if _, ok := rows[row]; !ok {
+			t.Errorf("README row %q has no test", row)
+		}
+	}
+	for name, run := range rows {
+		if !slices.Contains(table, name) {
+			t.Errorf("test %q has no README row", name)
+			continue
+		}
+		t.Run(name, run)
+	}
+}
+
+// readmeSecurityTable returns the first cells of the README's hostile
+// input table.
+func readmeSecurityTable(t *testing.T) []string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(readme), "\n## Security\n")
+	if !ok {
+		t.Fatal("README has no Security section")
+	}
+	var rows []string
+	for _, line := range strings.Split(sec, "\n") {
+		if strings.HasPrefix(line, "## ") || strings.HasPrefix(line, "### ") {
+			break
+		}
+		if !strings.HasPrefix(line, "| ") || strings.HasPrefix(line, "| input |") {
+			continue
+		}
+		cells := strings.Split(line, " | ")
+		rows = append(rows, strings.TrimPrefix(cells[0], "| "))
+	}
+	if len(rows) < 20 {
+		t.Fatalf("found only %d rows in the README's security table", len(rows))
+	}
+	return rows
+}
