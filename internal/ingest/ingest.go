@@ -19,6 +19,7 @@ import (
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/normalize"
 	"github.com/klingfan/klingfan/internal/registry"
+	"github.com/klingfan/klingfan/internal/store"
 	"github.com/klingfan/klingfan/internal/verify"
 )
 
@@ -200,6 +201,10 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	actx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	seq, dup, err := h.app.Append(actx, ev)
+	if errors.Is(err, store.ErrInvalidEvent) {
+		// Retrying cannot help: say so rather than invite retries with 503.
+		return Result{}, &Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Message: "event cannot be stored: " + err.Error(), Err: err}
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			h.log.Warn("log append failed", "webhook", w.ID, "error", err)

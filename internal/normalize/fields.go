@@ -201,6 +201,11 @@ func (o object) requiredStr(prefix, key string) (string, error) {
 	return o.str(prefix, key)
 }
 
+// MaxIDBytes bounds every identifier (job, external, output ids): real ones
+// are a few dozen bytes, and an unbounded one would be a cheap way to make
+// every later step expensive.
+const MaxIDBytes = 256
+
 // id returns an identifier under key, or "" when it is absent. Identifiers
 // are strings on the wire, but some serializers emit numeric ids as JSON
 // numbers; those are accepted when they are integers and rendered exactly as
@@ -209,11 +214,18 @@ func (o object) id(prefix, key string) (string, error) {
 	raw := o[key]
 	switch k := kind(raw); k {
 	case 0, 'n', '"':
-		return o.str(prefix, key)
+		v, err := o.str(prefix, key)
+		if err == nil && len(v) > MaxIDBytes {
+			return "", malformed(join(prefix, key), "must be at most %d bytes", MaxIDBytes)
+		}
+		return v, err
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		lit := strings.TrimSpace(string(raw))
 		if !isInteger(lit) {
 			return "", malformed(join(prefix, key), "must be a string or an integer, got %s", quote(lit))
+		}
+		if len(lit) > MaxIDBytes {
+			return "", malformed(join(prefix, key), "must be at most %d bytes", MaxIDBytes)
 		}
 		return lit, nil
 	default:

@@ -72,6 +72,8 @@ func TestParseErrors(t *testing.T) {
 		{"units overflow", `{"task_id":"a","task_status":"succeed","final_unit_deduction":1e999}`, normalize.ErrMalformed},
 		{"progress string", `{"event":"video.processing","data":{"progress":"half"}}`, normalize.ErrMalformed},
 		{"error object", `{"event":"video.failed","data":{"error":{"code":1}}}`, normalize.ErrMalformed},
+		{"job id over the bound", `{"id":"` + strings.Repeat("j", normalize.MaxIDBytes+1) + `","status":"succeeded"}`, normalize.ErrMalformed},
+		{"numeric job id over the bound", `{"task_id":` + strings.Repeat("9", normalize.MaxIDBytes+1) + `,"task_status":"succeed"}`, normalize.ErrMalformed},
 		{"long bad timestamp", `{"event":"video.completed","timestamp":"` + long + `","data":{}}`, normalize.ErrMalformed},
 		{"long bad duration", `{"id":"a","status":"succeeded","outputs":[{"type":"video","duration":"` + long + `"}]}`, normalize.ErrMalformed},
 	}

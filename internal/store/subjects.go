@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"strings"
 
@@ -21,12 +22,27 @@ const maxFilterSubjects = 256
 // encoded job id, whose base64 form is never a single character.
 const noJobToken = "_"
 
+// maxRawJobID is the longest job id whose token is its own encoding.
+// Longer ones are hashed, so a subject stays far below NATS's control-line
+// limit whatever a sender puts in a job id (an over-long subject makes the
+// server drop the connection).
+const maxRawJobID = 48
+
+// hashedJobPrefix starts the token of a hashed job id; it is outside the
+// base64url alphabet, so it cannot collide with an encoded one.
+const hashedJobPrefix = "~"
+
 // jobToken encodes a job id as a subject token. Kling's job ids are opaque
 // and may contain dots or other characters that are special in subjects, so
-// they are base64url-encoded (alphabet A-Z a-z 0-9 - _) rather than used raw.
+// they are base64url-encoded (alphabet A-Z a-z 0-9 - _) rather than used
+// raw; ids longer than maxRawJobID are replaced by a digest.
 func jobToken(jobID string) string {
 	if jobID == "" {
 		return noJobToken
+	}
+	if len(jobID) > maxRawJobID {
+		sum := sha256.Sum256([]byte(jobID))
+		return hashedJobPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
 	}
 	return base64.RawURLEncoding.EncodeToString([]byte(jobID))
 }
