@@ -291,6 +291,34 @@ func TestHostileInputTable(t *testing.T) {
 			grpcCode(t, err, codes.Unauthenticated)
 			restStatus(t, h, http.MethodGet, "/v1/webhooks", "not-a-real-token-0123456789", 401)
 		},
+		"api: REST request without a valid token, whatever its body": func(t *testing.T) {
+			// A body larger than any limit, sent without a token, is
+			// refused from the headers alone.
+			req, _ := http.NewRequest(http.MethodPatch, h.srv.HTTPURL+"/v1/webhooks/std", io.LimitReader(zeroes{}, 200<<20))
+			req.ContentLength = 200 << 20
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			out, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 401 || !bytes.Contains(out, []byte(`"code":16`)) {
+				t.Fatalf("status %d body %s, want 401 in grpc-gateway's error shape", resp.StatusCode, out)
+			}
+		},
+		"api: REST request body over 1 MiB": func(t *testing.T) {
+			big := append(append([]byte(`{"displayName":"`), bytes.Repeat([]byte("x"), 2<<20)...), []byte(`"}`)...)
+			req, _ := http.NewRequest(http.MethodPatch, h.srv.HTTPURL+"/v1/webhooks/std", bytes.NewReader(big))
+			req.Header.Set("Authorization", "Bearer "+apptest.AdminToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 400 {
+				t.Fatalf("status %d, want 400", resp.StatusCode)
+			}
+		},
 		"api: subscribe-scoped token on management": func(t *testing.T) {
 			conn := h.srv.Dial(t, grpc.WithPerRPCCredentials(apptest.BearerCreds(subscribeToken)))
 			_, err := gatewayv1.NewWebhookServiceClient(conn).ListWebhooks(ctx, &gatewayv1.ListWebhooksRequest{})
@@ -376,4 +404,12 @@ func readmeSecurityTable(t *testing.T) []string {
 		t.Fatalf("found only %d rows in the README's security table", len(rows))
 	}
 	return rows
+}
+
+// zeroes is an endless body.
+type zeroes struct{}
+
+func (zeroes) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

@@ -55,6 +55,7 @@ type server struct {
 	registry *registry.Registry
 	hub      *hub.Hub
 	ingest   *ingest.Handler
+	authn    *auth.Authenticator
 	health   *health.Server
 	grpc     *grpc.Server
 	http     *http.Server
@@ -141,7 +142,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		Metrics:        ingest.NewMetrics(s.metrics),
 	})
 
-	authn, err := auth.New(auth.Config{
+	s.authn, err = auth.New(auth.Config{
 		AdminToken: cfg.AdminToken,
 		TokensFile: cfg.TokensFile,
 		DataDir:    cfg.DataDir,
@@ -169,8 +170,8 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	})
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), authn.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), authn.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), s.authn.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), s.authn.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(4 << 20),
 		grpc.MaxSendMsgSize(16 << 20),
 	}
@@ -265,12 +266,39 @@ func flushLiveStream(ctx context.Context, w http.ResponseWriter, msg proto.Messa
 	return http.NewResponseController(w).Flush()
 }
 
+// REST bounds: a request body the API could ever need is small, and only
+// the subscription stream may stay open.
+const (
+	maxRESTBody     = 1 << 20
+	restReadTimeout = 30 * time.Second
+	subscribePath   = "/v1/events:subscribe"
+)
+
+// guardREST checks the bearer token before grpc-gateway reads a body (it
+// reads the whole body before calling gRPC, where the full check runs),
+// bounds the body's size and, except on the subscription stream, the time
+// to send it.
+func (s *server) guardREST(gateway *runtime.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.authn.Recognize(r.Header); err != nil {
+			_, out := runtime.MarshalerForRequest(gateway, r)
+			runtime.HTTPError(r.Context(), gateway, out, w, r, err)
+			return
+		}
+		if r.URL.Path != subscribePath {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(restReadTimeout))
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxRESTBody)
+		gateway.ServeHTTP(w, r)
+	})
+}
+
 // routes lays out the HTTP side: REST under /v1, and the open operational
 // endpoints.
-func (s *server) routes(gateway http.Handler) http.Handler {
+func (s *server) routes(gateway *runtime.ServeMux) http.Handler {
 	mux := http.NewServeMux()
 	s.ingest.Routes(mux)
-	mux.Handle("/v1/", gateway)
+	mux.Handle("/v1/", s.guardREST(gateway))
 	mux.Handle("GET /openapi.json", openapi.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

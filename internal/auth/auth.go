@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -233,6 +234,23 @@ func (a *Authenticator) Authorize(ctx context.Context, fullMethod string) (conte
 		return nil, err
 	}
 	return WithPrincipal(ctx, Principal{TokenName: t.Name, Scope: t.Scope}), nil
+}
+
+// Recognize checks the bearer token of an HTTP request without looking at
+// scopes. The REST gateway calls it before reading a request body, so an
+// unauthenticated client cannot make the server buffer one; the gRPC
+// interceptor still makes the full decision. It returns the same status
+// errors as Authorize.
+func (a *Authenticator) Recognize(h http.Header) error {
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.MD{"authorization": h.Values("Authorization")})
+	tok, err := bearer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, ok := a.lookup(tok); !ok {
+		return errUnknown
+	}
+	return nil
 }
 
 // bearer extracts the token from the single authorization value.
