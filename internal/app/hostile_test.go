@@ -31,8 +31,9 @@ const subscribeToken = "subscribe-only-token-0123456789"
 // table can be reached quickly.
 type hostile struct {
 	*fanout
-	std string // a STANDARD_WEBHOOKS registration
-	tok string // the URL token of a URL_TOKEN registration
+	std     string // a STANDARD_WEBHOOKS registration
+	tok     string // the URL token of a URL_TOKEN registration
+	limited string // the secret of a rate-limited KLING_SIGNATURE registration
 }
 
 func startHostile(t *testing.T) *hostile {
@@ -74,6 +75,8 @@ func startHostile(t *testing.T) *hostile {
 			h.std = resp.GetSecret()
 		case "tok":
 			h.tok = resp.GetSecret()
+		case "limited":
+			h.limited = resp.GetSecret()
 		}
 	}
 	return h
@@ -215,16 +218,24 @@ func TestHostileInputTable(t *testing.T) {
 			}
 		},
 		"ingest: over the registration's rate limit": func(t *testing.T) {
+			// Forged deliveries do not drain the bucket...
+			for i := range 20 {
+				b := []byte(fmt.Sprintf(`{"event":"video.created","data":{"job_id":"forged-%d"}}`, i))
+				if status, _ := h.srv.Post(t, "/webhooks/kling/limited", http.Header{verify.HeaderKlingSignature: {"sha256=00"}}, b); status != 401 {
+					t.Fatalf("forged delivery: status %d, want 401", status)
+				}
+			}
+			// ...genuine ones do.
 			var last int
 			for i := range 20 {
 				b := []byte(fmt.Sprintf(`{"event":"video.created","data":{"job_id":"rl-%d"}}`, i))
-				sign := http.Header{verify.HeaderKlingSignature: {"sha256=00"}}
-				if last, _ = h.srv.Post(t, "/webhooks/kling/limited", sign, b); last == 429 {
+				sign := http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(h.limited), b)}}
+				if last, _ = h.srv.Post(t, "/webhooks/kling/limited", sign, b); last != 200 {
 					break
 				}
 			}
 			if last != 429 {
-				t.Fatalf("20 deliveries at a 5/s limit never got 429 (last %d)", last)
+				t.Fatalf("20 signed deliveries at a 5/s limit never got 429 (last %d)", last)
 			}
 		},
 		"http: headers over 64 KiB": func(t *testing.T) {

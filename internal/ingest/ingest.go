@@ -180,6 +180,12 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	// Charged only after authentication: otherwise anyone who knows a
+	// webhook id (and `default` is public) could drain its bucket with
+	// forged requests and lock Kling out.
+	if wait, ok := h.limits.allow(w.ID, h.now()); !ok {
+		return Result{}, &Error{Status: http.StatusTooManyRequests, Outcome: OutcomeRateLimited, Message: "rate limit exceeded, retry later", retryAfter: wait}
+	}
 	ev, err := normalize.Parse(d.Body)
 	if err != nil {
 		return Result{}, &Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Message: publicParseMessage(err), Err: err}
