@@ -435,9 +435,8 @@ func TestWebhookServiceGRPC(t *testing.T) {
 		field string
 	}{
 		{"no mask", &gatewayv1.Webhook{Id: "orders"}, nil, codes.InvalidArgument, "update_mask"},
-		{"immutable id", &gatewayv1.Webhook{Id: "orders"}, []string{"display_name", "id"}, codes.InvalidArgument, "update_mask.paths[1]"},
-		{"immutable scheme", &gatewayv1.Webhook{Id: "orders"}, []string{"signature_scheme"}, codes.InvalidArgument, "update_mask.paths[0]"},
-		{"output only", &gatewayv1.Webhook{Id: "orders"}, []string{"create_time"}, codes.InvalidArgument, "update_mask.paths[0]"},
+		{"scheme changed", &gatewayv1.Webhook{Id: "orders", SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN}, []string{"signature_scheme"}, codes.InvalidArgument, "webhook.signature_scheme"},
+		{"scheme unset", &gatewayv1.Webhook{Id: "orders"}, []string{"id", "signature_scheme"}, codes.InvalidArgument, "webhook.signature_scheme"},
 		{"unknown path", &gatewayv1.Webhook{Id: "orders"}, []string{"secret"}, codes.InvalidArgument, "update_mask.paths[0]"},
 		{"nested path", &gatewayv1.Webhook{Id: "orders"}, []string{"signature_tolerance.seconds"}, codes.InvalidArgument, "update_mask.paths[0]"},
 		{"active unset", &gatewayv1.Webhook{Id: "orders"}, []string{"active"}, codes.InvalidArgument, "webhook.active"},
@@ -579,8 +578,14 @@ func TestWebhookServiceREST(t *testing.T) {
 					t.Errorf("patched %s", b)
 				}
 			}},
-		{name: "patch immutable", method: "PATCH", path: "/v1/webhooks/rest-1", body: `{"signatureScheme":"SIGNATURE_SCHEME_URL_TOKEN"}`, want: 400, check: wantField("update_mask.paths[0]")},
-		{name: "patch output only", method: "PATCH", path: "/v1/webhooks/rest-1", body: `{"ingestUrl":"https://elsewhere"}`, want: 400, check: wantField("update_mask.paths[0]")},
+		{name: "patch immutable", method: "PATCH", path: "/v1/webhooks/rest-1", body: `{"signatureScheme":"SIGNATURE_SCHEME_URL_TOKEN"}`, want: 400, check: wantField("webhook.signature_scheme")},
+		{name: "patch output only is ignored", method: "PATCH", path: "/v1/webhooks/rest-1", body: `{"ingestUrl":"https://elsewhere","createTime":"2000-01-01T00:00:00Z"}`, want: 200,
+			check: func(t *testing.T, b []byte) {
+				w := decode(t, b, &gatewayv1.UpdateWebhookResponse{}).GetWebhook()
+				if strings.Contains(w.GetIngestUrl(), "elsewhere") || w.GetCreateTime().AsTime().Year() == 2000 {
+					t.Errorf("an output-only field changed: %s", b)
+				}
+			}},
 		{name: "patch empty body", method: "PATCH", path: "/v1/webhooks/rest-1", body: `{}`, want: 400, check: wantField("update_mask")},
 		{name: "patch unknown", method: "PATCH", path: "/v1/webhooks/nobody", body: `{"displayName":"x"}`, want: 404},
 		{name: "rotate", method: "POST", path: "/v1/webhooks/rest-1:rotateSecret", body: `{"gracePeriod":"3600s"}`, want: 200, check: func(t *testing.T, b []byte) {
