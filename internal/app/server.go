@@ -334,7 +334,9 @@ func (s *server) runBackground(ctx context.Context) error {
 }
 
 func (s *server) wrapGRPCListener(ln net.Listener) net.Listener {
-	return grpcTLSListener(ln, s.tlsConfig)
+	// Bounded like the HTTP side: each connection may carry up to
+	// maxStreamsPerConn streams, some of them (health, reflection) open.
+	return grpcTLSListener(netutil.LimitListener(ln, s.cfg.MaxGRPCConns), s.tlsConfig)
 }
 
 func (s *server) serveHTTP(ln net.Listener) error {

@@ -57,6 +57,7 @@ type Config struct {
 	IngestRate         float64
 	IngestBurst        int
 	MaxHTTPConns       int
+	MaxGRPCConns       int
 	HeaderTimeout      time.Duration
 	IngestTimeout      time.Duration
 	MaxStreams         int
@@ -112,6 +113,7 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.Float64Var(&c.IngestRate, "ingest-rate", 500, "deliveries per second each registration accepts before 429 (0: no limit)")
 	fs.IntVar(&c.IngestBurst, "ingest-burst", 1000, "deliveries a registration may send at once above --ingest-rate")
 	fs.IntVar(&c.MaxHTTPConns, "max-http-conns", 10000, "maximum concurrent HTTP connections")
+	fs.IntVar(&c.MaxGRPCConns, "max-grpc-conns", 10000, "maximum concurrent gRPC connections")
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "maximum concurrent Subscribe streams")
 	fs.IntVar(&c.MaxStreamsPerToken, "max-streams-per-token", 1000, "maximum concurrent Subscribe streams per API token (0: no limit)")
 	fs.IntVar(&c.StreamBuffer, "stream-buffer", 256, "events buffered per subscriber before it switches to catch-up reads")
@@ -203,8 +205,8 @@ func (c *Config) validate() error {
 	if c.HeaderTimeout <= 0 || c.IngestTimeout <= 0 {
 		errs = append(errs, errors.New("--http-header-timeout and --ingest-timeout must be positive"))
 	}
-	if c.MaxHTTPConns < 1 {
-		errs = append(errs, fmt.Errorf("--max-http-conns %d: must be at least 1", c.MaxHTTPConns))
+	if c.MaxHTTPConns < 1 || c.MaxGRPCConns < 1 {
+		errs = append(errs, fmt.Errorf("--max-http-conns %d and --max-grpc-conns %d: must be at least 1", c.MaxHTTPConns, c.MaxGRPCConns))
 	}
 	if c.MaxStreams < 1 {
 		errs = append(errs, fmt.Errorf("--max-streams %d: must be at least 1", c.MaxStreams))
