@@ -38,6 +38,10 @@ const (
 	// sparse filter matches little: the page then comes back short, with a
 	// token to continue.
 	maxScanPerPage = 20000
+	// maxPageBytes bounds a page's approximate encoded size, so a full
+	// view of large events comes back in several pages instead of one
+	// response over the gRPC send limit.
+	maxPageBytes = 8 << 20
 )
 
 // EventService serves kling.gateway.v1.EventService.
@@ -210,8 +214,8 @@ func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEvents
 		return pos > last
 	}
 	resp := &gatewayv1.ListEventsResponse{}
-	scanned := 0
-	for len(resp.Events) < size && scanned < maxScanPerPage && !exhausted(pos) {
+	scanned, bytes := 0, 0
+	for len(resp.Events) < size && scanned < maxScanPerPage && bytes < maxPageBytes && !exhausted(pos) {
 		var (
 			batch []*gatewayv1.Event
 			next  uint64
@@ -238,8 +242,9 @@ func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEvents
 					ev = hub.WithoutBody(ev)
 				}
 				resp.Events = append(resp.Events, ev)
+				bytes += len(ev.GetRawBody()) + 1024
 			}
-			if len(resp.Events) == size && i < len(batch)-1 {
+			if (len(resp.Events) == size || bytes >= maxPageBytes) && i < len(batch)-1 {
 				// The page is full mid-batch: continue after this event.
 				if desc {
 					pos = ev.GetSequence() - 1

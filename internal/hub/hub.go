@@ -89,7 +89,9 @@ func New(log Log, last uint64, opts Options) *Hub {
 		opts.Buffer = 256
 	}
 	if opts.CatchUpBatch <= 0 {
-		opts.CatchUpBatch = 1024
+		// Each lagging subscriber holds up to one batch of whole events
+		// (raw bodies included) in memory: keep it modest.
+		opts.CatchUpBatch = 256
 	}
 	return &Hub{
 		log:     log,
