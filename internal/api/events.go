@@ -139,15 +139,25 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 		return err
 	}
 	for {
-		ev, err := sub.Next(ctx)
+		it, err := sub.Next(ctx)
 		if err != nil {
 			return err
 		}
-		if err := stream.Send(&gatewayv1.SubscribeResponse{Event: ev}); err != nil {
+		if err := send(stream, it); err != nil {
 			return err
 		}
-		s.Hub.Delivered(ev, s.Now())
+		s.Hub.Delivered(it.Event, s.Now())
 	}
+}
+
+// send writes one item, as the bytes the hub encoded once for every stream
+// when it could encode them.
+func send(stream grpc.ServerStreamingServer[gatewayv1.SubscribeResponse], it *hub.Item) error {
+	b, err := it.Encoded()
+	if err != nil {
+		return stream.Send(&gatewayv1.SubscribeResponse{Event: it.Event})
+	}
+	return stream.SendMsg(preEncoded(b))
 }
 
 // ListEvents pages through stored events.

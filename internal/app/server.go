@@ -174,6 +174,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), s.authn.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(4 << 20),
 		grpc.MaxSendMsgSize(16 << 20),
+		grpc.ForceServerCodecV2(api.ServerCodec()),
 	}
 	newGRPC := func(opts ...grpc.ServerOption) *grpc.Server {
 		g := grpc.NewServer(append(slices.Clone(common), opts...)...)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
@@ -113,15 +114,22 @@ func (h *Hub) Publish(ev *gatewayv1.Event) {
 		return
 	}
 	h.last = ev.GetSequence()
-	var basic *gatewayv1.Event
+	// At most two items per event, each encoded at most once, however many
+	// streams send it.
+	var full, basic *Item
 	for s := range h.subs {
 		if s.lagging.Load() || !s.filter.Match(ev) {
 			continue
 		}
-		out := ev
-		if !s.full {
+		var out *Item
+		if s.full {
+			if full == nil {
+				full = &Item{Event: ev}
+			}
+			out = full
+		} else {
 			if basic == nil {
-				basic = WithoutBody(ev)
+				basic = &Item{Event: WithoutBody(ev)}
 			}
 			out = basic
 		}
@@ -173,7 +181,7 @@ type Start struct {
 // later can be missed, so the caller may tell its client the stream is
 // live. full selects whether events carry their raw body.
 func (h *Hub) Subscribe(ctx context.Context, f *Filter, start Start, full bool) (*Subscription, error) {
-	s := &Subscription{h: h, filter: f, full: full, ch: make(chan *gatewayv1.Event, h.opts.Buffer)}
+	s := &Subscription{h: h, filter: f, full: full, ch: make(chan *Item, h.opts.Buffer)}
 	if start.Kind != StartNow {
 		first, last, err := h.log.Bounds(ctx)
 		if err != nil {
@@ -225,37 +233,60 @@ type Subscription struct {
 	h      *Hub
 	filter *Filter
 	full   bool
-	ch     chan *gatewayv1.Event
+	ch     chan *Item
 
 	// lagging is written only under h.mu; Publish skips a lagging
 	// subscription, which then reads the log itself.
 	lagging atomic.Bool
 
 	// Owned by the stream goroutine.
-	next     uint64             // the next sequence this subscription may deliver
-	pending  []*gatewayv1.Event // events read but not yet returned, in order
-	readNext uint64             // where the last catch-up read stopped
+	next     uint64  // the next sequence this subscription may deliver
+	pending  []*Item // items read but not yet returned, in order, from head on
+	head     int     // index of the first pending item not yet returned
+	readNext uint64  // where the last catch-up read stopped
 	closed   bool
+}
+
+// Item is one event as a subscription hands it out, in the subscription's
+// view. Items from live delivery are shared by every stream that sends
+// them, so they must be treated as read-only.
+type Item struct {
+	Event *gatewayv1.Event
+
+	once    sync.Once
+	encoded []byte
+	err     error
+}
+
+// Encoded returns the item as a marshalled SubscribeResponse. It is
+// computed once per item, so an event sent to many streams is encoded once.
+func (it *Item) Encoded() ([]byte, error) {
+	it.once.Do(func() {
+		it.encoded, it.err = proto.Marshal(&gatewayv1.SubscribeResponse{Event: it.Event})
+	})
+	return it.encoded, it.err
 }
 
 // Next returns the next matching event, in sequence order, waiting for one
 // when there is none yet. It returns ErrClosed when the hub shuts down and
 // ctx.Err() when ctx ends.
-func (s *Subscription) Next(ctx context.Context) (*gatewayv1.Event, error) {
+func (s *Subscription) Next(ctx context.Context) (*Item, error) {
 	for {
-		for len(s.pending) > 0 {
-			ev := s.pending[0]
-			s.pending[0] = nil
-			s.pending = s.pending[1:]
-			if ev.GetSequence() < s.next {
+		for s.head < len(s.pending) {
+			it := s.pending[s.head]
+			s.pending[s.head] = nil
+			s.head++
+			seq := it.Event.GetSequence()
+			if seq < s.next {
 				continue // already delivered from the log before rejoining
 			}
-			s.next = ev.GetSequence() + 1
-			if s.filter.Match(ev) {
-				return ev, nil
+			s.next = seq + 1
+			if s.filter.Match(it.Event) {
+				return it, nil
 			}
 		}
-		s.pending = s.pending[:0]
+		// Reuse the backing array: no allocation per delivered event.
+		s.pending, s.head = s.pending[:0], 0
 		if s.readNext > s.next {
 			s.next = s.readNext
 		}
@@ -283,8 +314,8 @@ func (s *Subscription) Next(ctx context.Context) (*gatewayv1.Event, error) {
 		}
 
 		select {
-		case ev := <-s.ch:
-			s.pending = append(s.pending, ev)
+		case it := <-s.ch:
+			s.pending = append(s.pending, it)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-s.h.done:
@@ -299,8 +330,8 @@ func (s *Subscription) drain() bool {
 	n := len(s.pending)
 	for {
 		select {
-		case ev := <-s.ch:
-			s.pending = append(s.pending, ev)
+		case it := <-s.ch:
+			s.pending = append(s.pending, it)
 		default:
 			return len(s.pending) > n
 		}
@@ -329,12 +360,12 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 			return &RangeError{First: first, Last: next - 1, Reason: fmt.Sprintf("events from sequence %d expired before this subscriber read them", s.next)}
 		}
 		s.h.metrics.replayed.Add(float64(len(events)))
-		if !s.full {
-			for i, ev := range events {
-				events[i] = WithoutBody(ev)
+		for _, ev := range events {
+			if !s.full {
+				ev = WithoutBody(ev)
 			}
+			s.pending = append(s.pending, &Item{Event: ev})
 		}
-		s.pending = append(s.pending, events...)
 		s.readNext = next
 		return nil
 	}

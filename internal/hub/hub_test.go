@@ -152,13 +152,18 @@ func TestHandOffHasNoGapsOrDuplicates(t *testing.T) {
 						for range rng.IntN(300) {
 							runtime.Gosched()
 						}
-						ev, err := sub.Next(ctx)
+						it, err := sub.Next(ctx)
 						if err != nil {
 							results[ri] <- result{got, err}
 							return
 						}
+						ev := it.Event
 						if full != (len(ev.GetRawBody()) != 0) {
 							results[ri] <- result{got, fmt.Errorf("view full=%v but raw body %q", full, ev.GetRawBody())}
+							return
+						}
+						if b, err := it.Encoded(); err != nil || len(b) == 0 {
+							results[ri] <- result{got, fmt.Errorf("encoding: %v", err)}
 							return
 						}
 						got = append(got, ev.GetSequence())
