@@ -48,9 +48,21 @@ lint: ## buf lint, buf format, go vet, gofmt.
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+# bench: the key micro-benchmarks (BENCHTIME each), then the klingbench load
+# harness on the real server; BENCHFLAGS go to klingbench (e.g. -full,
+# -cpuprofile DIR, -phases ingest). Writes BENCHMARKS.md and bench/results.json.
+BENCHTIME  ?= 200ms
+BENCHFLAGS ?=
+MICROBENCH := ^(BenchmarkPublish|BenchmarkEncodeSubscribeResponse|BenchmarkServeHTTP|BenchmarkKlingSignature|BenchmarkStandardWebhooks|BenchmarkParse)$$
+
 .PHONY: bench
-bench: ## Run the Go micro-benchmarks.
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+bench: ## Micro-benchmarks + load harness (under 10 min): writes BENCHMARKS.md and bench/results.json.
+	@set -e; micro=$$(mktemp); trap 'rm -f "$$micro" "$$micro.rc"' EXIT; \
+	{ $(GO) test -p 1 -run='^$$' -benchmem -benchtime=$(BENCHTIME) -bench='$(MICROBENCH)' \
+	    ./internal/hub ./internal/ingest ./internal/verify ./internal/normalize 2>&1; echo $$? > "$$micro.rc"; } | tee "$$micro"; \
+	test "$$(cat "$$micro.rc")" = 0; \
+	$(GO) build -o bin/klingbench ./cmd/klingbench; \
+	./bin/klingbench -micro "$$micro" -out BENCHMARKS.md -json bench/results.json $(BENCHFLAGS)
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for a bounded time (FUZZTIME, default 20s each).

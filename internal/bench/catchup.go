@@ -1,0 +1,232 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/ingest"
+	"github.com/klingfan/klingfan/internal/normalize"
+	"github.com/klingfan/klingfan/internal/registry"
+	"github.com/klingfan/klingfan/internal/store"
+)
+
+// StartupResult is how long klingfan takes to become ready on a full log.
+type StartupResult struct {
+	Events       int     `json:"events"`
+	DiskBytes    int64   `json:"disk_bytes"`
+	FillSeconds  float64 `json:"fill_seconds"`
+	FillPerSec   float64 `json:"fill_per_second"`
+	ReadySeconds float64 `json:"ready_seconds"`
+}
+
+// CatchUpResult is one subscriber resuming far behind the head.
+type CatchUpResult struct {
+	Events            int     `json:"events"`
+	Seconds           float64 `json:"seconds"`
+	FirstEventSeconds float64 `json:"first_event_seconds"`
+	PerSecond         float64 `json:"events_per_second"`
+	// OutOfOrder counts events that did not follow their predecessor's
+	// sequence (gaps or duplicates); must be 0.
+	OutOfOrder int     `json:"out_of_order"`
+	Cores      float64 `json:"cores"`
+	OtherCores float64 `json:"other_cores"`
+}
+
+// fillWorkers is how many goroutines append concurrently while filling a
+// log: JetStream acknowledges each append, so throughput comes from
+// having many in flight.
+const fillWorkers = 256
+
+// runStartupAndCatchUp fills a fresh log with r.cfg.StartupEvents events
+// through store.Append (the server is not running), times app.Run until
+// /readyz answers 200, then resumes one subscriber CatchUpEvents back.
+func (r *runner) runStartupAndCatchUp(ctx context.Context, doStartup, doCatchUp bool) (*StartupResult, *CatchUpResult, error) {
+	events := r.cfg.StartupEvents
+	if !doStartup {
+		events = r.cfg.CatchUpEvents
+	}
+	events = max(events, r.cfg.CatchUpEvents)
+	dir, err := newDataDir()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.removeDir(dir)
+
+	r.logf("start-up: filling a fresh log with %d events", events)
+	fillTook, err := fillLog(ctx, dir, events)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := &StartupResult{
+		Events:      events,
+		DiskBytes:   dirSize(dir),
+		FillSeconds: round2(fillTook.Seconds()),
+		FillPerSec:  float64(int64(float64(events) / fillTook.Seconds())),
+	}
+	r.logf("  filled in %.1fs (%.0f events/s, %.0f MiB on disk)", st.FillSeconds, st.FillPerSec, float64(st.DiskBytes)/(1<<20))
+
+	stop := r.profile("startup")
+	srv, err := startServer(ctx, dir, r.log, nil)
+	stop()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer srv.stop()
+	st.ReadySeconds = round2(srv.ready.Seconds())
+	r.logf("  ready in %.2fs with %d stored events", st.ReadySeconds, events)
+	if !doStartup {
+		st = nil
+	}
+	if !doCatchUp {
+		return st, nil, nil
+	}
+
+	cu, err := r.catchUp(ctx, srv, uint64(events), r.cfg.CatchUpEvents)
+	return st, cu, err
+}
+
+// catchUp resumes one subscriber n events behind last and times the
+// replay until it has received last.
+func (r *runner) catchUp(ctx context.Context, srv *server, last uint64, n int) (*CatchUpResult, error) {
+	r.logf("catch-up: one subscriber resuming %d events back", n)
+	conns, err := dialConns(ctx, srv.grpcAddr, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConns(conns)
+	after := last - uint64(n)
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+
+	stop := r.profile("catch-up")
+	defer stop()
+	cpu := startCPU()
+	start := time.Now()
+	st, _, err := openStream(sctx, conns[0], &gatewayv1.SubscribeRequest{Start: &gatewayv1.SubscribeRequest_AfterSequence{AfterSequence: after}})
+	if err != nil {
+		return nil, err
+	}
+	res := &CatchUpResult{Events: n}
+	prev := after
+	var m rawMsg
+	for prev < last {
+		if err := st.RecvMsg(&m); err != nil {
+			return nil, fmt.Errorf("bench: catch-up stream after %d of %d events: %w", prev-after, n, err)
+		}
+		f := parseFrame(m.b)
+		if prev == after {
+			res.FirstEventSeconds = round2(time.Since(start).Seconds())
+		}
+		if f.seq != prev+1 {
+			res.OutOfOrder++
+		}
+		prev = max(prev, f.seq)
+	}
+	took := time.Since(start)
+	res.Cores, res.OtherCores = cpu.cores(), cpu.others()
+	res.Seconds = round2(took.Seconds())
+	res.PerSecond = float64(int64(float64(n) / took.Seconds()))
+	r.logf("  %d events in %.2fs = %.0f events/s (first after %.2fs, out of order %d, cores %.2f, others %.2f)",
+		n, res.Seconds, res.PerSecond, res.FirstEventSeconds, res.OutOfOrder, res.Cores, res.OtherCores)
+	return res, nil
+}
+
+// fillLog appends n realistic events to a log in dir, with the server not
+// running, and closes it.
+func fillLog(ctx context.Context, dir string, n int) (time.Duration, error) {
+	s, err := store.Open(ctx, store.Config{DataDir: dir, Logger: quietLogger()})
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+
+	// A few hundred distinct jobs, parsed once like ingest would; events
+	// share them, as the hub shares event contents.
+	const jobs = 512
+	type template struct {
+		job  *gatewayv1.Job
+		body []byte
+		ev   *gatewayv1.Event
+	}
+	tmpl := make([]template, jobs)
+	for i := range tmpl {
+		body := appendBody(nil, "kb-fill-"+strconv.Itoa(i), []byte("A corgi surfing a turquoise wave at golden hour, cinematic, slow motion"))
+		ev, err := normalize.Parse(body)
+		if err != nil {
+			return 0, err
+		}
+		tmpl[i] = template{job: ev.GetJob(), body: body, ev: ev}
+	}
+	received := timestamppb.Now()
+
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		firstErr atomic.Pointer[error]
+	)
+	start := time.Now()
+	for range fillWorkers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(n) || firstErr.Load() != nil || ctx.Err() != nil {
+					return
+				}
+				t := tmpl[i%jobs]
+				delivery := "fill-" + strconv.FormatInt(i, 10)
+				ev := &gatewayv1.Event{
+					Id:           ingest.EventID(registry.DefaultID, delivery),
+					Type:         t.ev.GetType(),
+					RawType:      t.ev.GetRawType(),
+					WebhookId:    registry.DefaultID,
+					OccurredAt:   t.ev.GetOccurredAt(),
+					ReceivedAt:   received,
+					DeliveryId:   delivery,
+					SourceFormat: t.ev.GetSourceFormat(),
+					Job:          t.job,
+					RawBody:      t.body,
+				}
+				if _, _, err := s.Append(ctx, ev); err != nil {
+					err = fmt.Errorf("bench: fill event %d: %w", i, err)
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	if p := firstErr.Load(); p != nil {
+		return 0, *p
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := s.Close(); err != nil {
+		return 0, err
+	}
+	return took, nil
+}
+
+// dirSize sums the sizes of the regular files under dir.
+func dirSize(dir string) int64 {
+	var total int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	return total
+}

@@ -1,0 +1,146 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/klingfan/klingfan/internal/config"
+)
+
+// IngestRun is klingfan's ingest in one configuration at one concurrency,
+// next to the baseline handler measured just before it: the machine is
+// shared, so each ratio compares two runs taken under the same
+// conditions.
+type IngestRun struct {
+	Mode        string `json:"mode"`
+	Concurrency int    `json:"concurrency"`
+	Subscribers int    `json:"subscribers"`
+	// Filtered subscribers each match 1% of events (one job id of the
+	// hundred the load cycles through); otherwise each receives every
+	// event.
+	Filtered   bool       `json:"filtered"`
+	SyncAlways bool       `json:"sync_always"`
+	Klingfan   LoadResult `json:"klingfan"`
+	Baseline   LoadResult `json:"baseline"`
+	// Ratio is klingfan's deliveries per second over the baseline's.
+	Ratio float64 `json:"ratio"`
+}
+
+// Ingest modes.
+const (
+	ModeDurable       = "durable"          // default fsync policy, subscribers receive every event
+	ModeFiltered      = "durable-filtered" // default fsync policy, subscribers match 1% each
+	ModeSyncAlways    = "sync-always"      // --sync always, subscribers receive every event
+	ModeNoSubscribers = "no-subscribers"   // default fsync policy, nobody subscribed
+)
+
+// ingestSubscribers is how many live subscribers drain during durable
+// ingest, as the issue asks.
+const ingestSubscribers = 100
+
+// runIngest measures each mode on a fresh server and data directory, each
+// point paired with a baseline run.
+func (r *runner) runIngest(ctx context.Context) ([]IngestRun, error) {
+	base, err := startBaseline()
+	if err != nil {
+		return nil, err
+	}
+	defer base.stop()
+	var out []IngestRun
+	for _, m := range []IngestRun{
+		{Mode: ModeDurable, Subscribers: ingestSubscribers},
+		{Mode: ModeFiltered, Subscribers: ingestSubscribers, Filtered: true},
+		{Mode: ModeSyncAlways, Subscribers: ingestSubscribers, SyncAlways: true},
+		{Mode: ModeNoSubscribers},
+	} {
+		if len(r.cfg.IngestModes) > 0 && !slices.Contains(r.cfg.IngestModes, m.Mode) {
+			continue
+		}
+		runs, err := r.ingestMode(ctx, base, m)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", m.Mode, err)
+		}
+		out = append(out, runs...)
+	}
+	return out, nil
+}
+
+func (r *runner) ingestMode(ctx context.Context, base *baseline, m IngestRun) ([]IngestRun, error) {
+	mode, subs := m.Mode, m.Subscribers
+	r.logf("ingest: klingfan %s, %d live subscribers", mode, subs)
+	dir, err := newDataDir()
+	if err != nil {
+		return nil, err
+	}
+	defer r.removeDir(dir)
+	srv, err := startServer(ctx, dir, r.log, func(c *config.Config) { c.SyncAlways = m.SyncAlways })
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	var sub *subscribers
+	perEvent := int64(subs) // deliveries each accepted event makes
+	if subs > 0 {
+		req := everyEvent
+		if m.Filtered {
+			req, perEvent = oneJob, int64(subs/hotJobs)
+		}
+		sub, err = startSubscribers(ctx, srv.grpcAddr, subs, 25, req, nil)
+		if err != nil {
+			return nil, err
+		}
+		defer sub.close()
+	}
+	var (
+		out        []IngestRun
+		wantPerSub int64
+	)
+	for _, c := range r.cfg.Concurrency {
+		run := m
+		run.Concurrency = c
+		run.Baseline = r.load(ctx, fmt.Sprintf("ingest-baseline-for-%s-c%d", mode, c), base.url+"/webhooks/klingai", c, "base")
+		run.Klingfan = r.load(ctx, fmt.Sprintf("ingest-%s-c%d", mode, c), srv.httpURL+"/webhooks/klingai", c, mode)
+		run.Ratio = ratio(run.Klingfan.PerSecond, run.Baseline.PerSecond)
+		if sub != nil {
+			// Every accepted event must reach every subscriber; wait for
+			// the fan-out to finish before the next point starts.
+			wantPerSub += run.Klingfan.accepted
+			want := wantPerSub * perEvent
+			t0 := time.Now()
+			_ = waitFor(ctx, 60*time.Second, func() bool { return sub.received.Load() >= want })
+			k := &run.Klingfan
+			k.Subscribers = subs
+			k.DrainSeconds = round2(time.Since(t0).Seconds())
+			k.Missing = max(0, want-sub.received.Load())
+			k.Resumes = sub.resumes.Swap(0)
+			k.StreamError = sub.streamErr()
+			r.logf("  %d subscribers drained %.2fs after the last answer; missing %d, resumed streams %d %s",
+				subs, k.DrainSeconds, k.Missing, k.Resumes, k.StreamError)
+			if err := sub.err(); err != nil {
+				return out, err
+			}
+		}
+		r.logf("  ratio %.2f", run.Ratio)
+		out = append(out, run)
+	}
+	return out, nil
+}
+
+// load runs one load point, with a CPU profile when asked for.
+func (r *runner) load(ctx context.Context, name, url string, conc int, tag string) LoadResult {
+	stop := r.profile(name)
+	lr := runLoad(ctx, url, conc, r.cfg.Warmup, r.cfg.IngestDuration, fmt.Sprintf("%s-c%d-%d", tag, conc, time.Now().UnixNano()))
+	stop()
+	r.logf("  %-36s c=%-3d %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  cores %.2f (others %.2f)",
+		name, conc, lr.PerSecond, lr.Latency.P50, lr.Latency.P99, lr.Errors, lr.Cores, lr.OtherCores)
+	return lr
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return round2(a / b)
+}

@@ -1,0 +1,185 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// LatencyResult is the end-to-end latency at a fixed event rate with n
+// subscribers, each receiving every event.
+type LatencyResult struct {
+	Subscribers int     `json:"subscribers"`
+	Connections int     `json:"connections"`
+	Rate        float64 `json:"events_per_second"`
+	Events      int     `json:"events"`
+	// Latency is from the start of the POST (the probe's embedded send
+	// time) to the subscriber reading the event, over every (event,
+	// subscriber) pair sent after the warm-up.
+	Latency Percentiles `json:"latency"`
+	// Post is the ingest answer time of the same POSTs.
+	Post Percentiles `json:"post"`
+	// DeliveriesPerSecond is events × subscribers received per second
+	// over the measured window.
+	DeliveriesPerSecond float64 `json:"deliveries_per_second"`
+	Missing             int64   `json:"missing"`
+	// Resumes counts streams that ended with an error and were resumed
+	// with after_sequence; StreamError is the first such error.
+	Resumes     int64   `json:"resumes,omitempty"`
+	StreamError string  `json:"stream_error,omitempty"`
+	Cores       float64 `json:"cores"`
+	OtherCores  float64 `json:"other_cores"`
+}
+
+// streamsPerConn is how many subscriber streams share one gRPC
+// connection in the latency scenario.
+const streamsPerConn = 50
+
+// runLatency measures each subscriber count on a fresh server.
+func (r *runner) runLatency(ctx context.Context) ([]LatencyResult, error) {
+	var out []LatencyResult
+	for _, n := range r.cfg.LatencySubscribers {
+		lr, err := r.latencyPoint(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, lr)
+	}
+	return out, nil
+}
+
+func (r *runner) latencyPoint(ctx context.Context, n int) (LatencyResult, error) {
+	r.logf("latency: %d subscriber(s) at %.0f events/s for %s", n, r.cfg.Rate, r.cfg.LatencyDuration)
+	dir, err := newDataDir()
+	if err != nil {
+		return LatencyResult{}, err
+	}
+	defer r.removeDir(dir)
+	srv, err := startServer(ctx, dir, r.log, nil)
+	if err != nil {
+		return LatencyResult{}, err
+	}
+	defer srv.stop()
+
+	warm := int(r.cfg.Rate * r.cfg.Warmup.Seconds())
+	total := warm + int(r.cfg.Rate*r.cfg.LatencyDuration.Seconds())
+	// Samples of each subscriber, written only by its own goroutine.
+	samples := make([][]int64, n)
+	for i := range samples {
+		samples[i] = make([]int64, 0, total-warm)
+	}
+	var lastArrival atomic.Int64
+	sub, err := startSubscribers(ctx, srv.grpcAddr, n, streamsPerConn, everyEvent, func(i int, f frame, at int64) {
+		if f.probe >= warm {
+			samples[i] = append(samples[i], at-f.sentAt)
+			lastArrival.Store(at)
+		}
+	})
+	if err != nil {
+		return LatencyResult{}, err
+	}
+	defer sub.close()
+
+	stop := r.profile(fmt.Sprintf("latency-%d", n))
+	cpu := startCPU()
+	posts, firstSend, err := r.pace(ctx, srv.httpURL+"/webhooks/klingai", total, warm)
+	if err != nil {
+		stop()
+		return LatencyResult{}, err
+	}
+	want := int64(total) * int64(n)
+	_ = waitFor(ctx, 30*time.Second, func() bool { return sub.received.Load() >= want })
+	cores, others := cpu.cores(), cpu.others()
+	stop()
+	// Stop the drainers before reading what they recorded.
+	sub.close()
+	if err := sub.err(); err != nil {
+		return LatencyResult{}, err
+	}
+
+	var all []int64
+	for _, s := range samples {
+		all = append(all, s...)
+	}
+	measured := int64(total-warm) * int64(n)
+	window := time.Duration(lastArrival.Load() - firstSend)
+	res := LatencyResult{
+		Subscribers:         n,
+		Connections:         len(sub.conns),
+		Rate:                r.cfg.Rate,
+		Events:              total - warm,
+		Latency:             percentiles(all),
+		Post:                percentiles(posts),
+		DeliveriesPerSecond: float64(int64(float64(len(all)) / window.Seconds())),
+		Missing:             max(0, measured-int64(len(all))),
+		Resumes:             sub.resumes.Load(),
+		StreamError:         sub.streamErr(),
+		Cores:               cores,
+		OtherCores:          others,
+	}
+	r.logf("  %5d subs: p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  %8.0f deliveries/s  missing %d  resumed %d  cores %.2f (others %.2f) %s",
+		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.Resumes, cores, others, res.StreamError)
+	return res, nil
+}
+
+// pace POSTs total probes at r.cfg.Rate on an open-loop schedule (a slow
+// answer does not delay the next send), each carrying its send time and
+// index; the first warm are warm-up. It returns the answer times of the
+// measured POSTs and when the first measured probe was sent.
+func (r *runner) pace(ctx context.Context, url string, total, warm int) ([]int64, int64, error) {
+	const senders = 16
+	client := newHTTPClient(senders)
+	defer client.CloseIdleConnections()
+	jobs := make(chan int)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		posts    []int64
+		firstErr error
+		first    atomic.Int64
+	)
+	for range senders {
+		wg.Go(func() {
+			body := make([]byte, 0, 1024)
+			prompt := make([]byte, 0, 64)
+			for i := range jobs {
+				t0 := time.Now()
+				if i == warm {
+					first.Store(t0.UnixNano())
+				}
+				prompt = appendTimePrompt(prompt[:0], t0.UnixNano(), i)
+				body = appendBody(body[:0], "kb-e2e-"+strconv.Itoa(i), prompt)
+				err := post(ctx, client, url, body)
+				took := time.Since(t0)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("bench: probe %d: %w", i, err)
+				}
+				if i >= warm {
+					posts = append(posts, int64(took))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
+	start := time.Now()
+	for i := range total {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			close(jobs)
+			wg.Wait()
+			return nil, 0, ctx.Err()
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	return posts, first.Load(), firstErr
+}
