@@ -75,3 +75,11 @@ fuzz: ## Run every fuzz target for a bounded time (FUZZTIME, default 20s each).
 .PHONY: clean
 clean: ## Remove build output (not the data directory).
 	rm -rf bin
+
+.PHONY: cluster
+cluster: build ## Demo cluster mode: three NATS nodes plus replicas on :8080/:9090 and :8081/:9091, until Ctrl-C.
+	BIN=./bin DATA=$(DATA) ./scripts/cluster.sh
+
+.PHONY: test-cluster
+test-cluster: ## Run the cluster harness in its long form (more load, repeated NATS node kills).
+	KLINGFAN_CLUSTER_LONG=1 $(GO) test -race -count=1 -v -timeout 20m ./internal/clustertest

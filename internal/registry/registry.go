@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -158,15 +159,29 @@ type Registry struct {
 }
 
 // Open loads every registration and starts watching the bucket. The watch
-// stops when ctx ends.
+// stops when ctx ends; if it ends on its own (the connection to the log
+// was lost long enough for the client to give the watch up), it is started
+// again, replaying the current values, so the cache keeps following the
+// bucket.
 func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, opts ...Option) (*Registry, error) {
 	r := &Registry{kv: kv, log: log, byID: make(map[string]*Webhook)}
 	for _, o := range opts {
 		o(r)
 	}
-	w, err := kv.WatchAll(ctx)
+	w, err := r.watch(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: watch registrations: %v", ErrUnavailable, err)
+		return nil, err
+	}
+	go r.follow(ctx, w)
+	return r, nil
+}
+
+// watch starts watching the bucket and applies the current values, which
+// the watcher replays first and ends with a nil entry.
+func (r *Registry) watch(ctx context.Context) (jetstream.KeyWatcher, error) {
+	w, err := r.kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: watch registrations: %w", ErrUnavailable, err)
 	}
 	// The watcher first replays current values, then sends nil.
 	for e := range w.Updates() {
@@ -175,23 +190,56 @@ func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, opts ...
 		}
 		r.apply(e)
 	}
-	go func() {
-		defer func() { _ = w.Stop() }()
-		for {
+	return w, nil
+}
+
+// follow applies changes from w until ctx ends, restarting the watch with
+// backoff whenever it ends before. A restart replays every current value;
+// apply ignores those the cache already holds and removes deleted ones.
+func (r *Registry) follow(ctx context.Context, w jetstream.KeyWatcher) {
+	const maxBackoff = 5 * time.Second
+	for {
+		r.consume(ctx, w)
+		_ = w.Stop()
+		if ctx.Err() != nil {
+			return
+		}
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, maxBackoff) {
+			r.log.Warn("registration watch ended; restarting", "backoff", backoff)
 			select {
 			case <-ctx.Done():
 				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e != nil {
-					r.apply(e)
-				}
+			case <-time.After(backoff):
+			}
+			next, err := r.watch(ctx)
+			if err == nil {
+				r.log.Info("registration watch restarted")
+				w = next
+				break
+			}
+			if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) {
+				return // the store was closed: nothing left to follow
+			}
+			r.log.Warn("restarting registration watch failed", "error", err)
+		}
+	}
+}
+
+// consume applies changes from w until ctx ends or w's channel closes.
+func (r *Registry) consume(ctx context.Context, w jetstream.KeyWatcher) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e != nil {
+				r.apply(e)
 			}
 		}
-	}()
-	return r, nil
+	}
 }
 
 // apply folds one KV change into the cache, ignoring changes older than

@@ -33,6 +33,28 @@ const (
 	maxBackwardWindow = 1 << 16
 )
 
+// Pull timing of the consumers. On a cluster, a consumer may live on
+// another node than the one this client is connected to, and the first
+// pull request can reach that node before the consumer's interest has, in
+// which case it is dropped and nothing arrives. The client only notices
+// through missing idle heartbeats (then it recreates the ordered consumer
+// and pulls again), so heartbeats are kept short: the default of 5s would
+// stall a read or the tail for 10s.
+const (
+	// readHeartbeat and readExpiry serve short-lived reads, which only wait
+	// when messages are known to be pending.
+	readHeartbeat = 500 * time.Millisecond
+	readExpiry    = 2 * time.Second
+	// tailHeartbeat and tailExpiry serve the long-lived tail, which mostly
+	// waits for new events: a stall is noticed within two heartbeats.
+	tailHeartbeat = time.Second
+	tailExpiry    = 10 * time.Second
+	// tailResetAttempts bounds how often the client recreates a lost tail
+	// consumer by itself (at once, then after 1s) before the iterator
+	// fails and Tail resumes with its own backoff.
+	tailResetAttempts = 2
+)
+
 // Read returns up to limit events with sequence >= from in ascending order,
 // and next, the sequence to read from next time: the last returned sequence
 // + 1, or LastSeq+1 once the end of the log was reached. An empty log, or
@@ -180,7 +202,9 @@ func (s *Store) ReadBackward(ctx context.Context, from uint64, limit int, webhoo
 // lost on the server all resume after the last event delivered, with
 // backoff. fn is called from a single goroutine.
 func (s *Store) Tail(ctx context.Context, after uint64, fn func(*gatewayv1.Event)) error {
-	const maxBackoff = 5 * time.Second
+	// Short enough that the tail is back within a couple of seconds of the
+	// log recovering from an outage; a failed attempt is one cheap request.
+	const maxBackoff = 2 * time.Second
 	backoff := 100 * time.Millisecond
 	for {
 		delivered, err := s.tailOnce(ctx, &after, fn)
@@ -211,7 +235,12 @@ func (s *Store) Tail(ctx context.Context, after uint64, fn func(*gatewayv1.Event
 // advancing *after past every event handed to fn. It reports whether it
 // delivered anything, so Tail can reset its backoff.
 func (s *Store) tailOnce(ctx context.Context, after *uint64, fn func(*gatewayv1.Event)) (delivered bool, err error) {
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	cfg := jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// The client's own recreation of a lost consumer backs off up to
+		// 10s; give up early and let Tail's shorter backoff take over.
+		MaxResetAttempts: tailResetAttempts,
+	}
 	if *after > 0 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = *after + 1
@@ -221,7 +250,7 @@ func (s *Store) tailOnce(ctx context.Context, after *uint64, fn func(*gatewayv1.
 		return false, classify("start tail consumer", err)
 	}
 	defer s.deleteConsumer(ctx, cons)
-	it, err := cons.Messages()
+	it, err := cons.Messages(jetstream.PullHeartbeat(tailHeartbeat), jetstream.PullExpiry(tailExpiry))
 	if err != nil {
 		return false, classify("start tail iterator", err)
 	}
@@ -280,7 +309,7 @@ func (s *Store) scan(ctx context.Context, start, stop uint64, maxMsgs, batch int
 		return true, nil
 	}
 	n := min(uint64(max(batch, 1)), uint64(readBatch), info.NumPending)
-	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(n)}
+	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(n), jetstream.PullHeartbeat(readHeartbeat), jetstream.PullExpiry(readExpiry)}
 	if maxMsgs > 0 {
 		// Also caps the pull requests, so nothing past maxMsgs is fetched.
 		opts = append(opts, jetstream.StopAfter(maxMsgs))

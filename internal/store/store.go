@@ -101,6 +101,26 @@ type Config struct {
 	// Replicas is the replication factor of the stream and the bucket; 0
 	// means 1. Values above 1 need an external cluster.
 	Replicas int
+
+	// User and Password, or Token, authenticate to the external
+	// deployment; CredsFile (a JWT user credentials file) or NKeyFile (an
+	// nkey seed file) are the decentralised alternatives. TLSCAFile
+	// verifies the servers' certificates; TLSCertFile and TLSKeyFile
+	// present a client certificate. All need URL. None is ever logged.
+	User, Password, Token string
+	CredsFile, NKeyFile   string
+	TLSCAFile             string
+	TLSCertFile           string
+	TLSKeyFile            string
+	// UpdateAssets lets Open change an existing stream's or bucket's
+	// settings (replicas, retention, duplicate window, ...) on an external
+	// deployment to the configured ones. Without it Open fails with a
+	// *DriftError listing every difference, because another replica may
+	// run with other settings and overwriting them silently would make the
+	// replicas fight. The embedded server is this process's own: there,
+	// differences are always applied, each one logged.
+	UpdateAssets bool
+
 	// Retention is the events stream's MaxAge; 0 means DefaultRetention.
 	Retention time.Duration
 	// DuplicateWindow is how long JetStream remembers delivery ids for
@@ -138,7 +158,8 @@ type Store struct {
 }
 
 // Open starts the embedded NATS server (or connects to cfg.URL), then creates
-// or updates the events stream and the registrations bucket. It fails fast,
+// the events stream and the registrations bucket, or checks existing ones
+// against cfg (see Config.UpdateAssets). It fails fast,
 // naming the directory, when the data directory cannot be used, because the
 // embedded server would otherwise only log the problem and run without
 // JetStream.
@@ -195,6 +216,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		if cfg.Replicas > 1 {
 			return cfg, fmt.Errorf("store: %d replicas need an external NATS cluster (set the NATS URL); the embedded server is a single node", cfg.Replicas)
 		}
+	}
+	if err := cfg.validateExternal(); err != nil {
+		return cfg, fmt.Errorf("store: %w", err)
 	}
 	switch {
 	case cfg.Retention < 0:
@@ -285,92 +309,6 @@ func checkWritableDir(dir string) error {
 	return errors.Join(closeErr, removeErr)
 }
 
-// connect opens the client connection: in-process to the embedded server,
-// or over the network to cfg.URL with unlimited reconnects so a cluster
-// outage degrades to 503s instead of a dead process.
-func (s *Store) connect(cfg Config) error {
-	opts := []nats.Option{
-		nats.Name("klingfan"),
-		nats.DrainTimeout(drainTimeout),
-		nats.ClosedHandler(func(*nats.Conn) { close(s.closed) }),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			attrs := []any{slog.Any("err", err)}
-			if sub != nil {
-				attrs = append(attrs, slog.String("subject", sub.Subject))
-			}
-			s.log.Warn("NATS asynchronous error", attrs...)
-		}),
-	}
-	url := cfg.URL
-	if s.ns != nil {
-		url = ""
-		opts = append(opts, nats.InProcessServer(s.ns))
-	} else {
-		opts = append(opts,
-			nats.MaxReconnects(-1),
-			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-				s.log.Warn("NATS connection lost; reconnecting", slog.Any("err", err))
-			}),
-			nats.ReconnectHandler(func(nc *nats.Conn) {
-				s.log.Info("NATS connection restored", slog.String("url", nc.ConnectedUrlRedacted()))
-			}),
-		)
-	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		if cfg.URL != "" {
-			return fmt.Errorf("store: connect to NATS at %q: %w: %w", cfg.URL, ErrUnavailable, err)
-		}
-		return fmt.Errorf("store: connect to embedded NATS server: %w", err)
-	}
-	s.nc = nc
-	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(requestTimeout))
-	if err != nil {
-		nc.Close()
-		return fmt.Errorf("store: JetStream client: %w", err)
-	}
-	s.js = js
-	return nil
-}
-
-// ensureAssets creates the events stream and the registrations bucket, or
-// updates their mutable settings (retention, duplicate window) to match cfg.
-func (s *Store) ensureAssets(ctx context.Context, cfg Config) error {
-	stream, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamName,
-		Description: "klingfan accepted webhook events",
-		Subjects:    []string{subjectPrefix + ">"},
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      cfg.Retention,
-		Duplicates:  cfg.DuplicateWindow,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		// AllowDirect stays off on purpose: direct gets may be served by a
-		// lagging replica (breaking read-your-writes right after Append), and
-		// the direct last-by-subject form cannot carry the wildcard subject
-		// GetByID needs.
-		AllowDirect: false,
-	})
-	if err != nil {
-		return classify("create or update stream "+StreamName, err)
-	}
-	s.stream = stream
-
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketName,
-		Description: "klingfan webhook registrations",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	})
-	if err != nil {
-		return classify("create or update key-value bucket "+BucketName, err)
-	}
-	s.kv = kv
-	return nil
-}
-
 // KV returns the registrations bucket. The registry package owns the record
 // format; the store only guarantees the bucket exists.
 func (s *Store) KV() jetstream.KeyValue { return s.kv }
@@ -447,6 +385,8 @@ func isUnavailable(err error) bool {
 		nats.ErrConnectionReconnecting,
 		nats.ErrDisconnected,
 		nats.ErrNoServers,
+		nats.ErrReconnectBufExceeded, // a publish while reconnecting
+		nats.ErrStaleConnection,
 		nats.ErrJetStreamNotEnabled,
 		jetstream.ErrNoStreamResponse,
 		jetstream.ErrConnectionClosed,
@@ -454,6 +394,11 @@ func isUnavailable(err error) bool {
 		jetstream.ErrJetStreamNotEnabled,
 		jetstream.ErrJetStreamNotEnabledForAccount,
 		jetstream.ErrStreamNotFound,
+		// A read consumer lost with the node that hosted it.
+		jetstream.ErrNoHeartbeat,
+		jetstream.ErrConsumerDeleted,
+		jetstream.ErrConsumerLeadershipChanged,
+		jetstream.ErrOrderedConsumerReset,
 		// The store stops its iterators only when the caller's context
 		// ends, which is checked first; any other stop means the
 		// connection was drained or closed underneath.

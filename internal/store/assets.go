@@ -1,0 +1,312 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// assetsTimeout bounds how long Open keeps retrying while an external
+// JetStream is not ready yet (a cluster still electing its meta leader, a
+// stream without quorum), so replicas started together with their cluster
+// come up instead of failing, and a cluster that never becomes ready fails
+// start-up with the last error instead of hanging it.
+const assetsTimeout = 30 * time.Second
+
+// ErrConfigDrift reports that an existing stream or bucket has settings
+// that differ from the configuration. The *DriftError that wraps it lists
+// them.
+var ErrConfigDrift = errors.New("store: existing JetStream settings differ from the configuration")
+
+// Difference is one setting of an existing stream or bucket that differs
+// from what the configuration asks for.
+type Difference struct {
+	// Asset names the stream or bucket, e.g. "stream KLINGFAN_EVENTS".
+	Asset string
+	// Setting is the JetStream setting, followed by the klingfan flag that
+	// controls it when there is one, e.g. "replicas (--replicas)".
+	Setting string
+	// Have is the value on the server, Want the configured one.
+	Have, Want string
+	// Fixed marks a setting JetStream cannot change on an existing stream.
+	Fixed bool
+}
+
+func (d Difference) String() string {
+	s := fmt.Sprintf("%s: %s is %s on the server, configured %s", d.Asset, d.Setting, d.Have, d.Want)
+	if d.Fixed {
+		s += " (cannot be changed in place)"
+	}
+	return s
+}
+
+// DriftError lists the differences Open found and did not apply: without
+// Config.UpdateAssets on an external deployment, where another replica may
+// run with other settings, or because a setting cannot be changed in place.
+type DriftError struct {
+	Differences []Difference
+}
+
+func (e *DriftError) Error() string {
+	var b strings.Builder
+	b.WriteString("store: the JetStream stream or bucket on the NATS server differs from this configuration:")
+	fixed := false
+	for _, d := range e.Differences {
+		b.WriteString("\n  - ")
+		b.WriteString(d.String())
+		fixed = fixed || d.Fixed
+	}
+	if fixed {
+		fmt.Fprintf(&b, "\nA setting that cannot be changed in place needs a new stream: copy the data elsewhere (nats stream backup %s), delete the stream (nats stream rm %s), then start klingfan, or configure klingfan to match the server.", StreamName, StreamName)
+	} else {
+		b.WriteString("\nTo apply the configured settings, start one replica with --nats-update-config (KLINGFAN_NATS_UPDATE_CONFIG=true) and give every replica the same flags; to keep the server's settings, change the flags to match them.")
+	}
+	return b.String()
+}
+
+// Unwrap makes errors.Is(err, ErrConfigDrift) hold.
+func (e *DriftError) Unwrap() error { return ErrConfigDrift }
+
+// ensureAssets creates the events stream and the registrations bucket when
+// they are missing. Existing ones are checked against cfg: the embedded
+// server is this process's own, so differences are applied (and logged);
+// on an external deployment they fail Open with a *DriftError unless
+// cfg.UpdateAssets asks for them to be applied. Against an external
+// deployment that is not ready yet, it retries for up to assetsTimeout.
+func (s *Store) ensureAssets(ctx context.Context, cfg Config) error {
+	if s.ns != nil {
+		return s.ensureAssetsOnce(ctx, cfg)
+	}
+	ctx, cancel := context.WithTimeout(ctx, assetsTimeout)
+	defer cancel()
+	const maxBackoff = 2 * time.Second
+	backoff := 100 * time.Millisecond
+	for {
+		err := s.ensureAssetsOnce(ctx, cfg)
+		if err == nil || !errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		s.log.Warn("NATS JetStream not ready; retrying", slog.Any("err", err), slog.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up after %s; with %d replicas the cluster needs at least %d JetStream servers)", err, assetsTimeout, cfg.Replicas, cfg.Replicas)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (s *Store) ensureAssetsOnce(ctx context.Context, cfg Config) error {
+	apply := s.ns != nil || cfg.UpdateAssets
+	stream, streamDiffs, err := s.ensureStream(ctx, cfg, apply)
+	if err != nil {
+		return err
+	}
+	kv, kvDiffs, err := s.ensureBucket(ctx, cfg, apply)
+	if err != nil {
+		return err
+	}
+	if diffs := append(streamDiffs, kvDiffs...); len(diffs) > 0 {
+		return &DriftError{Differences: diffs}
+	}
+	s.stream, s.kv = stream, kv
+	return nil
+}
+
+// wantStream is the events stream as cfg asks for it.
+func wantStream(cfg Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "klingfan accepted webhook events",
+		Subjects:    []string{subjectPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      cfg.Retention,
+		Duplicates:  cfg.DuplicateWindow,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		// AllowDirect stays off on purpose: direct gets may be served by a
+		// lagging replica (breaking read-your-writes right after Append), and
+		// the direct last-by-subject form cannot carry the wildcard subject
+		// GetByID needs.
+		AllowDirect: false,
+	}
+}
+
+// setting is one stream setting klingfan owns: how to read it for
+// comparison and how to overlay the wanted value onto an existing config.
+type setting struct {
+	name  string
+	fixed bool
+	show  func(jetstream.StreamConfig) string
+	set   func(dst *jetstream.StreamConfig, src jetstream.StreamConfig)
+}
+
+// streamSettings are the settings of the events stream that klingfan
+// checks. Settings it does not own (limits, placement, sources an operator
+// added) are left as they are on the server.
+var streamSettings = []setting{
+	{name: "subjects", show: func(c jetstream.StreamConfig) string {
+		subj := slices.Clone(c.Subjects)
+		slices.Sort(subj)
+		return "[" + strings.Join(subj, " ") + "]"
+	}, set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.Subjects = s.Subjects }},
+	{name: "retention policy", fixed: true, show: func(c jetstream.StreamConfig) string { return c.Retention.String() },
+		set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.Retention = s.Retention }},
+	{name: "storage", fixed: true, show: func(c jetstream.StreamConfig) string { return c.Storage.String() },
+		set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.Storage = s.Storage }},
+	{name: "replicas (--replicas)", show: func(c jetstream.StreamConfig) string { return fmt.Sprint(max(c.Replicas, 1)) },
+		set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.Replicas = s.Replicas }},
+	{name: "max age (--retention)", show: func(c jetstream.StreamConfig) string { return showAge(c.MaxAge) },
+		set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.MaxAge = s.MaxAge }},
+	{name: "duplicate window (--dedup-window)", show: func(c jetstream.StreamConfig) string { return c.Duplicates.String() },
+		set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.Duplicates = s.Duplicates }},
+	{name: "discard policy", show: func(c jetstream.StreamConfig) string { return c.Discard.String() },
+		set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.Discard = s.Discard }},
+	{name: "allow direct", show: func(c jetstream.StreamConfig) string { return fmt.Sprint(c.AllowDirect) },
+		set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.AllowDirect = s.AllowDirect }},
+}
+
+func showAge(d time.Duration) string {
+	if d == 0 {
+		return "unlimited"
+	}
+	return d.String()
+}
+
+// compare returns the differences between have and want over settings, and
+// have with want's values overlaid (what an update would send).
+func compare(asset string, settings []setting, have, want jetstream.StreamConfig) ([]Difference, jetstream.StreamConfig) {
+	var diffs []Difference
+	merged := have
+	for _, st := range settings {
+		h, w := st.show(have), st.show(want)
+		if h == w {
+			continue
+		}
+		diffs = append(diffs, Difference{Asset: asset, Setting: st.name, Have: h, Want: w, Fixed: st.fixed})
+		st.set(&merged, want)
+	}
+	return diffs, merged
+}
+
+// ensureStream looks the events stream up and creates it when missing.
+// It returns the differences it did not apply.
+func (s *Store) ensureStream(ctx context.Context, cfg Config, apply bool) (jetstream.Stream, []Difference, error) {
+	want := wantStream(cfg)
+	asset := "stream " + StreamName
+	for {
+		stream, err := s.js.Stream(ctx, StreamName)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			stream, err = s.js.CreateStream(ctx, want)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				continue // another replica created it first: check theirs
+			}
+			if err != nil {
+				return nil, nil, classify("create stream "+StreamName, err)
+			}
+			s.log.Info("created stream", slog.String("stream", StreamName), slog.Int("replicas", cfg.Replicas))
+			return stream, nil, nil
+		}
+		if err != nil {
+			return nil, nil, classify("look up stream "+StreamName, err)
+		}
+		diffs, merged := compare(asset, streamSettings, stream.CachedInfo().Config, want)
+		if len(diffs) == 0 {
+			return stream, nil, nil
+		}
+		if !apply || slices.ContainsFunc(diffs, func(d Difference) bool { return d.Fixed }) {
+			return nil, diffs, nil
+		}
+		stream, err = s.js.UpdateStream(ctx, merged)
+		if err != nil {
+			return nil, nil, classify("update stream "+StreamName, err)
+		}
+		logApplied(s.log, diffs)
+		return stream, nil, nil
+	}
+}
+
+// wantBucket is the registrations bucket as cfg asks for it.
+func wantBucket(cfg Config) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      BucketName,
+		Description: "klingfan webhook registrations",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	}
+}
+
+// ensureBucket looks the registrations bucket up and creates it when
+// missing. It returns the differences it did not apply.
+func (s *Store) ensureBucket(ctx context.Context, cfg Config, apply bool) (jetstream.KeyValue, []Difference, error) {
+	want := wantBucket(cfg)
+	asset := "key-value bucket " + BucketName
+	for {
+		kv, err := s.js.KeyValue(ctx, BucketName)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = s.js.CreateKeyValue(ctx, want)
+			if errors.Is(err, jetstream.ErrBucketExists) {
+				continue // another replica created it first: check theirs
+			}
+			if err != nil {
+				return nil, nil, classify("create key-value bucket "+BucketName, err)
+			}
+			s.log.Info("created key-value bucket", slog.String("bucket", BucketName), slog.Int("replicas", cfg.Replicas))
+			return kv, nil, nil
+		}
+		if err != nil {
+			return nil, nil, classify("look up key-value bucket "+BucketName, err)
+		}
+		status, err := kv.Status(ctx)
+		if err != nil {
+			return nil, nil, classify("key-value bucket status "+BucketName, err)
+		}
+		bs, ok := status.(*jetstream.KeyValueBucketStatus)
+		if !ok {
+			return nil, nil, fmt.Errorf("store: key-value bucket %s: unexpected status type %T", BucketName, status)
+		}
+		have := bs.Config()
+		var diffs []Difference
+		if have.Storage != want.Storage {
+			diffs = append(diffs, Difference{Asset: asset, Setting: "storage", Have: have.Storage.String(), Want: want.Storage.String(), Fixed: true})
+		}
+		if hr := max(have.Replicas, 1); hr != want.Replicas {
+			diffs = append(diffs, Difference{Asset: asset, Setting: "replicas (--replicas)", Have: fmt.Sprint(hr), Want: fmt.Sprint(want.Replicas)})
+		}
+		if have.History != want.History {
+			diffs = append(diffs, Difference{Asset: asset, Setting: "history", Have: fmt.Sprint(have.History), Want: fmt.Sprint(want.History)})
+		}
+		if len(diffs) == 0 {
+			return kv, nil, nil
+		}
+		if !apply || slices.ContainsFunc(diffs, func(d Difference) bool { return d.Fixed }) {
+			return nil, diffs, nil
+		}
+		merged := have
+		merged.Replicas, merged.History = want.Replicas, want.History
+		kv, err = s.js.UpdateKeyValue(ctx, merged)
+		if err != nil {
+			return nil, nil, classify("update key-value bucket "+BucketName, err)
+		}
+		logApplied(s.log, diffs)
+		return kv, nil, nil
+	}
+}
+
+// logApplied records each setting Open changed, so a change of retention
+// or replicas is never silent.
+func logApplied(log *slog.Logger, diffs []Difference) {
+	for _, d := range diffs {
+		log.Warn("changed JetStream setting to match the configuration",
+			slog.String("asset", d.Asset), slog.String("setting", d.Setting),
+			slog.String("was", d.Have), slog.String("now", d.Want))
+	}
+}
