@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -54,4 +55,18 @@ func TestAcknowledgedDeliveriesSurviveRestart(t *testing.T) {
 
 func signed(body []byte) http.Header {
 	return http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(secret), body)}}
+}
+
+// A delivery just under --max-body-bytes is stored, although its event
+// holds the body twice (raw and normalized): the log's message limit was
+// once smaller and answered such deliveries 503 forever.
+func TestLargestBodyIsAccepted(t *testing.T) {
+	srv := apptest.Start(t, "", apptest.WithEnv("KLINGAI_WEBHOOK_SECRET", secret))
+	prefix := `{"event":"video.completed","timestamp":"2026-11-26T12:00:00Z","data":{"job_id":"big","prompt":"`
+	suffix := `"}}`
+	pad := int(srv.Config.MaxBodyBytes) - len(prefix) - len(suffix)
+	body := []byte(prefix + strings.Repeat("p", pad) + suffix)
+	if status, out := srv.Post(t, "/webhooks/klingai", signed(body), body); status != http.StatusOK {
+		t.Fatalf("body of %d bytes: status %d: %s", len(body), status, out)
+	}
 }

@@ -99,7 +99,9 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		Retention:       cfg.Retention,
 		DuplicateWindow: cfg.DedupWindow,
 		SyncAlways:      cfg.SyncAlways,
-		Logger:          s.log,
+		// The raw body plus its normalized copy and headroom.
+		MaxEventBytes: 2*cfg.MaxBodyBytes + 64<<10,
+		Logger:        s.log,
 	})
 	if err != nil {
 		return nil, err

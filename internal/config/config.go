@@ -196,8 +196,8 @@ func (c *Config) validate() error {
 	if c.DedupWindow <= 0 || c.DedupWindow > c.Retention {
 		errs = append(errs, fmt.Errorf("--dedup-window %s: must be positive and at most --retention", c.DedupWindow))
 	}
-	if c.MaxBodyBytes < 1024 {
-		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes))
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 3<<20 {
+		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be between 1024 and 3 MiB (events are stored with their raw body)", c.MaxBodyBytes))
 	}
 	if c.IngestRate < 0 || c.IngestBurst < 0 {
 		errs = append(errs, errors.New("--ingest-rate and --ingest-burst must not be negative"))

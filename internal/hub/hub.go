@@ -90,9 +90,9 @@ func New(log Log, last uint64, opts Options) *Hub {
 		opts.Buffer = 256
 	}
 	if opts.CatchUpBatch <= 0 {
-		// Each lagging subscriber holds up to one batch of whole events
-		// (raw bodies included) in memory: keep it modest.
-		opts.CatchUpBatch = 256
+		// Each read creates a consumer, so larger batches replay faster;
+		// the log bounds a batch by bytes as well (raw bodies included).
+		opts.CatchUpBatch = 1024
 	}
 	return &Hub{
 		log:     log,

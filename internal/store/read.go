@@ -15,6 +15,9 @@ import (
 )
 
 const (
+	// maxReadBytes bounds the stored bytes one Read returns, whatever the
+	// limit, so many lagging subscribers cannot pin much memory each.
+	maxReadBytes = 4 << 20
 	// readBatch caps how many messages a read consumer buffers in the
 	// client. Large enough to amortise pull round trips during catch-up,
 	// small enough that a page of large raw bodies stays bounded.
@@ -55,8 +58,8 @@ const (
 	tailResetAttempts = 2
 )
 
-// Read returns up to limit events with sequence >= from in ascending order,
-// and next, the sequence to read from next time: the last returned sequence
+// Read returns up to limit events (and about 4 MiB of them) with sequence
+// >= from in ascending order, and next, the sequence to read from next time: the last returned sequence
 // + 1, or LastSeq+1 once the end of the log was reached. An empty log, or
 // from beyond the last sequence, yields no events and next = from.
 //
@@ -88,14 +91,20 @@ func (s *Store) Read(ctx context.Context, from uint64, limit int, webhookIDs, jo
 	}
 
 	events = make([]*gatewayv1.Event, 0, min(limit, readBatch))
-	var lastSeen uint64
+	var (
+		lastSeen uint64
+		size     int
+	)
 	end, err := s.scan(ctx, from, 0, limit, limit, filters,
 		func(seq uint64, data []byte) bool {
 			lastSeen = seq
 			if ev := s.decodeOrSkip(data, seq); ev != nil {
 				events = append(events, ev)
+				size += len(data)
 			}
-			return len(events) < limit
+			// Stop early at maxReadBytes: a caller holds the whole result,
+			// and events carry raw bodies of up to a megabyte.
+			return len(events) < limit && size < maxReadBytes
 		})
 	if err != nil {
 		// Hand out what was read before a transient failure: the caller

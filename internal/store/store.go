@@ -53,6 +53,9 @@ const (
 	DefaultDuplicateWindow = 2 * time.Hour
 )
 
+// embeddedMaxPayload is the embedded server's max_payload.
+const embeddedMaxPayload = 8 << 20
+
 // Timeouts for steps that have no caller context of their own.
 const (
 	// serverReadyTimeout bounds how long Open waits for the embedded server
@@ -127,6 +130,10 @@ type Config struct {
 	// deduplication; 0 means DefaultDuplicateWindow. It must not exceed
 	// Retention.
 	DuplicateWindow time.Duration
+	// MaxEventBytes is the largest stored event the caller will append;
+	// Open fails when the server's max_payload is smaller. Zero skips the
+	// check.
+	MaxEventBytes int64
 	// SyncAlways makes the embedded server fsync every write before
 	// acknowledging it, trading throughput for durability across power
 	// loss. Ignored with URL, where the cluster's own setting applies.
@@ -178,6 +185,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.connect(cfg); err != nil {
 		s.shutdownServer()
 		return nil, err
+	}
+	if limit := s.nc.MaxPayload(); cfg.MaxEventBytes > limit {
+		_ = s.Close()
+		return nil, fmt.Errorf("store: the NATS server accepts messages of at most %d bytes (max_payload), but events may need %d: raise max_payload on the servers or lower --max-body-bytes", limit, cfg.MaxEventBytes)
 	}
 	if err := s.ensureAssets(ctx, cfg); err != nil {
 		_ = s.Close()
@@ -251,6 +262,10 @@ func (s *Store) startEmbedded(cfg Config) error {
 		JetStream:  true,
 		StoreDir:   storeDir,
 		SyncAlways: cfg.SyncAlways,
+		// An event carries its raw body twice over at worst (raw and
+		// normalized), so the default 1 MiB would refuse bodies well under
+		// klingfan's own limit.
+		MaxPayload: embeddedMaxPayload,
 		NoSigs:     true, // klingfan owns signal handling.
 		NoLog:      true, // logs go through slogAdapter below instead.
 		DontListen: cfg.NATSListen == "",

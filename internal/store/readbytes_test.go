@@ -1,0 +1,54 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/store"
+)
+
+// A read stops near 4 MiB of stored events whatever its limit, and next
+// continues exactly after the last event returned.
+func TestReadBoundsBytes(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	body := []byte(strings.Repeat("b", 1<<20))
+	for i := range 8 {
+		ev := &gatewayv1.Event{Id: fmt.Sprint("evt_", i), WebhookId: "w", DeliveryId: fmt.Sprint(i), RawBody: body}
+		if _, _, err := st.Append(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seqs []uint64
+	for from, reads := uint64(1), 0; from <= 8; reads++ {
+		events, next, err := st.Read(ctx, from, 100, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) == 0 || len(events) > 5 {
+			t.Fatalf("read from %d returned %d events of 1 MiB", from, len(events))
+		}
+		for _, ev := range events {
+			seqs = append(seqs, ev.GetSequence())
+		}
+		if next != events[len(events)-1].GetSequence()+1 {
+			t.Fatalf("next = %d after sequence %d", next, events[len(events)-1].GetSequence())
+		}
+		from = next
+		if reads > 8 {
+			t.Fatal("reads do not advance")
+		}
+	}
+	if fmt.Sprint(seqs) != "[1 2 3 4 5 6 7 8]" {
+		t.Errorf("read %v", seqs)
+	}
+}
