@@ -3,16 +3,17 @@
 // One goroutine (fed by the log's tail) calls Publish for every event in
 // sequence order. Each Subscription has a bounded buffer that Publish fills
 // without ever blocking; a subscriber whose buffer is full is marked lagging
-// and from then on reads the log itself (catch-up) until it reaches the
-// head, then rejoins live delivery. Every subscription tracks the next
-// sequence it may deliver, so the hand-off in either direction has no gap
-// and no duplicate.
+// and from then on catches up by itself, from the hub's memory of recent
+// events when they reach back far enough and from the log otherwise, until
+// it reaches the head, then rejoins live delivery. Every subscription
+// tracks the next sequence it may deliver, so the hand-off in either
+// direction has no gap and no duplicate.
 //
 // Locking: Hub.mu is the only lock. It guards the subscriber set, the last
-// published sequence and each subscription's switch between live and
-// lagging. It is never held across a log read or a network write; the
-// stream goroutine that calls Subscription.Next is the only one that sends
-// on its stream.
+// published sequence, the recent events and each subscription's switch
+// between live and lagging. It is never held across a log read or a
+// network write; the stream goroutine that calls Subscription.Next is the
+// only one that sends on its stream.
 package hub
 
 import (
@@ -65,6 +66,11 @@ type Options struct {
 	MaxSubscriptions int
 	// CatchUpBatch is how many events one catch-up read asks for.
 	CatchUpBatch int
+	// Recent is how many of the last published events the hub keeps for
+	// catch-up from memory (RecentBytes bounds their raw bodies); 0 means
+	// 8,192 and 64 MiB, a negative value turns it off.
+	Recent      int
+	RecentBytes int
 	// Registerer receives the hub's metrics when not nil.
 	Registerer prometheus.Registerer
 }
@@ -79,6 +85,7 @@ type Hub struct {
 	subs   map[*Subscription]struct{} // guarded by mu
 	last   uint64                     // guarded by mu: the last sequence published
 	closed bool                       // guarded by mu
+	recent *recent                    // guarded by mu; nil when disabled
 
 	metrics metrics
 }
@@ -94,12 +101,19 @@ func New(log Log, last uint64, opts Options) *Hub {
 		// the log bounds a batch by bytes as well (raw bodies included).
 		opts.CatchUpBatch = 1024
 	}
+	if opts.Recent == 0 {
+		opts.Recent = 8192
+	}
+	if opts.RecentBytes <= 0 {
+		opts.RecentBytes = 64 << 20
+	}
 	return &Hub{
 		log:     log,
 		opts:    opts,
 		done:    make(chan struct{}),
 		subs:    make(map[*Subscription]struct{}),
 		last:    last,
+		recent:  newRecent(opts.Recent, opts.RecentBytes),
 		metrics: newMetrics(opts.Registerer),
 	}
 }
@@ -115,24 +129,18 @@ func (h *Hub) Publish(ev *gatewayv1.Event) {
 	}
 	h.last = ev.GetSequence()
 	// At most two items per event, each encoded at most once, however many
-	// streams send it.
-	var full, basic *Item
+	// streams send it (live or catching up from recent).
+	var sl *slot
+	if h.recent != nil {
+		sl = h.recent.add(ev)
+	} else {
+		sl = &slot{ev: ev}
+	}
 	for s := range h.subs {
 		if s.lagging.Load() || !s.filter.Match(ev) {
 			continue
 		}
-		var out *Item
-		if s.full {
-			if full == nil {
-				full = &Item{Event: ev}
-			}
-			out = full
-		} else {
-			if basic == nil {
-				basic = &Item{Event: WithoutBody(ev)}
-			}
-			out = basic
-		}
+		out := sl.item(s.full)
 		select {
 		case s.ch <- out:
 		default:
@@ -346,6 +354,9 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 		return ErrClosed
 	default:
 	}
+	if s.catchUpRecent() {
+		return nil
+	}
 	events, next, err := s.h.log.Read(ctx, s.next, s.h.opts.CatchUpBatch, s.filter.WebhookIDs(), s.filter.JobIDs())
 	if err != nil {
 		if ctx.Err() != nil {
@@ -381,6 +392,30 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 	// The log said we are at its head, yet the hub has published beyond
 	// it: a read from a lagging replica of the log. Try again shortly.
 	return errCaughtUpPending
+}
+
+// catchUpRecent moves the next batch from the hub's recent events into
+// pending when they hold s.next, and rejoins live delivery in the same
+// critical section once they reach the last published event, so nothing
+// published meanwhile can slip between the two. It reports whether it
+// could serve the subscription.
+func (s *Subscription) catchUpRecent() bool {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	i, ok := s.h.recent.find(s.next)
+	if !ok {
+		return false
+	}
+	r := s.h.recent
+	end := min(r.n, i+s.h.opts.CatchUpBatch)
+	s.h.metrics.replayedRecent.Add(float64(end - i))
+	for ; i < end; i++ {
+		s.pending = append(s.pending, r.at(i).item(s.full))
+	}
+	if end == r.n {
+		s.lagging.Store(false)
+	}
+	return true
 }
 
 // Position returns the sequence the subscription resumes after: events up
@@ -435,11 +470,12 @@ func WithoutBody(ev *gatewayv1.Event) *gatewayv1.Event {
 }
 
 type metrics struct {
-	subscribers prometheus.Gauge
-	deliveries  prometheus.Counter
-	catchUps    prometheus.Counter
-	replayed    prometheus.Counter
-	lag         prometheus.Histogram
+	subscribers    prometheus.Gauge
+	deliveries     prometheus.Counter
+	catchUps       prometheus.Counter
+	replayed       prometheus.Counter
+	replayedRecent prometheus.Counter
+	lag            prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -456,6 +492,9 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "klingfan_hub_replayed_events_total", Help: "Events read from the log for subscribers catching up or resuming.",
 		}),
+		replayedRecent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "klingfan_hub_replayed_recent_events_total", Help: "Events served from the hub's memory of recent events to subscribers catching up.",
+		}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "klingfan_hub_delivery_lag_seconds",
 			Help:    "Time from receipt of a delivery to its event being sent to a subscriber.",
@@ -463,7 +502,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.subscribers, m.deliveries, m.catchUps, m.replayed, m.lag)
+		reg.MustRegister(m.subscribers, m.deliveries, m.catchUps, m.replayed, m.replayedRecent, m.lag)
 	}
 	return m
 }

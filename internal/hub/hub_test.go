@@ -76,10 +76,18 @@ func (l *logHub) tryAppend(job string) (uint64, error) {
 // events keep arriving switch between live delivery and catch-up many
 // times, and still see every matching event exactly once, in order.
 func TestHandOffHasNoGapsOrDuplicates(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 3} {
-		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+	// Catch-up served from the log only, from a memory of recent events
+	// too small to reach back far enough half the time, and from memory
+	// alone.
+	for _, tc := range []struct {
+		name   string
+		recent int
+		seed   uint64
+	}{{"log only", -1, 1}, {"tiny memory", 5, 2}, {"memory", 0, 3}, {"tiny memory again", 3, 4}} {
+		seed := tc.seed
+		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			l := newLogHub(t, hub.Options{Buffer: 1, CatchUpBatch: 7, Registerer: reg})
+			l := newLogHub(t, hub.Options{Buffer: 1, CatchUpBatch: 7, Recent: tc.recent, Registerer: reg})
 			const n = 600
 			readers := []struct {
 				name string
@@ -191,9 +199,14 @@ func TestHandOffHasNoGapsOrDuplicates(t *testing.T) {
 			}
 			// The point of the test is the hand-off: it must have happened.
 			catchUps := gathered(t, reg, "klingfan_hub_catchups_total")
-			t.Logf("catch-ups: %v, replayed: %v", catchUps, gathered(t, reg, "klingfan_hub_replayed_events_total"))
+			fromLog := gathered(t, reg, "klingfan_hub_replayed_events_total")
+			fromMemory := gathered(t, reg, "klingfan_hub_replayed_recent_events_total")
+			t.Logf("catch-ups: %v, replayed from the log: %v, from memory: %v", catchUps, fromLog, fromMemory)
 			if catchUps < 5 {
 				t.Errorf("only %v catch-ups: the test did not exercise the hand-off", catchUps)
+			}
+			if tc.recent < 0 && fromMemory != 0 || tc.recent >= 0 && fromMemory == 0 {
+				t.Errorf("memory served %v events with Recent %d", fromMemory, tc.recent)
 			}
 		})
 	}
