@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/klingfan/klingfan/internal/store"
 )
 
 // nodeReadyTimeout bounds the wait for a started node to accept clients.
@@ -120,7 +122,7 @@ func (c *Cluster) StartNode(i int) error {
 		return fmt.Errorf("clustertest: configure %s: %w", NodeName(i), err)
 	}
 	if c.opts.Logger != nil {
-		ns.SetLoggerV2(logAdapter{c.opts.Logger.With(slog.String("node", NodeName(i)))}, false, false, false)
+		ns.SetLoggerV2(store.ServerLogger(c.opts.Logger.With(slog.String("node", NodeName(i)))), false, false, false)
 	}
 	ns.Start()
 	if !ns.ReadyForConnections(nodeReadyTimeout) {
@@ -269,19 +271,3 @@ func freePorts(host string, n int) ([]int, error) {
 	}
 	return ports, nil
 }
-
-// logAdapter routes nats-server's log lines into slog.
-type logAdapter struct{ log *slog.Logger }
-
-func (a logAdapter) logf(level slog.Level, format string, v []any) {
-	if a.log.Enabled(context.Background(), level) {
-		a.log.Log(context.Background(), level, fmt.Sprintf(format, v...))
-	}
-}
-
-func (a logAdapter) Noticef(format string, v ...any) { a.logf(slog.LevelDebug, format, v) }
-func (a logAdapter) Warnf(format string, v ...any)   { a.logf(slog.LevelWarn, format, v) }
-func (a logAdapter) Fatalf(format string, v ...any)  { a.logf(slog.LevelError, format, v) }
-func (a logAdapter) Errorf(format string, v ...any)  { a.logf(slog.LevelError, format, v) }
-func (a logAdapter) Debugf(format string, v ...any)  { a.logf(slog.LevelDebug, format, v) }
-func (a logAdapter) Tracef(format string, v ...any)  { a.logf(slog.LevelDebug, format, v) }

@@ -4,7 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
+
+// ServerLogger returns a nats-server logger that writes to log. It serves
+// the embedded server here and the servers of the cluster test harness.
+func ServerLogger(log *slog.Logger) server.Logger { return slogAdapter{log: log} }
 
 // slogAdapter routes the embedded NATS server's log lines into klingfan's
 // structured logger, so operators get one log stream in one format.
