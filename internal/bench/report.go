@@ -310,11 +310,11 @@ func (res *Results) encodeOnce(p func(string, ...any)) {
 		return
 	}
 	p("\n**Encode once.** Fanning one basic-view event out to 1,000 streams costs %.0f µs of `proto.Marshal` when every stream ", per/1e3)
-	p("encodes its own copy (today: grpc-go's codec runs per `Send`) and %.1f µs when it is encoded once and the bytes shared ", once/1e3)
-	p("(%.0f× less). At 100 events/s × 1,000 subscribers that is %.1f%% of one core against %.2f%%: ", per/once, per*100/1e7, once*100/1e7)
-	p("encoding each event once (per view) and sending the shared bytes through a server codec that passes pre-encoded ")
-	p("messages through pays when fan-out is wide; compare with the marshal share in the latency-1000 CPU profile ")
-	p("(`make bench BENCHFLAGS=-cpuprofile=DIR`).\n")
+	p("encodes its own copy and %.1f µs when it is encoded once and the bytes shared ", once/1e3)
+	p("(%.0f× less). At 100 events/s × 1,000 subscribers that is %.1f%% of one core against %.2f%%, ", per/once, per*100/1e7, once*100/1e7)
+	p("which is why the hub encodes each event once per view and Subscribe sends the shared bytes through a server codec ")
+	p("that passes pre-encoded messages through (internal/api/codec.go). ")
+	p("The limits that remain are written down in [docs/performance.md](docs/performance.md).\n")
 }
 
 func fmtNum(f float64) string {
