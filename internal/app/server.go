@@ -40,6 +40,10 @@ import (
 	"github.com/klingfan/klingfan/internal/store"
 )
 
+// eventOverhead is the room a stored event needs beyond its raw body and
+// the normalized copy of it: ids, timestamps, enum values, headers.
+const eventOverhead = 64 << 10
+
 // maxStreamsPerConn bounds concurrent gRPC streams on one connection.
 const maxStreamsPerConn = 1000
 
@@ -99,12 +103,23 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		Retention:       cfg.Retention,
 		DuplicateWindow: cfg.DedupWindow,
 		SyncAlways:      cfg.SyncAlways,
-		// The raw body plus its normalized copy and headroom.
-		MaxEventBytes: 2*cfg.MaxBodyBytes + 64<<10,
-		Logger:        s.log,
+		Logger:          s.log,
 	})
 	if err != nil {
 		return nil, err
+	}
+	// An event holds the raw body and a normalized copy of much of it, so
+	// the server's max_payload bounds the bodies ingest can promise to
+	// store. A cluster with NATS's default 1 MiB gets a smaller limit (and
+	// 413s above it) rather than 503s for bodies that can never be stored.
+	if limit := (s.store.MaxPayload() - eventOverhead) / 2; cfg.MaxBodyBytes > limit {
+		if limit < 1024 {
+			return nil, fmt.Errorf("app: the NATS server's max_payload (%d bytes) is too small to store events", s.store.MaxPayload())
+		}
+		s.log.Warn("the NATS server's max_payload limits ingest bodies below --max-body-bytes; raise max_payload to accept larger ones",
+			"max_payload", s.store.MaxPayload(), "max_body_bytes", limit)
+		s.cfg.MaxBodyBytes = limit
+		cfg.MaxBodyBytes = limit
 	}
 	// The registry's watch lives as long as the server.
 	var regOpts []registry.Option

@@ -122,6 +122,8 @@ func Start(t testing.TB, dataDir string, opts ...Option) *Server {
 	for {
 		select {
 		case err := <-s.done:
+			s.cancel() // it has stopped: nothing for Stop to wait for
+			s.cancel = nil
 			t.Fatalf("apptest: server exited during start: %v", err)
 		default:
 		}

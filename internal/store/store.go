@@ -130,10 +130,6 @@ type Config struct {
 	// deduplication; 0 means DefaultDuplicateWindow. It must not exceed
 	// Retention.
 	DuplicateWindow time.Duration
-	// MaxEventBytes is the largest stored event the caller will append;
-	// Open fails when the server's max_payload is smaller. Zero skips the
-	// check.
-	MaxEventBytes int64
 	// SyncAlways makes the embedded server fsync every write before
 	// acknowledging it, trading throughput for durability across power
 	// loss. Ignored with URL, where the cluster's own setting applies.
@@ -185,10 +181,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.connect(cfg); err != nil {
 		s.shutdownServer()
 		return nil, err
-	}
-	if limit := s.nc.MaxPayload(); cfg.MaxEventBytes > limit {
-		_ = s.Close()
-		return nil, fmt.Errorf("store: the NATS server accepts messages of at most %d bytes (max_payload), but events may need %d: raise max_payload on the servers or lower --max-body-bytes", limit, cfg.MaxEventBytes)
 	}
 	if err := s.ensureAssets(ctx, cfg); err != nil {
 		_ = s.Close()
@@ -323,6 +315,10 @@ func checkWritableDir(dir string) error {
 	removeErr := os.Remove(name)
 	return errors.Join(closeErr, removeErr)
 }
+
+// MaxPayload returns the largest message the NATS server accepts
+// (max_payload), which bounds the size of a stored event.
+func (s *Store) MaxPayload() int64 { return s.nc.MaxPayload() }
 
 // KV returns the registrations bucket. The registry package owns the record
 // format; the store only guarantees the bucket exists.
