@@ -25,19 +25,64 @@ const maxDuration = 24 * time.Hour
 // object is a decoded JSON object whose member values are kept raw, so that
 // every field is looked up by its exact key (encoding/json struct decoding
 // would also match keys case-insensitively) and type-checked individually,
-// which yields precise error messages.
-type object map[string]json.RawMessage
+// which yields precise error messages. Members keep their order; a key that
+// occurs more than once resolves to its last occurrence, as it would when
+// decoding into a map. Keys are unescaped; values are the raw JSON text,
+// without surrounding whitespace, sliced from one copy of the body.
+type object []member
+
+// member is one key and raw value of an object.
+type member struct {
+	key, raw string
+}
+
+// get returns the raw value under key, or "" when key is absent.
+func (o object) get(key string) string {
+	for i := len(o) - 1; i >= 0; i-- {
+		if o[i].key == key {
+			return o[i].raw
+		}
+	}
+	return ""
+}
+
+// fieldPath names a value for error messages without building the name
+// unless an error needs it: a constant base such as "data" or
+// "task_result.videos", and for array elements the index plus one.
+type fieldPath struct {
+	base string
+	elem int
+}
+
+// root is the path of the body itself.
+var root = fieldPath{}
+
+// at is the path of a member of the body, or of a nested object with a
+// constant dotted name.
+func at(base string) fieldPath { return fieldPath{base: base} }
+
+// elemOf is the path of the i-th element of the array at base.
+func elemOf(base string, i int) fieldPath { return fieldPath{base: base, elem: i + 1} }
+
+// String renders the path, e.g. "outputs[2]".
+func (p fieldPath) String() string {
+	if p.elem == 0 {
+		return p.base
+	}
+	return index(p.base, p.elem-1)
+}
 
 // kind returns the first non-whitespace byte of a raw JSON value, which
 // identifies its type: '{', '[', '"', 't', 'f', 'n', or a number's first
 // character. It returns 0 for an empty or all-whitespace value.
-func kind(raw []byte) byte {
-	for _, c := range raw {
-		switch c {
+func kind[T string | []byte](raw T) byte {
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; c {
 		case ' ', '\t', '\r', '\n':
 			continue
+		default:
+			return c
 		}
-		return c
 	}
 	return 0
 }
@@ -63,17 +108,18 @@ func kindName(c byte) string {
 
 // absent reports whether a member is missing or JSON null. Null is read as
 // absent because senders commonly use it for "not set yet".
-func absent(raw json.RawMessage) bool {
+func absent(raw string) bool {
 	k := kind(raw)
 	return k == 0 || k == 'n'
 }
 
 // join builds a dotted field path such as "data.duration" for error messages.
-func join(prefix, key string) string {
-	if prefix == "" {
+func join(prefix fieldPath, key string) string {
+	p := prefix.String()
+	if p == "" {
 		return key
 	}
-	return prefix + "." + key
+	return p + "." + key
 }
 
 // index builds an element path such as "outputs[2]" for error messages.
@@ -100,63 +146,101 @@ func quote(s string) string {
 	return strconv.Quote(s[:cut]) + "..."
 }
 
-// decodeObject decodes raw as a JSON object. JSON null yields a nil object,
-// which behaves as an empty one, so optional nested objects need no special
-// casing by callers.
-func decodeObject(raw json.RawMessage, path string) (object, error) {
+// errPath renders the path of the value at prefix.key, or at prefix itself
+// when key is empty. It is called only to build an error.
+func errPath(prefix fieldPath, key string) string {
+	if key == "" {
+		return prefix.String()
+	}
+	return join(prefix, key)
+}
+
+// decodeObject decodes raw, the value at prefix.key (or at prefix when key
+// is empty), as a JSON object. JSON null yields a nil object, which behaves
+// as an empty one, so optional nested objects need no special casing by
+// callers.
+func decodeObject(raw string, prefix fieldPath, key string) (object, error) {
 	switch k := kind(raw); k {
 	case 0, 'n':
 		return nil, nil
 	case '{':
 	default:
-		return nil, malformed(path, "must be an object, got %s", kindName(k))
+		return nil, malformed(errPath(prefix, key), "must be an object, got %s", kindName(k))
 	}
-	var o object
-	if err := json.Unmarshal(raw, &o); err != nil {
+	if o, ok := scanObject(raw); ok {
+		return o, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
 		// Unreachable for members of an already decoded document, which is
 		// syntactically valid; kept so a future caller cannot panic.
-		return nil, malformed(path, "is not a valid JSON object")
+		return nil, malformed(errPath(prefix, key), "is not a valid JSON object")
 	}
-	return o, nil
+	return objectOfMap(m), nil
 }
 
-// decodeArray decodes raw as a JSON array; null or absent yields nil.
-func decodeArray(raw json.RawMessage, path string) ([]json.RawMessage, error) {
+// objectOfMap converts the result of the general decoder, used only when
+// the scanner declines a document, into an object.
+func objectOfMap(m map[string]json.RawMessage) object {
+	if m == nil {
+		return nil
+	}
+	o := make(object, 0, len(m))
+	for k, v := range m {
+		o = append(o, member{key: k, raw: string(v)})
+	}
+	return o
+}
+
+// decodeArray decodes raw, the value at prefix.key, as a JSON array; null
+// or absent yields nil.
+func decodeArray(raw string, prefix fieldPath, key string) ([]string, error) {
 	switch k := kind(raw); k {
 	case 0, 'n':
 		return nil, nil
 	case '[':
 	default:
-		return nil, malformed(path, "must be an array, got %s", kindName(k))
+		return nil, malformed(errPath(prefix, key), "must be an array, got %s", kindName(k))
+	}
+	if a, ok := scanArray(raw); ok {
+		return a, nil
 	}
 	var a []json.RawMessage
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, malformed(path, "is not a valid JSON array")
+	if err := json.Unmarshal([]byte(raw), &a); err != nil {
+		return nil, malformed(errPath(prefix, key), "is not a valid JSON array")
 	}
-	return a, nil
+	elems := make([]string, len(a))
+	for i, v := range a {
+		elems[i] = string(v)
+	}
+	return elems, nil
 }
 
 // has reports whether key is present at all, even as null. Shape detection
 // uses presence, so that a recognizable payload with a wrongly typed key is
 // reported as malformed rather than as an unknown shape.
 func (o object) has(key string) bool {
-	_, ok := o[key]
-	return ok
+	for i := range o {
+		if o[i].key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // object returns the nested object under key, or nil when it is absent.
-func (o object) object(prefix, key string) (object, error) {
-	return decodeObject(o[key], join(prefix, key))
+func (o object) object(prefix fieldPath, key string) (object, error) {
+	return decodeObject(o.get(key), prefix, key)
 }
 
 // array returns the array under key, or nil when it is absent.
-func (o object) array(prefix, key string) ([]json.RawMessage, error) {
-	return decodeArray(o[key], join(prefix, key))
+func (o object) array(prefix fieldPath, key string) ([]string, error) {
+	return decodeArray(o.get(key), prefix, key)
 }
 
 // str returns the string under key, or "" when it is absent.
-func (o object) str(prefix, key string) (string, error) {
-	raw := o[key]
+func (o object) str(prefix fieldPath, key string) (string, error) {
+	raw := o.get(key)
 	switch k := kind(raw); k {
 	case 0, 'n':
 		return "", nil
@@ -165,7 +249,7 @@ func (o object) str(prefix, key string) (string, error) {
 			return s, nil
 		}
 		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if err := json.Unmarshal([]byte(raw), &s); err != nil {
 			return "", malformed(join(prefix, key), "is not a valid JSON string")
 		}
 		return s, nil
@@ -175,27 +259,35 @@ func (o object) str(prefix, key string) (string, error) {
 }
 
 // plainString returns the content of a raw JSON string that needs no
-// unescaping: printable ASCII without backslashes, which covers almost every
-// id, status and URL Kling sends. It skips a reflective json.Unmarshal per
-// field on the ingest hot path; anything else reports false and takes the
-// general path, which also replaces invalid UTF-8.
-func plainString(raw json.RawMessage) (string, bool) {
+// unescaping: no backslashes or control characters, and valid UTF-8, which
+// covers almost every id, status, URL and prompt Kling sends. encoding/json
+// would return exactly these bytes, so the reflective decoder is skipped on
+// the ingest hot path; anything else reports false and takes the general
+// path, which also replaces invalid UTF-8.
+func plainString(raw string) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		return "", false
 	}
 	inner := raw[1 : len(raw)-1]
-	for _, c := range inner {
-		if c < 0x20 || c >= 0x7f || c == '\\' || c == '"' {
+	ascii := true
+	for i := 0; i < len(inner); i++ {
+		switch c := inner[i]; {
+		case c < 0x20 || c == '\\' || c == '"':
 			return "", false
+		case c >= utf8.RuneSelf:
+			ascii = false
 		}
 	}
-	return string(inner), true
+	if !ascii && !utf8.ValidString(inner) {
+		return "", false
+	}
+	return inner, true
 }
 
 // requiredStr is str for the members that identify a payload's shape, where
 // null is as wrong as any other non-string.
-func (o object) requiredStr(prefix, key string) (string, error) {
-	if k := kind(o[key]); k != '"' {
+func (o object) requiredStr(prefix fieldPath, key string) (string, error) {
+	if k := kind(o.get(key)); k != '"' {
 		return "", malformed(join(prefix, key), "must be a string, got %s", kindName(k))
 	}
 	return o.str(prefix, key)
@@ -210,8 +302,8 @@ const MaxIDBytes = 256
 // are strings on the wire, but some serializers emit numeric ids as JSON
 // numbers; those are accepted when they are integers and rendered exactly as
 // written, so that ids longer than a float64 mantissa survive intact.
-func (o object) id(prefix, key string) (string, error) {
-	raw := o[key]
+func (o object) id(prefix fieldPath, key string) (string, error) {
+	raw := o.get(key)
 	switch k := kind(raw); k {
 	case 0, 'n', '"':
 		v, err := o.str(prefix, key)
@@ -220,7 +312,7 @@ func (o object) id(prefix, key string) (string, error) {
 		}
 		return v, err
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		lit := strings.TrimSpace(string(raw))
+		lit := strings.TrimSpace(raw)
 		if !isInteger(lit) {
 			return "", malformed(join(prefix, key), "must be a string or an integer, got %s", quote(lit))
 		}
@@ -234,9 +326,9 @@ func (o object) id(prefix, key string) (string, error) {
 }
 
 // requiredID is id for the members that identify a payload's shape.
-func (o object) requiredID(prefix, key string) (string, error) {
-	if absent(o[key]) {
-		return "", malformed(join(prefix, key), "must be a string or an integer, got %s", kindName(kind(o[key])))
+func (o object) requiredID(prefix fieldPath, key string) (string, error) {
+	if raw := o.get(key); absent(raw) {
+		return "", malformed(join(prefix, key), "must be a string or an integer, got %s", kindName(kind(raw)))
 	}
 	return o.id(prefix, key)
 }
@@ -245,8 +337,8 @@ func (o object) requiredID(prefix, key string) (string, error) {
 // absent. A JSON string holding a JSON number is accepted too, since
 // decimal values are often quoted to protect their precision; an empty
 // string is read as absent.
-func (o object) number(prefix, key string) (string, bool, error) {
-	raw := o[key]
+func (o object) number(prefix fieldPath, key string) (string, bool, error) {
+	raw := o.get(key)
 	switch k := kind(raw); k {
 	case 0, 'n':
 		return "", false, nil
@@ -264,7 +356,7 @@ func (o object) number(prefix, key string) (string, bool, error) {
 		}
 		return s, true, nil
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return strings.TrimSpace(string(raw)), true, nil
+		return strings.TrimSpace(raw), true, nil
 	default:
 		return "", false, malformed(join(prefix, key), "must be a number, got %s", kindName(k))
 	}
@@ -274,9 +366,8 @@ func (o object) number(prefix, key string) (string, bool, error) {
 // absent. Strings are kept exactly as the sender wrote them; numbers keep
 // their literal text unless they use an exponent, which is expanded so that
 // consumers always see plain decimal notation.
-func (o object) decimal(prefix, key string) (string, error) {
-	raw := o[key]
-	if kind(raw) == '"' {
+func (o object) decimal(prefix fieldPath, key string) (string, error) {
+	if kind(o.get(key)) == '"' {
 		return o.str(prefix, key)
 	}
 	lit, ok, err := o.number(prefix, key)
@@ -295,7 +386,7 @@ func (o object) decimal(prefix, key string) (string, error) {
 
 // millis returns the Unix-milliseconds timestamp under key, or nil when it is
 // absent or zero; zero is how senders spell "not set", never a real time.
-func (o object) millis(prefix, key string) (*timestamppb.Timestamp, error) {
+func (o object) millis(prefix fieldPath, key string) (*timestamppb.Timestamp, error) {
 	lit, ok, err := o.number(prefix, key)
 	if err != nil || !ok {
 		return nil, err
@@ -319,7 +410,7 @@ func (o object) millis(prefix, key string) (*timestamppb.Timestamp, error) {
 
 // rfc3339 returns the RFC 3339 timestamp under key, with or without
 // fractional seconds, or nil when it is absent or empty.
-func (o object) rfc3339(prefix, key string) (*timestamppb.Timestamp, error) {
+func (o object) rfc3339(prefix fieldPath, key string) (*timestamppb.Timestamp, error) {
 	s, err := o.str(prefix, key)
 	if err != nil || s == "" {
 		return nil, err
@@ -337,7 +428,7 @@ func (o object) rfc3339(prefix, key string) (*timestamppb.Timestamp, error) {
 
 // duration returns the duration in seconds under key, or nil when it is
 // absent or empty.
-func (o object) duration(prefix, key string) (*durationpb.Duration, error) {
+func (o object) duration(prefix fieldPath, key string) (*durationpb.Duration, error) {
 	lit, ok, err := o.number(prefix, key)
 	if err != nil || !ok {
 		return nil, err

@@ -63,11 +63,16 @@ func decodeTop(body []byte) (object, error) {
 			return nil, fmt.Errorf("%w: want a JSON object, got %s", ErrMalformed, kindName(k))
 		}
 	}
-	var top object
+	// One copy of the body backs every string the event takes from it,
+	// instead of one allocation per field.
+	if top, ok := scanObject(string(body)); ok {
+		return top, nil
+	}
+	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformed, describeJSONError(err))
 	}
-	return top, nil
+	return objectOfMap(top), nil
 }
 
 // describeJSONError turns a decoding error into a detail that points at the
@@ -179,18 +184,18 @@ func isTerminal(s gatewayv1.JobStatus) bool {
 // The optional "signature" body member is ignored on purpose: the
 // X-Kling-Signature header is the authority, checked before parsing.
 func parseKlingEvent(top object) (*gatewayv1.Event, error) {
-	name, err := top.requiredStr("", "event")
+	name, err := top.requiredStr(root, "event")
 	if err != nil {
 		return nil, err
 	}
-	if k := kind(top["data"]); k != '{' {
+	if k := kind(top.get("data")); k != '{' {
 		return nil, malformed("data", "must be an object, got %s", kindName(k))
 	}
-	data, err := top.object("", "data")
+	data, err := top.object(root, "data")
 	if err != nil {
 		return nil, err
 	}
-	occurred, err := top.rfc3339("", "timestamp")
+	occurred, err := top.rfc3339(root, "timestamp")
 	if err != nil {
 		return nil, err
 	}
@@ -204,14 +209,14 @@ func parseKlingEvent(top object) (*gatewayv1.Event, error) {
 	job := &gatewayv1.Job{}
 	ev.Job = job
 
-	const p = "data"
+	p := at("data")
 	if job.JobId, err = data.id(p, "job_id"); err != nil {
 		return nil, err
 	}
 	if job.RawStatus, err = data.str(p, "status"); err != nil {
 		return nil, err
 	}
-	if !absent(data["status"]) {
+	if !absent(data.get("status")) {
 		job.Status = jobStatusOf(job.RawStatus)
 	} else {
 		job.Status = statusOfEventType(ev.Type)
@@ -256,7 +261,7 @@ func parseKlingEvent(top object) (*gatewayv1.Event, error) {
 // progress reads a 0-100 percentage. Out-of-range values are clamped rather
 // than rejected because they are harmless rounding artefacts, and fractions
 // are truncated so that a job never looks further along than it is.
-func progress(o object, prefix, key string) (int32, error) {
+func progress(o object, prefix fieldPath, key string) (int32, error) {
 	lit, ok, err := o.number(prefix, key)
 	if err != nil || !ok {
 		return 0, err
@@ -277,56 +282,56 @@ func progress(o object, prefix, key string) (int32, error) {
 // parseLegacy normalizes a legacy task callback: flat task_id, task_status,
 // millisecond timestamps and a task_result with videos and images.
 func parseLegacy(top object) (*gatewayv1.Event, error) {
-	status, err := top.requiredStr("", "task_status")
+	status, err := top.requiredStr(root, "task_status")
 	if err != nil {
 		return nil, err
 	}
 	job := &gatewayv1.Job{RawStatus: status, Status: jobStatusOf(status)}
-	if job.JobId, err = top.requiredID("", "task_id"); err != nil {
+	if job.JobId, err = top.requiredID(root, "task_id"); err != nil {
 		return nil, err
 	}
-	if job.StatusMessage, err = top.str("", "task_status_msg"); err != nil {
+	if job.StatusMessage, err = top.str(root, "task_status_msg"); err != nil {
 		return nil, err
 	}
-	if job.CreatedAt, err = top.millis("", "created_at"); err != nil {
+	if job.CreatedAt, err = top.millis(root, "created_at"); err != nil {
 		return nil, err
 	}
-	if job.UpdatedAt, err = top.millis("", "updated_at"); err != nil {
+	if job.UpdatedAt, err = top.millis(root, "updated_at"); err != nil {
 		return nil, err
 	}
-	if job.UnitsDeducted, err = top.decimal("", "final_unit_deduction"); err != nil {
+	if job.UnitsDeducted, err = top.decimal(root, "final_unit_deduction"); err != nil {
 		return nil, err
 	}
 
-	info, err := top.object("", "task_info")
+	info, err := top.object(root, "task_info")
 	if err != nil {
 		return nil, err
 	}
-	if job.ExternalId, err = info.id("task_info", "external_task_id"); err != nil {
+	if job.ExternalId, err = info.id(at("task_info"), "external_task_id"); err != nil {
 		return nil, err
 	}
-	if !absent(info["parent_video"]) {
-		if job.ParentVideo, err = videoAt(info["parent_video"], "task_info.parent_video"); err != nil {
+	if raw := info.get("parent_video"); !absent(raw) {
+		if job.ParentVideo, err = videoAt(raw, at("task_info.parent_video")); err != nil {
 			return nil, err
 		}
 	}
 
-	result, err := top.object("", "task_result")
+	result, err := top.object(root, "task_result")
 	if err != nil {
 		return nil, err
 	}
-	videos, err := result.array("task_result", "videos")
+	videos, err := result.array(at("task_result"), "videos")
 	if err != nil {
 		return nil, err
 	}
 	for i, raw := range videos {
-		v, err := videoAt(raw, index("task_result.videos", i))
+		v, err := videoAt(raw, elemOf("task_result.videos", i))
 		if err != nil {
 			return nil, err
 		}
 		job.Videos = append(job.Videos, v)
 	}
-	images, err := result.array("task_result", "images")
+	images, err := result.array(at("task_result"), "images")
 	if err != nil {
 		return nil, err
 	}
@@ -343,12 +348,17 @@ func parseLegacy(top object) (*gatewayv1.Event, error) {
 
 // videoAt decodes a {id, url, watermark_url, duration} video object, the
 // element shape shared by legacy task results and their parent_video.
-func videoAt(raw json.RawMessage, path string) (*gatewayv1.Video, error) {
-	o, err := decodeObject(raw, path)
+func videoAt(raw string, path fieldPath) (*gatewayv1.Video, error) {
+	o, err := decodeObject(raw, path, "")
 	if err != nil {
 		return nil, err
 	}
-	v := &gatewayv1.Video{}
+	return videoOf(o, path)
+}
+
+// videoOf reads a video from its decoded object o at path.
+func videoOf(o object, path fieldPath) (v *gatewayv1.Video, err error) {
+	v = &gatewayv1.Video{}
 	if v.Id, err = o.id(path, "id"); err != nil {
 		return nil, err
 	}
@@ -366,9 +376,9 @@ func videoAt(raw json.RawMessage, path string) (*gatewayv1.Video, error) {
 
 // legacyImageAt decodes the i-th legacy {index, url} image. Kling numbers
 // images itself; the position is used only when it does not.
-func legacyImageAt(raw json.RawMessage, i int) (*gatewayv1.Image, error) {
-	path := index("task_result.images", i)
-	o, err := decodeObject(raw, path)
+func legacyImageAt(raw string, i int) (*gatewayv1.Image, error) {
+	path := elemOf("task_result.images", i)
+	o, err := decodeObject(raw, path, "")
 	if err != nil {
 		return nil, err
 	}
@@ -414,34 +424,34 @@ func smallInt(lit string) (int32, error) {
 // parseV2 normalizes a task callback of the newer model APIs: id, status,
 // millisecond create_time/update_time and a typed outputs list.
 func parseV2(top object) (*gatewayv1.Event, error) {
-	status, err := top.requiredStr("", "status")
+	status, err := top.requiredStr(root, "status")
 	if err != nil {
 		return nil, err
 	}
 	job := &gatewayv1.Job{RawStatus: status, Status: jobStatusOf(status)}
-	if job.JobId, err = top.requiredID("", "id"); err != nil {
+	if job.JobId, err = top.requiredID(root, "id"); err != nil {
 		return nil, err
 	}
-	if job.StatusMessage, err = top.str("", "message"); err != nil {
+	if job.StatusMessage, err = top.str(root, "message"); err != nil {
 		return nil, err
 	}
-	if job.CreatedAt, err = top.millis("", "create_time"); err != nil {
+	if job.CreatedAt, err = top.millis(root, "create_time"); err != nil {
 		return nil, err
 	}
-	if job.UpdatedAt, err = top.millis("", "update_time"); err != nil {
+	if job.UpdatedAt, err = top.millis(root, "update_time"); err != nil {
 		return nil, err
 	}
-	if job.ExternalId, err = top.id("", "external_id"); err != nil {
+	if job.ExternalId, err = top.id(root, "external_id"); err != nil {
 		return nil, err
 	}
 
-	outputs, err := top.array("", "outputs")
+	outputs, err := top.array(root, "outputs")
 	if err != nil {
 		return nil, err
 	}
 	for i, raw := range outputs {
-		path := index("outputs", i)
-		o, err := decodeObject(raw, path)
+		path := elemOf("outputs", i)
+		o, err := decodeObject(raw, path, "")
 		if err != nil {
 			return nil, err
 		}
@@ -453,7 +463,7 @@ func parseV2(top object) (*gatewayv1.Event, error) {
 		// survive in the raw body the caller stores with the event.
 		switch strings.ToLower(typ) {
 		case "video":
-			v, err := videoAt(raw, path)
+			v, err := videoOf(o, path)
 			if err != nil {
 				return nil, err
 			}
