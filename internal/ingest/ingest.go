@@ -188,7 +188,16 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	}
 	ev, err := normalize.Parse(d.Body)
 	if err != nil {
-		return Result{}, &Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Message: publicParseMessage(err), Err: err}
+		// A verified delivery of a known shape is kept even when a field
+		// that does not identify it cannot be read: with its raw body and
+		// what identifies it, rather than a 400 the sender will not retry.
+		partial, ierr := normalize.Identify(d.Body)
+		if ierr != nil {
+			return Result{}, &Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Message: publicParseMessage(err), Err: err}
+		}
+		h.log.Warn("delivery normalized partially; the raw body keeps everything", "webhook", w.ID, "problem", err.Error())
+		h.metrics.partial.Inc()
+		ev = partial
 	}
 	if deliveryID == "" {
 		sum := sha256.Sum256(d.Body)

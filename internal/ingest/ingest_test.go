@@ -164,6 +164,7 @@ func TestIngest(t *testing.T) {
 	legacy := golden(t, "legacy_succeed.json")
 	v2 := golden(t, "v2_succeeded_video.json")
 	processing := []byte(`{"event":"video.processing","timestamp":"2026-06-10T08:00:00Z","data":{"job_id":"j-9","status":"processing","progress":10}}`)
+	unreadable := []byte(`{"task_id":"partial-1","task_status":"succeed","task_result":{"videos":[{"id":"v","url":"https://cdn/v.mp4","duration":"five"}]}}`)
 
 	cases := []struct {
 		name     string
@@ -217,6 +218,9 @@ func TestIngest(t *testing.T) {
 		{name: "not JSON content type", path: "/webhooks/klingai", header: http.Header{"Content-Type": {"text/plain"}}, body: completed, status: 415},
 		{name: "malformed JSON", path: "/webhooks/klingai", header: klingSigned([]byte(`{"event":`)), body: []byte(`{"event":`), status: 400},
 		{name: "unknown shape", path: "/webhooks/klingai", header: klingSigned([]byte(`{"hello":"world"}`)), body: []byte(`{"hello":"world"}`), status: 400},
+		{name: "known shape with an unreadable field is kept", path: "/webhooks/klingai", header: klingSigned(unreadable), body: unreadable,
+			status: 200, want: map[string]any{"received": true}, appended: 1},
+		{name: "identifying field of the wrong kind", path: "/webhooks/klingai", header: klingSigned([]byte(`{"task_id":"x","task_status":5}`)), body: []byte(`{"task_id":"x","task_status":5}`), status: 400},
 		{name: "GET is not allowed", method: http.MethodGet, path: "/webhooks/klingai", status: 405},
 	}
 	for _, tc := range cases {
@@ -331,5 +335,23 @@ func TestIngestRateLimit(t *testing.T) {
 	}
 	if status, _ := post("/webhooks/kling/tok?token="+urlToken, 3, func([]byte) http.Header { return jsonHeader() }); status != 200 {
 		t.Errorf("another registration: status %d, want 200", status)
+	}
+}
+
+// A verified delivery of a known shape whose non-identifying field cannot
+// be read is stored with what identifies it and its raw body intact.
+func TestIngestKeepsPartiallyReadableDelivery(t *testing.T) {
+	r := newRig(t)
+	body := []byte(`{"task_id":"partial-1","task_status":"succeed","task_result":{"videos":[{"duration":"five"}]}}`)
+	if status, got := r.do(http.MethodPost, "/webhooks/klingai", klingSigned(body), body); status != 200 {
+		t.Fatalf("status %d: %v", status, got)
+	}
+	ev, err := r.store.Get(context.Background(), r.last())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.GetJob().GetJobId() != "partial-1" || ev.GetType() != gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED ||
+		ev.GetSourceFormat() != gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY || !bytes.Equal(ev.GetRawBody(), body) {
+		t.Errorf("stored %v", ev)
 	}
 }

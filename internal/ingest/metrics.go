@@ -13,6 +13,7 @@ type Metrics struct {
 	deliveries *prometheus.CounterVec
 	latency    prometheus.Histogram
 	events     *prometheus.CounterVec
+	partial    prometheus.Counter
 }
 
 // NewMetrics creates the ingest metrics and registers them with reg when it
@@ -32,9 +33,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "klingfan_ingest_events_total",
 			Help: "Events appended to the log, by type.",
 		}, []string{"type"}),
+		partial: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "klingfan_ingest_partially_normalized_total",
+			Help: "Accepted deliveries with a field normalization could not read (kept raw, identified by format, status and job id).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.deliveries, m.latency, m.events)
+		reg.MustRegister(m.deliveries, m.latency, m.events, m.partial)
 	}
 	return m
 }
