@@ -516,7 +516,14 @@ func isInteger(s string) bool {
 // alone is too permissive for quoted numbers: it accepts "NaN", "Inf", hex
 // floats and underscores, none of which a sender means as a decimal.
 func isNumber(s string) bool {
-	i := 0
+	end, ok := numberEnd(s, 0)
+	return ok && end == len(s)
+}
+
+// numberEnd returns the index just past the number in JSON syntax that
+// starts at s[i], and false when none does. It serves isNumber and the
+// scanner alike.
+func numberEnd(s string, i int) (int, bool) {
 	if i < len(s) && s[i] == '-' {
 		i++
 	}
@@ -531,12 +538,12 @@ func isNumber(s string) bool {
 	case i < len(s) && s[i] == '0':
 		i++
 	case digits() == 0:
-		return false
+		return i, false
 	}
 	if i < len(s) && s[i] == '.' {
 		i++
 		if digits() == 0 {
-			return false
+			return i, false
 		}
 	}
 	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
@@ -545,8 +552,8 @@ func isNumber(s string) bool {
 			i++
 		}
 		if digits() == 0 {
-			return false
+			return i, false
 		}
 	}
-	return i == len(s)
+	return i, true
 }

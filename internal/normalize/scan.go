@@ -280,40 +280,11 @@ func isHex(c byte) bool {
 
 // number skips a number in JSON syntax starting at sc.i.
 func (sc *scanner) number() bool {
-	s := sc.s
-	i := sc.i
-	if s[i] == '-' {
-		i++
-	}
-	digits := func() int {
-		start := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		return i - start
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case digits() == 0:
+	end, ok := numberEnd(sc.s, sc.i)
+	if !ok {
 		return false
 	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if digits() == 0 {
-			return false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return false
-		}
-	}
-	sc.i = i
+	sc.i = end
 	return true
 }
 
