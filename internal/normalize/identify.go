@@ -38,14 +38,24 @@ func Identify(body []byte) (*gatewayv1.Event, error) {
 }
 
 func identifyCallback(top object, format gatewayv1.SourceFormat, statusKey, idKey string) (*gatewayv1.Event, error) {
-	status, err := top.requiredStr(root, statusKey)
+	status, job, err := callbackJob(top, statusKey, idKey)
 	if err != nil {
 		return nil, err
+	}
+	return &gatewayv1.Event{Type: eventTypeOfStatus(job.Status), RawType: status, SourceFormat: format, Job: job}, nil
+}
+
+// callbackJob reads what identifies a task callback in either shape: its
+// status and its task id. Parse and Identify share it, so the two can never
+// disagree on what a callback is.
+func callbackJob(top object, statusKey, idKey string) (string, *gatewayv1.Job, error) {
+	status, err := top.requiredStr(root, statusKey)
+	if err != nil {
+		return "", nil, err
 	}
 	id, err := top.requiredID(root, idKey)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	job := &gatewayv1.Job{JobId: id, RawStatus: status, Status: jobStatusOf(status)}
-	return &gatewayv1.Event{Type: eventTypeOfStatus(job.Status), RawType: status, SourceFormat: format, Job: job}, nil
+	return status, &gatewayv1.Job{JobId: id, RawStatus: status, Status: jobStatusOf(status)}, nil
 }

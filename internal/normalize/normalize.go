@@ -282,12 +282,8 @@ func progress(o object, prefix fieldPath, key string) (int32, error) {
 // parseLegacy normalizes a legacy task callback: flat task_id, task_status,
 // millisecond timestamps and a task_result with videos and images.
 func parseLegacy(top object) (*gatewayv1.Event, error) {
-	status, err := top.requiredStr(root, "task_status")
+	status, job, err := callbackJob(top, "task_status", "task_id")
 	if err != nil {
-		return nil, err
-	}
-	job := &gatewayv1.Job{RawStatus: status, Status: jobStatusOf(status)}
-	if job.JobId, err = top.requiredID(root, "task_id"); err != nil {
 		return nil, err
 	}
 	if job.StatusMessage, err = top.str(root, "task_status_msg"); err != nil {
@@ -424,12 +420,8 @@ func smallInt(lit string) (int32, error) {
 // parseV2 normalizes a task callback of the newer model APIs: id, status,
 // millisecond create_time/update_time and a typed outputs list.
 func parseV2(top object) (*gatewayv1.Event, error) {
-	status, err := top.requiredStr(root, "status")
+	status, job, err := callbackJob(top, "status", "id")
 	if err != nil {
-		return nil, err
-	}
-	job := &gatewayv1.Job{RawStatus: status, Status: jobStatusOf(status)}
-	if job.JobId, err = top.requiredID(root, "id"); err != nil {
 		return nil, err
 	}
 	if job.StatusMessage, err = top.str(root, "message"); err != nil {
