@@ -2,13 +2,10 @@ package store_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
-	"github.com/klingfan/klingfan/internal/store"
 )
 
 // Job ids of any length are stored on bounded subjects (long ones hashed),
@@ -16,11 +13,7 @@ import (
 // once made NATS drop the connection and stopped the server.
 func TestLongJobIDs(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, t.TempDir())
 	jobs := []string{strings.Repeat("a", 48), strings.Repeat("a", 49), strings.Repeat("b", 6000), "short.with.dots"}
 	for i, job := range jobs {
 		ev := &gatewayv1.Event{Id: "evt_" + string(rune('a'+i)), WebhookId: "w", DeliveryId: job, Job: &gatewayv1.Job{JobId: job}}

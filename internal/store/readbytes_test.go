@@ -3,24 +3,17 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
-	"github.com/klingfan/klingfan/internal/store"
 )
 
 // A read stops near 4 MiB of stored events whatever its limit, and next
 // continues exactly after the last event returned.
 func TestReadBoundsBytes(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, t.TempDir())
 	body := []byte(strings.Repeat("b", 1<<20))
 	for i := range 8 {
 		ev := &gatewayv1.Event{Id: fmt.Sprint("evt_", i), WebhookId: "w", DeliveryId: fmt.Sprint(i), RawBody: body}
