@@ -23,7 +23,9 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// EventType says what happened to a job.
+// EventType says what happened to a job. The names start with `VIDEO_` for
+// historical reasons but apply to every kind of job: Job.kind says what the
+// job makes.
 type EventType int32
 
 const (
@@ -88,6 +90,76 @@ func (EventType) EnumDescriptor() ([]byte, []int) {
 	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{0}
 }
 
+// JobKind says what a job makes.
+type JobKind int32
+
+const (
+	// Nothing in the delivery tells (a status-only callback, a test callback
+	// with no outputs).
+	JobKind_JOB_KIND_UNSPECIFIED JobKind = 0
+	// Videos (text-to-video, image-to-video, extension, lip-sync, effects, ...).
+	JobKind_JOB_KIND_VIDEO JobKind = 1
+	// Images (image generation, omni-image, virtual try-on, ...).
+	JobKind_JOB_KIND_IMAGE JobKind = 2
+	// Audio tracks (text-to-audio, video-to-audio, ...).
+	JobKind_JOB_KIND_AUDIO JobKind = 3
+	// Custom voices.
+	JobKind_JOB_KIND_VOICE JobKind = 4
+	// Elements (reusable subjects).
+	JobKind_JOB_KIND_ELEMENT JobKind = 5
+	// Subtitles and the subtitled video (subtitling solutions).
+	JobKind_JOB_KIND_SUBTITLE JobKind = 6
+)
+
+// Enum value maps for JobKind.
+var (
+	JobKind_name = map[int32]string{
+		0: "JOB_KIND_UNSPECIFIED",
+		1: "JOB_KIND_VIDEO",
+		2: "JOB_KIND_IMAGE",
+		3: "JOB_KIND_AUDIO",
+		4: "JOB_KIND_VOICE",
+		5: "JOB_KIND_ELEMENT",
+		6: "JOB_KIND_SUBTITLE",
+	}
+	JobKind_value = map[string]int32{
+		"JOB_KIND_UNSPECIFIED": 0,
+		"JOB_KIND_VIDEO":       1,
+		"JOB_KIND_IMAGE":       2,
+		"JOB_KIND_AUDIO":       3,
+		"JOB_KIND_VOICE":       4,
+		"JOB_KIND_ELEMENT":     5,
+		"JOB_KIND_SUBTITLE":    6,
+	}
+)
+
+func (x JobKind) Enum() *JobKind {
+	p := new(JobKind)
+	*p = x
+	return p
+}
+
+func (x JobKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_kling_gateway_v1_event_proto_enumTypes[1].Descriptor()
+}
+
+func (JobKind) Type() protoreflect.EnumType {
+	return &file_kling_gateway_v1_event_proto_enumTypes[1]
+}
+
+func (x JobKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobKind.Descriptor instead.
+func (JobKind) EnumDescriptor() ([]byte, []int) {
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{1}
+}
+
 // JobStatus is the normalized state of a generation task.
 type JobStatus int32
 
@@ -137,11 +209,11 @@ func (x JobStatus) String() string {
 }
 
 func (JobStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_kling_gateway_v1_event_proto_enumTypes[1].Descriptor()
+	return file_kling_gateway_v1_event_proto_enumTypes[2].Descriptor()
 }
 
 func (JobStatus) Type() protoreflect.EnumType {
-	return &file_kling_gateway_v1_event_proto_enumTypes[1]
+	return &file_kling_gateway_v1_event_proto_enumTypes[2]
 }
 
 func (x JobStatus) Number() protoreflect.EnumNumber {
@@ -150,7 +222,7 @@ func (x JobStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JobStatus.Descriptor instead.
 func (JobStatus) EnumDescriptor() ([]byte, []int) {
-	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{1}
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{2}
 }
 
 // SourceFormat names the wire format a delivery arrived in.
@@ -195,11 +267,11 @@ func (x SourceFormat) String() string {
 }
 
 func (SourceFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_kling_gateway_v1_event_proto_enumTypes[2].Descriptor()
+	return file_kling_gateway_v1_event_proto_enumTypes[3].Descriptor()
 }
 
 func (SourceFormat) Type() protoreflect.EnumType {
-	return &file_kling_gateway_v1_event_proto_enumTypes[2]
+	return &file_kling_gateway_v1_event_proto_enumTypes[3]
 }
 
 func (x SourceFormat) Number() protoreflect.EnumNumber {
@@ -208,7 +280,7 @@ func (x SourceFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SourceFormat.Descriptor instead.
 func (SourceFormat) EnumDescriptor() ([]byte, []int) {
-	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{2}
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{3}
 }
 
 // EventView chooses how much of an Event a read returns.
@@ -248,11 +320,11 @@ func (x EventView) String() string {
 }
 
 func (EventView) Descriptor() protoreflect.EnumDescriptor {
-	return file_kling_gateway_v1_event_proto_enumTypes[3].Descriptor()
+	return file_kling_gateway_v1_event_proto_enumTypes[4].Descriptor()
 }
 
 func (EventView) Type() protoreflect.EnumType {
-	return &file_kling_gateway_v1_event_proto_enumTypes[3]
+	return &file_kling_gateway_v1_event_proto_enumTypes[4]
 }
 
 func (x EventView) Number() protoreflect.EnumNumber {
@@ -261,7 +333,7 @@ func (x EventView) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EventView.Descriptor instead.
 func (EventView) EnumDescriptor() ([]byte, []int) {
-	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{3}
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{4}
 }
 
 // Event is one accepted Kling callback, normalized from whichever wire format
@@ -451,8 +523,36 @@ type Job struct {
 	ParentVideo *Video `protobuf:"bytes,14,opt,name=parent_video,json=parentVideo,proto3" json:"parent_video,omitempty"`
 	// Units charged for the task, as the sender wrote it (a decimal string).
 	UnitsDeducted string `protobuf:"bytes,15,opt,name=units_deducted,json=unitsDeducted,proto3" json:"units_deducted,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// What the job makes, derived from its outputs or, for the signed JSON
+	// events, from the event name's prefix (`video.`, `image.`, `audio.`).
+	// Event types keep their `video.*` names whatever the job makes: for an
+	// audio job, EVENT_TYPE_VIDEO_COMPLETED still means "the job completed"
+	// and kind JOB_KIND_AUDIO says it made audio. JOB_KIND_UNSPECIFIED when
+	// nothing in the delivery tells (for example a status-only callback).
+	Kind JobKind `protobuf:"varint,16,opt,name=kind,proto3,enum=kling.gateway.v1.JobKind" json:"kind,omitempty"`
+	// Generated audio tracks (text-to-audio, video-to-audio, ...), in the order
+	// the sender listed them.
+	Audios []*Audio `protobuf:"bytes,17,rep,name=audios,proto3" json:"audios,omitempty"`
+	// Custom voices the task created.
+	Voices []*Voice `protobuf:"bytes,18,rep,name=voices,proto3" json:"voices,omitempty"`
+	// Elements (reusable subjects) the task created.
+	Elements []*Element `protobuf:"bytes,19,rep,name=elements,proto3" json:"elements,omitempty"`
+	// Subtitle files of a subtitling task; the subtitled video itself is in
+	// videos.
+	Subtitles []*Subtitle `protobuf:"bytes,20,rep,name=subtitles,proto3" json:"subtitles,omitempty"`
+	// What the task cost, one entry per charge, as the sender reported it. The
+	// legacy shape's `final_balance_deduction` becomes one Charge with
+	// charge_type `cash`, amount from its `quota` and list_price from its
+	// `list_price`.
+	Billing []*Charge `protobuf:"bytes,21,rep,name=billing,proto3" json:"billing,omitempty"`
+	// Whether the sender says a watermarked variant was requested
+	// (`watermark_info.enabled`); unset when the sender does not say.
+	WatermarkEnabled *bool `protobuf:"varint,22,opt,name=watermark_enabled,json=watermarkEnabled,proto3,oneof" json:"watermark_enabled,omitempty"`
+	// For image tasks that can return a series (omni-image): `single` or
+	// `series`, as the sender wrote it. Series images are listed in images.
+	ImageResultType string `protobuf:"bytes,23,opt,name=image_result_type,json=imageResultType,proto3" json:"image_result_type,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -590,6 +690,62 @@ func (x *Job) GetUnitsDeducted() string {
 	return ""
 }
 
+func (x *Job) GetKind() JobKind {
+	if x != nil {
+		return x.Kind
+	}
+	return JobKind_JOB_KIND_UNSPECIFIED
+}
+
+func (x *Job) GetAudios() []*Audio {
+	if x != nil {
+		return x.Audios
+	}
+	return nil
+}
+
+func (x *Job) GetVoices() []*Voice {
+	if x != nil {
+		return x.Voices
+	}
+	return nil
+}
+
+func (x *Job) GetElements() []*Element {
+	if x != nil {
+		return x.Elements
+	}
+	return nil
+}
+
+func (x *Job) GetSubtitles() []*Subtitle {
+	if x != nil {
+		return x.Subtitles
+	}
+	return nil
+}
+
+func (x *Job) GetBilling() []*Charge {
+	if x != nil {
+		return x.Billing
+	}
+	return nil
+}
+
+func (x *Job) GetWatermarkEnabled() bool {
+	if x != nil && x.WatermarkEnabled != nil {
+		return *x.WatermarkEnabled
+	}
+	return false
+}
+
+func (x *Job) GetImageResultType() string {
+	if x != nil {
+		return x.ImageResultType
+	}
+	return ""
+}
+
 // Video is one generated video.
 type Video struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -682,7 +838,10 @@ type Image struct {
 	// Where to download the image.
 	Url string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
 	// The watermarked variant, when the sender provides one.
-	WatermarkUrl  string `protobuf:"bytes,4,opt,name=watermark_url,json=watermarkUrl,proto3" json:"watermark_url,omitempty"`
+	WatermarkUrl string `protobuf:"bytes,4,opt,name=watermark_url,json=watermarkUrl,proto3" json:"watermark_url,omitempty"`
+	// The group the image belongs to, when the sender groups its images
+	// (new-shape `outputs[].group_id`).
+	GroupId       string `protobuf:"bytes,5,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -745,6 +904,528 @@ func (x *Image) GetWatermarkUrl() string {
 	return ""
 }
 
+func (x *Image) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+// Audio is one generated audio track. Kling returns each track in two
+// encodings.
+type Audio struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Kling's id for the track.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Where to download the MP3 encoding (legacy `url_mp3`).
+	Mp3Url string `protobuf:"bytes,2,opt,name=mp3_url,json=mp3Url,proto3" json:"mp3_url,omitempty"`
+	// Where to download the WAV encoding (legacy `url_wav`).
+	WavUrl string `protobuf:"bytes,3,opt,name=wav_url,json=wavUrl,proto3" json:"wav_url,omitempty"`
+	// Length of the MP3 encoding (legacy `duration_mp3`).
+	Mp3Duration *durationpb.Duration `protobuf:"bytes,4,opt,name=mp3_duration,json=mp3Duration,proto3" json:"mp3_duration,omitempty"`
+	// Length of the WAV encoding (legacy `duration_wav`).
+	WavDuration   *durationpb.Duration `protobuf:"bytes,5,opt,name=wav_duration,json=wavDuration,proto3" json:"wav_duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Audio) Reset() {
+	*x = Audio{}
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Audio) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Audio) ProtoMessage() {}
+
+func (x *Audio) ProtoReflect() protoreflect.Message {
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Audio.ProtoReflect.Descriptor instead.
+func (*Audio) Descriptor() ([]byte, []int) {
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Audio) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Audio) GetMp3Url() string {
+	if x != nil {
+		return x.Mp3Url
+	}
+	return ""
+}
+
+func (x *Audio) GetWavUrl() string {
+	if x != nil {
+		return x.WavUrl
+	}
+	return ""
+}
+
+func (x *Audio) GetMp3Duration() *durationpb.Duration {
+	if x != nil {
+		return x.Mp3Duration
+	}
+	return nil
+}
+
+func (x *Audio) GetWavDuration() *durationpb.Duration {
+	if x != nil {
+		return x.WavDuration
+	}
+	return nil
+}
+
+// Voice is one custom voice a voice task created.
+type Voice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Kling's id for the voice, to use in later tasks.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The voice's name.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// A sample of the voice.
+	Url string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	// Who owns the voice, as the sender wrote it.
+	OwnedBy string `protobuf:"bytes,4,opt,name=owned_by,json=ownedBy,proto3" json:"owned_by,omitempty"`
+	// The voice's own status, as the sender wrote it.
+	Status        string `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Voice) Reset() {
+	*x = Voice{}
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Voice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Voice) ProtoMessage() {}
+
+func (x *Voice) ProtoReflect() protoreflect.Message {
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Voice.ProtoReflect.Descriptor instead.
+func (*Voice) Descriptor() ([]byte, []int) {
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Voice) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Voice) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Voice) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Voice) GetOwnedBy() string {
+	if x != nil {
+		return x.OwnedBy
+	}
+	return ""
+}
+
+func (x *Voice) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+// Element is one reusable subject (a character, an object, a scene) an
+// element task created.
+type Element struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Kling's id for the element, to use in later tasks.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The element's name.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The element's description.
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// What kind of element it is, as the sender wrote it.
+	ElementType string `protobuf:"bytes,4,opt,name=element_type,json=elementType,proto3" json:"element_type,omitempty"`
+	// The images, videos or voices the element is made of (`materials[]` or
+	// `references[]`).
+	Materials []*Material `protobuf:"bytes,5,rep,name=materials,proto3" json:"materials,omitempty"`
+	// Who owns the element, as the sender wrote it.
+	OwnedBy string `protobuf:"bytes,6,opt,name=owned_by,json=ownedBy,proto3" json:"owned_by,omitempty"`
+	// The element's own status, as the sender wrote it.
+	Status string `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
+	// Tags the sender attached.
+	Tags          []string `protobuf:"bytes,8,rep,name=tags,proto3" json:"tags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Element) Reset() {
+	*x = Element{}
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Element) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Element) ProtoMessage() {}
+
+func (x *Element) ProtoReflect() protoreflect.Message {
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Element.ProtoReflect.Descriptor instead.
+func (*Element) Descriptor() ([]byte, []int) {
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Element) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Element) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Element) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Element) GetElementType() string {
+	if x != nil {
+		return x.ElementType
+	}
+	return ""
+}
+
+func (x *Element) GetMaterials() []*Material {
+	if x != nil {
+		return x.Materials
+	}
+	return nil
+}
+
+func (x *Element) GetOwnedBy() string {
+	if x != nil {
+		return x.OwnedBy
+	}
+	return ""
+}
+
+func (x *Element) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Element) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+// Material is one input an element is made of.
+type Material struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The material's media type, as the sender wrote it (for example `image`).
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// What the material is used for, as the sender wrote it.
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// Where the material can be fetched.
+	Url string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	// Kling's id for the material, when it has one (for example a voice).
+	Id string `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
+	// The material's name, when it has one.
+	Name string `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	// Who owns the material, as the sender wrote it.
+	OwnedBy       string `protobuf:"bytes,6,opt,name=owned_by,json=ownedBy,proto3" json:"owned_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Material) Reset() {
+	*x = Material{}
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Material) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Material) ProtoMessage() {}
+
+func (x *Material) ProtoReflect() protoreflect.Message {
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Material.ProtoReflect.Descriptor instead.
+func (*Material) Descriptor() ([]byte, []int) {
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Material) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Material) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *Material) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Material) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Material) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Material) GetOwnedBy() string {
+	if x != nil {
+		return x.OwnedBy
+	}
+	return ""
+}
+
+// Subtitle is one subtitle file of a subtitling task.
+type Subtitle struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The file format: `srt` or `ass`.
+	Format string `protobuf:"bytes,1,opt,name=format,proto3" json:"format,omitempty"`
+	// Where to download the file.
+	Url           string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Subtitle) Reset() {
+	*x = Subtitle{}
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subtitle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subtitle) ProtoMessage() {}
+
+func (x *Subtitle) ProtoReflect() protoreflect.Message {
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subtitle.ProtoReflect.Descriptor instead.
+func (*Subtitle) Descriptor() ([]byte, []int) {
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Subtitle) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *Subtitle) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+// Charge is one billing entry of a task. Every field keeps the sender's
+// string, so decimal amounts are never rounded.
+type Charge struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `cash` (money) or `unit` (prepaid units).
+	ChargeType string `protobuf:"bytes,1,opt,name=charge_type,json=chargeType,proto3" json:"charge_type,omitempty"`
+	// The kind of cash charge, as the sender wrote it.
+	CashType string `protobuf:"bytes,2,opt,name=cash_type,json=cashType,proto3" json:"cash_type,omitempty"`
+	// The amount charged, a decimal string.
+	Amount string `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The currency of a cash charge: `CNY` or `USD`.
+	Currency string `protobuf:"bytes,4,opt,name=currency,proto3" json:"currency,omitempty"`
+	// The resource package the charge was drawn from: `video`, `image` or
+	// `audio`.
+	PackageType string `protobuf:"bytes,5,opt,name=package_type,json=packageType,proto3" json:"package_type,omitempty"`
+	// The list price before any discount, a decimal string.
+	ListPrice     string `protobuf:"bytes,6,opt,name=list_price,json=listPrice,proto3" json:"list_price,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Charge) Reset() {
+	*x = Charge{}
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Charge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Charge) ProtoMessage() {}
+
+func (x *Charge) ProtoReflect() protoreflect.Message {
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Charge.ProtoReflect.Descriptor instead.
+func (*Charge) Descriptor() ([]byte, []int) {
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Charge) GetChargeType() string {
+	if x != nil {
+		return x.ChargeType
+	}
+	return ""
+}
+
+func (x *Charge) GetCashType() string {
+	if x != nil {
+		return x.CashType
+	}
+	return ""
+}
+
+func (x *Charge) GetAmount() string {
+	if x != nil {
+		return x.Amount
+	}
+	return ""
+}
+
+func (x *Charge) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *Charge) GetPackageType() string {
+	if x != nil {
+		return x.PackageType
+	}
+	return ""
+}
+
+func (x *Charge) GetListPrice() string {
+	if x != nil {
+		return x.ListPrice
+	}
+	return ""
+}
+
 var File_kling_gateway_v1_event_proto protoreflect.FileDescriptor
 
 const file_kling_gateway_v1_event_proto_rawDesc = "" +
@@ -767,7 +1448,7 @@ const file_kling_gateway_v1_event_proto_rawDesc = "" +
 	"\x03job\x18\n" +
 	" \x01(\v2\x15.kling.gateway.v1.JobR\x03job\x12\x19\n" +
 	"\braw_body\x18\v \x01(\fR\arawBody\x12\x12\n" +
-	"\x04test\x18\f \x01(\bR\x04test\"\x8b\x05\n" +
+	"\x04test\x18\f \x01(\bR\x04test\"\xb5\b\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x123\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1b.kling.gateway.v1.JobStatusR\x06status\x12\x1d\n" +
@@ -788,25 +1469,83 @@ const file_kling_gateway_v1_event_proto_rawDesc = "" +
 	"\x06videos\x18\f \x03(\v2\x17.kling.gateway.v1.VideoR\x06videos\x12/\n" +
 	"\x06images\x18\r \x03(\v2\x17.kling.gateway.v1.ImageR\x06images\x12:\n" +
 	"\fparent_video\x18\x0e \x01(\v2\x17.kling.gateway.v1.VideoR\vparentVideo\x12%\n" +
-	"\x0eunits_deducted\x18\x0f \x01(\tR\runitsDeducted\"\xaa\x01\n" +
+	"\x0eunits_deducted\x18\x0f \x01(\tR\runitsDeducted\x12-\n" +
+	"\x04kind\x18\x10 \x01(\x0e2\x19.kling.gateway.v1.JobKindR\x04kind\x12/\n" +
+	"\x06audios\x18\x11 \x03(\v2\x17.kling.gateway.v1.AudioR\x06audios\x12/\n" +
+	"\x06voices\x18\x12 \x03(\v2\x17.kling.gateway.v1.VoiceR\x06voices\x125\n" +
+	"\belements\x18\x13 \x03(\v2\x19.kling.gateway.v1.ElementR\belements\x128\n" +
+	"\tsubtitles\x18\x14 \x03(\v2\x1a.kling.gateway.v1.SubtitleR\tsubtitles\x122\n" +
+	"\abilling\x18\x15 \x03(\v2\x18.kling.gateway.v1.ChargeR\abilling\x120\n" +
+	"\x11watermark_enabled\x18\x16 \x01(\bH\x00R\x10watermarkEnabled\x88\x01\x01\x12*\n" +
+	"\x11image_result_type\x18\x17 \x01(\tR\x0fimageResultTypeB\x14\n" +
+	"\x12_watermark_enabled\"\xaa\x01\n" +
 	"\x05Video\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12#\n" +
 	"\rwatermark_url\x18\x03 \x01(\tR\fwatermarkUrl\x12#\n" +
 	"\rthumbnail_url\x18\x04 \x01(\tR\fthumbnailUrl\x125\n" +
-	"\bduration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bduration\"d\n" +
+	"\bduration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\x7f\n" +
 	"\x05Image\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x03 \x01(\tR\x03url\x12#\n" +
-	"\rwatermark_url\x18\x04 \x01(\tR\fwatermarkUrl*\xc3\x01\n" +
+	"\rwatermark_url\x18\x04 \x01(\tR\fwatermarkUrl\x12\x19\n" +
+	"\bgroup_id\x18\x05 \x01(\tR\agroupId\"\xc5\x01\n" +
+	"\x05Audio\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\amp3_url\x18\x02 \x01(\tR\x06mp3Url\x12\x17\n" +
+	"\awav_url\x18\x03 \x01(\tR\x06wavUrl\x12<\n" +
+	"\fmp3_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vmp3Duration\x12<\n" +
+	"\fwav_duration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vwavDuration\"p\n" +
+	"\x05Voice\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12\x19\n" +
+	"\bowned_by\x18\x04 \x01(\tR\aownedBy\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\"\xf3\x01\n" +
+	"\aElement\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12!\n" +
+	"\felement_type\x18\x04 \x01(\tR\velementType\x128\n" +
+	"\tmaterials\x18\x05 \x03(\v2\x1a.kling.gateway.v1.MaterialR\tmaterials\x12\x19\n" +
+	"\bowned_by\x18\x06 \x01(\tR\aownedBy\x12\x16\n" +
+	"\x06status\x18\a \x01(\tR\x06status\x12\x12\n" +
+	"\x04tags\x18\b \x03(\tR\x04tags\"\x83\x01\n" +
+	"\bMaterial\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\x12\x19\n" +
+	"\bowned_by\x18\x06 \x01(\tR\aownedBy\"4\n" +
+	"\bSubtitle\x12\x16\n" +
+	"\x06format\x18\x01 \x01(\tR\x06format\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\"\xbc\x01\n" +
+	"\x06Charge\x12\x1f\n" +
+	"\vcharge_type\x18\x01 \x01(\tR\n" +
+	"chargeType\x12\x1b\n" +
+	"\tcash_type\x18\x02 \x01(\tR\bcashType\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\tR\x06amount\x12\x1a\n" +
+	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x12!\n" +
+	"\fpackage_type\x18\x05 \x01(\tR\vpackageType\x12\x1d\n" +
+	"\n" +
+	"list_price\x18\x06 \x01(\tR\tlistPrice*\xc3\x01\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EVENT_TYPE_VIDEO_CREATED\x10\x01\x12\x1f\n" +
 	"\x1bEVENT_TYPE_VIDEO_PROCESSING\x10\x02\x12\x1e\n" +
 	"\x1aEVENT_TYPE_VIDEO_COMPLETED\x10\x03\x12\x1b\n" +
 	"\x17EVENT_TYPE_VIDEO_FAILED\x10\x04\x12\x1e\n" +
-	"\x1aEVENT_TYPE_VIDEO_CANCELLED\x10\x05*\xa7\x01\n" +
+	"\x1aEVENT_TYPE_VIDEO_CANCELLED\x10\x05*\xa0\x01\n" +
+	"\aJobKind\x12\x18\n" +
+	"\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eJOB_KIND_VIDEO\x10\x01\x12\x12\n" +
+	"\x0eJOB_KIND_IMAGE\x10\x02\x12\x12\n" +
+	"\x0eJOB_KIND_AUDIO\x10\x03\x12\x12\n" +
+	"\x0eJOB_KIND_VOICE\x10\x04\x12\x14\n" +
+	"\x10JOB_KIND_ELEMENT\x10\x05\x12\x15\n" +
+	"\x11JOB_KIND_SUBTITLE\x10\x06*\xa7\x01\n" +
 	"\tJobStatus\x12\x1a\n" +
 	"\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14JOB_STATUS_SUBMITTED\x10\x01\x12\x19\n" +
@@ -836,39 +1575,55 @@ func file_kling_gateway_v1_event_proto_rawDescGZIP() []byte {
 	return file_kling_gateway_v1_event_proto_rawDescData
 }
 
-var file_kling_gateway_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_kling_gateway_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_kling_gateway_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_kling_gateway_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_kling_gateway_v1_event_proto_goTypes = []any{
 	(EventType)(0),                // 0: kling.gateway.v1.EventType
-	(JobStatus)(0),                // 1: kling.gateway.v1.JobStatus
-	(SourceFormat)(0),             // 2: kling.gateway.v1.SourceFormat
-	(EventView)(0),                // 3: kling.gateway.v1.EventView
-	(*Event)(nil),                 // 4: kling.gateway.v1.Event
-	(*Job)(nil),                   // 5: kling.gateway.v1.Job
-	(*Video)(nil),                 // 6: kling.gateway.v1.Video
-	(*Image)(nil),                 // 7: kling.gateway.v1.Image
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
+	(JobKind)(0),                  // 1: kling.gateway.v1.JobKind
+	(JobStatus)(0),                // 2: kling.gateway.v1.JobStatus
+	(SourceFormat)(0),             // 3: kling.gateway.v1.SourceFormat
+	(EventView)(0),                // 4: kling.gateway.v1.EventView
+	(*Event)(nil),                 // 5: kling.gateway.v1.Event
+	(*Job)(nil),                   // 6: kling.gateway.v1.Job
+	(*Video)(nil),                 // 7: kling.gateway.v1.Video
+	(*Image)(nil),                 // 8: kling.gateway.v1.Image
+	(*Audio)(nil),                 // 9: kling.gateway.v1.Audio
+	(*Voice)(nil),                 // 10: kling.gateway.v1.Voice
+	(*Element)(nil),               // 11: kling.gateway.v1.Element
+	(*Material)(nil),              // 12: kling.gateway.v1.Material
+	(*Subtitle)(nil),              // 13: kling.gateway.v1.Subtitle
+	(*Charge)(nil),                // 14: kling.gateway.v1.Charge
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
 }
 var file_kling_gateway_v1_event_proto_depIdxs = []int32{
 	0,  // 0: kling.gateway.v1.Event.type:type_name -> kling.gateway.v1.EventType
-	8,  // 1: kling.gateway.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	8,  // 2: kling.gateway.v1.Event.received_at:type_name -> google.protobuf.Timestamp
-	2,  // 3: kling.gateway.v1.Event.source_format:type_name -> kling.gateway.v1.SourceFormat
-	5,  // 4: kling.gateway.v1.Event.job:type_name -> kling.gateway.v1.Job
-	1,  // 5: kling.gateway.v1.Job.status:type_name -> kling.gateway.v1.JobStatus
-	8,  // 6: kling.gateway.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	8,  // 7: kling.gateway.v1.Job.updated_at:type_name -> google.protobuf.Timestamp
-	8,  // 8: kling.gateway.v1.Job.completed_at:type_name -> google.protobuf.Timestamp
-	6,  // 9: kling.gateway.v1.Job.videos:type_name -> kling.gateway.v1.Video
-	7,  // 10: kling.gateway.v1.Job.images:type_name -> kling.gateway.v1.Image
-	6,  // 11: kling.gateway.v1.Job.parent_video:type_name -> kling.gateway.v1.Video
-	9,  // 12: kling.gateway.v1.Video.duration:type_name -> google.protobuf.Duration
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	15, // 1: kling.gateway.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	15, // 2: kling.gateway.v1.Event.received_at:type_name -> google.protobuf.Timestamp
+	3,  // 3: kling.gateway.v1.Event.source_format:type_name -> kling.gateway.v1.SourceFormat
+	6,  // 4: kling.gateway.v1.Event.job:type_name -> kling.gateway.v1.Job
+	2,  // 5: kling.gateway.v1.Job.status:type_name -> kling.gateway.v1.JobStatus
+	15, // 6: kling.gateway.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	15, // 7: kling.gateway.v1.Job.updated_at:type_name -> google.protobuf.Timestamp
+	15, // 8: kling.gateway.v1.Job.completed_at:type_name -> google.protobuf.Timestamp
+	7,  // 9: kling.gateway.v1.Job.videos:type_name -> kling.gateway.v1.Video
+	8,  // 10: kling.gateway.v1.Job.images:type_name -> kling.gateway.v1.Image
+	7,  // 11: kling.gateway.v1.Job.parent_video:type_name -> kling.gateway.v1.Video
+	1,  // 12: kling.gateway.v1.Job.kind:type_name -> kling.gateway.v1.JobKind
+	9,  // 13: kling.gateway.v1.Job.audios:type_name -> kling.gateway.v1.Audio
+	10, // 14: kling.gateway.v1.Job.voices:type_name -> kling.gateway.v1.Voice
+	11, // 15: kling.gateway.v1.Job.elements:type_name -> kling.gateway.v1.Element
+	13, // 16: kling.gateway.v1.Job.subtitles:type_name -> kling.gateway.v1.Subtitle
+	14, // 17: kling.gateway.v1.Job.billing:type_name -> kling.gateway.v1.Charge
+	16, // 18: kling.gateway.v1.Video.duration:type_name -> google.protobuf.Duration
+	16, // 19: kling.gateway.v1.Audio.mp3_duration:type_name -> google.protobuf.Duration
+	16, // 20: kling.gateway.v1.Audio.wav_duration:type_name -> google.protobuf.Duration
+	12, // 21: kling.gateway.v1.Element.materials:type_name -> kling.gateway.v1.Material
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_kling_gateway_v1_event_proto_init() }
@@ -876,13 +1631,14 @@ func file_kling_gateway_v1_event_proto_init() {
 	if File_kling_gateway_v1_event_proto != nil {
 		return
 	}
+	file_kling_gateway_v1_event_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kling_gateway_v1_event_proto_rawDesc), len(file_kling_gateway_v1_event_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   4,
+			NumEnums:      5,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -43,7 +43,17 @@ type SubscribeRequest struct {
 	//	*SubscribeRequest_Since
 	Start isSubscribeRequest_Start `protobuf_oneof:"start"`
 	// How much of each event to send; the default omits the raw body.
-	View          EventView `protobuf:"varint,7,opt,name=view,proto3,enum=kling.gateway.v1.EventView" json:"view,omitempty"`
+	View EventView `protobuf:"varint,7,opt,name=view,proto3,enum=kling.gateway.v1.EventView" json:"view,omitempty"`
+	// Only events about jobs of these kinds. An event whose job kind is not
+	// known (JOB_KIND_UNSPECIFIED) matches only when JOB_KIND_UNSPECIFIED is
+	// listed.
+	JobKinds []JobKind `protobuf:"varint,8,rep,packed,name=job_kinds,json=jobKinds,proto3,enum=kling.gateway.v1.JobKind" json:"job_kinds,omitempty"`
+	// A CEL expression over the event (variable `event`, proto field names,
+	// enums by name), for example
+	// `event.job.model == "kling-v2-master" && event.job.kind == JOB_KIND_VIDEO`.
+	// Only events for which it is true. A malformed or too costly expression is
+	// refused with INVALID_ARGUMENT.
+	Filter        string `protobuf:"bytes,9,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -140,6 +150,20 @@ func (x *SubscribeRequest) GetView() EventView {
 	return EventView_EVENT_VIEW_UNSPECIFIED
 }
 
+func (x *SubscribeRequest) GetJobKinds() []JobKind {
+	if x != nil {
+		return x.JobKinds
+	}
+	return nil
+}
+
+func (x *SubscribeRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
 type isSubscribeRequest_Start interface {
 	isSubscribeRequest_Start()
 }
@@ -229,7 +253,17 @@ type ListEventsRequest struct {
 	// `sequence` (oldest first, the default) or `sequence desc` (newest first).
 	OrderBy string `protobuf:"bytes,6,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
 	// How much of each event to return; the default omits the raw body.
-	View          EventView `protobuf:"varint,7,opt,name=view,proto3,enum=kling.gateway.v1.EventView" json:"view,omitempty"`
+	View EventView `protobuf:"varint,7,opt,name=view,proto3,enum=kling.gateway.v1.EventView" json:"view,omitempty"`
+	// Only events about jobs of these kinds. An event whose job kind is not
+	// known (JOB_KIND_UNSPECIFIED) matches only when JOB_KIND_UNSPECIFIED is
+	// listed.
+	JobKinds []JobKind `protobuf:"varint,8,rep,packed,name=job_kinds,json=jobKinds,proto3,enum=kling.gateway.v1.JobKind" json:"job_kinds,omitempty"`
+	// A CEL expression over the event (variable `event`, proto field names,
+	// enums by name), for example
+	// `event.job.model == "kling-v2-master" && event.job.kind == JOB_KIND_VIDEO`.
+	// Only events for which it is true. A malformed or too costly expression is
+	// refused with INVALID_ARGUMENT.
+	Filter        string `protobuf:"bytes,9,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -311,6 +345,20 @@ func (x *ListEventsRequest) GetView() EventView {
 		return x.View
 	}
 	return EventView_EVENT_VIEW_UNSPECIFIED
+}
+
+func (x *ListEventsRequest) GetJobKinds() []JobKind {
+	if x != nil {
+		return x.JobKinds
+	}
+	return nil
+}
+
+func (x *ListEventsRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
 }
 
 // ListEventsResponse is one page of events.
@@ -482,7 +530,7 @@ var File_kling_gateway_v1_event_service_proto protoreflect.FileDescriptor
 
 const file_kling_gateway_v1_event_service_proto_rawDesc = "" +
 	"\n" +
-	"$kling/gateway/v1/event_service.proto\x12\x10kling.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckling/gateway/v1/event.proto\"\xca\x02\n" +
+	"$kling/gateway/v1/event_service.proto\x12\x10kling.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckling/gateway/v1/event.proto\"\x9a\x03\n" +
 	"\x10SubscribeRequest\x12<\n" +
 	"\vevent_types\x18\x01 \x03(\x0e2\x1b.kling.gateway.v1.EventTypeR\n" +
 	"eventTypes\x12\x17\n" +
@@ -492,10 +540,12 @@ const file_kling_gateway_v1_event_service_proto_rawDesc = "" +
 	"\x0efrom_beginning\x18\x04 \x01(\bH\x00R\rfromBeginning\x12'\n" +
 	"\x0eafter_sequence\x18\x05 \x01(\x04H\x00R\rafterSequence\x122\n" +
 	"\x05since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\x05since\x12/\n" +
-	"\x04view\x18\a \x01(\x0e2\x1b.kling.gateway.v1.EventViewR\x04viewB\a\n" +
+	"\x04view\x18\a \x01(\x0e2\x1b.kling.gateway.v1.EventViewR\x04view\x126\n" +
+	"\tjob_kinds\x18\b \x03(\x0e2\x19.kling.gateway.v1.JobKindR\bjobKinds\x12\x16\n" +
+	"\x06filter\x18\t \x01(\tR\x06filterB\a\n" +
 	"\x05start\"B\n" +
 	"\x11SubscribeResponse\x12-\n" +
-	"\x05event\x18\x01 \x01(\v2\x17.kling.gateway.v1.EventR\x05event\"\x93\x02\n" +
+	"\x05event\x18\x01 \x01(\v2\x17.kling.gateway.v1.EventR\x05event\"\xe3\x02\n" +
 	"\x11ListEventsRequest\x12<\n" +
 	"\vevent_types\x18\x01 \x03(\x0e2\x1b.kling.gateway.v1.EventTypeR\n" +
 	"eventTypes\x12\x17\n" +
@@ -506,7 +556,9 @@ const file_kling_gateway_v1_event_service_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\x12\x19\n" +
 	"\border_by\x18\x06 \x01(\tR\aorderBy\x12/\n" +
-	"\x04view\x18\a \x01(\x0e2\x1b.kling.gateway.v1.EventViewR\x04view\"m\n" +
+	"\x04view\x18\a \x01(\x0e2\x1b.kling.gateway.v1.EventViewR\x04view\x126\n" +
+	"\tjob_kinds\x18\b \x03(\x0e2\x19.kling.gateway.v1.JobKindR\bjobKinds\x12\x16\n" +
+	"\x06filter\x18\t \x01(\tR\x06filter\"m\n" +
 	"\x12ListEventsResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.kling.gateway.v1.EventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"n\n" +
@@ -545,29 +597,32 @@ var file_kling_gateway_v1_event_service_proto_goTypes = []any{
 	(EventType)(0),                // 6: kling.gateway.v1.EventType
 	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 	(EventView)(0),                // 8: kling.gateway.v1.EventView
-	(*Event)(nil),                 // 9: kling.gateway.v1.Event
+	(JobKind)(0),                  // 9: kling.gateway.v1.JobKind
+	(*Event)(nil),                 // 10: kling.gateway.v1.Event
 }
 var file_kling_gateway_v1_event_service_proto_depIdxs = []int32{
 	6,  // 0: kling.gateway.v1.SubscribeRequest.event_types:type_name -> kling.gateway.v1.EventType
 	7,  // 1: kling.gateway.v1.SubscribeRequest.since:type_name -> google.protobuf.Timestamp
 	8,  // 2: kling.gateway.v1.SubscribeRequest.view:type_name -> kling.gateway.v1.EventView
-	9,  // 3: kling.gateway.v1.SubscribeResponse.event:type_name -> kling.gateway.v1.Event
-	6,  // 4: kling.gateway.v1.ListEventsRequest.event_types:type_name -> kling.gateway.v1.EventType
-	8,  // 5: kling.gateway.v1.ListEventsRequest.view:type_name -> kling.gateway.v1.EventView
-	9,  // 6: kling.gateway.v1.ListEventsResponse.events:type_name -> kling.gateway.v1.Event
-	8,  // 7: kling.gateway.v1.GetEventRequest.view:type_name -> kling.gateway.v1.EventView
-	9,  // 8: kling.gateway.v1.GetEventResponse.event:type_name -> kling.gateway.v1.Event
-	0,  // 9: kling.gateway.v1.EventService.Subscribe:input_type -> kling.gateway.v1.SubscribeRequest
-	2,  // 10: kling.gateway.v1.EventService.ListEvents:input_type -> kling.gateway.v1.ListEventsRequest
-	4,  // 11: kling.gateway.v1.EventService.GetEvent:input_type -> kling.gateway.v1.GetEventRequest
-	1,  // 12: kling.gateway.v1.EventService.Subscribe:output_type -> kling.gateway.v1.SubscribeResponse
-	3,  // 13: kling.gateway.v1.EventService.ListEvents:output_type -> kling.gateway.v1.ListEventsResponse
-	5,  // 14: kling.gateway.v1.EventService.GetEvent:output_type -> kling.gateway.v1.GetEventResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	9,  // 3: kling.gateway.v1.SubscribeRequest.job_kinds:type_name -> kling.gateway.v1.JobKind
+	10, // 4: kling.gateway.v1.SubscribeResponse.event:type_name -> kling.gateway.v1.Event
+	6,  // 5: kling.gateway.v1.ListEventsRequest.event_types:type_name -> kling.gateway.v1.EventType
+	8,  // 6: kling.gateway.v1.ListEventsRequest.view:type_name -> kling.gateway.v1.EventView
+	9,  // 7: kling.gateway.v1.ListEventsRequest.job_kinds:type_name -> kling.gateway.v1.JobKind
+	10, // 8: kling.gateway.v1.ListEventsResponse.events:type_name -> kling.gateway.v1.Event
+	8,  // 9: kling.gateway.v1.GetEventRequest.view:type_name -> kling.gateway.v1.EventView
+	10, // 10: kling.gateway.v1.GetEventResponse.event:type_name -> kling.gateway.v1.Event
+	0,  // 11: kling.gateway.v1.EventService.Subscribe:input_type -> kling.gateway.v1.SubscribeRequest
+	2,  // 12: kling.gateway.v1.EventService.ListEvents:input_type -> kling.gateway.v1.ListEventsRequest
+	4,  // 13: kling.gateway.v1.EventService.GetEvent:input_type -> kling.gateway.v1.GetEventRequest
+	1,  // 14: kling.gateway.v1.EventService.Subscribe:output_type -> kling.gateway.v1.SubscribeResponse
+	3,  // 15: kling.gateway.v1.EventService.ListEvents:output_type -> kling.gateway.v1.ListEventsResponse
+	5,  // 16: kling.gateway.v1.EventService.GetEvent:output_type -> kling.gateway.v1.GetEventResponse
+	14, // [14:17] is the sub-list for method output_type
+	11, // [11:14] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_kling_gateway_v1_event_service_proto_init() }
