@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/klingfan/klingfan/internal/hub"
-	"github.com/klingfan/klingfan/internal/ingest"
 	"github.com/klingfan/klingfan/internal/registry"
 	"github.com/klingfan/klingfan/internal/store"
 )
@@ -57,7 +56,6 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		pe *preconditionError
 		fl *hub.FilterError
 		re *hub.RangeError
-		ie *ingest.Error
 	)
 	switch {
 	case errors.As(err, &fe):
@@ -87,30 +85,16 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return status.Error(codes.NotFound, "event not found")
 	case errors.Is(err, registry.ErrNotFound):
 		return status.Error(codes.NotFound, "webhook not found")
+	case errors.Is(err, registry.ErrInactive):
+		return status.Error(codes.FailedPrecondition, "webhook is inactive")
 	case errors.Is(err, registry.ErrAlreadyExists):
 		return status.Error(codes.AlreadyExists, "webhook id already taken")
 	case errors.Is(err, hub.ErrLogUnavailable), errors.Is(err, store.ErrUnavailable), errors.Is(err, registry.ErrUnavailable):
 		log.Warn("storage unavailable", "method", method, "error", err)
 		return status.Error(codes.Unavailable, "event log unavailable; retry later")
-	case errors.As(err, &ie):
-		return ingestStatus(ie)
 	}
 	log.Error("internal error", "method", method, "error", err)
 	return status.Error(codes.Internal, "internal error")
-}
-
-// ingestStatus maps a rejected test delivery.
-func ingestStatus(ie *ingest.Error) error {
-	switch ie.Status {
-	case 404:
-		return status.Error(codes.NotFound, "webhook not found")
-	case 403:
-		return status.Error(codes.FailedPrecondition, "webhook is inactive")
-	case 503:
-		return status.Error(codes.Unavailable, "event log unavailable; retry later")
-	default:
-		return status.Error(codes.Internal, "test delivery rejected: "+ie.Message)
-	}
 }
 
 func badRequest(field, reason string) error {

@@ -2,12 +2,9 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -24,10 +21,8 @@ import (
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/auth"
-	"github.com/klingfan/klingfan/internal/ingest"
-	"github.com/klingfan/klingfan/internal/normalize"
+	"github.com/klingfan/klingfan/internal/ids"
 	"github.com/klingfan/klingfan/internal/registry"
-	"github.com/klingfan/klingfan/internal/verify"
 )
 
 // Limits and defaults of WebhookService requests.
@@ -65,7 +60,7 @@ type WebhookService struct {
 	gatewayv1.UnimplementedWebhookServiceServer
 
 	reg       *registry.Registry
-	ingest    *ingest.Handler
+	tester    TestDeliverer
 	log       *slog.Logger
 	now       func() time.Time
 	publicURL string
@@ -74,12 +69,20 @@ type WebhookService struct {
 	pageKey []byte // guarded by keyMu; loaded from the registry on first use
 }
 
+// TestDeliverer signs a sample delivery of typ for a registration and runs
+// it through ingest, returning the event as logged. *ingest.Handler is one;
+// the interface keeps api from depending on ingest, normalize and verify.
+type TestDeliverer interface {
+	DeliverTest(ctx context.Context, webhookID string, typ gatewayv1.EventType) (*gatewayv1.Event, error)
+}
+
 // WebhookDeps is what WebhookService needs.
 type WebhookDeps struct {
 	Registry *registry.Registry
-	Ingest   *ingest.Handler
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Tester runs SendTestEvent's delivery through the real ingest path.
+	Tester TestDeliverer
+	Logger *slog.Logger
+	Now    func() time.Time
 	// PublicURL is the base URL Kling reaches the HTTP listener at, without
 	// a trailing slash.
 	PublicURL string
@@ -98,7 +101,7 @@ func NewWebhookService(d WebhookDeps) *WebhookService {
 	}
 	return &WebhookService{
 		reg:       d.Registry,
-		ingest:    d.Ingest,
+		tester:    d.Tester,
 		log:       d.Logger,
 		now:       d.Now,
 		publicURL: strings.TrimRight(d.PublicURL, "/"),
@@ -436,61 +439,16 @@ func (s *WebhookService) sendTestEvent(ctx context.Context, req *gatewayv1.SendT
 	if !w.Accepts(typ) {
 		return nil, failedPrecondition(fmt.Sprintf("the webhook's event_types filter excludes %s", typ))
 	}
-	d, err := s.testDelivery(w, typ)
-	if err != nil {
-		return nil, err
-	}
-	res, err := s.ingest.Deliver(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	if res.Ignored {
+	ev, err := s.tester.DeliverTest(ctx, w.ID, typ)
+	if errors.Is(err, registry.ErrFiltered) {
 		// The filter changed between the check above and the delivery.
 		return nil, failedPrecondition(fmt.Sprintf("the webhook's event_types filter excludes %s", typ))
 	}
-	s.log.Info("test event sent", "webhook", w.ID, "type", typ.String(), "sequence", res.Event.GetSequence(), "token", auth.TokenName(ctx))
-	return &gatewayv1.SendTestEventResponse{Event: res.Event}, nil
-}
-
-// testDelivery builds the delivery Kling would send for typ to w, in the
-// wire format that goes with w's scheme, authenticated with its current
-// secret.
-func (s *WebhookService) testDelivery(w *registry.Webhook, typ gatewayv1.EventType) (ingest.Delivery, error) {
-	if len(w.Secrets) == 0 {
-		return ingest.Delivery{}, fmt.Errorf("api: webhook %q has no secret", w.ID)
-	}
-	current := w.Secrets[0].Value
-	key, err := registry.Key(w.Scheme, current)
 	if err != nil {
-		return ingest.Delivery{}, fmt.Errorf("api: webhook %q: %w", w.ID, err)
+		return nil, err
 	}
-	now := s.now()
-	jobID := "test-" + randomLower(12)
-	d := ingest.Delivery{WebhookID: w.ID, Header: http.Header{"Content-Type": {"application/json"}}, Test: true}
-	switch w.Scheme {
-	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE:
-		d.Body, err = normalize.Sample(gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT, typ, jobID, now)
-		if err == nil {
-			d.Header.Set(verify.HeaderKlingSignature, verify.SignKling(key, d.Body))
-		}
-	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS:
-		d.Body, err = normalize.Sample(gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2, typ, jobID, now)
-		if err == nil {
-			msgID := "msg_test_" + randomLower(20)
-			d.Header.Set(verify.HeaderWebhookID, msgID)
-			d.Header.Set(verify.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
-			d.Header.Set(verify.HeaderWebhookSignature, verify.SignStandard(key, msgID, now, d.Body))
-		}
-	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN:
-		d.Body, err = normalize.Sample(gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2, typ, jobID, now)
-		d.Token = current
-	default:
-		return ingest.Delivery{}, fmt.Errorf("api: webhook %q has unknown scheme %v", w.ID, w.Scheme)
-	}
-	if err != nil {
-		return ingest.Delivery{}, fmt.Errorf("api: test payload: %w", err)
-	}
-	return d, nil
+	s.log.Info("test event sent", "webhook", w.ID, "type", typ.String(), "sequence", ev.GetSequence(), "token", auth.TokenName(ctx))
+	return &gatewayv1.SendTestEventResponse{Event: ev}, nil
 }
 
 // lookup returns the registration with a valid id from memory.
@@ -648,15 +606,6 @@ func checkSecret(field string, scheme gatewayv1.SignatureScheme, secret string) 
 	return nil
 }
 
-var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// randomLower returns n random characters from [a-z2-7].
-func randomLower(n int) string {
-	b := make([]byte, (n*5+7)/8)
-	_, _ = rand.Read(b)
-	return lowerBase32.EncodeToString(b)[:n]
-}
-
 // newWebhookID returns a fresh registration id, "wh-" and 10 random
 // characters (50 bits).
-func newWebhookID() string { return "wh-" + randomLower(10) }
+func newWebhookID() string { return "wh-" + ids.Random(10) }

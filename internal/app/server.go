@@ -188,7 +188,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	events := api.NewEventService(s.store, s.hub, s.log, s.now, pageKey, cfg.MaxStreamsPerToken)
 	webhooks := api.NewWebhookService(api.WebhookDeps{
 		Registry:  s.registry,
-		Ingest:    s.ingest,
+		Tester:    s.ingest,
 		Logger:    s.log,
 		Now:       s.now,
 		PublicURL: cfg.PublicURL,

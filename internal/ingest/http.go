@@ -87,15 +87,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, webhookID string
 func (h *Handler) precheck(r *http.Request, webhookID string) *Error {
 	wh, ok := h.regs.Get(webhookID)
 	if !ok {
-		return &Error{Status: http.StatusNotFound, Outcome: OutcomeUnknown, Message: "unknown webhook"}
+		return &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeUnknown, Message: "unknown webhook"}
 	}
 	if !wh.Active {
-		return &Error{Status: http.StatusForbidden, Outcome: OutcomeInactive, Message: "webhook is inactive"}
+		return &Error{Kind: ErrInactive, Outcome: OutcomeInactive, Message: "webhook is inactive"}
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
-			return &Error{Status: http.StatusUnsupportedMediaType, Outcome: OutcomeMediaType, Message: "content type must be application/json"}
+			return &Error{Kind: ErrMediaType, Outcome: OutcomeMediaType, Message: "content type must be application/json"}
 		}
 	}
 	if r.ContentLength > h.maxBody {
@@ -107,17 +107,40 @@ func (h *Handler) precheck(r *http.Request, webhookID string) *Error {
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, webhookID string, err error) {
 	var ie *Error
 	if !errors.As(err, &ie) {
-		ie = &Error{Status: http.StatusServiceUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}
+		ie = &Error{Kind: ErrUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}
 	}
+	code := httpStatus(ie.Kind)
 	switch {
 	case ie.retryAfter > 0:
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ie.retryAfter.Seconds()))))
-	case ie.Status == http.StatusServiceUnavailable:
+	case code == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
 	}
-	h.log.Info("delivery rejected", "webhook", webhookID, "status", ie.Status, "outcome", ie.Outcome,
+	h.log.Info("delivery rejected", "webhook", webhookID, "status", code, "outcome", ie.Outcome,
 		"reason", ie.Message, "remote", r.RemoteAddr)
-	writeJSON(w, ie.Status, errorBody{Error: ie.Message})
+	writeJSON(w, code, errorBody{Error: ie.Message})
+}
+
+// httpStatus is the one place a rejection's kind becomes an HTTP status.
+func httpStatus(kind error) int {
+	switch kind {
+	case ErrUnknownWebhook:
+		return http.StatusNotFound
+	case ErrInactive:
+		return http.StatusForbidden
+	case ErrUnauthorized:
+		return http.StatusUnauthorized
+	case ErrMalformed:
+		return http.StatusBadRequest
+	case ErrTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case ErrMediaType:
+		return http.StatusUnsupportedMediaType
+	case ErrRateLimited:
+		return http.StatusTooManyRequests
+	default:
+		return http.StatusServiceUnavailable
+	}
 }
 
 type errorBody struct {

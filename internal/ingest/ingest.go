@@ -6,7 +6,6 @@ package ingest
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/ids"
 	"github.com/klingfan/klingfan/internal/normalize"
 	"github.com/klingfan/klingfan/internal/registry"
 	"github.com/klingfan/klingfan/internal/store"
@@ -56,10 +56,13 @@ type Result struct {
 	Ignored bool
 }
 
-// Error is a rejected delivery: the HTTP status, the metrics outcome and a
-// message safe to show the sender.
+// Error is a rejected delivery: what kind of failure it is, the metrics
+// outcome and a message safe to show the sender. The HTTP layer turns Kind
+// into a status code (httpStatus); the gRPC layer matches Kind with
+// errors.Is, so neither needs the other's numbers.
 type Error struct {
-	Status  int
+	// Kind is one of the Err* sentinels below; errors.Is(e, Kind) holds.
+	Kind    error
 	Outcome string
 	Message string
 	Err     error
@@ -69,6 +72,24 @@ type Error struct {
 
 func (e *Error) Error() string { return "ingest: " + e.Message }
 func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is e's kind, so callers match a rejection with
+// errors.Is(err, ingest.ErrUnauthorized) and the like.
+func (e *Error) Is(target error) bool { return target == e.Kind }
+
+// The kinds of rejected delivery. The ones a test delivery can meet are the
+// registry's and the store's own sentinels, so that the gRPC layer, which
+// already knows those, maps them without importing ingest.
+var (
+	ErrUnknownWebhook = registry.ErrNotFound
+	ErrInactive       = registry.ErrInactive
+	ErrUnavailable    = store.ErrUnavailable
+	ErrUnauthorized   = errors.New("ingest: not authenticated")
+	ErrMalformed      = errors.New("ingest: malformed delivery")
+	ErrTooLarge       = errors.New("ingest: body too large")
+	ErrMediaType      = errors.New("ingest: unsupported media type")
+	ErrRateLimited    = errors.New("ingest: rate limited")
+)
 
 // Outcomes label the deliveries metric.
 const (
@@ -168,10 +189,10 @@ func (h *Handler) Deliver(ctx context.Context, d Delivery) (Result, error) {
 func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	w, ok := h.regs.Get(d.WebhookID)
 	if !ok {
-		return Result{}, &Error{Status: http.StatusNotFound, Outcome: OutcomeUnknown, Message: "unknown webhook"}
+		return Result{}, &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeUnknown, Message: "unknown webhook"}
 	}
 	if !w.Active {
-		return Result{}, &Error{Status: http.StatusForbidden, Outcome: OutcomeInactive, Message: "webhook is inactive"}
+		return Result{}, &Error{Kind: ErrInactive, Outcome: OutcomeInactive, Message: "webhook is inactive"}
 	}
 	if int64(len(d.Body)) > h.maxBody {
 		return Result{}, tooLarge(h.maxBody)
@@ -184,7 +205,7 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	// webhook id (and `default` is public) could drain its bucket with
 	// forged requests and lock Kling out.
 	if wait, ok := h.limits.allow(w.ID, h.now()); !ok {
-		return Result{}, &Error{Status: http.StatusTooManyRequests, Outcome: OutcomeRateLimited, Message: "rate limit exceeded, retry later", retryAfter: wait}
+		return Result{}, &Error{Kind: ErrRateLimited, Outcome: OutcomeRateLimited, Message: "rate limit exceeded, retry later", retryAfter: wait}
 	}
 	ev, err := normalize.Parse(d.Body)
 	if err != nil {
@@ -193,7 +214,7 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 		// what identifies it, rather than a 400 the sender will not retry.
 		partial, ierr := normalize.Identify(d.Body)
 		if ierr != nil {
-			return Result{}, &Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Message: publicParseMessage(err), Err: err}
+			return Result{}, &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: publicParseMessage(err), Err: err}
 		}
 		h.log.Warn("delivery normalized partially; the raw body keeps everything", "webhook", w.ID, "problem", err.Error())
 		h.metrics.partial.Inc()
@@ -218,13 +239,13 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	seq, dup, err := h.app.Append(actx, ev)
 	if errors.Is(err, store.ErrInvalidEvent) {
 		// Retrying cannot help: say so rather than invite retries with 503.
-		return Result{}, &Error{Status: http.StatusBadRequest, Outcome: OutcomeMalformed, Message: "event cannot be stored: " + err.Error(), Err: err}
+		return Result{}, &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: "event cannot be stored: " + err.Error(), Err: err}
 	}
 	if err != nil {
 		if ctx.Err() == nil {
 			h.log.Warn("log append failed", "webhook", w.ID, "error", err)
 		}
-		return Result{}, &Error{Status: http.StatusServiceUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}
+		return Result{}, &Error{Kind: ErrUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}
 	}
 	ev.Sequence = seq
 	return Result{Event: ev, Duplicate: dup}, nil
@@ -254,16 +275,16 @@ func (h *Handler) authenticate(w *registry.Webhook, d Delivery) (string, error) 
 	case err == nil:
 		return id, nil
 	case errors.Is(err, verify.ErrStale):
-		return "", &Error{Status: http.StatusUnauthorized, Outcome: OutcomeStale, Message: "timestamp outside tolerance", Err: err}
+		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeStale, Message: "timestamp outside tolerance", Err: err}
 	case errors.Is(err, verify.ErrMissingSignature):
-		return "", &Error{Status: http.StatusUnauthorized, Outcome: OutcomeBadSignature, Message: "missing signature", Err: err}
+		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeBadSignature, Message: "missing signature", Err: err}
 	default:
-		return "", &Error{Status: http.StatusUnauthorized, Outcome: OutcomeBadSignature, Message: "invalid signature", Err: err}
+		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeBadSignature, Message: "invalid signature", Err: err}
 	}
 }
 
 func tooLarge(limit int64) *Error {
-	return &Error{Status: http.StatusRequestEntityTooLarge, Outcome: OutcomeTooLarge, Message: fmt.Sprintf("body exceeds %d bytes", limit)}
+	return &Error{Kind: ErrTooLarge, Outcome: OutcomeTooLarge, Message: fmt.Sprintf("body exceeds %d bytes", limit)}
 }
 
 // publicParseMessage keeps the parser's explanation (it names fields, never
@@ -275,8 +296,6 @@ func publicParseMessage(err error) string {
 	return err.Error()
 }
 
-var eventIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
 // EventID derives an event's id from its registration and delivery id, so
 // the same delivery always gets the same id, even when it arrives again
 // after the duplicate window.
@@ -285,5 +304,5 @@ func EventID(webhookID, deliveryID string) string {
 	h.Write([]byte(webhookID))
 	h.Write([]byte{0})
 	h.Write([]byte(deliveryID))
-	return "evt_" + eventIDEncoding.EncodeToString(h.Sum(nil)[:16])
+	return "evt_" + ids.Encoding.EncodeToString(h.Sum(nil)[:16])
 }

@@ -30,6 +30,11 @@ var (
 	ErrNotFound      = errors.New("registry: webhook not found")
 	ErrAlreadyExists = errors.New("registry: webhook already exists")
 	ErrUnavailable   = errors.New("registry: store unavailable")
+	// ErrInactive is a delivery to a registration that is switched off.
+	ErrInactive = errors.New("registry: webhook is inactive")
+	// ErrFiltered is a delivery whose event type the registration's
+	// event_types filter excludes.
+	ErrFiltered = errors.New("registry: event type excluded by the webhook's filter")
 )
 
 // DefaultID is the registration that KLINGAI_WEBHOOK_SECRET configures and
