@@ -9,11 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
-	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/verify"
 )
 
@@ -61,28 +59,26 @@ Prints the HTTP status and the response body; exits 1 on a non-2xx answer.`,
 			if err != nil {
 				return err
 			}
-			header := http.Header{"Content-Type": {"application/json"}}
-			switch sch {
-			case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE:
-				header.Set(verify.HeaderKlingSignature, verify.SignKling([]byte(secret), body))
-			case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS:
-				key, err := verify.DecodeStandardSecret(secret)
-				if err != nil {
-					return usagef("the standard scheme needs a whsec_ secret: %v", err)
-				}
-				id := webhookID
-				if id == "" {
-					id = newMessageID()
-				}
-				now := c.env.now()
-				header.Set(verify.HeaderWebhookID, id)
-				header.Set(verify.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
-				header.Set(verify.HeaderWebhookSignature, verify.SignStandard(key, id, now, body))
-			case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN:
+			signer, ok := verify.Lookup(sch)
+			if !ok {
+				return usagef("unknown signature scheme %q: use kling, standard or token", scheme)
+			}
+			key, err := signer.DecodeKey(secret)
+			if err != nil {
+				return usagef("the %s scheme cannot use this secret (a standard one is whsec_<base64>): %v", scheme, err)
+			}
+			id := webhookID
+			if id == "" {
+				id = newMessageID()
+			}
+			m := verify.Message{Header: http.Header{"Content-Type": {"application/json"}}, Body: body}
+			signer.Sign(&m, key, id, c.env.now())
+			if m.Token != "" {
 				q := u.Query()
-				q.Set("token", secret)
+				q.Set("token", m.Token)
 				u.RawQuery = q.Encode()
 			}
+			header := m.Header
 			return c.post(cmd, u, header, body)
 		},
 	}

@@ -261,14 +261,9 @@ func (h *Handler) authenticate(w *registry.Webhook, d Delivery) (string, error) 
 		id  string
 		err error
 	)
-	switch w.Scheme {
-	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE:
-		err = verify.KlingSignature(d.Header.Get(verify.HeaderKlingSignature), d.Body, keys)
-	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS:
-		id, err = verify.StandardWebhooks(d.Header, d.Body, keys, now, w.Tolerance)
-	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN:
-		err = verify.URLToken(d.Token, keys)
-	default:
+	if sch, ok := verify.Lookup(w.Scheme); ok {
+		id, err = sch.Verify(verify.Message{Header: d.Header, Token: d.Token, Body: d.Body}, keys, now, w.Tolerance)
+	} else {
 		err = fmt.Errorf("ingest: registration %q has no usable scheme", w.ID)
 	}
 	switch {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/ids"
@@ -46,36 +45,26 @@ func (h *Handler) testDelivery(w *registry.Webhook, typ gatewayv1.EventType) (De
 	if len(w.Secrets) == 0 {
 		return Delivery{}, fmt.Errorf("ingest: webhook %q has no secret", w.ID)
 	}
-	current := w.Secrets[0].Value
-	key, err := registry.Key(w.Scheme, current)
+	sch, ok := verify.Lookup(w.Scheme)
+	if !ok {
+		return Delivery{}, fmt.Errorf("ingest: webhook %q has unknown scheme %v", w.ID, w.Scheme)
+	}
+	key, err := sch.DecodeKey(w.Secrets[0].Value)
 	if err != nil {
 		return Delivery{}, fmt.Errorf("ingest: webhook %q: %w", w.ID, err)
 	}
-	now := h.now()
-	jobID := "test-" + ids.Random(12)
-	d := Delivery{WebhookID: w.ID, Header: http.Header{"Content-Type": {"application/json"}}, Test: true}
-	switch w.Scheme {
-	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE:
-		d.Body, err = normalize.Sample(gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT, typ, jobID, now)
-		if err == nil {
-			d.Header.Set(verify.HeaderKlingSignature, verify.SignKling(key, d.Body))
-		}
-	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS:
-		d.Body, err = normalize.Sample(gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2, typ, jobID, now)
-		if err == nil {
-			msgID := "msg_test_" + ids.Random(20)
-			d.Header.Set(verify.HeaderWebhookID, msgID)
-			d.Header.Set(verify.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
-			d.Header.Set(verify.HeaderWebhookSignature, verify.SignStandard(key, msgID, now, d.Body))
-		}
-	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN:
-		d.Body, err = normalize.Sample(gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2, typ, jobID, now)
-		d.Token = current
-	default:
-		return Delivery{}, fmt.Errorf("ingest: webhook %q has unknown scheme %v", w.ID, w.Scheme)
+	// Kling's own events carry the KLING_EVENT shape; the callback schemes
+	// carry task callbacks.
+	format := gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2
+	if w.Scheme == gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE {
+		format = gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT
 	}
+	now := h.now()
+	body, err := normalize.Sample(format, typ, "test-"+ids.Random(12), now)
 	if err != nil {
 		return Delivery{}, fmt.Errorf("ingest: test payload: %w", err)
 	}
-	return d, nil
+	m := verify.Message{Header: http.Header{"Content-Type": {"application/json"}}, Body: body}
+	sch.Sign(&m, key, "msg_test_"+ids.Random(20), now)
+	return Delivery{WebhookID: w.ID, Header: m.Header, Token: m.Token, Body: m.Body, Test: true}, nil
 }

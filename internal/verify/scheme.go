@@ -1,0 +1,101 @@
+package verify
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+)
+
+// Message is what a scheme signs and verifies: the headers, the ingest
+// URL's `token` query parameter and the raw body of one delivery.
+type Message struct {
+	Header http.Header
+	Token  string
+	Body   []byte
+}
+
+// Scheme is everything that differs between the signature schemes. It is
+// the one place a SignatureScheme is switched on: ingest verifies, the
+// test delivery and `klingctl post` sign, and the registry mints and
+// decodes secrets through it.
+type Scheme struct {
+	// ID is the proto enum value the scheme answers to.
+	ID gatewayv1.SignatureScheme
+	// NewSecret returns a fresh secret in the scheme's own format.
+	NewSecret func() string
+	// DecodeKey turns a secret into the key bytes Sign and Verify use. An
+	// empty or undecodable secret yields an error wrapping
+	// [ErrInvalidSecret] that never includes the secret.
+	DecodeKey func(secret string) ([]byte, error)
+	// Sign authenticates m with key, as a sender would. id and now are the
+	// message id and time the scheme puts in headers, where it has them.
+	Sign func(m *Message, key []byte, id string, now time.Time)
+	// Verify checks m against keys on the raw bytes and returns the
+	// sender's message id when the scheme has one.
+	Verify func(m Message, keys [][]byte, now time.Time, tolerance time.Duration) (id string, err error)
+}
+
+// rawKey is the key of the schemes whose secret string is itself the key.
+func rawKey(secret string) ([]byte, error) {
+	if secret == "" {
+		return nil, fmt.Errorf("%w: empty", ErrInvalidSecret)
+	}
+	return []byte(secret), nil
+}
+
+var schemes = []*Scheme{
+	{
+		ID:        gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE,
+		NewSecret: NewKlingSecret,
+		DecodeKey: rawKey,
+		Sign: func(m *Message, key []byte, _ string, _ time.Time) {
+			m.Header.Set(HeaderKlingSignature, SignKling(key, m.Body))
+		},
+		Verify: func(m Message, keys [][]byte, _ time.Time, _ time.Duration) (string, error) {
+			return "", KlingSignature(m.Header.Get(HeaderKlingSignature), m.Body, keys)
+		},
+	},
+	{
+		ID:        gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS,
+		NewSecret: NewStandardSecret,
+		DecodeKey: func(secret string) ([]byte, error) {
+			if secret == "" {
+				return nil, fmt.Errorf("%w: empty", ErrInvalidSecret)
+			}
+			return DecodeStandardSecret(secret)
+		},
+		Sign: func(m *Message, key []byte, id string, now time.Time) {
+			m.Header.Set(HeaderWebhookID, id)
+			m.Header.Set(HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+			m.Header.Set(HeaderWebhookSignature, SignStandard(key, id, now, m.Body))
+		},
+		Verify: func(m Message, keys [][]byte, now time.Time, tolerance time.Duration) (string, error) {
+			return StandardWebhooks(m.Header, m.Body, keys, now, tolerance)
+		},
+	},
+	{
+		ID:        gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN,
+		NewSecret: NewURLToken,
+		DecodeKey: rawKey,
+		Sign: func(m *Message, key []byte, _ string, _ time.Time) {
+			m.Token = string(key)
+		},
+		Verify: func(m Message, keys [][]byte, _ time.Time, _ time.Duration) (string, error) {
+			return "", URLToken(m.Token, keys)
+		},
+	},
+}
+
+// Lookup returns the scheme for id, or false for UNSPECIFIED and unknown
+// values.
+func Lookup(id gatewayv1.SignatureScheme) (*Scheme, bool) {
+	for _, s := range schemes {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return nil, false
+}
