@@ -5,23 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-	"unicode/utf8"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/auth"
-	"github.com/klingfan/klingfan/internal/ids"
 	"github.com/klingfan/klingfan/internal/registry"
 )
 
@@ -40,15 +32,6 @@ const (
 	defaultTestEventType = gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED
 )
 
-// webhookIDPattern is the shape of a registration id. It cannot start with
-// the registry's internal key prefix.
-var webhookIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
-// urlTokenPattern keeps imported URL tokens to characters that survive a
-// query string unescaped, so the callback URL pasted into Kling is exactly
-// what the token says.
-var urlTokenPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]+$`)
-
 // webhookListFingerprint binds ListWebhooks page tokens to that method: no
 // request field besides the page size affects the listing.
 var webhookListFingerprint = fingerprint([]string{"kling.gateway.v1.WebhookService/ListWebhooks"})
@@ -64,9 +47,7 @@ type WebhookService struct {
 	log       *slog.Logger
 	now       func() time.Time
 	publicURL string
-
-	keyMu   sync.Mutex
-	pageKey []byte // guarded by keyMu; loaded from the registry on first use
+	pageKey   []byte
 }
 
 // TestDeliverer signs a sample delivery of typ for a registration and runs
@@ -87,7 +68,7 @@ type WebhookDeps struct {
 	// a trailing slash.
 	PublicURL string
 	// PageKey authenticates ListWebhooks page tokens and must be the same on
-	// every replica. When nil, a key shared through the registry is used.
+	// every replica (store.SharedKey gives one).
 	PageKey []byte
 }
 
@@ -218,14 +199,11 @@ func (s *WebhookService) listWebhooks(ctx context.Context, req *gatewayv1.ListWe
 	case size > maxWebhookPageSize:
 		size = maxWebhookPageSize
 	}
-	tokens, err := s.pageTokens(ctx)
-	if err != nil {
-		return nil, err
-	}
+	tokens := pageTokens{key: s.pageKey}
 	after := ""
 	if tok := req.GetPageToken(); tok != "" {
-		after, err = tokens.decodeString(tok, webhookListFingerprint)
-		if err != nil {
+		var err error
+		if after, err = tokens.decodeString(tok, webhookListFingerprint); err != nil {
 			return nil, invalid("page_token", err.Error())
 		}
 	}
@@ -462,150 +440,3 @@ func (s *WebhookService) lookup(field, id string) (*registry.Webhook, error) {
 	}
 	return w, nil
 }
-
-// pageTokens returns the page token codec, loading the replica-shared key
-// on first use.
-func (s *WebhookService) pageTokens(ctx context.Context) (pageTokens, error) {
-	s.keyMu.Lock()
-	defer s.keyMu.Unlock()
-	if s.pageKey == nil {
-		key, err := s.reg.SharedKey(ctx, "webhook-page-token")
-		if err != nil {
-			return pageTokens{}, err
-		}
-		s.pageKey = key
-	}
-	return pageTokens{key: s.pageKey}, nil
-}
-
-// toProto renders a registration without its secrets.
-func (s *WebhookService) toProto(w *registry.Webhook) *gatewayv1.Webhook {
-	out := &gatewayv1.Webhook{
-		Id:                 w.ID,
-		DisplayName:        w.DisplayName,
-		SignatureScheme:    w.Scheme,
-		EventTypes:         slices.Clone(w.EventTypes),
-		Active:             proto.Bool(w.Active),
-		SignatureTolerance: durationpb.New(w.Tolerance),
-		IngestUrl:          s.ingestURL(w.ID),
-		CreateTime:         timestamppb.New(w.CreateTime),
-		UpdateTime:         timestamppb.New(w.UpdateTime),
-	}
-	if exp := w.PreviousSecretExpireTime(s.now()); !exp.IsZero() {
-		out.PreviousSecretExpireTime = timestamppb.New(exp)
-	}
-	return out
-}
-
-// ingestURL is where Kling posts for registration id; never with a token.
-func (s *WebhookService) ingestURL(id string) string {
-	return s.publicURL + "/webhooks/kling/" + url.PathEscape(id)
-}
-
-// callbackURL is the URL to give Kling: the ingest URL, plus the token for
-// URL_TOKEN registrations.
-func (s *WebhookService) callbackURL(w *registry.Webhook, secret string) string {
-	u := s.ingestURL(w.ID)
-	if w.Scheme == gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN {
-		u += "?token=" + url.QueryEscape(secret)
-	}
-	return u
-}
-
-func checkWebhookID(field, id string) error {
-	switch {
-	case id == "":
-		return invalid(field, "required")
-	case !webhookIDPattern.MatchString(id):
-		return invalid(field, "must match [a-z0-9][a-z0-9-]{0,62}")
-	}
-	return nil
-}
-
-func checkScheme(field string, scheme gatewayv1.SignatureScheme) error {
-	if scheme == gatewayv1.SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED {
-		return invalid(field, "required: SIGNATURE_SCHEME_KLING_SIGNATURE, SIGNATURE_SCHEME_STANDARD_WEBHOOKS or SIGNATURE_SCHEME_URL_TOKEN")
-	}
-	if _, ok := gatewayv1.SignatureScheme_name[int32(scheme)]; !ok {
-		return invalid(field, "unknown signature scheme "+strconv.Itoa(int(scheme)))
-	}
-	return nil
-}
-
-func checkDisplayName(field, name string) error {
-	if n := utf8.RuneCountInString(name); n > maxDisplayNameRunes {
-		return invalid(field, fmt.Sprintf("at most %d characters, got %d", maxDisplayNameRunes, n))
-	}
-	return nil
-}
-
-// checkEventTypes validates an event filter and returns it without
-// duplicates, in the order given.
-func checkEventTypes(field string, types []gatewayv1.EventType) ([]gatewayv1.EventType, error) {
-	out := make([]gatewayv1.EventType, 0, len(types))
-	for i, t := range types {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		if t == gatewayv1.EventType_EVENT_TYPE_UNSPECIFIED {
-			return nil, invalid(f, "EVENT_TYPE_UNSPECIFIED cannot be filtered on")
-		}
-		if _, ok := gatewayv1.EventType_name[int32(t)]; !ok {
-			return nil, invalid(f, "unknown event type "+strconv.Itoa(int(t)))
-		}
-		if !slices.Contains(out, t) {
-			out = append(out, t)
-		}
-	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	return out, nil
-}
-
-// checkTolerance returns the signature tolerance: the default when unset,
-// zero to disable the check.
-func checkTolerance(field string, d *durationpb.Duration) (time.Duration, error) {
-	if d == nil {
-		return registry.DefaultTolerance, nil
-	}
-	if err := d.CheckValid(); err != nil {
-		return 0, invalid(field, "not a valid duration")
-	}
-	tol := d.AsDuration()
-	switch {
-	case tol < 0:
-		return 0, invalid(field, "must not be negative (0s disables the timestamp check)")
-	case tol > maxTolerance:
-		return 0, invalid(field, "must be at most 24h")
-	}
-	return tol, nil
-}
-
-// checkSecret validates an imported secret for scheme. Its reasons never
-// quote the secret.
-func checkSecret(field string, scheme gatewayv1.SignatureScheme, secret string) error {
-	switch {
-	case len(secret) > maxSecretBytes:
-		return invalid(field, fmt.Sprintf("at most %d bytes", maxSecretBytes))
-	case strings.TrimSpace(secret) != secret:
-		return invalid(field, "has leading or trailing whitespace")
-	}
-	if _, err := registry.Key(scheme, secret); err != nil {
-		if scheme == gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS {
-			return invalid(field, `not a Standard Webhooks secret: want "whsec_" followed by base64`)
-		}
-		return invalid(field, "not a usable secret")
-	}
-	if scheme == gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN {
-		if len(secret) < minURLTokenLength {
-			return invalid(field, fmt.Sprintf("a URL token needs at least %d characters", minURLTokenLength))
-		}
-		if !urlTokenPattern.MatchString(secret) {
-			return invalid(field, "a URL token may use only letters, digits, '-', '_', '.' and '~'")
-		}
-	}
-	return nil
-}
-
-// newWebhookID returns a fresh registration id, "wh-" and 10 random
-// characters (50 bits).
-func newWebhookID() string { return "wh-" + ids.Random(10) }

@@ -142,7 +142,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 			return nil, err
 		}
 	}
-	pageKey, err := s.registry.SharedKey(ctx, "page-token")
+	pageKey, err := s.store.SharedKey(ctx, "page-token")
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ package registry
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/store"
 	"github.com/klingfan/klingfan/internal/verify"
 )
 
@@ -247,7 +247,7 @@ func (r *Registry) consume(ctx context.Context, w jetstream.KeyWatcher) {
 // apply folds one KV change into the cache, ignoring changes older than
 // what the cache holds (a local write may already be newer).
 func (r *Registry) apply(e jetstream.KeyValueEntry) {
-	if strings.HasPrefix(e.Key(), internalKeyPrefix) {
+	if strings.HasPrefix(e.Key(), store.InternalKeyPrefix) {
 		return
 	}
 	r.mu.Lock()
@@ -500,31 +500,3 @@ func (r *Registry) EnsureDefault(ctx context.Context, secret string, now time.Ti
 }
 
 var errUnchanged = errors.New("registry: unchanged")
-
-// internalKeyPrefix marks bucket keys that are not registrations. Webhook
-// ids cannot start with it.
-const internalKeyPrefix = "_"
-
-// SharedKey returns a random 32-byte key that every replica sharing the
-// bucket agrees on, creating it on first use. It keys things that must
-// verify on any replica, such as page tokens.
-func (r *Registry) SharedKey(ctx context.Context, name string) ([]byte, error) {
-	key := internalKeyPrefix + "keys." + name
-	for {
-		e, err := r.kv.Get(ctx, key)
-		if err == nil {
-			return e.Value(), nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil, fmt.Errorf("%w: read %s: %v", ErrUnavailable, key, err)
-		}
-		fresh := make([]byte, 32)
-		_, _ = rand.Read(fresh)
-		if _, err := r.kv.Create(ctx, key, fresh); err == nil {
-			return fresh, nil
-		} else if !errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, fmt.Errorf("%w: create %s: %v", ErrUnavailable, key, err)
-		}
-		// Another replica created it first: read theirs.
-	}
-}
