@@ -29,7 +29,8 @@ func newRecent(count, maxBytes int) *recent {
 }
 
 // add records ev, the next published event, evicting the oldest events
-// beyond the count or byte bound. It returns ev's slot.
+// beyond the count or byte bound. It returns ev's slot. Hub.mu must be
+// held.
 func (r *recent) add(ev *gatewayv1.Event) *slot {
 	if r.n > 0 && ev.GetSequence() != r.at(r.n-1).ev.GetSequence()+1 {
 		// A gap (an event the tail could not decode): keep the ring
@@ -50,10 +51,11 @@ func (r *recent) add(ev *gatewayv1.Event) *slot {
 	return sl
 }
 
-// at returns the i-th oldest slot.
+// at returns the i-th oldest slot. Hub.mu must be held.
 func (r *recent) at(i int) *slot { return &r.slots[(r.head+i)%len(r.slots)] }
 
-// find returns the slot of seq, or nil when it is not held.
+// find returns the index of seq's slot, or false when it is not held.
+// Hub.mu must be held.
 func (r *recent) find(seq uint64) (int, bool) {
 	if r == nil || r.n == 0 {
 		return 0, false
@@ -65,7 +67,9 @@ func (r *recent) find(seq uint64) (int, bool) {
 	return int(seq - oldest), true
 }
 
-// item returns the slot's item in the given view.
+// item returns the slot's item in the given view. On a slot in the ring
+// Hub.mu must be held (it fills the shared cache); on a snapshot copy it
+// need not be.
 func (sl *slot) item(full bool) *Item {
 	if full {
 		if sl.full == nil {

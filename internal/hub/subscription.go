@@ -1,0 +1,238 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+)
+
+// Subscription is one subscriber's view of the hub. Next and Close must be
+// called from the stream's goroutine.
+type Subscription struct {
+	h      *Hub
+	filter *Filter
+	full   bool
+	ch     chan *Item
+
+	// lagging is written only under h.mu; Publish skips a lagging
+	// subscription, which then reads the log itself.
+	lagging atomic.Bool
+
+	// Owned by the stream goroutine.
+	next     uint64  // the next sequence this subscription may deliver
+	pending  []*Item // items read but not yet returned, in order, from head on
+	head     int     // index of the first pending item not yet returned
+	readNext uint64  // where the last catch-up read stopped
+	snapshot []slot  // reused by snapshotRecent
+	closed   bool
+}
+
+// Item is one event as a subscription hands it out, in the subscription's
+// view. Items from live delivery are shared by every stream that sends
+// them, so they must be treated as read-only.
+type Item struct {
+	Event *gatewayv1.Event
+
+	once    sync.Once
+	encoded []byte
+	err     error
+}
+
+// Encoded returns the item as a marshalled SubscribeResponse. It is
+// computed once per item, so an event sent to many streams is encoded once.
+func (it *Item) Encoded() ([]byte, error) {
+	it.once.Do(func() {
+		it.encoded, it.err = proto.Marshal(&gatewayv1.SubscribeResponse{Event: it.Event})
+	})
+	return it.encoded, it.err
+}
+
+// Next returns the next matching event, in sequence order, waiting for one
+// when there is none yet. It returns ErrClosed when the hub shuts down and
+// ctx.Err() when ctx ends.
+func (s *Subscription) Next(ctx context.Context) (*Item, error) {
+	for {
+		for s.head < len(s.pending) {
+			it := s.pending[s.head]
+			s.pending[s.head] = nil
+			s.head++
+			seq := it.Event.GetSequence()
+			if seq < s.next {
+				continue // already delivered from the log before rejoining
+			}
+			s.next = seq + 1
+			if s.filter.Match(it.Event) {
+				return it, nil
+			}
+		}
+		// Reuse the backing array: no allocation per delivered event.
+		s.pending, s.head = s.pending[:0], 0
+		if s.readNext > s.next {
+			s.next = s.readNext
+		}
+
+		if s.lagging.Load() {
+			// Everything Publish queued before marking us lagging is in
+			// the buffer: deliver it first, then read the log.
+			if s.drain() {
+				continue
+			}
+			if err := s.catchUp(ctx); err != nil {
+				if errors.Is(err, errCaughtUpPending) {
+					select {
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					case <-s.h.done:
+						return nil, ErrClosed
+					case <-time.After(5 * time.Millisecond):
+					}
+					continue
+				}
+				return nil, err
+			}
+			continue
+		}
+
+		select {
+		case it := <-s.ch:
+			s.pending = append(s.pending, it)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.h.done:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// drain moves whatever is buffered into pending and reports whether there
+// was anything.
+func (s *Subscription) drain() bool {
+	n := len(s.pending)
+	for {
+		select {
+		case it := <-s.ch:
+			s.pending = append(s.pending, it)
+		default:
+			return len(s.pending) > n
+		}
+	}
+}
+
+// catchUp reads the next batch from the log into pending, or, at the head
+// of the log, rejoins live delivery.
+func (s *Subscription) catchUp(ctx context.Context) error {
+	select {
+	case <-s.h.done:
+		return ErrClosed
+	default:
+	}
+	if s.catchUpRecent() {
+		return nil
+	}
+	events, next, err := s.h.log.Read(ctx, s.next, s.h.opts.CatchUpBatch, s.filter.WebhookIDs(), s.filter.JobIDs())
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %v", ErrLogUnavailable, err)
+	}
+	if len(events) > 0 {
+		if first := events[0].GetSequence(); first > s.next && s.filter.WebhookIDs() == nil && s.filter.JobIDs() == nil {
+			// Unfiltered reads are contiguous: a jump means the events
+			// between expired while this subscriber lagged.
+			return &RangeError{First: first, Last: next - 1, Reason: fmt.Sprintf("events from sequence %d expired before this subscriber read them", s.next)}
+		}
+		s.h.metrics.replayed.Add(float64(len(events)))
+		for _, ev := range events {
+			if !s.full {
+				ev = WithoutBody(ev)
+			}
+			s.pending = append(s.pending, &Item{Event: ev})
+		}
+		s.readNext = next
+		return nil
+	}
+	if next > s.next {
+		s.next = next
+	}
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	if s.next > s.h.last {
+		s.lagging.Store(false)
+		return nil
+	}
+	// The log said we are at its head, yet the hub has published beyond
+	// it: a read from a lagging replica of the log. Try again shortly.
+	return errCaughtUpPending
+}
+
+// catchUpRecent moves the next batch from the hub's recent events into
+// pending when they hold s.next, and rejoins live delivery in the same
+// critical section once they reach the last published event, so nothing
+// published meanwhile can slip between the two. It reports whether it
+// could serve the subscription.
+func (s *Subscription) catchUpRecent() bool {
+	slots, ok := s.snapshotRecent()
+	if !ok {
+		return false
+	}
+	s.h.metrics.replayedRecent.Add(float64(len(slots)))
+	for i := range slots {
+		s.pending = append(s.pending, slots[i].item(s.full))
+	}
+	clear(slots) // drop the event references until the next snapshot
+	return true
+}
+
+// snapshotRecent copies the next batch of the hub's recent slots from
+// s.next on, and rejoins live delivery if they reach the last published
+// event, in one short critical section: building the items happens after
+// Hub.mu is released, so Publish is not held up by a catch-up. A slot whose
+// item was not made yet gets a fresh one, not shared with other streams.
+func (s *Subscription) snapshotRecent() ([]slot, bool) {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	i, ok := s.h.recent.find(s.next)
+	if !ok {
+		return nil, false
+	}
+	r := s.h.recent
+	end := min(r.n, i+s.h.opts.CatchUpBatch)
+	s.snapshot = s.snapshot[:0]
+	for ; i < end; i++ {
+		s.snapshot = append(s.snapshot, *r.at(i))
+	}
+	if end == r.n {
+		s.lagging.Store(false)
+	}
+	return s.snapshot, true
+}
+
+// Position returns the sequence the subscription resumes after: events up
+// to it are not delivered, everything after it is. It is meant to be read
+// before the first Next, to tell a client where its stream starts.
+func (s *Subscription) Position() uint64 {
+	if s.next == 0 {
+		return 0
+	}
+	return s.next - 1
+}
+
+// Close unregisters the subscription. It is safe to call more than once.
+func (s *Subscription) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.h.mu.Lock()
+	delete(s.h.subs, s)
+	s.h.mu.Unlock()
+	s.h.metrics.subscribers.Dec()
+}
