@@ -76,6 +76,14 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		return nil
 	})
 	g.Go(func() error {
+		// The in-memory server behind the REST gateway: owned here like the
+		// others, so a failure ends the run instead of going unnoticed.
+		if err := srv.gatewayGRPC.Serve(srv.gatewayLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("app: in-memory gRPC server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
 		if err := srv.serveHTTP(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("app: HTTP server: %w", err)
 		}

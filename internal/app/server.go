@@ -351,7 +351,6 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 // runBackground runs the goroutines that live as long as the server. It
 // returns when ctx ends.
 func (s *server) runBackground(ctx context.Context) error {
-	go func() { _ = s.gatewayGRPC.Serve(s.gatewayLn) }()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	err := s.store.Tail(ctx, s.tailFrom, s.hub.Publish)
 	if ctx.Err() != nil {
