@@ -2,11 +2,12 @@ package app
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+
+	"github.com/klingfan/klingfan/internal/certpool"
 
 	"github.com/klingfan/klingfan/internal/config"
 )
@@ -44,13 +45,9 @@ func loadTLS(cfg config.Config) (*tls.Config, error) {
 		NextProtos:   []string{"h2", "http/1.1"},
 	}
 	if cfg.TLSClientCA != "" {
-		caPEM, err := os.ReadFile(cfg.TLSClientCA)
+		pool, err := certpool.Load("--tls-client-ca", cfg.TLSClientCA)
 		if err != nil {
-			return nil, fmt.Errorf("app: --tls-client-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
-			return nil, fmt.Errorf("app: --tls-client-ca %s: no PEM certificate found", cfg.TLSClientCA)
+			return nil, fmt.Errorf("app: %w", err)
 		}
 		c.ClientCAs = pool
 	}

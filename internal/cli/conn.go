@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/klingfan/klingfan/internal/certpool"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
@@ -112,13 +113,9 @@ func (c *client) tlsConfig() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.skipVerify} //nolint:gosec // opt-in flag for testing
 	if c.caFile != "" {
-		pem, err := os.ReadFile(c.caFile)
+		pool, err := certpool.Load("--ca", c.caFile)
 		if err != nil {
-			return nil, fmt.Errorf("--ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca %s: no PEM certificate found", c.caFile)
+			return nil, err
 		}
 		cfg.RootCAs = pool
 	}
@@ -204,6 +201,31 @@ func (c *client) webhooks() (gatewayv1.WebhookServiceClient, error) {
 		return nil, err
 	}
 	return gatewayv1.NewWebhookServiceClient(conn), nil
+}
+
+// callWebhooks dials the WebhookService and makes one call of method,
+// bounded by --timeout: the dial-and-call every webhooks subcommand does.
+func callWebhooks[Req, Resp any](c *client, ctx context.Context, method func(gatewayv1.WebhookServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
+	svc, err := c.webhooks()
+	if err != nil {
+		var zero Resp
+		return zero, err
+	}
+	ctx, cancel := c.unary(ctx)
+	defer cancel()
+	return method(svc, ctx, req)
+}
+
+// callEvents is callWebhooks for the EventService.
+func callEvents[Req, Resp any](c *client, ctx context.Context, method func(gatewayv1.EventServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
+	svc, err := c.events()
+	if err != nil {
+		var zero Resp
+		return zero, err
+	}
+	ctx, cancel := c.unary(ctx)
+	defer cancel()
+	return method(svc, ctx, req)
 }
 
 // unary bounds one unary call by --timeout.

@@ -151,13 +151,7 @@ func (c *client) eventsGetCommand() *cobra.Command {
 			} else {
 				req.Id = a[0]
 			}
-			svc, err := c.events()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.unary(cmd.Context())
-			defer cancel()
-			resp, err := svc.GetEvent(ctx, req)
+			resp, err := callEvents(c, cmd.Context(), gatewayv1.EventServiceClient.GetEvent, req)
 			if err != nil {
 				return err
 			}

@@ -63,13 +63,7 @@ func (c *client) webhooksCreateCommand() *cobra.Command {
 			if cmd.Flags().Changed("tolerance") {
 				w.SignatureTolerance = durationpb.New(tolerance)
 			}
-			svc, err := c.webhooks()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.unary(cmd.Context())
-			defer cancel()
-			resp, err := svc.CreateWebhook(ctx, &gatewayv1.CreateWebhookRequest{Webhook: w, WebhookId: id, Secret: secret})
+			resp, err := callWebhooks(c, cmd.Context(), gatewayv1.WebhookServiceClient.CreateWebhook, &gatewayv1.CreateWebhookRequest{Webhook: w, WebhookId: id, Secret: secret})
 			if err != nil {
 				return err
 			}
@@ -153,13 +147,7 @@ func (c *client) webhooksGetCommand() *cobra.Command {
 		Short: "Show one registration",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			svc, err := c.webhooks()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.unary(cmd.Context())
-			defer cancel()
-			resp, err := svc.GetWebhook(ctx, &gatewayv1.GetWebhookRequest{Id: a[0]})
+			resp, err := callWebhooks(c, cmd.Context(), gatewayv1.WebhookServiceClient.GetWebhook, &gatewayv1.GetWebhookRequest{Id: a[0]})
 			if err != nil {
 				return err
 			}
@@ -215,13 +203,7 @@ func (c *client) webhooksUpdateCommand() *cobra.Command {
 			if len(paths) == 0 {
 				return usagef("nothing to update: give --name, --types, --active or --tolerance")
 			}
-			svc, err := c.webhooks()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.unary(cmd.Context())
-			defer cancel()
-			resp, err := svc.UpdateWebhook(ctx, &gatewayv1.UpdateWebhookRequest{Webhook: w, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}})
+			resp, err := callWebhooks(c, cmd.Context(), gatewayv1.WebhookServiceClient.UpdateWebhook, &gatewayv1.UpdateWebhookRequest{Webhook: w, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}})
 			if err != nil {
 				return err
 			}
@@ -248,13 +230,7 @@ func (c *client) webhooksDeleteCommand() *cobra.Command {
 		Short:   "Delete a registration (later deliveries to it get 404)",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			svc, err := c.webhooks()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.unary(cmd.Context())
-			defer cancel()
-			resp, err := svc.DeleteWebhook(ctx, &gatewayv1.DeleteWebhookRequest{Id: a[0]})
+			resp, err := callWebhooks(c, cmd.Context(), gatewayv1.WebhookServiceClient.DeleteWebhook, &gatewayv1.DeleteWebhookRequest{Id: a[0]})
 			if err != nil {
 				return err
 			}
@@ -286,13 +262,7 @@ func (c *client) webhooksRotateCommand() *cobra.Command {
 			if cmd.Flags().Changed("grace") {
 				req.GracePeriod = durationpb.New(grace)
 			}
-			svc, err := c.webhooks()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.unary(cmd.Context())
-			defer cancel()
-			resp, err := svc.RotateWebhookSecret(ctx, req)
+			resp, err := callWebhooks(c, cmd.Context(), gatewayv1.WebhookServiceClient.RotateWebhookSecret, req)
 			if err != nil {
 				return err
 			}
@@ -332,13 +302,7 @@ Subscribers see it like any other event.`,
 				}
 				req.EventType = t
 			}
-			svc, err := c.webhooks()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.unary(cmd.Context())
-			defer cancel()
-			resp, err := svc.SendTestEvent(ctx, req)
+			resp, err := callWebhooks(c, cmd.Context(), gatewayv1.WebhookServiceClient.SendTestEvent, req)
 			if err != nil {
 				return err
 			}

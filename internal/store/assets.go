@@ -196,41 +196,80 @@ func compare(asset string, settings []setting, have, want jetstream.StreamConfig
 	return diffs, merged
 }
 
+// asset is how ensure handles one JetStream asset, the stream (A is
+// jetstream.Stream, C its config) or the bucket.
+type asset[A, C any] struct {
+	name             string // "stream klingfan-events", for errors
+	notFound, exists error  // what get and create answer when it is missing or was made meanwhile
+	get              func(context.Context) (A, error)
+	create           func(context.Context) (A, error)
+	created          func() // logs the creation
+	compare          func(context.Context, A) ([]Difference, C, error)
+	update           func(context.Context, C) (A, error)
+}
+
+// ensure looks an asset up and creates it when missing. When it differs
+// from what cfg asks for, it applies the differences if apply is set and
+// none is fixed; otherwise it returns them.
+func ensure[A, C any](ctx context.Context, log *slog.Logger, a asset[A, C], apply bool) (A, []Difference, error) {
+	var zero A
+	for {
+		x, err := a.get(ctx)
+		if errors.Is(err, a.notFound) {
+			x, err = a.create(ctx)
+			if errors.Is(err, a.exists) {
+				continue // another replica created it first: check theirs
+			}
+			if err != nil {
+				return zero, nil, classify("create "+a.name, err)
+			}
+			a.created()
+			return x, nil, nil
+		}
+		if err != nil {
+			return zero, nil, classify("look up "+a.name, err)
+		}
+		diffs, merged, err := a.compare(ctx, x)
+		if err != nil {
+			return zero, nil, err
+		}
+		if len(diffs) == 0 {
+			return x, nil, nil
+		}
+		if !apply || slices.ContainsFunc(diffs, func(d Difference) bool { return d.Fixed }) {
+			return zero, diffs, nil
+		}
+		x, err = a.update(ctx, merged)
+		if err != nil {
+			return zero, nil, classify("update "+a.name, err)
+		}
+		logApplied(log, diffs)
+		return x, nil, nil
+	}
+}
+
 // ensureStream looks the events stream up and creates it when missing.
 // It returns the differences it did not apply.
 func (s *Store) ensureStream(ctx context.Context, cfg Config, apply bool) (jetstream.Stream, []Difference, error) {
 	want := wantStream(cfg)
-	asset := "stream " + StreamName
-	for {
-		stream, err := s.js.Stream(ctx, StreamName)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			stream, err = s.js.CreateStream(ctx, want)
-			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-				continue // another replica created it first: check theirs
-			}
-			if err != nil {
-				return nil, nil, classify("create stream "+StreamName, err)
-			}
+	name := "stream " + StreamName
+	return ensure(ctx, s.log, asset[jetstream.Stream, jetstream.StreamConfig]{
+		name:     name,
+		notFound: jetstream.ErrStreamNotFound,
+		exists:   jetstream.ErrStreamNameAlreadyInUse,
+		get:      func(ctx context.Context) (jetstream.Stream, error) { return s.js.Stream(ctx, StreamName) },
+		create:   func(ctx context.Context) (jetstream.Stream, error) { return s.js.CreateStream(ctx, want) },
+		created: func() {
 			s.log.Info("created stream", slog.String("stream", StreamName), slog.Int("replicas", cfg.Replicas))
-			return stream, nil, nil
-		}
-		if err != nil {
-			return nil, nil, classify("look up stream "+StreamName, err)
-		}
-		diffs, merged := compare(asset, streamSettings, stream.CachedInfo().Config, want)
-		if len(diffs) == 0 {
-			return stream, nil, nil
-		}
-		if !apply || slices.ContainsFunc(diffs, func(d Difference) bool { return d.Fixed }) {
-			return nil, diffs, nil
-		}
-		stream, err = s.js.UpdateStream(ctx, merged)
-		if err != nil {
-			return nil, nil, classify("update stream "+StreamName, err)
-		}
-		logApplied(s.log, diffs)
-		return stream, nil, nil
-	}
+		},
+		compare: func(_ context.Context, stream jetstream.Stream) ([]Difference, jetstream.StreamConfig, error) {
+			diffs, merged := compare(name, streamSettings, stream.CachedInfo().Config, want)
+			return diffs, merged, nil
+		},
+		update: func(ctx context.Context, merged jetstream.StreamConfig) (jetstream.Stream, error) {
+			return s.js.UpdateStream(ctx, merged)
+		},
+	}, apply)
 }
 
 // wantBucket is the registrations bucket as cfg asks for it.
@@ -248,57 +287,50 @@ func wantBucket(cfg Config) jetstream.KeyValueConfig {
 // missing. It returns the differences it did not apply.
 func (s *Store) ensureBucket(ctx context.Context, cfg Config, apply bool) (jetstream.KeyValue, []Difference, error) {
 	want := wantBucket(cfg)
-	asset := "key-value bucket " + BucketName
-	for {
-		kv, err := s.js.KeyValue(ctx, BucketName)
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			kv, err = s.js.CreateKeyValue(ctx, want)
-			if errors.Is(err, jetstream.ErrBucketExists) {
-				continue // another replica created it first: check theirs
-			}
-			if err != nil {
-				return nil, nil, classify("create key-value bucket "+BucketName, err)
-			}
+	name := "key-value bucket " + BucketName
+	return ensure(ctx, s.log, asset[jetstream.KeyValue, jetstream.KeyValueConfig]{
+		name:     name,
+		notFound: jetstream.ErrBucketNotFound,
+		exists:   jetstream.ErrBucketExists,
+		get:      func(ctx context.Context) (jetstream.KeyValue, error) { return s.js.KeyValue(ctx, BucketName) },
+		create:   func(ctx context.Context) (jetstream.KeyValue, error) { return s.js.CreateKeyValue(ctx, want) },
+		created: func() {
 			s.log.Info("created key-value bucket", slog.String("bucket", BucketName), slog.Int("replicas", cfg.Replicas))
-			return kv, nil, nil
-		}
-		if err != nil {
-			return nil, nil, classify("look up key-value bucket "+BucketName, err)
-		}
-		status, err := kv.Status(ctx)
-		if err != nil {
-			return nil, nil, classify("key-value bucket status "+BucketName, err)
-		}
-		bs, ok := status.(*jetstream.KeyValueBucketStatus)
-		if !ok {
-			return nil, nil, fmt.Errorf("store: key-value bucket %s: unexpected status type %T", BucketName, status)
-		}
-		have := bs.Config()
-		var diffs []Difference
-		if have.Storage != want.Storage {
-			diffs = append(diffs, Difference{Asset: asset, Setting: "storage", Have: have.Storage.String(), Want: want.Storage.String(), Fixed: true})
-		}
-		if hr := max(have.Replicas, 1); hr != want.Replicas {
-			diffs = append(diffs, Difference{Asset: asset, Setting: "replicas (--replicas)", Have: fmt.Sprint(hr), Want: fmt.Sprint(want.Replicas)})
-		}
-		if have.History != want.History {
-			diffs = append(diffs, Difference{Asset: asset, Setting: "history", Have: fmt.Sprint(have.History), Want: fmt.Sprint(want.History)})
-		}
-		if len(diffs) == 0 {
-			return kv, nil, nil
-		}
-		if !apply || slices.ContainsFunc(diffs, func(d Difference) bool { return d.Fixed }) {
-			return nil, diffs, nil
-		}
-		merged := have
-		merged.Replicas, merged.History = want.Replicas, want.History
-		kv, err = s.js.UpdateKeyValue(ctx, merged)
-		if err != nil {
-			return nil, nil, classify("update key-value bucket "+BucketName, err)
-		}
-		logApplied(s.log, diffs)
-		return kv, nil, nil
+		},
+		compare: func(ctx context.Context, kv jetstream.KeyValue) ([]Difference, jetstream.KeyValueConfig, error) {
+			return compareBucket(ctx, name, kv, want)
+		},
+		update: func(ctx context.Context, merged jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+			return s.js.UpdateKeyValue(ctx, merged)
+		},
+	}, apply)
+}
+
+// compareBucket lists how the bucket differs from want and the
+// configuration that would fix what can be fixed.
+func compareBucket(ctx context.Context, name string, kv jetstream.KeyValue, want jetstream.KeyValueConfig) ([]Difference, jetstream.KeyValueConfig, error) {
+	status, err := kv.Status(ctx)
+	if err != nil {
+		return nil, want, classify("key-value bucket status "+BucketName, err)
 	}
+	bs, ok := status.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return nil, want, fmt.Errorf("store: key-value bucket %s: unexpected status type %T", BucketName, status)
+	}
+	have := bs.Config()
+	var diffs []Difference
+	if have.Storage != want.Storage {
+		diffs = append(diffs, Difference{Asset: name, Setting: "storage", Have: have.Storage.String(), Want: want.Storage.String(), Fixed: true})
+	}
+	if hr := max(have.Replicas, 1); hr != want.Replicas {
+		diffs = append(diffs, Difference{Asset: name, Setting: "replicas (--replicas)", Have: fmt.Sprint(hr), Want: fmt.Sprint(want.Replicas)})
+	}
+	if have.History != want.History {
+		diffs = append(diffs, Difference{Asset: name, Setting: "history", Have: fmt.Sprint(have.History), Want: fmt.Sprint(want.History)})
+	}
+	merged := have
+	merged.Replicas, merged.History = want.Replicas, want.History
+	return diffs, merged, nil
 }
 
 // logApplied records each setting Open changed, so a change of retention
