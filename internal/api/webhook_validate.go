@@ -3,7 +3,6 @@ package api
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/ids"
 	"github.com/klingfan/klingfan/internal/registry"
 )
@@ -58,23 +58,15 @@ func checkDisplayName(field, name string) error {
 // checkEventTypes validates an event filter and returns it without
 // duplicates, in the order given.
 func checkEventTypes(field string, types []gatewayv1.EventType) ([]gatewayv1.EventType, error) {
-	out := make([]gatewayv1.EventType, 0, len(types))
-	for i, t := range types {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		if t == gatewayv1.EventType_EVENT_TYPE_UNSPECIFIED {
-			return nil, invalid(f, "EVENT_TYPE_UNSPECIFIED cannot be filtered on")
-		}
-		if _, ok := gatewayv1.EventType_name[int32(t)]; !ok {
-			return nil, invalid(f, "unknown event type "+strconv.Itoa(int(t)))
-		}
-		if !slices.Contains(out, t) {
-			out = append(out, t)
-		}
+	out, bad, ok := hub.UniqueEventTypes(types)
+	if ok {
+		return out, nil
 	}
-	if len(out) == 0 {
-		return nil, nil
+	f := fmt.Sprintf("%s[%d]", field, bad)
+	if types[bad] == gatewayv1.EventType_EVENT_TYPE_UNSPECIFIED {
+		return nil, invalid(f, "EVENT_TYPE_UNSPECIFIED cannot be filtered on")
 	}
-	return out, nil
+	return nil, invalid(f, "unknown event type "+strconv.Itoa(int(types[bad])))
 }
 
 // checkTolerance returns the signature tolerance: the default when unset,

@@ -41,17 +41,29 @@ type Filter struct {
 	since time.Time
 }
 
+// UniqueEventTypes returns types without duplicates, in the order given
+// (nil when there are none), or false and the index of the first one that
+// is UNSPECIFIED or not a known value: a filter cannot name those.
+func UniqueEventTypes(types []gatewayv1.EventType) (out []gatewayv1.EventType, bad int, ok bool) {
+	for i, t := range types {
+		if _, known := gatewayv1.EventType_name[int32(t)]; !known || t == gatewayv1.EventType_EVENT_TYPE_UNSPECIFIED {
+			return nil, i, false
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out, 0, true
+}
+
 // NewFilter validates and builds a filter. Field names in errors are the
 // proto field names.
 func NewFilter(types []gatewayv1.EventType, jobIDs, webhookIDs []string) (*Filter, error) {
 	f := &Filter{}
-	for _, t := range types {
-		if _, known := gatewayv1.EventType_name[int32(t)]; !known || t == gatewayv1.EventType_EVENT_TYPE_UNSPECIFIED {
-			return nil, &FilterError{Field: "event_types", Reason: fmt.Sprintf("unknown event type %d", t)}
-		}
-		if !slices.Contains(f.types, t) {
-			f.types = append(f.types, t)
-		}
+	var bad int
+	var ok bool
+	if f.types, bad, ok = UniqueEventTypes(types); !ok {
+		return nil, &FilterError{Field: "event_types", Reason: fmt.Sprintf("unknown event type %d", types[bad])}
 	}
 	if len(jobIDs) > MaxJobIDs {
 		return nil, &FilterError{Field: "job_ids", Reason: fmt.Sprintf("at most %d job ids, got %d", MaxJobIDs, len(jobIDs))}
