@@ -41,8 +41,17 @@ check-generate: generate ## Fail if `make generate` changes anything that is com
 	if [ -n "$$changes" ]; then echo "make generate changed generated files:"; echo "$$changes"; git --no-pager diff --stat -- $(GENERATED); exit 1; fi
 
 .PHONY: lint
-lint: ## buf lint, buf format, go vet, gofmt.
+# BREAKING_BASE is what `buf breaking` compares proto/ with: the commit of
+# main this tree builds on (its merge-base with main), or HEAD~1 when that is
+# HEAD itself (CI on main, or a branch with no commits yet), so a breaking
+# change fails whether it is uncommitted or already committed. Additions pass.
+BREAKING_BASE ?= $(shell head=$$(git rev-parse HEAD); \
+	b=$$(git merge-base HEAD main 2>/dev/null || git merge-base HEAD origin/main 2>/dev/null || echo $$head); \
+	if [ "$$b" = "$$head" ]; then git rev-parse --verify -q HEAD~1 || echo $$head; else echo $$b; fi)
+
+lint: ## buf lint, buf format, buf breaking, go vet, gofmt.
 	$(BUF) lint
+	$(BUF) breaking --against "$$(git rev-parse --path-format=absolute --git-common-dir)#ref=$(BREAKING_BASE)"
 	$(BUF) format -d --exit-code
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
