@@ -207,19 +207,19 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	if wait, ok := h.limits.allow(w.ID, h.now()); !ok {
 		return Result{}, &Error{Kind: ErrRateLimited, Outcome: OutcomeRateLimited, Message: "rate limit exceeded, retry later", retryAfter: wait}
 	}
-	ev, err := normalize.Parse(d.Body)
+	// A verified delivery of a known shape is kept even when a field that
+	// does not identify it cannot be read, or holds something unknown: with
+	// its raw body and what could be read, rather than a 400 the sender will
+	// not retry.
+	norm, err := normalize.Normalize(d.Body)
 	if err != nil {
-		// A verified delivery of a known shape is kept even when a field
-		// that does not identify it cannot be read: with its raw body and
-		// what identifies it, rather than a 400 the sender will not retry.
-		partial, ierr := normalize.Identify(d.Body)
-		if ierr != nil {
-			return Result{}, &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: publicParseMessage(err), Err: err}
-		}
-		h.log.Warn("delivery normalized partially; the raw body keeps everything", "webhook", w.ID, "problem", err.Error())
-		h.metrics.partial.Inc()
-		ev = partial
+		return Result{}, &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: publicParseMessage(err), Err: err}
 	}
+	if norm.Incomplete != nil {
+		h.log.Warn("delivery normalized partially; the raw body keeps everything", "webhook", w.ID, "problem", norm.Incomplete.Error())
+		h.metrics.partial.Inc()
+	}
+	ev := norm.Event
 	if deliveryID == "" {
 		sum := sha256.Sum256(d.Body)
 		deliveryID = "sha256:" + hex.EncodeToString(sum[:])

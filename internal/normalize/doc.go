@@ -25,6 +25,18 @@
 // statuses are not errors: they yield [gatewayv1.EventType_EVENT_TYPE_UNSPECIFIED]
 // with the original string kept in raw_type and raw_status.
 //
+// [Normalize] is what ingest calls: it degrades to [Identify] when a field
+// that does not identify the delivery cannot be read, and reports in
+// [Outcome.Incomplete] anything the body holds that this package does not
+// know (an output type, a task result collection), so that such a delivery
+// is kept and counted rather than refused.
+//
+// Each wire format has one file with its parse and identify
+// (klingevent.go, legacy.go, v2.go); the two callback shapes share one
+// header table and reader (callback.go) and the output readers
+// (outputs.go). object.go reads JSON members, path.go names them in
+// errors, numbers.go holds the number syntax.
+//
 // All functions are pure and safe for concurrent use. No input makes them
 // panic, and error messages never quote more than a short prefix of a value,
 // so they are safe to log and to return to the sender.

@@ -127,6 +127,13 @@ func TestGoldenCoverage(t *testing.T) {
 		"legacy_cancelled", "legacy_unknown_status",
 		"v2_submitted", "v2_processing", "v2_succeeded_video", "v2_succeeded_image",
 		"v2_failed", "v2_cancelled", "v2_unknown_status", "v2_published_example",
+		// Every task family and output kind, in both shapes where both exist.
+		"legacy_text_to_audio_succeed", "legacy_video_to_audio_succeed", "v2_audio_succeeded",
+		"v2_voice_succeeded", "v2_element_materials_succeeded", "v2_element_references_succeeded",
+		"v2_subtitle_succeeded", "legacy_omni_image_series_succeed", "legacy_omni_image_single_succeed",
+		"v2_image_group_succeeded", "legacy_virtual_try_on_succeed", "legacy_lip_sync_succeed",
+		"legacy_effects_succeed", "legacy_succeed_extend", "v2_console_test", "v2_unknown_output",
+		"legacy_unknown_result", "kling_event_audio_completed", "kling_event_image_processing",
 	} {
 		for _, p := range []string{name + ".json", name + goldenSuffix} {
 			if _, err := os.Stat(filepath.Join("testdata", p)); err != nil {

@@ -2,8 +2,6 @@ package normalize
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -12,15 +10,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
-
-// maxQuoted bounds how much of a received value an error message repeats, so
-// that errors stay short and never echo a significant part of a body.
-const maxQuoted = 32
-
-// maxDuration is the longest video duration accepted. Kling generates clips
-// of seconds to minutes; anything beyond a day is a unit mix-up (for example
-// milliseconds sent as seconds) that would mislead consumers if passed on.
-const maxDuration = 24 * time.Hour
 
 // object is a decoded JSON object whose member values are kept raw, so that
 // every field is looked up by its exact key (encoding/json struct decoding
@@ -44,32 +33,6 @@ func (o object) get(key string) string {
 		}
 	}
 	return ""
-}
-
-// fieldPath names a value for error messages without building the name
-// unless an error needs it: a constant base such as "data" or
-// "task_result.videos", and for array elements the index plus one.
-type fieldPath struct {
-	base string
-	elem int
-}
-
-// root is the path of the body itself.
-var root = fieldPath{}
-
-// at is the path of a member of the body, or of a nested object with a
-// constant dotted name.
-func at(base string) fieldPath { return fieldPath{base: base} }
-
-// elemOf is the path of the i-th element of the array at base.
-func elemOf(base string, i int) fieldPath { return fieldPath{base: base, elem: i + 1} }
-
-// String renders the path, e.g. "outputs[2]".
-func (p fieldPath) String() string {
-	if p.elem == 0 {
-		return p.base
-	}
-	return index(p.base, p.elem-1)
 }
 
 // kind returns the first non-whitespace byte of a raw JSON value, which
@@ -111,48 +74,6 @@ func kindName(c byte) string {
 func absent(raw string) bool {
 	k := kind(raw)
 	return k == 0 || k == 'n'
-}
-
-// join builds a dotted field path such as "data.duration" for error messages.
-func join(prefix fieldPath, key string) string {
-	p := prefix.String()
-	if p == "" {
-		return key
-	}
-	return p + "." + key
-}
-
-// index builds an element path such as "outputs[2]" for error messages.
-func index(prefix string, i int) string {
-	return prefix + "[" + strconv.Itoa(i) + "]"
-}
-
-// malformed returns an ErrMalformed error that names the offending field.
-func malformed(path, format string, args ...any) error {
-	return fmt.Errorf("%w: %s %s", ErrMalformed, path, fmt.Sprintf(format, args...))
-}
-
-// quote renders at most maxQuoted bytes of s, cut at a rune boundary, as a Go
-// quoted string, so that an error can show what was wrong without echoing an
-// arbitrary amount of the body.
-func quote(s string) string {
-	if len(s) <= maxQuoted {
-		return strconv.Quote(s)
-	}
-	cut := maxQuoted
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strconv.Quote(s[:cut]) + "..."
-}
-
-// errPath renders the path of the value at prefix.key, or at prefix itself
-// when key is empty. It is called only to build an error.
-func errPath(prefix fieldPath, key string) string {
-	if key == "" {
-		return prefix.String()
-	}
-	return join(prefix, key)
 }
 
 // decodeObject decodes raw, the value at prefix.key (or at prefix when key
@@ -440,120 +361,49 @@ func (o object) duration(prefix fieldPath, key string) (*durationpb.Duration, er
 	return durationpb.New(d), nil
 }
 
-// errNegative and errTooLong are the reasons parseSeconds gives; they are
-// wrapped into an ErrMalformed error naming the field.
-var (
-	errNegative = errors.New("must not be negative")
-	errTooLong  = errors.New("exceeds 24h")
-)
-
-// parseSeconds converts a JSON number literal of seconds into a Duration,
-// rounded half up to the millisecond. Plain decimals are converted digit by
-// digit rather than through float64, so "5.1" is exactly 5.1s and not
-// 5.0999999s.
-func parseSeconds(lit string) (time.Duration, error) {
-	neg := strings.HasPrefix(lit, "-")
-	mag := strings.TrimPrefix(lit, "-")
-	var d time.Duration
-	if strings.ContainsAny(mag, "eE") {
-		// Exponent notation is rare enough that float64 precision is an
-		// acceptable price for not writing a big-decimal parser.
-		// ParseFloat fails only on overflow (to +Inf) or underflow (to
-		// zero); the latter is simply zero.
-		f, err := strconv.ParseFloat(mag, 64)
-		if (err != nil && f != 0) || f > maxDuration.Seconds() {
-			return 0, errTooLong
-		}
-		d = time.Duration(f*1e3+0.5) * time.Millisecond
-	} else {
-		whole, frac, _ := strings.Cut(mag, ".")
-		// Seven digits of whole seconds already exceed a day; checking the
-		// length first keeps the arithmetic below from overflowing.
-		if len(whole) > 7 {
-			return 0, errTooLong
-		}
-		secs, err := strconv.Atoi(whole)
+// boolean returns the boolean under key, or nil when it is absent. The
+// strings "true" and "false" are accepted too, as quoted numbers are.
+func (o object) boolean(prefix fieldPath, key string) (*bool, error) {
+	raw := o.get(key)
+	var v bool
+	switch k := kind(raw); k {
+	case 0, 'n':
+		return nil, nil
+	case 't', 'f':
+		v = k == 't'
+	case '"':
+		s, err := o.str(prefix, key)
 		if err != nil {
-			return 0, errors.New("is not a number")
+			return nil, err
 		}
-		ms := 0
-		for i := range 3 {
-			ms *= 10
-			if i < len(frac) {
-				ms += int(frac[i] - '0')
-			}
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "":
+			return nil, nil
+		case "true":
+			v = true
+		case "false":
+		default:
+			return nil, malformed(join(prefix, key), "must be a boolean, got %s", quote(s))
 		}
-		if len(frac) > 3 && frac[3] >= '5' {
-			ms++
-		}
-		d = time.Duration(secs)*time.Second + time.Duration(ms)*time.Millisecond
+	default:
+		return nil, malformed(join(prefix, key), "must be a boolean, got %s", kindName(k))
 	}
-	if neg && d != 0 {
-		return 0, errNegative
-	}
-	if d > maxDuration {
-		return 0, errTooLong
-	}
-	return d, nil
+	return &v, nil
 }
 
-// isInteger reports whether s is an optional minus sign followed by one or
-// more ASCII digits.
-func isInteger(s string) bool {
-	s = strings.TrimPrefix(s, "-")
-	if s == "" {
-		return false
+// strs returns the array of strings under key, or nil when it is absent.
+func (o object) strs(prefix fieldPath, key string) ([]string, error) {
+	items, err := o.array(prefix, key)
+	if err != nil || len(items) == 0 {
+		return nil, err
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
+	out := make([]string, 0, len(items))
+	for i, raw := range items {
+		s, err := object{{key: key, raw: raw}}.str(prefix, key)
+		if err != nil {
+			return nil, malformed(index(join(prefix, key), i), "must be a string, got %s", kindName(kind(raw)))
 		}
+		out = append(out, s)
 	}
-	return true
-}
-
-// isNumber reports whether s is a number in JSON syntax. strconv.ParseFloat
-// alone is too permissive for quoted numbers: it accepts "NaN", "Inf", hex
-// floats and underscores, none of which a sender means as a decimal.
-func isNumber(s string) bool {
-	end, ok := numberEnd(s, 0)
-	return ok && end == len(s)
-}
-
-// numberEnd returns the index just past the number in JSON syntax that
-// starts at s[i], and false when none does. It serves isNumber and the
-// scanner alike.
-func numberEnd(s string, i int) (int, bool) {
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	digits := func() int {
-		start := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		return i - start
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case digits() == 0:
-		return i, false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if digits() == 0 {
-			return i, false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return i, false
-		}
-	}
-	return i, true
+	return out, nil
 }

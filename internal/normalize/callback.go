@@ -1,0 +1,141 @@
+package normalize
+
+import (
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+)
+
+// This file reads what the two task callback shapes share: a header of
+// status, id, message, times and external id under different names.
+
+// callbackHeader names the members that carry the header in one callback
+// shape. One table per shape and one reader keep the shapes from drifting.
+type callbackHeader struct {
+	format                                gatewayv1.SourceFormat
+	id, status, message, created, updated string
+	// external is the caller's own id, inside the object externalIn, or
+	// in the body itself when externalIn is empty.
+	externalIn, external string
+}
+
+// legacyHeader is the header of the legacy shape (APIs taking model_name,
+// top-level callback_url).
+var legacyHeader = callbackHeader{
+	format:     gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY,
+	id:         "task_id",
+	status:     "task_status",
+	message:    "task_status_msg",
+	created:    "created_at",
+	updated:    "updated_at",
+	externalIn: "task_info",
+	external:   "external_task_id",
+}
+
+// v2Header is the header of the new shape (APIs with the model version in
+// the path, options.callback_url).
+var v2Header = callbackHeader{
+	format:   gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2,
+	id:       "id",
+	status:   "status",
+	message:  "message",
+	created:  "create_time",
+	updated:  "update_time",
+	external: "external_id",
+}
+
+// job reads what identifies a callback: its status and its task id. Parse
+// and Identify share it, so the two can never disagree on what a callback
+// is.
+func (h callbackHeader) job(top object) (string, *gatewayv1.Job, error) {
+	status, err := top.requiredStr(root, h.status)
+	if err != nil {
+		return "", nil, err
+	}
+	id, err := top.requiredID(root, h.id)
+	if err != nil {
+		return "", nil, err
+	}
+	return status, &gatewayv1.Job{JobId: id, RawStatus: status, Status: jobStatusOf(status)}, nil
+}
+
+// identify is the format's Identify.
+func (h callbackHeader) identify(top object) (*gatewayv1.Event, error) {
+	status, job, err := h.job(top)
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.Event{Type: eventTypeOfStatus(job.Status), RawType: status, SourceFormat: h.format, Job: job}, nil
+}
+
+// read reads the whole header: what identifies the callback, its message,
+// millisecond times and external id.
+func (h callbackHeader) read(top object) (string, *gatewayv1.Job, error) {
+	status, job, err := h.job(top)
+	if err != nil {
+		return "", nil, err
+	}
+	if job.StatusMessage, err = top.str(root, h.message); err != nil {
+		return "", nil, err
+	}
+	if job.CreatedAt, err = top.millis(root, h.created); err != nil {
+		return "", nil, err
+	}
+	if job.UpdatedAt, err = top.millis(root, h.updated); err != nil {
+		return "", nil, err
+	}
+	holder, path := top, root
+	if h.externalIn != "" {
+		path = at(h.externalIn)
+		if holder, err = top.object(root, h.externalIn); err != nil {
+			return "", nil, err
+		}
+	}
+	if job.ExternalId, err = holder.id(path, h.external); err != nil {
+		return "", nil, err
+	}
+	return status, job, nil
+}
+
+// event completes the fields both callback shapes derive the same way: the
+// type from the status, the sender's time from the last update (or
+// creation, for a first callback without one), the completion time from
+// the update time of a terminal status, and the kind from the outputs when
+// the parser did not set it.
+func (h callbackHeader) event(status string, job *gatewayv1.Job) *gatewayv1.Event {
+	occurred := job.UpdatedAt
+	if occurred == nil {
+		occurred = job.CreatedAt
+	}
+	if isTerminal(job.Status) && job.UpdatedAt != nil {
+		job.CompletedAt = cloneTimestamp(job.UpdatedAt)
+	}
+	if job.Kind == gatewayv1.JobKind_JOB_KIND_UNSPECIFIED {
+		job.Kind = kindOfOutputs(job)
+	}
+	return &gatewayv1.Event{
+		Type:         eventTypeOfStatus(job.Status),
+		RawType:      status,
+		OccurredAt:   cloneTimestamp(occurred),
+		SourceFormat: h.format,
+		Job:          job,
+	}
+}
+
+// cloneTimestamp copies a timestamp so that no two fields of an Event share
+// a message, which would surprise a caller that mutates one of them.
+func cloneTimestamp(ts *timestamppb.Timestamp) *timestamppb.Timestamp {
+	if ts == nil {
+		return nil
+	}
+	return &timestamppb.Timestamp{Seconds: ts.Seconds, Nanos: ts.Nanos}
+}
+
+// watermarkEnabled reads `watermark_info.enabled` from o, nil when absent.
+func watermarkEnabled(o object, prefix fieldPath, base string) (*bool, error) {
+	info, err := o.object(prefix, "watermark_info")
+	if err != nil {
+		return nil, err
+	}
+	return info.boolean(at(base), "enabled")
+}
