@@ -101,7 +101,7 @@ func (s *EventService) Subscribe(req *gatewayv1.SubscribeRequest, stream grpc.Se
 }
 
 func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRequest, stream grpc.ServerStreamingServer[gatewayv1.SubscribeResponse]) error {
-	f, err := hub.NewFilter(req.GetEventTypes(), req.GetJobIds(), req.GetWebhookIds())
+	f, err := newFilter(req)
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (s *EventService) ListEvents(ctx context.Context, req *gatewayv1.ListEvents
 }
 
 func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEventsRequest) (*gatewayv1.ListEventsResponse, error) {
-	f, err := hub.NewFilter(req.GetEventTypes(), req.GetJobIds(), req.GetWebhookIds())
+	f, err := newFilter(req)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +196,17 @@ func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEvents
 	for i, t := range req.GetEventTypes() {
 		types[i] = t.String()
 	}
-	fp := fingerprint(types, req.GetJobIds(), req.GetWebhookIds(), []string{strconv.FormatBool(desc)})
+	parts := [][]string{types, req.GetJobIds(), req.GetWebhookIds(), {strconv.FormatBool(desc)}}
+	if len(req.GetJobKinds()) > 0 || req.GetFilter() != "" {
+		// Only then, so tokens issued before these filters existed stay
+		// valid across an upgrade.
+		kinds := make([]string, len(req.GetJobKinds()))
+		for i, k := range req.GetJobKinds() {
+			kinds[i] = k.String()
+		}
+		parts = append(parts, kinds, []string{req.GetFilter()})
+	}
+	fp := fingerprint(parts...)
 
 	first, last, err := s.Log.Bounds(ctx)
 	if err != nil {
@@ -303,6 +313,28 @@ func (s *EventService) getEvent(ctx context.Context, req *gatewayv1.GetEventRequ
 		ev = hub.WithoutBody(ev)
 	}
 	return &gatewayv1.GetEventResponse{Event: ev}, nil
+}
+
+// filterRequest is what SubscribeRequest and ListEventsRequest share.
+type filterRequest interface {
+	GetEventTypes() []gatewayv1.EventType
+	GetJobIds() []string
+	GetWebhookIds() []string
+	GetJobKinds() []gatewayv1.JobKind
+	GetFilter() string
+}
+
+// newFilter validates and builds the hub filter of a Subscribe or
+// ListEvents request, compiling its CEL expression once.
+func newFilter(req filterRequest) (*hub.Filter, error) {
+	f, err := hub.NewFilter(req.GetEventTypes(), req.GetJobIds(), req.GetWebhookIds())
+	if err != nil {
+		return nil, err
+	}
+	if f, err = f.WithJobKinds(req.GetJobKinds()); err != nil {
+		return nil, err
+	}
+	return f.WithExpression(req.GetFilter())
 }
 
 func viewFull(v gatewayv1.EventView) (bool, error) {

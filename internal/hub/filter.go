@@ -7,6 +7,7 @@ import (
 	"time"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/eventexpr"
 )
 
 // MaxJobIDs bounds the job id filter so one request cannot make every
@@ -37,6 +38,10 @@ type Filter struct {
 	types    []gatewayv1.EventType // small: a linear scan beats a map
 	jobs     map[string]struct{}
 	webhooks []string
+	kinds    []gatewayv1.JobKind
+	// expr, when set, is the CEL filter, compiled once for the stream and
+	// evaluated last, after the cheap checks.
+	expr *eventexpr.Expr
 	// since, when set, drops events received before it.
 	since time.Time
 }
@@ -91,6 +96,41 @@ func NewFilter(types []gatewayv1.EventType, jobIDs, webhookIDs []string) (*Filte
 	return f, nil
 }
 
+// WithJobKinds returns a copy of f that also requires one of kinds (none:
+// any kind). JOB_KIND_UNSPECIFIED is allowed: it selects the events whose
+// kind the delivery did not tell.
+func (f *Filter) WithJobKinds(kinds []gatewayv1.JobKind) (*Filter, error) {
+	c := *f
+	c.kinds = nil
+	for _, k := range kinds {
+		if _, known := gatewayv1.JobKind_name[int32(k)]; !known {
+			return nil, &FilterError{Field: "job_kinds", Reason: fmt.Sprintf("unknown job kind %d", k)}
+		}
+		if !slices.Contains(c.kinds, k) {
+			c.kinds = append(c.kinds, k)
+		}
+	}
+	return &c, nil
+}
+
+// WithExpression returns a copy of f that also requires the CEL expression
+// src (see package eventexpr) to be true; an empty src adds nothing. The
+// expression is compiled here, once, so a stream pays only for evaluating
+// it; a refusal says where in src the problem is.
+func (f *Filter) WithExpression(src string) (*Filter, error) {
+	c := *f
+	c.expr = nil
+	if src == "" {
+		return &c, nil
+	}
+	e, err := eventexpr.Compile(src)
+	if err != nil {
+		return nil, &FilterError{Field: "filter", Reason: err.Error()}
+	}
+	c.expr = e
+	return &c, nil
+}
+
 // Since returns a copy of f that also drops events received before t.
 func (f *Filter) Since(t time.Time) *Filter {
 	c := *f
@@ -111,7 +151,13 @@ func (f *Filter) Match(ev *gatewayv1.Event) bool {
 	if len(f.webhooks) > 0 && !slices.Contains(f.webhooks, ev.GetWebhookId()) {
 		return false
 	}
+	if len(f.kinds) > 0 && !slices.Contains(f.kinds, ev.GetJob().GetKind()) {
+		return false
+	}
 	if !f.since.IsZero() && ev.GetReceivedAt().AsTime().Before(f.since) {
+		return false
+	}
+	if f.expr != nil && !f.expr.Match(ev) {
 		return false
 	}
 	return true

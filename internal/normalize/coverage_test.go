@@ -156,7 +156,9 @@ func TestNormalizeIncomplete(t *testing.T) {
 			func(ev *gatewayv1.Event) bool { return len(ev.GetJob().GetVideos()) == 1 }},
 		{"unreadable audio duration", `{"id":"j1","status":"succeeded","outputs":[{"type":"audio","mp3_duration":"long"}]}`,
 			normalize.ErrMalformed, "outputs[0].mp3_duration",
-			func(ev *gatewayv1.Event) bool { return ev.GetJob().GetJobId() == "j1" && len(ev.GetJob().GetAudios()) == 0 }},
+			func(ev *gatewayv1.Event) bool {
+				return ev.GetJob().GetJobId() == "j1" && len(ev.GetJob().GetAudios()) == 0
+			}},
 		{"bad charge amount", `{"task_id":"j2","task_status":"succeed","final_balance_deduction":{"quota":true}}`,
 			normalize.ErrMalformed, "final_balance_deduction.quota",
 			func(ev *gatewayv1.Event) bool { return ev.GetType() == gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED }},

@@ -14,8 +14,8 @@ var legacyResultKeys = map[string]bool{
 	"videos": true, "images": true, "series_images": true, "result_type": true, "audios": true,
 }
 
-// legacyAudio names the members of a legacy audio track.
-var legacyAudio = audioKeys{mp3: "url_mp3", wav: "url_wav", mp3Duration: "duration_mp3", wavDuration: "duration_wav"}
+// legacyAudioKeys names the members of a legacy audio track.
+var legacyAudioKeys = audioKeys{mp3: "url_mp3", wav: "url_wav", mp3Duration: "duration_mp3", wavDuration: "duration_wav"}
 
 // parseLegacy normalizes a legacy task callback.
 func parseLegacy(top object, r *report) (*gatewayv1.Event, error) {
@@ -124,7 +124,7 @@ func readLegacyResult(top object, job *gatewayv1.Job, r *report) error {
 		return err
 	}
 	for i, raw := range audios {
-		a, err := audioAt(raw, elemOf("task_result.audios", i), legacyAudio)
+		a, err := audioAt(raw, elemOf("task_result.audios", i), legacyAudioKeys)
 		if err != nil {
 			return err
 		}

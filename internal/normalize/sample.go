@@ -25,6 +25,21 @@ import (
 // or types are rejected, because there is no payload Kling would send for
 // them.
 func Sample(format gatewayv1.SourceFormat, typ gatewayv1.EventType, jobID string, now time.Time) ([]byte, error) {
+	return SampleKind(format, gatewayv1.JobKind_JOB_KIND_VIDEO, typ, jobID, now)
+}
+
+// SampleKind is Sample for a job that makes kind: a completed sample
+// carries that kind's outputs (audio tracks, a voice, an element, subtitle
+// files) as Kling sends them in format. Kinds Kling sends in only one
+// callback shape (voice, element, subtitle: the new one) are refused in
+// the legacy shape, so a sample never shows a payload Kling would not send.
+func SampleKind(format gatewayv1.SourceFormat, kind gatewayv1.JobKind, typ gatewayv1.EventType, jobID string, now time.Time) ([]byte, error) {
+	if _, ok := sampleKinds[kind]; !ok {
+		return nil, fmt.Errorf("normalize: no sample for job kind %v", kind)
+	}
+	if format == gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY && !sampleKinds[kind].legacy {
+		return nil, fmt.Errorf("normalize: Kling sends %s tasks only in the new callback shape", sampleKinds[kind].prefix)
+	}
 	if typ == gatewayv1.EventType_EVENT_TYPE_UNSPECIFIED || statusOfEventType(typ) == gatewayv1.JobStatus_JOB_STATUS_UNSPECIFIED {
 		return nil, fmt.Errorf("normalize: no sample for event type %v", typ)
 	}
@@ -32,7 +47,7 @@ func Sample(format gatewayv1.SourceFormat, typ gatewayv1.EventType, jobID string
 	if ms <= 0 || now.UTC().Year() > 9999 {
 		return nil, fmt.Errorf("normalize: sample time %s is out of range", now.UTC().Format(time.RFC3339))
 	}
-	s := sampleJob{typ: typ, jobID: jobID, now: time.UnixMilli(ms).UTC()}
+	s := sampleJob{typ: typ, kind: kind, jobID: jobID, now: time.UnixMilli(ms).UTC()}
 	var payload any
 	switch format {
 	case gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT:
@@ -71,8 +86,14 @@ const (
 // three formats share, so that they describe the same job consistently.
 type sampleJob struct {
 	typ   gatewayv1.EventType
+	kind  gatewayv1.JobKind
 	jobID string
 	now   time.Time
+}
+
+// completed reports whether the sample carries outputs.
+func (s sampleJob) completed() bool {
+	return s.typ == gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED
 }
 
 // created is when the sampled task was submitted: a realistic time before
@@ -146,22 +167,27 @@ func (s sampleJob) klingEvent() klingEventPayload {
 		CreatedAt: s.created().Format(rfc3339Millis),
 		Error:     s.message(),
 	}
-	var name string
+	var state string
 	switch s.typ {
 	case gatewayv1.EventType_EVENT_TYPE_VIDEO_CREATED:
-		name, d.Status = "video.created", "pending"
+		state, d.Status = "created", "pending"
 	case gatewayv1.EventType_EVENT_TYPE_VIDEO_PROCESSING:
-		name, d.Status, d.Progress = "video.processing", "processing", 45
+		state, d.Status, d.Progress = "processing", "processing", 45
 	case gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED:
-		name, d.Status, d.Progress = "video.completed", "completed", 100
-		d.VideoURL = s.asset(".mp4")
-		d.ThumbnailURL = s.asset(".jpg")
-		d.Duration = sampleDuration
+		state, d.Status, d.Progress = "completed", "completed", 100
+		// The signed format has a place for a video only; other kinds
+		// say what they made through the event name's prefix.
+		if s.kind == gatewayv1.JobKind_JOB_KIND_VIDEO {
+			d.VideoURL = s.asset(".mp4")
+			d.ThumbnailURL = s.asset(".jpg")
+			d.Duration = sampleDuration
+		}
 	case gatewayv1.EventType_EVENT_TYPE_VIDEO_FAILED:
-		name, d.Status = "video.failed", "failed"
+		state, d.Status = "failed", "failed"
 	case gatewayv1.EventType_EVENT_TYPE_VIDEO_CANCELLED:
-		name, d.Status = "video.cancelled", "cancelled"
+		state, d.Status = "cancelled", "cancelled"
 	}
+	name := sampleKinds[s.kind].prefix + "." + state
 	if isTerminal(statusOfEventType(s.typ)) {
 		d.CompletedAt = s.now.Format(rfc3339Millis)
 	}
@@ -169,14 +195,15 @@ func (s sampleJob) klingEvent() klingEventPayload {
 }
 
 type legacyPayload struct {
-	TaskID             string            `json:"task_id"`
-	TaskStatus         string            `json:"task_status"`
-	TaskStatusMsg      string            `json:"task_status_msg"`
-	TaskInfo           legacyTaskInfo    `json:"task_info"`
-	CreatedAt          int64             `json:"created_at"`
-	UpdatedAt          int64             `json:"updated_at"`
-	FinalUnitDeduction string            `json:"final_unit_deduction,omitempty"`
-	TaskResult         *legacyTaskResult `json:"task_result,omitempty"`
+	TaskID                string                  `json:"task_id"`
+	TaskStatus            string                  `json:"task_status"`
+	TaskStatusMsg         string                  `json:"task_status_msg"`
+	TaskInfo              legacyTaskInfo          `json:"task_info"`
+	CreatedAt             int64                   `json:"created_at"`
+	UpdatedAt             int64                   `json:"updated_at"`
+	FinalUnitDeduction    string                  `json:"final_unit_deduction,omitempty"`
+	FinalBalanceDeduction *legacyBalanceDeduction `json:"final_balance_deduction,omitempty"`
+	TaskResult            *legacyTaskResult       `json:"task_result,omitempty"`
 }
 
 type legacyTaskInfo struct {
@@ -184,7 +211,9 @@ type legacyTaskInfo struct {
 }
 
 type legacyTaskResult struct {
-	Videos []legacyVideo `json:"videos"`
+	Videos []legacyVideo `json:"videos,omitempty"`
+	Images []legacyImage `json:"images,omitempty"`
+	Audios []legacyAudio `json:"audios,omitempty"`
 }
 
 type legacyVideo struct {
@@ -219,13 +248,10 @@ func (s sampleJob) legacy() legacyPayload {
 		CreatedAt:     s.created().UnixMilli(),
 		UpdatedAt:     s.now.UnixMilli(),
 	}
-	if s.typ == gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED {
+	if s.completed() {
 		p.FinalUnitDeduction = sampleUnits
-		p.TaskResult = &legacyTaskResult{Videos: []legacyVideo{{
-			ID:       s.videoID(),
-			URL:      s.asset(".mp4"),
-			Duration: sampleDuration,
-		}}}
+		p.FinalBalanceDeduction = &legacyBalanceDeduction{Quota: sampleCharge.Amount, ListPrice: sampleCharge.ListPrice}
+		p.TaskResult = s.legacyResult()
 	}
 	return p
 }
@@ -236,15 +262,8 @@ type v2Payload struct {
 	Message    string     `json:"message"`
 	CreateTime int64      `json:"create_time"`
 	UpdateTime int64      `json:"update_time"`
-	Outputs    []v2Output `json:"outputs,omitempty"`
-}
-
-type v2Output struct {
-	Type         string `json:"type"`
-	ID           string `json:"id"`
-	URL          string `json:"url"`
-	WatermarkURL string `json:"watermark_url"`
-	Duration     string `json:"duration"`
+	Outputs    []any      `json:"outputs,omitempty"`
+	Billing    []v2Charge `json:"billing,omitempty"`
 }
 
 func (s sampleJob) v2() v2Payload {
@@ -255,14 +274,11 @@ func (s sampleJob) v2() v2Payload {
 		CreateTime: s.created().UnixMilli(),
 		UpdateTime: s.now.UnixMilli(),
 	}
-	if s.typ == gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED {
-		p.Outputs = []v2Output{{
-			Type:         "video",
-			ID:           s.videoID(),
-			URL:          s.asset(".mp4"),
-			WatermarkURL: s.asset("-watermark.mp4"),
-			Duration:     sampleDuration,
-		}}
+	if s.completed() {
+		p.Outputs = s.v2Outputs()
+		c := sampleCharge
+		c.PackageType = sampleKinds[s.kind].pkg
+		p.Billing = []v2Charge{c}
 	}
 	return p
 }

@@ -127,3 +127,56 @@ func ExampleSample() {
 	// Output:
 	// {"id":"1234567890","status":"failed","message":"Failure to pass the risk control system","create_time":1781080762944,"update_time":1781080794151}
 }
+
+// TestSampleKinds checks that a sample exists for every job kind in every
+// shape Kling sends it in, that a completed one normalizes fully with that
+// kind and with outputs in the kind's field, and that the legacy shape is
+// refused for the kinds Kling sends only in the new one.
+func TestSampleKinds(t *testing.T) {
+	now := time.Date(2026, 11, 28, 1, 2, 3, 0, time.UTC)
+	outputs := map[gatewayv1.JobKind]func(*gatewayv1.Job) int{
+		gatewayv1.JobKind_JOB_KIND_VIDEO:    func(j *gatewayv1.Job) int { return len(j.GetVideos()) },
+		gatewayv1.JobKind_JOB_KIND_IMAGE:    func(j *gatewayv1.Job) int { return len(j.GetImages()) },
+		gatewayv1.JobKind_JOB_KIND_AUDIO:    func(j *gatewayv1.Job) int { return len(j.GetAudios()) },
+		gatewayv1.JobKind_JOB_KIND_VOICE:    func(j *gatewayv1.Job) int { return len(j.GetVoices()) },
+		gatewayv1.JobKind_JOB_KIND_ELEMENT:  func(j *gatewayv1.Job) int { return len(j.GetElements()) },
+		gatewayv1.JobKind_JOB_KIND_SUBTITLE: func(j *gatewayv1.Job) int { return len(j.GetSubtitles()) },
+	}
+	legacyOnlyV2 := map[gatewayv1.JobKind]bool{
+		gatewayv1.JobKind_JOB_KIND_VOICE: true, gatewayv1.JobKind_JOB_KIND_ELEMENT: true, gatewayv1.JobKind_JOB_KIND_SUBTITLE: true,
+	}
+	for kind, count := range outputs {
+		for _, format := range []gatewayv1.SourceFormat{
+			gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT,
+			gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY,
+			gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2,
+		} {
+			t.Run(kind.String()+"/"+format.String(), func(t *testing.T) {
+				body, err := normalize.SampleKind(format, kind, gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED, "job-1", now)
+				if format == gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY && legacyOnlyV2[kind] {
+					if err == nil {
+						t.Fatalf("legacy sample of %v: %s, want refused", kind, body)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := normalize.Normalize(body)
+				if err != nil || out.Incomplete != nil {
+					t.Fatalf("Normalize: %v, incomplete %v", err, out.Incomplete)
+				}
+				job := out.Event.GetJob()
+				if job.GetKind() != kind {
+					t.Errorf("kind = %v, want %v in %s", job.GetKind(), kind, body)
+				}
+				if format != gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT && count(job) == 0 {
+					t.Errorf("no %v outputs in %s", kind, body)
+				}
+				if format != gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT && len(job.GetBilling()) == 0 {
+					t.Errorf("no billing in %s", body)
+				}
+			})
+		}
+	}
+}

@@ -9,8 +9,8 @@ import (
 // This file reads the task callbacks of the newer model APIs: id, status,
 // millisecond create_time/update_time, typed outputs and billing.
 
-// v2Audio names the members of a new-shape audio output.
-var v2Audio = audioKeys{mp3: "mp3_url", wav: "wav_url", mp3Duration: "mp3_duration", wavDuration: "wav_duration"}
+// v2AudioKeys names the members of a new-shape audio output.
+var v2AudioKeys = audioKeys{mp3: "mp3_url", wav: "wav_url", mp3Duration: "mp3_duration", wavDuration: "wav_duration"}
 
 // parseV2 normalizes a new-shape task callback.
 func parseV2(top object, r *report) (*gatewayv1.Event, error) {
@@ -70,7 +70,7 @@ func readV2Output(raw string, path fieldPath, job *gatewayv1.Job, r *report) err
 		}
 		job.Images = append(job.Images, img)
 	case "audio":
-		a, err := audioOf(o, path, v2Audio)
+		a, err := audioOf(o, path, v2AudioKeys)
 		if err != nil {
 			return err
 		}

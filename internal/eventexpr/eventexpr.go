@@ -1,0 +1,186 @@
+// Package eventexpr compiles and evaluates the CEL expressions subscribers
+// filter events with (SubscribeRequest.filter, ListEventsRequest.filter).
+//
+// An expression sees one variable, `event`, a kling.gateway.v1.Event with
+// its proto field names (`event.job.job_id`), and every enum value of the
+// Event's enums by its bare name (`JOB_KIND_AUDIO`,
+// `EVENT_TYPE_VIDEO_COMPLETED`) as well as qualified (`JobKind.JOB_KIND_AUDIO`).
+// It must be boolean. cel-go is used rather than a hand-written language,
+// so the syntax, type checking and cost model are the ones CEL users know.
+//
+// Filters run once per event per stream, so an expression is compiled once
+// and refused when its estimated cost exceeds [MaxCost]; evaluation is also
+// cut at that cost, in case an event is larger than the estimate assumed.
+package eventexpr
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/cost"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/interpreter"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+)
+
+// MaxCost bounds an expression's estimated and actual cost, in CEL cost
+// units (roughly one per operation, one per ten bytes of string scanned).
+// It admits any comparison of fields and a scan of an event's outputs with
+// string functions, and refuses nested iteration over outputs, which would
+// make every publish pay a square for one subscriber.
+const MaxCost = 100_000
+
+// MaxSourceBytes bounds the length of an expression.
+const MaxSourceBytes = 4096
+
+// Size assumptions of the cost estimate: how many outputs a job has, and
+// how long a string or the raw body is, at most. They are generous for
+// what Kling sends (at most nine images, prompts of 2,500 characters).
+const (
+	maxListSize   = 100
+	maxStringSize = 4096
+	maxBytesSize  = 1 << 20
+)
+
+// ErrInvalid wraps every reason Compile refuses an expression.
+var ErrInvalid = errors.New("eventexpr: invalid filter expression")
+
+// Error is a refused expression: where (1-based line and column, zero when
+// the problem is not at one place) and why.
+type Error struct {
+	Line, Column int
+	Reason       string
+}
+
+func (e *Error) Error() string {
+	if e.Line == 0 {
+		return e.Reason
+	}
+	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Reason)
+}
+
+// Unwrap makes every Error match ErrInvalid.
+func (e *Error) Unwrap() error { return ErrInvalid }
+
+// Expr is a compiled expression, safe for concurrent use.
+type Expr struct {
+	src string
+	prg cel.Program
+}
+
+// environment is built once: declaring the Event's types walks its whole
+// descriptor.
+var environment = sync.OnceValues(func() (*cel.Env, error) {
+	opts := []cel.EnvOption{
+		cel.Types(&gatewayv1.Event{}),
+		cel.Container(string((&gatewayv1.Event{}).ProtoReflect().Descriptor().ParentFile().Package())),
+		cel.Variable("event", cel.ObjectType(string((&gatewayv1.Event{}).ProtoReflect().Descriptor().FullName()))),
+	}
+	for _, e := range []protoreflect.EnumDescriptor{
+		gatewayv1.EventType(0).Descriptor(),
+		gatewayv1.JobKind(0).Descriptor(),
+		gatewayv1.JobStatus(0).Descriptor(),
+		gatewayv1.SourceFormat(0).Descriptor(),
+	} {
+		values := e.Values()
+		for i := range values.Len() {
+			v := values.Get(i)
+			opts = append(opts, cel.Constant(string(v.Name()), cel.IntType, types.Int(v.Number())))
+		}
+	}
+	return cel.NewEnv(opts...)
+})
+
+// Compile parses, type-checks and cost-checks src. Errors wrap ErrInvalid
+// and, as an *Error, say where the problem is.
+func Compile(src string) (*Expr, error) {
+	if len(src) > MaxSourceBytes {
+		return nil, &Error{Reason: fmt.Sprintf("longer than %d bytes", MaxSourceBytes)}
+	}
+	if strings.TrimSpace(src) == "" {
+		return nil, &Error{Reason: "empty expression"}
+	}
+	env, err := environment()
+	if err != nil {
+		return nil, fmt.Errorf("eventexpr: building the CEL environment: %w", err)
+	}
+	ast, iss := env.Compile(src)
+	if iss.Err() != nil {
+		errs := iss.Errors()
+		first := errs[0]
+		return nil, &Error{Line: first.Location.Line(), Column: first.Location.Column() + 1, Reason: first.Message}
+	}
+	if !ast.OutputType().IsExactType(cel.BoolType) {
+		return nil, &Error{Reason: fmt.Sprintf("must be a boolean expression, got %s", ast.OutputType())}
+	}
+	est, err := env.EstimateCost(ast, sizes{})
+	if err != nil {
+		return nil, &Error{Reason: "cost cannot be estimated: " + err.Error()}
+	}
+	if est.Max > MaxCost {
+		return nil, &Error{Reason: fmt.Sprintf("too costly: estimated cost up to %d, the limit is %d (avoid nested iteration over outputs)", est.Max, MaxCost)}
+	}
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(MaxCost))
+	if err != nil {
+		return nil, &Error{Reason: err.Error()}
+	}
+	return &Expr{src: src, prg: prg}, nil
+}
+
+// String returns the source of the expression.
+func (e *Expr) String() string { return e.src }
+
+// Match reports whether the expression is true for ev. An evaluation
+// error (a missing map key, the cost limit) counts as no match: a filter
+// that cannot say yes does not pass the event.
+func (e *Expr) Match(ev *gatewayv1.Event) bool {
+	out, _, err := e.prg.Eval(eventActivation{ev})
+	if err != nil {
+		return false
+	}
+	b, ok := out.Value().(bool)
+	return ok && b
+}
+
+// eventActivation binds `event` without the map an activation usually
+// needs, since Match runs for every event on every filtered stream.
+type eventActivation struct{ ev *gatewayv1.Event }
+
+func (a eventActivation) ResolveName(name string) (any, bool) {
+	if name == "event" {
+		return a.ev, true
+	}
+	return nil, false
+}
+
+func (a eventActivation) Parent() interpreter.Activation { return nil }
+
+// sizes bounds the sizes the cost estimate cannot know.
+type sizes struct{}
+
+func (sizes) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	var max uint64
+	switch n.Type().Kind() {
+	case types.ListKind, types.MapKind:
+		max = maxListSize
+	case types.StringKind:
+		max = maxStringSize
+	case types.BytesKind:
+		max = maxBytesSize
+	default:
+		return nil
+	}
+	if s := n.ComputedSize(); s != nil {
+		return s
+	}
+	return &cost.SizeEstimate{Min: 0, Max: max}
+}
+
+func (sizes) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {
+	return nil
+}
