@@ -22,12 +22,12 @@ func (c *client) eventsCommand() *cobra.Command {
 
 func (c *client) eventsListCommand() *cobra.Command {
 	var (
-		types, jobs, webhooks []string
-		pageSize              int32
-		pageToken, view       string
-		newestFirst, all      bool
-		limit                 int
-		asJSON                bool
+		types, jobs, webhooks, kinds []string
+		pageSize                     int32
+		pageToken, view, filter      string
+		newestFirst, all             bool
+		limit                        int
+		asJSON                       bool
 	)
 	cmd := &cobra.Command{
 		Use:     "list",
@@ -38,10 +38,15 @@ reverse). One page by default; --all follows the page tokens, --limit stops
 after that many events. --json prints one protojson event per line.`,
 		Example: `  klingctl events list --job 8421
   klingctl events list --type failed --newest-first --limit 20
+  klingctl events list --kind audio --filter 'size(event.job.audios) > 1'
   klingctl events list --all --json | jq -r .job.jobId`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ts, err := parseEventTypes(types)
+			if err != nil {
+				return err
+			}
+			ks, err := parseJobKinds(kinds)
 			if err != nil {
 				return err
 			}
@@ -53,7 +58,7 @@ after that many events. --json prints one protojson event per line.`,
 				return usagef("--limit must not be negative")
 			}
 			req := &gatewayv1.ListEventsRequest{
-				EventTypes: ts, JobIds: jobs, WebhookIds: webhooks,
+				EventTypes: ts, JobIds: jobs, WebhookIds: webhooks, JobKinds: ks, Filter: filter,
 				PageSize: pageSize, PageToken: pageToken, View: v,
 			}
 			if newestFirst {
@@ -111,6 +116,8 @@ after that many events. --json prints one protojson event per line.`,
 	f.StringSliceVar(&types, "type", nil, "only events of this type, repeatable or comma-separated: "+eventTypeHelp)
 	f.StringArrayVar(&jobs, "job", nil, "only events about this job id (repeatable)")
 	f.StringArrayVar(&webhooks, "webhook", nil, "only events that arrived on this webhook id (repeatable)")
+	f.StringSliceVar(&kinds, "kind", nil, "only jobs of this kind, repeatable or comma-separated: "+kindHelp)
+	f.StringVar(&filter, "filter", "", "only events for which this CEL expression over `event` is true")
 	f.Int32Var(&pageSize, "page-size", 0, "events per request (server default 100, at most 1000)")
 	f.StringVar(&pageToken, "page-token", "", "continue from a previous listing's next page token")
 	f.BoolVar(&newestFirst, "newest-first", false, "newest events first")

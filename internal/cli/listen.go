@@ -32,6 +32,8 @@ type listenFlags struct {
 	types         []string
 	jobs          []string
 	webhooks      []string
+	kinds         []string
+	filter        string
 	since         string
 	after         uint64
 	fromBeginning bool
@@ -57,6 +59,7 @@ Status messages go to stderr; Ctrl-C stops it with exit status 0.`,
 		Example: `  klingctl listen
   klingctl listen --job 8421 --json | jq .job.status
   klingctl listen --type completed --type failed --since 10m
+  klingctl listen --kind audio --filter 'event.job.billing.exists(c, c.currency == "USD")'
   klingctl listen --cursor-file worker.cursor --from-beginning --json`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -67,6 +70,8 @@ Status messages go to stderr; Ctrl-C stops it with exit status 0.`,
 	fl.StringSliceVar(&f.types, "type", nil, "only events of this type, repeatable or comma-separated: "+eventTypeHelp)
 	fl.StringArrayVar(&f.jobs, "job", nil, "only events about this job id (repeatable)")
 	fl.StringArrayVar(&f.webhooks, "webhook", nil, "only events that arrived on this webhook id (repeatable)")
+	fl.StringSliceVar(&f.kinds, "kind", nil, "only jobs of this kind, repeatable or comma-separated: "+kindHelp)
+	fl.StringVar(&f.filter, "filter", "", `only events for which this CEL expression is true, e.g. 'event.job.model == "kling-v2-master"'`)
 	fl.StringVar(&f.since, "since", "", "start with events received since a duration ago (10m) or an RFC 3339 time")
 	fl.Uint64Var(&f.after, "after", 0, "start after this sequence (exclusive), e.g. the last one you processed")
 	fl.BoolVar(&f.fromBeginning, "from-beginning", false, "start from the oldest retained event")
@@ -136,6 +141,10 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 func (c *client) listen(cmd *cobra.Command, f listenFlags) error {
 	ctx := cmd.Context()
+	kinds, err := parseJobKinds(f.kinds)
+	if err != nil {
+		return err
+	}
 	types, err := parseEventTypes(f.types)
 	if err != nil {
 		return err
@@ -176,6 +185,8 @@ func (c *client) listen(cmd *cobra.Command, f listenFlags) error {
 			EventTypes: types,
 			JobIds:     f.jobs,
 			WebhookIds: f.webhooks,
+			JobKinds:   kinds,
+			Filter:     f.filter,
 			View:       view,
 		},
 	}

@@ -156,6 +156,45 @@ func formatName(f gatewayv1.SourceFormat) string {
 	return strings.ToLower(strings.TrimPrefix(f.String(), "SOURCE_FORMAT_"))
 }
 
+// kindHelp lists the job kinds --kind accepts.
+const kindHelp = "video, image, audio, voice, element, subtitle (or JOB_KIND_AUDIO)"
+
+// parseJobKind accepts `audio` and `JOB_KIND_AUDIO`, in any case.
+func parseJobKind(s string) (gatewayv1.JobKind, error) {
+	n := strings.ToUpper(strings.TrimSpace(s))
+	if !strings.HasPrefix(n, "JOB_KIND_") {
+		n = "JOB_KIND_" + n
+	}
+	if v, ok := gatewayv1.JobKind_value[n]; ok && v != 0 {
+		return gatewayv1.JobKind(v), nil
+	}
+	return 0, usagef("unknown job kind %q: use %s", s, kindHelp)
+}
+
+// parseJobKinds parses every value of a repeatable, comma-separated flag.
+func parseJobKinds(values []string) ([]gatewayv1.JobKind, error) {
+	var out []gatewayv1.JobKind
+	for _, v := range values {
+		if strings.TrimSpace(v) == "" {
+			continue
+		}
+		k, err := parseJobKind(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// jobKindName is the lower-case kind ("audio"), or "" when unknown.
+func jobKindName(k gatewayv1.JobKind) string {
+	if k == gatewayv1.JobKind_JOB_KIND_UNSPECIFIED {
+		return ""
+	}
+	return strings.ToLower(strings.TrimPrefix(k.String(), "JOB_KIND_"))
+}
+
 // parseView maps --view basic|full.
 func parseView(s string) (gatewayv1.EventView, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {

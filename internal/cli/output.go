@@ -105,16 +105,34 @@ func formatDuration(d *durationpb.Duration) string {
 	return d.AsDuration().String()
 }
 
-// firstOutput is the first output URL of the job: a video, else an image.
+// firstOutput is the first output URL of the job: a subtitle file, audio
+// track, voice sample or element material (the kinds whose video or image
+// is incidental), else a video, else an image.
 func firstOutput(job *gatewayv1.Job) string {
-	for _, v := range job.GetVideos() {
-		if v.GetUrl() != "" {
-			return v.GetUrl()
+	var urls []string
+	for _, s := range job.GetSubtitles() {
+		urls = append(urls, s.GetUrl())
+	}
+	for _, a := range job.GetAudios() {
+		urls = append(urls, a.GetMp3Url(), a.GetWavUrl())
+	}
+	for _, v := range job.GetVoices() {
+		urls = append(urls, v.GetUrl())
+	}
+	for _, e := range job.GetElements() {
+		for _, m := range e.GetMaterials() {
+			urls = append(urls, m.GetUrl())
 		}
 	}
+	for _, v := range job.GetVideos() {
+		urls = append(urls, v.GetUrl())
+	}
 	for _, im := range job.GetImages() {
-		if im.GetUrl() != "" {
-			return im.GetUrl()
+		urls = append(urls, im.GetUrl())
+	}
+	for _, u := range urls {
+		if u != "" {
+			return u
 		}
 	}
 	return ""
@@ -199,6 +217,7 @@ func writeEventDetail(w io.Writer, ev *gatewayv1.Event) error {
 	}
 	row("Prompt", job.GetPrompt())
 	row("Model", job.GetModel())
+	row("Kind", jobKindName(job.GetKind()))
 	row("External ID", job.GetExternalId())
 	if job.GetCreatedAt() != nil {
 		row("Created", formatTime(job.GetCreatedAt()))
@@ -221,10 +240,27 @@ func writeEventDetail(w io.Writer, ev *gatewayv1.Event) error {
 	for _, im := range job.GetImages() {
 		row(fmt.Sprintf("Image %d", im.GetIndex()), im.GetUrl())
 	}
+	row("Image result", job.GetImageResultType())
+	for i, a := range job.GetAudios() {
+		row(fmt.Sprintf("Audio %d", i+1), fmt.Sprintf("%s (%s)", a.GetMp3Url(), formatDuration(a.GetMp3Duration())))
+		row("  wav", a.GetWavUrl())
+	}
+	for _, v := range job.GetVoices() {
+		row("Voice "+v.GetId(), strings.TrimSpace(v.GetName()+" "+v.GetUrl()))
+	}
+	for _, e := range job.GetElements() {
+		row("Element "+e.GetId(), fmt.Sprintf("%s (%s, %d materials)", e.GetName(), e.GetElementType(), len(e.GetMaterials())))
+	}
+	for _, st := range job.GetSubtitles() {
+		row("Subtitles "+st.GetFormat(), st.GetUrl())
+	}
 	if pv := job.GetParentVideo(); pv != nil {
 		row("Extends video", pv.GetUrl())
 	}
 	row("Units", job.GetUnitsDeducted())
+	for _, c := range job.GetBilling() {
+		row("Charge", strings.TrimSpace(strings.Join([]string{c.GetChargeType(), c.GetAmount(), c.GetCurrency(), c.GetPackageType()}, " ")))
+	}
 	if len(ev.GetRawBody()) > 0 {
 		row("Raw body", fmt.Sprintf("%d bytes (print them with --raw)", len(ev.GetRawBody())))
 	}

@@ -17,10 +17,10 @@ func sampleEvent() *gatewayv1.Event {
 		WebhookId:  "default",
 		ReceivedAt: timestamppb.Now(),
 		Job: &gatewayv1.Job{
-			JobId:  "j1",
-			Model:  "kling-v2-master",
-			Kind:   gatewayv1.JobKind_JOB_KIND_AUDIO,
-			Audios: []*gatewayv1.Audio{{Mp3Url: "https://cdn.example/a.mp3"}},
+			JobId:   "j1",
+			Model:   "kling-v2-master",
+			Kind:    gatewayv1.JobKind_JOB_KIND_AUDIO,
+			Audios:  []*gatewayv1.Audio{{Mp3Url: "https://cdn.example/a.mp3"}},
 			Billing: []*gatewayv1.Charge{{ChargeType: "cash", Amount: "0.5", Currency: "USD"}},
 		},
 	}

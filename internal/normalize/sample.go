@@ -78,7 +78,7 @@ const (
 	sampleDuration   = "5.1"
 	sampleFailureMsg = "Failure to pass the risk control system"
 	sampleCancelMsg  = "Task cancelled by user"
-	sampleCDN        = "https://cdn.klingai.com/bs2/upload-kling-api/7265158418/text2video/"
+	sampleCDN        = "https://cdn.klingai.com/bs2/upload-kling-api/7265158418/"
 	sampleUnits      = "1"
 )
 
@@ -115,7 +115,7 @@ func (s sampleJob) created() time.Time {
 // asset returns a CDN URL for one of the job's files; the job id is escaped
 // because callers may pass arbitrary test ids.
 func (s sampleJob) asset(suffix string) string {
-	return sampleCDN + url.PathEscape(s.jobID) + suffix
+	return sampleCDN + sampleKinds[s.kind].dir + "/" + url.PathEscape(s.jobID) + suffix
 }
 
 // videoID is the id Kling gives the generated video: distinct from the task

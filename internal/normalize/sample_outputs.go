@@ -15,16 +15,18 @@ type sampleKind struct {
 	legacy bool
 	// pkg is the billing package the kind is charged to.
 	pkg string
+	// dir is the CDN directory of the kind's files.
+	dir string
 }
 
 // sampleKinds lists the kinds samples exist for.
 var sampleKinds = map[gatewayv1.JobKind]sampleKind{
-	gatewayv1.JobKind_JOB_KIND_VIDEO:    {prefix: "video", legacy: true, pkg: "video"},
-	gatewayv1.JobKind_JOB_KIND_IMAGE:    {prefix: "image", legacy: true, pkg: "image"},
-	gatewayv1.JobKind_JOB_KIND_AUDIO:    {prefix: "audio", legacy: true, pkg: "audio"},
-	gatewayv1.JobKind_JOB_KIND_VOICE:    {prefix: "voice", pkg: "audio"},
-	gatewayv1.JobKind_JOB_KIND_ELEMENT:  {prefix: "element", pkg: "image"},
-	gatewayv1.JobKind_JOB_KIND_SUBTITLE: {prefix: "subtitle", pkg: "video"},
+	gatewayv1.JobKind_JOB_KIND_VIDEO:    {prefix: "video", legacy: true, pkg: "video", dir: "text2video"},
+	gatewayv1.JobKind_JOB_KIND_IMAGE:    {prefix: "image", legacy: true, pkg: "image", dir: "images"},
+	gatewayv1.JobKind_JOB_KIND_AUDIO:    {prefix: "audio", legacy: true, pkg: "audio", dir: "audio"},
+	gatewayv1.JobKind_JOB_KIND_VOICE:    {prefix: "voice", pkg: "audio", dir: "voice"},
+	gatewayv1.JobKind_JOB_KIND_ELEMENT:  {prefix: "element", pkg: "image", dir: "element"},
+	gatewayv1.JobKind_JOB_KIND_SUBTITLE: {prefix: "subtitle", pkg: "video", dir: "solutions"},
 }
 
 // sampleCharge is what a sampled task cost, in the new shape's terms; the
