@@ -43,6 +43,8 @@ func run(ctx context.Context, args []string) error {
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "end-to-end latency probe rate, events/s")
 	subs := fs.String("latency-subscribers", "1,100,1000", "subscriber counts of the latency scenario")
 	fs.DurationVar(&cfg.LatencyDuration, "latency-duration", cfg.LatencyDuration, "measured time of each latency point")
+	fs.IntVar(&cfg.FilterSubscribers, "filter-subscribers", cfg.FilterSubscribers, "streams of the filter scenario, each with -filter")
+	fs.StringVar(&cfg.Filter, "filter", cfg.Filter, "CEL filter of the filter scenario's streams")
 	fs.IntVar(&cfg.Streams, "streams", cfg.Streams, "idle streams of the memory scenario")
 	fs.IntVar(&cfg.CatchUpEvents, "catchup-events", cfg.CatchUpEvents, "how far back the catch-up subscriber resumes")
 	fs.IntVar(&cfg.StartupEvents, "startup-events", cfg.StartupEvents, "events stored before timing start-up")

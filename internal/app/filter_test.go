@@ -221,3 +221,23 @@ func TestFilterByKindAndExpression(t *testing.T) {
 		}
 	})
 }
+
+// TestUnknownOutputIsKeptAndCounted: a callback with an output type
+// klingfan does not know is accepted (never a 4xx), stored with the
+// outputs it does know and its raw body, and counted as partially
+// normalized.
+func TestUnknownOutputIsKeptAndCounted(t *testing.T) {
+	f := startFanout(t)
+	postPayload(t, f.srv, "v2_unknown_output")
+	resp, err := f.events().ListEvents(context.Background(), &gatewayv1.ListEventsRequest{View: gatewayv1.EventView_EVENT_VIEW_FULL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs := resp.GetEvents(); len(evs) != 1 || len(evs[0].GetJob().GetVideos()) != 1 || !strings.Contains(string(evs[0].GetRawBody()), `"hologram"`) {
+		t.Fatalf("stored %v", evs)
+	}
+	code, out := restGet(t, f.srv, "/metrics", nil)
+	if code != http.StatusOK || !strings.Contains(string(out), "klingfan_ingest_partially_normalized_total 1\n") {
+		t.Errorf("/metrics: %d, partially normalized counter not 1", code)
+	}
+}

@@ -27,10 +27,11 @@ const (
 	PhaseMemory  = "memory"
 	PhaseStartup = "startup"
 	PhaseCatchUp = "catchup"
+	PhaseFilter  = "filter"
 )
 
 // AllPhases lists every scenario in the order Run performs them.
-var AllPhases = []string{PhaseIngest, PhaseLatency, PhaseMemory, PhaseStartup, PhaseCatchUp}
+var AllPhases = []string{PhaseIngest, PhaseLatency, PhaseFilter, PhaseMemory, PhaseStartup, PhaseCatchUp}
 
 // Config selects what Run measures and where it writes the report.
 type Config struct {
@@ -50,6 +51,13 @@ type Config struct {
 	Rate               float64       // end-to-end probe rate, events/s
 	LatencySubscribers []int         // subscriber counts of the latency scenario
 	LatencyDuration    time.Duration // measured time of each latency point
+
+	// FilterSubscribers streams each carry Filter, a CEL expression every
+	// probe matches, at Rate events/s: what evaluating a filter per event
+	// per stream costs, next to the unfiltered latency point of the same
+	// size.
+	FilterSubscribers int
+	Filter            string
 
 	Streams       int // idle streams of the memory scenario
 	CatchUpEvents int // how far back the catch-up subscriber resumes
@@ -80,11 +88,17 @@ func DefaultConfig() Config {
 		Rate:               100,
 		LatencySubscribers: []int{1, 100, 1000},
 		LatencyDuration:    6 * time.Second,
+		FilterSubscribers:  1000,
+		Filter:             DefaultFilter,
 		Streams:            10_000,
 		CatchUpEvents:      100_000,
 		StartupEvents:      200_000,
 	}
 }
+
+// DefaultFilter is a typical subscriber filter: a model and a kind, both
+// of which every probe matches, so every event is evaluated and delivered.
+const DefaultFilter = `event.job.model == "kling-v2-1-master" && event.job.kind == JOB_KIND_VIDEO`
 
 // runner carries one run's configuration and progress output.
 type runner struct {
@@ -149,6 +163,13 @@ func Run(ctx context.Context, cfg Config) error {
 			fail(PhaseLatency, err)
 		} else {
 			res.Latency = v
+		}
+	}
+	if has(PhaseFilter) && ctx.Err() == nil {
+		if v, err := r.latencyPointWith(ctx, cfg.FilterSubscribers, cfg.Filter); err != nil {
+			fail(PhaseFilter, err)
+		} else {
+			res.Filtered = &v
 		}
 	}
 	if has(PhaseMemory) && ctx.Err() == nil {

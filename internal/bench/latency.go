@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
 
 // LatencyResult is the end-to-end latency at a fixed event rate with n
@@ -32,6 +34,8 @@ type LatencyResult struct {
 	StreamError string  `json:"stream_error,omitempty"`
 	Cores       float64 `json:"cores"`
 	OtherCores  float64 `json:"other_cores"`
+	// Filter is the CEL filter every stream carried, if any.
+	Filter string `json:"filter,omitempty"`
 }
 
 // streamsPerConn is how many subscriber streams share one gRPC
@@ -52,7 +56,17 @@ func (r *runner) runLatency(ctx context.Context) ([]LatencyResult, error) {
 }
 
 func (r *runner) latencyPoint(ctx context.Context, n int) (LatencyResult, error) {
-	r.logf("latency: %d subscriber(s) at %.0f events/s for %s", n, r.cfg.Rate, r.cfg.LatencyDuration)
+	return r.latencyPointWith(ctx, n, "")
+}
+
+// latencyPointWith measures n subscribers whose streams each carry the CEL
+// filter (none when empty).
+func (r *runner) latencyPointWith(ctx context.Context, n int, filter string) (LatencyResult, error) {
+	with := ""
+	if filter != "" {
+		with = " with filter " + filter
+	}
+	r.logf("latency: %d subscriber(s) at %.0f events/s for %s%s", n, r.cfg.Rate, r.cfg.LatencyDuration, with)
 	dir, err := newDataDir()
 	if err != nil {
 		return LatencyResult{}, err
@@ -72,7 +86,11 @@ func (r *runner) latencyPoint(ctx context.Context, n int) (LatencyResult, error)
 		samples[i] = make([]int64, 0, total-warm)
 	}
 	var lastArrival atomic.Int64
-	sub, err := startSubscribers(ctx, srv.grpcAddr, n, streamsPerConn, everyEvent, func(i int, f frame, at int64) {
+	req := everyEvent
+	if filter != "" {
+		req = func(int) *gatewayv1.SubscribeRequest { return &gatewayv1.SubscribeRequest{Filter: filter} }
+	}
+	sub, err := startSubscribers(ctx, srv.grpcAddr, n, streamsPerConn, req, func(i int, f frame, at int64) {
 		if f.probe >= warm {
 			samples[i] = append(samples[i], at-f.sentAt)
 			lastArrival.Store(at)
@@ -83,7 +101,11 @@ func (r *runner) latencyPoint(ctx context.Context, n int) (LatencyResult, error)
 	}
 	defer sub.close()
 
-	stop := r.profile(fmt.Sprintf("latency-%d", n))
+	tag := fmt.Sprintf("latency-%d", n)
+	if filter != "" {
+		tag += "-filter"
+	}
+	stop := r.profile(tag)
 	cpu := startCPU()
 	posts, firstSend, err := r.pace(ctx, srv.httpURL+"/webhooks/klingai", total, warm)
 	if err != nil {
@@ -119,6 +141,7 @@ func (r *runner) latencyPoint(ctx context.Context, n int) (LatencyResult, error)
 		StreamError:         sub.streamErr(),
 		Cores:               cores,
 		OtherCores:          others,
+		Filter:              filter,
 	}
 	r.logf("  %5d subs: p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  %8.0f deliveries/s  missing %d  resumed %d  cores %.2f (others %.2f) %s",
 		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.Resumes, cores, others, res.StreamError)

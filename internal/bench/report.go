@@ -26,6 +26,7 @@ type Results struct {
 	Checks   []Check         `json:"checks"`
 	Ingest   []IngestRun     `json:"ingest,omitempty"`
 	Latency  []LatencyResult `json:"latency,omitempty"`
+	Filtered *LatencyResult  `json:"filtered,omitempty"`
 	Memory   *MemoryResult   `json:"memory,omitempty"`
 	Startup  *StartupResult  `json:"startup,omitempty"`
 	CatchUp  *CatchUpResult  `json:"catch_up,omitempty"`
@@ -242,6 +243,20 @@ func (res *Results) markdown(cfg Config) []byte {
 			}
 			p("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %d | %s | %.2f | %.2f |\n", lr.Subscribers, lr.Connections, lr.Events,
 				lr.Latency.P50, lr.Latency.P99, lr.Latency.P999, lr.Latency.Max, lr.Post.P99, lr.DeliveriesPerSecond, lr.Missing, resumed, lr.Cores, lr.OtherCores)
+		}
+	}
+
+	if fr := res.Filtered; fr != nil {
+		p("\n## CEL filters\n\nThe end-to-end scenario with %d subscribers, each stream carrying the CEL filter `%s` (which every probe ", fr.Subscribers, fr.Filter)
+		p("matches, so every event is evaluated and delivered on every stream).\n\n")
+		p("| subscribers | p50 ms | p99 ms | deliveries/s | missing | cores used | other processes' cores |\n|---|---|---|---|---|---|---|\n")
+		p("| %d | %.2f | %.2f | %.0f | %d | %.2f | %.2f |\n", fr.Subscribers, fr.Latency.P50, fr.Latency.P99, fr.DeliveriesPerSecond, fr.Missing, fr.Cores, fr.OtherCores)
+		for _, lr := range res.Latency {
+			if lr.Subscribers == fr.Subscribers && fr.DeliveriesPerSecond > 0 {
+				perEval := (fr.Cores - lr.Cores) / fr.DeliveriesPerSecond * 1e9
+				p("\nAgainst the unfiltered point of the same size (%.2f cores), the filter costs about %.0f ns of CPU per event per stream ", lr.Cores, perEval)
+				p("(the difference in cores over the deliveries per second; noisy on a shared machine: see BenchmarkMatch below for the isolated figure).\n")
+			}
 		}
 	}
 
