@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/cost"
@@ -71,6 +72,29 @@ func (e *Error) Unwrap() error { return ErrInvalid }
 type Expr struct {
 	src string
 	prg cel.Program
+	// last remembers the verdict on the last event: the hub asks every
+	// stream's filter about the same event in turn, and streams with the
+	// same expression share one Expr, so a thousand identical filters cost
+	// one evaluation per event. Holding the event keeps its address from
+	// being reused while it is remembered.
+	last atomic.Pointer[verdict]
+}
+
+// verdict is the outcome of evaluating an Expr on one event.
+type verdict struct {
+	ev    *gatewayv1.Event
+	match bool
+}
+
+// maxShared bounds how many distinct expressions are kept for sharing;
+// past it, each Compile makes its own Expr.
+const maxShared = 1024
+
+// shared maps an expression's source to its compiled Expr, so streams with
+// the same filter share the program and its remembered verdict.
+var shared struct {
+	sync.Mutex
+	m map[string]*Expr
 }
 
 // environment is built once: declaring the Event's types walks its whole
@@ -99,6 +123,32 @@ var environment = sync.OnceValues(func() (*cel.Env, error) {
 // Compile parses, type-checks and cost-checks src. Errors wrap ErrInvalid
 // and, as an *Error, say where the problem is.
 func Compile(src string) (*Expr, error) {
+	shared.Lock()
+	e, ok := shared.m[src]
+	shared.Unlock()
+	if ok {
+		return e, nil
+	}
+	e, err := compile(src)
+	if err != nil {
+		return nil, err
+	}
+	shared.Lock()
+	defer shared.Unlock()
+	if prev, ok := shared.m[src]; ok {
+		return prev, nil
+	}
+	if shared.m == nil {
+		shared.m = make(map[string]*Expr)
+	}
+	if len(shared.m) < maxShared {
+		shared.m[src] = e
+	}
+	return e, nil
+}
+
+// compile builds a new Expr from src.
+func compile(src string) (*Expr, error) {
 	if len(src) > MaxSourceBytes {
 		return nil, &Error{Reason: fmt.Sprintf("longer than %d bytes", MaxSourceBytes)}
 	}
@@ -139,6 +189,17 @@ func (e *Expr) String() string { return e.src }
 // error (a missing map key, the cost limit) counts as no match: a filter
 // that cannot say yes does not pass the event.
 func (e *Expr) Match(ev *gatewayv1.Event) bool {
+	if v := e.last.Load(); v != nil && v.ev == ev {
+		return v.match
+	}
+	match := e.eval(ev)
+	e.last.Store(&verdict{ev: ev, match: match})
+	return match
+}
+
+// eval evaluates the expression on ev. Events are not modified once
+// published, which is what makes remembering the verdict safe.
+func (e *Expr) eval(ev *gatewayv1.Event) bool {
 	out, _, err := e.prg.Eval(eventActivation{ev})
 	if err != nil {
 		return false
