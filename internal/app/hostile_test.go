@@ -17,6 +17,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -339,19 +341,50 @@ func TestHostileInputTable(t *testing.T) {
 				t.Fatalf("the same token may read events: %v", err)
 			}
 		},
-		"grpc: request over 4 MiB": func(t *testing.T) {
-			_, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{OrderBy: strings.Repeat("x", 5<<20)})
+		"grpc: request over 1 MiB": func(t *testing.T) {
+			_, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{OrderBy: strings.Repeat("x", 2<<20)})
 			grpcCode(t, err, codes.ResourceExhausted)
 		},
 		"grpc: more streams than `--max-streams-per-token`": func(t *testing.T) {
+			// The subscribe-only token, so the quota this row fills is not
+			// the admin token's, which the other rows use.
+			reader := withToken(subscribeToken)
 			sctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			for range 3 {
-				h.subscribe(sctx, &gatewayv1.SubscribeRequest{})
+				s, err := reader.Subscribe(sctx, &gatewayv1.SubscribeRequest{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.Header(); err != nil {
+					t.Fatal(err)
+				}
 			}
-			s, err := h.events().Subscribe(sctx, &gatewayv1.SubscribeRequest{})
+			s, err := reader.Subscribe(sctx, &gatewayv1.SubscribeRequest{})
 			if err == nil {
 				_, err = s.Recv()
+			}
+			grpcCode(t, err, codes.ResourceExhausted)
+		},
+		"grpc: health Watch or reflection stream without a token, on any number of connections": func(t *testing.T) {
+			h.expectNoUnauthenticatedStreams(t)
+		},
+		"grpc: health Watch or reflection streams with a token, beyond 64 in all": func(t *testing.T) {
+			conn := h.srv.Dial(t, grpc.WithPerRPCCredentials(apptest.BearerCreds(subscribeToken)))
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			for i := range 64 {
+				w, err := healthpb.NewHealthClient(conn).Watch(sctx, &healthpb.HealthCheckRequest{})
+				if err == nil {
+					_, err = w.Recv()
+				}
+				if err != nil {
+					t.Fatalf("stream %d: %v", i, err)
+				}
+			}
+			w, err := healthpb.NewHealthClient(conn).Watch(sctx, &healthpb.HealthCheckRequest{})
+			if err == nil {
+				_, err = w.Recv()
 			}
 			grpcCode(t, err, codes.ResourceExhausted)
 		},
@@ -423,4 +456,43 @@ type zeroes struct{}
 func (zeroes) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// expectNoUnauthenticatedStreams opens health Watch and reflection streams
+// without a token over many connections, and expects every one refused
+// with UNAUTHENTICATED while the server's goroutine count stays flat: a
+// refused stream must cost the server nothing it keeps. The unary health
+// check stays open.
+func (h *hostile) expectNoUnauthenticatedStreams(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	before := scrape(t, h.srv, "go_goroutines")
+	const conns, perConn = 10, 100
+	for c := range conns {
+		conn := h.srv.Dial(t)
+		if c == 0 {
+			resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				t.Fatalf("unauthenticated health check: %v %v", resp, err)
+			}
+			r, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+			if err == nil {
+				_ = r.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}})
+				_, err = r.Recv()
+			}
+			grpcCode(t, err, codes.Unauthenticated)
+		}
+		for range perConn {
+			w, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{})
+			if err == nil {
+				_, err = w.Recv()
+			}
+			grpcCode(t, err, codes.Unauthenticated)
+		}
+	}
+	// The client still holds its connections; the server holds no stream.
+	if after := scrape(t, h.srv, "go_goroutines"); after > before+4*conns+50 {
+		t.Fatalf("goroutines %v -> %v after %d refused streams", before, after, conns*perConn)
+	}
 }

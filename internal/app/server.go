@@ -47,6 +47,12 @@ const eventOverhead = 64 << 10
 // maxStreamsPerConn bounds concurrent gRPC streams on one connection.
 const maxStreamsPerConn = 1000
 
+// maxRecvMsg bounds a gRPC request message; it matches the REST body cap.
+const maxRecvMsg = 1 << 20
+
+// grpcMaxConnIdle closes gRPC connections that carry no stream.
+const grpcMaxConnIdle = 5 * time.Minute
+
 // server holds the running parts. Fields are set once by newServer and only
 // read afterwards.
 type server struct {
@@ -197,8 +203,12 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), s.authn.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), s.authn.StreamInterceptor()),
-		grpc.MaxRecvMsgSize(4 << 20),
+		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams)),
+		// A missing or unknown token is refused before a stream exists.
+		grpc.InTapHandle(s.authn.TapHandle()),
+		// The largest request the API takes (a filter of 1,000 job ids)
+		// is far below this; REST bodies are bounded the same.
+		grpc.MaxRecvMsgSize(maxRecvMsg),
 		grpc.MaxSendMsgSize(16 << 20),
 		grpc.ForceServerCodecV2(api.ServerCodec()),
 	}
@@ -216,6 +226,9 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 			// Probe idle connections so dead subscribers are reaped.
 			Time:    30 * time.Second,
 			Timeout: 10 * time.Second,
+			// A connection with no stream for this long is closed, so
+			// idle connections cannot hold --max-grpc-conns slots.
+			MaxConnectionIdle: grpcMaxConnIdle,
 		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             10 * time.Second,
@@ -419,7 +432,7 @@ func (s *server) printBanner(w io.Writer, grpcAddr, httpAddr net.Addr) {
 	}
 	fmt.Fprintf(w, `
 klingfan is running
-  gRPC     %[1]s   (try: grpcurl %[6]s%[1]s list)
+  gRPC     %[1]s   (try: grpcurl %[6]s-H "authorization: Bearer %[5]s" %[1]s list)
   HTTP     %[2]s   (/healthz /readyz /metrics /openapi.json)
   ingest   %[3]s/webhooks/klingai   registration "default": %[4]s
            %[3]s/webhooks/kling/{webhook_id}   for registrations made with the API

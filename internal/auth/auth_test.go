@@ -245,7 +245,9 @@ func TestAuthorize(t *testing.T) {
 		wantName string
 	}{
 		{"health needs no token", context.Background(), health, codes.OK, ""},
-		{"reflection needs no token", context.Background(), reflect, codes.OK, ""},
+		{"reflection needs a token", context.Background(), reflect, codes.Unauthenticated, ""},
+		{"reflection takes a subscribe token", withAuth("Bearer " + subscribeTok), reflect, codes.OK, "renderer"},
+		{"health watch needs a token", context.Background(), "/grpc.health.v1.Health/Watch", codes.Unauthenticated, ""},
 		{"no metadata", context.Background(), subscribe, codes.Unauthenticated, ""},
 		{"no authorization", withAuth(), create, codes.Unauthenticated, ""},
 		{"basic scheme", withAuth("Basic " + adminTok), create, codes.Unauthenticated, ""},

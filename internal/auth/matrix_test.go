@@ -125,16 +125,21 @@ func TestAuthMatrix(t *testing.T) {
 		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("health check without a token: %v %v", resp, err)
 		}
-		rs, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := rs.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
-			t.Fatal(err)
-		}
-		r, err := rs.Recv()
-		if err != nil || len(r.GetListServicesResponse().GetService()) == 0 {
-			t.Errorf("reflection without a token: %v %v", r, err)
+		// Reflection is a stream a client could hold open: it needs a
+		// token, of any scope.
+		for _, c := range []struct {
+			conn *grpc.ClientConn
+			want codes.Code
+		}{{conn, codes.Unauthenticated}, {srv.Dial(t, grpc.WithPerRPCCredentials(apptest.BearerCreds(subscribeTok))), codes.OK}} {
+			rs, err := reflectionpb.NewServerReflectionClient(c.conn).ServerReflectionInfo(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = rs.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}})
+			r, err := rs.Recv()
+			if status.Code(err) != c.want || (err == nil && len(r.GetListServicesResponse().GetService()) == 0) {
+				t.Errorf("reflection: %v %v, want %v", r, err, c.want)
+			}
 		}
 	})
 
