@@ -70,8 +70,11 @@ func checkEventTypes(field string, types []gatewayv1.EventType) ([]gatewayv1.Eve
 }
 
 // checkTolerance returns the signature tolerance: the default when unset,
-// zero to disable the check.
-func checkTolerance(field string, d *durationpb.Duration) (time.Duration, error) {
+// zero to disable the check. It must not exceed limit, the duplicate
+// window: a delivery is only ever refused as stale or recognized as a
+// duplicate, and a longer tolerance would leave a stretch where it is
+// neither.
+func checkTolerance(field string, d *durationpb.Duration, limit time.Duration) (time.Duration, error) {
 	if d == nil {
 		return registry.DefaultTolerance, nil
 	}
@@ -84,6 +87,8 @@ func checkTolerance(field string, d *durationpb.Duration) (time.Duration, error)
 		return 0, invalid(field, "must not be negative (0s disables the timestamp check)")
 	case tol > maxTolerance:
 		return 0, invalid(field, "must be at most 24h")
+	case limit > 0 && tol > limit:
+		return 0, invalid(field, fmt.Sprintf("must be at most the duplicate window (--dedup-window %s)", limit))
 	}
 	return tol, nil
 }

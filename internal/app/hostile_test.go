@@ -20,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/apptest"
@@ -239,6 +240,40 @@ func TestHostileInputTable(t *testing.T) {
 			if last != 429 {
 				t.Fatalf("20 signed deliveries at a 5/s limit never got 429 (last %d)", last)
 			}
+		},
+		"ingest: captured delivery replayed, within or after `--dedup-window`": func(t *testing.T) {
+			// A registration of its own, so its bucket (5 at once) is
+			// untouched by the other rows.
+			resp, err := gatewayv1.NewWebhookServiceClient(h.conn).CreateWebhook(ctx, &gatewayv1.CreateWebhookRequest{WebhookId: "replayed",
+				Webhook: &gatewayv1.Webhook{SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sign := func(b []byte) http.Header {
+				return http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(resp.GetSecret()), b)}}
+			}
+			captured := []byte(`{"event":"video.completed","data":{"job_id":"captured"}}`)
+			if status, out := h.srv.Post(t, "/webhooks/kling/replayed", sign(captured), captured); status != 200 {
+				t.Fatalf("first delivery: %d %s", status, out)
+			}
+			before := h.lastSeq(t)
+			for i := range 20 {
+				if status, out := h.srv.Post(t, "/webhooks/kling/replayed", sign(captured), captured); status != 200 {
+					t.Fatalf("replay %d: %d %s, want 200", i, status, out)
+				}
+			}
+			if after := h.lastSeq(t); after != before {
+				t.Fatalf("a replay was logged: last sequence %d -> %d", before, after)
+			}
+			genuine := []byte(`{"event":"video.completed","data":{"job_id":"genuine"}}`)
+			if status, out := h.srv.Post(t, "/webhooks/kling/replayed", sign(genuine), genuine); status != 200 {
+				t.Fatalf("a genuine delivery after 20 replays: %d %s", status, out)
+			}
+		},
+		"api: signature tolerance longer than `--dedup-window`": func(t *testing.T) {
+			_, err := gatewayv1.NewWebhookServiceClient(h.conn).CreateWebhook(ctx, &gatewayv1.CreateWebhookRequest{WebhookId: "lenient",
+				Webhook: &gatewayv1.Webhook{SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS, SignatureTolerance: durationpb.New(3 * time.Hour)}})
+			grpcCode(t, err, codes.InvalidArgument)
 		},
 		"http: headers over 64 KiB": func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, h.srv.HTTPURL+"/webhooks/klingai", bytes.NewReader(body))

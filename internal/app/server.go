@@ -193,12 +193,13 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	s.metrics.MustRegister(grpcMetrics)
 	events := api.NewEventService(s.store, s.hub, s.log, s.now, pageKey, cfg.MaxStreamsPerToken)
 	webhooks := api.NewWebhookService(api.WebhookDeps{
-		Registry:  s.registry,
-		Tester:    s.ingest,
-		Logger:    s.log,
-		Now:       s.now,
-		PublicURL: cfg.PublicURL,
-		PageKey:   pageKey,
+		Registry:    s.registry,
+		Tester:      s.ingest,
+		Logger:      s.log,
+		Now:         s.now,
+		PublicURL:   cfg.PublicURL,
+		PageKey:     pageKey,
+		DedupWindow: cfg.DedupWindow,
 	})
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{

@@ -26,6 +26,9 @@ import (
 // Appender is the part of the log that ingest writes to.
 type Appender interface {
 	Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, duplicate bool, err error)
+	// Stored finds an event already logged with ev's id, over the whole
+	// retention. Append itself reports such an event as a duplicate.
+	Stored(ctx context.Context, ev *gatewayv1.Event) (seq uint64, found bool, err error)
 }
 
 // Registrations is the part of the registry that ingest reads.
@@ -201,12 +204,6 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	// Charged only after authentication: otherwise anyone who knows a
-	// webhook id (and `default` is public) could drain its bucket with
-	// forged requests and lock Kling out.
-	if wait, ok := h.limits.allow(w.ID, h.now()); !ok {
-		return Result{}, &Error{Kind: ErrRateLimited, Outcome: OutcomeRateLimited, Message: "rate limit exceeded, retry later", retryAfter: wait}
-	}
 	ev, err := normalize.Parse(d.Body)
 	if err != nil {
 		// A verified delivery of a known shape is kept even when a field
@@ -232,23 +229,48 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	if !w.Accepts(ev.Type) {
 		return Result{Event: ev, Ignored: true}, nil
 	}
-	ev.RawBody = d.Body
-
 	actx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	seq, dup, err := h.app.Append(actx, ev)
-	if errors.Is(err, store.ErrInvalidEvent) {
-		// Retrying cannot help: say so rather than invite retries with 503.
-		return Result{}, &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: "event cannot be stored: " + err.Error(), Err: err}
-	}
-	if err != nil {
-		if ctx.Err() == nil {
-			h.log.Warn("log append failed", "webhook", w.ID, "error", err)
+	// Charged only after authentication: otherwise anyone who knows a
+	// webhook id (and `default` is public) could drain its bucket with
+	// forged requests and lock Kling out. And charged only for a delivery
+	// that is new: a retry, or a captured delivery replayed however long
+	// after, is acknowledged with the original's sequence without taking
+	// a token genuine deliveries need, and is never logged again (Append
+	// refuses an id already on its subject over the whole retention).
+	if wait, ok := h.limits.check(w.ID, h.now()); !ok {
+		if seq, found, err := h.app.Stored(actx, ev); err != nil {
+			return Result{}, h.appendFailed(ctx, w.ID, err)
+		} else if found {
+			ev.Sequence = seq
+			return Result{Event: ev, Duplicate: true}, nil
 		}
-		return Result{}, &Error{Kind: ErrUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}
+		return Result{}, &Error{Kind: ErrRateLimited, Outcome: OutcomeRateLimited, Message: "rate limit exceeded, retry later", retryAfter: wait}
+	}
+	ev.RawBody = d.Body
+
+	seq, dup, err := h.app.Append(actx, ev)
+	if err != nil {
+		return Result{}, h.appendFailed(ctx, w.ID, err)
+	}
+	if !dup {
+		h.limits.charge(w.ID, h.now())
 	}
 	ev.Sequence = seq
 	return Result{Event: ev, Duplicate: dup}, nil
+}
+
+// appendFailed turns a failed log lookup or append into the delivery's
+// answer: 400-class when retrying cannot help, 503 otherwise.
+func (h *Handler) appendFailed(ctx context.Context, webhookID string, err error) *Error {
+	if errors.Is(err, store.ErrInvalidEvent) {
+		// Retrying cannot help: say so rather than invite retries with 503.
+		return &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: "event cannot be stored: " + err.Error(), Err: err}
+	}
+	if ctx.Err() == nil {
+		h.log.Warn("log append failed", "webhook", webhookID, "error", err)
+	}
+	return &Error{Kind: ErrUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}
 }
 
 // authenticate checks the delivery against the registration's valid

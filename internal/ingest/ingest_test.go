@@ -47,10 +47,17 @@ type rig struct {
 
 func newRig(t *testing.T, adjust ...func(*ingest.Config)) *rig {
 	t.Helper()
+	return newRigWithStore(t, store.Config{}, adjust...)
+}
+
+// newRigWithStore is newRig over a log configured by sc.
+func newRigWithStore(t *testing.T, sc store.Config, adjust ...func(*ingest.Config)) *rig {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir(), Logger: log})
+	sc.DataDir, sc.Logger = t.TempDir(), log
+	st, err := store.Open(ctx, sc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,5 +360,45 @@ func TestIngestKeepsPartiallyReadableDelivery(t *testing.T) {
 	if ev.GetJob().GetJobId() != "partial-1" || ev.GetType() != gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED ||
 		ev.GetSourceFormat() != gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY || !bytes.Equal(ev.GetRawBody(), body) {
 		t.Errorf("stored %v", ev)
+	}
+}
+
+// A captured delivery replayed after the duplicate window is acknowledged
+// and not logged again, and replays, however
+// many, take nothing from the registration's rate limit.
+func TestIngestReplay(t *testing.T) {
+	const window = 200 * time.Millisecond
+	r := newRigWithStore(t, store.Config{DuplicateWindow: window}, func(c *ingest.Config) { c.RateLimit = 0.001; c.RateBurst = 2 })
+	post := func(body []byte) (int, map[string]any) {
+		return r.do(http.MethodPost, "/webhooks/klingai", klingSigned(body), body)
+	}
+	captured := []byte(`{"event":"video.completed","data":{"job_id":"replayed"}}`)
+	status, first := post(captured)
+	if status != 200 {
+		t.Fatalf("first delivery: status %d %v", status, first)
+	}
+	last := r.last()
+	// Wait out JetStream's duplicate window: only the event's own subject
+	// can recognize the replay now.
+	time.Sleep(2 * window)
+	for i := range 10 {
+		status, out := post(captured)
+		if status != 200 {
+			t.Fatalf("replay %d: status %d %v, want 200", i, status, out)
+		}
+	}
+	if r.last() != last {
+		t.Fatalf("a replay was logged again: last sequence %d -> %d", last, r.last())
+	}
+	// The bucket (2 deliveries) still has room for a genuine one.
+	if status, out := post([]byte(`{"event":"video.completed","data":{"job_id":"genuine"}}`)); status != 200 {
+		t.Fatalf("a genuine delivery after 10 replays: status %d %v", status, out)
+	}
+	// The bucket is empty now: a replay is still recognized, not refused.
+	if status, out := post(captured); status != 200 {
+		t.Fatalf("a replay with the bucket empty: status %d %v, want 200", status, out)
+	}
+	if status, _ := post([]byte(`{"event":"video.completed","data":{"job_id":"third"}}`)); status != http.StatusTooManyRequests {
+		t.Fatalf("a new delivery with the bucket empty: status %d, want 429", status)
 	}
 }
