@@ -275,6 +275,17 @@ func TestHostileInputTable(t *testing.T) {
 				Webhook: &gatewayv1.Webhook{SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS, SignatureTolerance: durationpb.New(3 * time.Hour)}})
 			grpcCode(t, err, codes.InvalidArgument)
 		},
+		"ingest: body within the limit but too large for the log once normalized": func(t *testing.T) {
+			// The server's own limit (the log's max_payload bounds it), so a
+			// server of its own: invalid UTF-8 grows threefold as U+FFFD.
+			big := startFanout(t, apptest.WithConfig(func(c *config.Config) { c.MaxBodyBytes = 64 << 20 }))
+			b := append([]byte(`{"event":"video.failed","data":{"job_id":"expands","prompt":"`), bytes.Repeat([]byte{0xff}, 3<<20)...)
+			b = append(b, `"}}`...)
+			status, out := big.srv.Post(t, "/webhooks/klingai", http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(secret), b)}}, b)
+			if status != 200 {
+				t.Fatalf("status %d %s, want 200 (stored with its raw body)", status, out)
+			}
+		},
 		"http: headers over 64 KiB": func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, h.srv.HTTPURL+"/webhooks/klingai", bytes.NewReader(body))
 			req.Header.Set("X-Padding", strings.Repeat("a", 80<<10))

@@ -250,6 +250,18 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	ev.RawBody = d.Body
 
 	seq, dup, err := h.app.Append(actx, ev)
+	if errors.Is(err, store.ErrEventTooLarge) {
+		// The normalized copy made a body within --max-body-bytes too big
+		// for the log (invalid UTF-8 grows threefold as U+FFFD, say).
+		// Keep it as a partial delivery keeps it: what identifies it and
+		// the raw body, rather than a 503 retried forever.
+		small, ierr := h.identified(w.ID, ev, d.Body)
+		if ierr != nil {
+			return Result{}, ierr
+		}
+		ev = small
+		seq, dup, err = h.app.Append(actx, ev)
+	}
 	if err != nil {
 		return Result{}, h.appendFailed(ctx, w.ID, err)
 	}
@@ -260,9 +272,25 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	return Result{Event: ev, Duplicate: dup}, nil
 }
 
+// identified returns ev reduced to what identifies it, with its raw body.
+func (h *Handler) identified(webhookID string, ev *gatewayv1.Event, body []byte) (*gatewayv1.Event, *Error) {
+	small, err := normalize.Identify(body)
+	if err != nil {
+		return nil, &Error{Kind: ErrTooLarge, Outcome: OutcomeTooLarge, Message: "event too large for the log once normalized", Err: err}
+	}
+	small.WebhookId, small.DeliveryId, small.Id = ev.WebhookId, ev.DeliveryId, ev.Id
+	small.ReceivedAt, small.Test, small.RawBody = ev.ReceivedAt, ev.Test, body
+	h.log.Warn("delivery too large for the log once normalized; stored with its raw body and ids only", "webhook", webhookID, "bytes", len(body))
+	h.metrics.partial.Inc()
+	return small, nil
+}
+
 // appendFailed turns a failed log lookup or append into the delivery's
 // answer: 400-class when retrying cannot help, 503 otherwise.
 func (h *Handler) appendFailed(ctx context.Context, webhookID string, err error) *Error {
+	if errors.Is(err, store.ErrEventTooLarge) {
+		return tooLarge(h.maxBody)
+	}
 	if errors.Is(err, store.ErrInvalidEvent) {
 		// Retrying cannot help: say so rather than invite retries with 503.
 		return &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: "event cannot be stored: " + err.Error(), Err: err}

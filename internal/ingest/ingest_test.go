@@ -402,3 +402,25 @@ func TestIngestReplay(t *testing.T) {
 		t.Fatalf("a new delivery with the bucket empty: status %d, want 429", status)
 	}
 }
+
+// A verified body within the size limit whose normalized form is larger
+// than the log's largest message (invalid UTF-8 in the prompt becomes
+// three-byte U+FFFD) is stored with what identifies it and its raw body,
+// never answered 503 for Kling to retry forever.
+func TestIngestBodyTooLargeOnceNormalized(t *testing.T) {
+	r := newRig(t, func(c *ingest.Config) { c.MaxBodyBytes = 8 << 20 })
+	body := append([]byte(`{"event":"video.failed","data":{"job_id":"expands","prompt":"`), bytes.Repeat([]byte{0xff}, 3<<20)...)
+	body = append(body, []byte(`"}}`)...)
+	status, out := r.do(http.MethodPost, "/webhooks/klingai", klingSigned(body), body)
+	if status != 200 {
+		t.Fatalf("status %d %v, want 200 (stored partially)", status, out)
+	}
+	ev, err := r.store.Get(context.Background(), r.last())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.GetJob().GetJobId() != "expands" || !bytes.Equal(ev.GetRawBody(), body) || ev.GetJob().GetPrompt() != "" {
+		t.Errorf("stored job %q, raw body %d bytes, prompt %d bytes; want the job id, the raw body and no prompt",
+			ev.GetJob().GetJobId(), len(ev.GetRawBody()), len(ev.GetJob().GetPrompt()))
+	}
+}

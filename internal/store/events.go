@@ -43,6 +43,10 @@ func (s *Store) Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, du
 	if err != nil {
 		return 0, false, fmt.Errorf("store: encode event %q: %w", ev.GetId(), err)
 	}
+	// Headers (message id, expectations) travel in the same frame.
+	if limit := s.nc.MaxPayload() - appendHeaderRoom; int64(len(data)) > limit {
+		return 0, false, fmt.Errorf("%w: event %q encodes to %d bytes, the limit is %d", ErrEventTooLarge, ev.GetId(), len(data), limit)
+	}
 	msg := &nats.Msg{Subject: eventSubject(ev), Data: data}
 	ack, err := s.js.PublishMsg(ctx, msg,
 		jetstream.WithMsgID(ev.GetWebhookId()+":"+ev.GetDeliveryId()),
@@ -65,6 +69,9 @@ func (s *Store) Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, du
 	}
 	return ack.Sequence, ack.Duplicate, nil
 }
+
+// appendHeaderRoom is what Append's headers may take of max_payload.
+const appendHeaderRoom = 4 << 10
 
 // isWrongLastSequence reports JetStream's refusal of a publish whose
 // subject already holds a message.
