@@ -286,6 +286,7 @@ func TestHostileInputTable(t *testing.T) {
 				t.Fatalf("status %d %s, want 200 (stored with its raw body)", status, out)
 			}
 		},
+		"secrets: registrations stored before `KLINGFAN_SECRET_KEY` was set, or sealed with a key the server lacks": expectSecretsSealedAtStart,
 		"http: headers over 64 KiB": func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, h.srv.HTTPURL+"/webhooks/klingai", bytes.NewReader(body))
 			req.Header.Set("X-Padding", strings.Repeat("a", 80<<10))

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -141,6 +142,9 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	}
 	s.registry, err = registry.Open(ctx, s.store.KV(), s.log, regOpts...)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkSecretsAtRest(ctx); err != nil {
 		return nil, err
 	}
 	if cfg.KlingaiSecret != "" {
@@ -357,6 +361,11 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.Ready(ctx); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, `{"status":"unavailable","error":"log unavailable"}`+"\n")
+		return
+	}
+	if err := unreadableError(s.registry.Unreadable()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "unavailable", "error": err.Error()})
 		return
 	}
 	_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
