@@ -131,6 +131,9 @@ func expectSecretsSealedAtStart(t *testing.T) {
 	if raw := rawRegistration(t, dir, "kept"); strings.Contains(raw, imported) || !strings.Contains(raw, `"sealed"`) {
 		t.Fatal("the existing registration's secret was not sealed at start-up")
 	}
+	if raw := rawRegistration(t, dir, "_keys.page-token"); len(raw) == 32 {
+		t.Fatal("the page-token key was not sealed at start-up")
+	}
 
 	cfg, err := config.Parse([]string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"},
 		func(string) (string, bool) { return "", false }, io.Discard)

@@ -129,13 +129,17 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		cfg.MaxBodyBytes = limit
 	}
 	// The registry's watch lives as long as the server.
-	var regOpts []registry.Option
+	var (
+		regOpts   []registry.Option
+		keySealer store.KeySealer
+	)
 	if cfg.SecretKey != "" {
 		sealer, err := registry.NewSealer(cfg.SecretKey)
 		if err != nil {
 			return nil, err
 		}
 		regOpts = append(regOpts, registry.WithSealer(sealer))
+		keySealer = sealer
 		s.log.Info("registration secrets are encrypted at rest", "key_id", sealer.KeyID())
 	} else {
 		s.log.Warn("registration secrets are stored unencrypted in the KV bucket; set KLINGFAN_SECRET_KEY to encrypt them")
@@ -152,7 +156,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 			return nil, err
 		}
 	}
-	pageKey, err := s.store.SharedKey(ctx, "page-token")
+	pageKey, err := s.store.SealedSharedKey(ctx, "page-token", keySealer)
 	if err != nil {
 		return nil, err
 	}
