@@ -341,6 +341,54 @@ func TestHostileInputTable(t *testing.T) {
 				t.Fatalf("the waiting connection was not served once a slot freed: %v", err)
 			}
 		},
+		"http: one client address holding more than `--max-http-conns-per-addr` connections": func(t *testing.T) {
+			f := startFanout(t, apptest.WithConfig(func(c *config.Config) { c.MaxHTTPConnsPerAddr = 2 }))
+			a := strings.TrimPrefix(f.srv.HTTPURL, "http://")
+			held := []net.Conn{holdIdle(t, a), holdIdle(t, a)}
+			extra, err := net.Dial("tcp", a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer extra.Close()
+			_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if n, err := extra.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("a third connection from the same address: read %d, %v; want it closed at once", n, err)
+			}
+			held[0].Close()
+			apptest.Eventually(t, 10*time.Second, "a slot freed by a closed connection", func() bool {
+				c, err := net.Dial("tcp", a)
+				if err != nil {
+					return false
+				}
+				defer c.Close()
+				fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+				_ = c.SetReadDeadline(time.Now().Add(time.Second))
+				_, err = http.ReadResponse(bufio.NewReader(c), nil)
+				return err == nil
+			})
+		},
+		"http: other traffic holding every `--max-http-conns` slot": func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := startFanout(t, apptest.WithIngestListener(ln), apptest.WithConfig(func(c *config.Config) { c.MaxHTTPConns = 2 }))
+			a := strings.TrimPrefix(f.srv.HTTPURL, "http://")
+			holdIdle(t, a)
+			holdIdle(t, a)
+			req, _ := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/webhooks/klingai", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(verify.HeaderKlingSignature, verify.SignKling([]byte(secret), body))
+			client := &http.Client{Timeout: 10 * time.Second}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("ingest on its own listener: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("ingest on its own listener: status %d", resp.StatusCode)
+			}
+		},
 		"api: no token": func(t *testing.T) {
 			_, err := gatewayv1.NewEventServiceClient(h.srv.Dial(t)).ListEvents(ctx, &gatewayv1.ListEventsRequest{})
 			grpcCode(t, err, codes.Unauthenticated)
@@ -542,4 +590,21 @@ func (h *hostile) expectNoUnauthenticatedStreams(t *testing.T) {
 	if after := scrape(t, h.srv, "go_goroutines"); after > before+4*conns+50 {
 		t.Fatalf("goroutines %v -> %v after %d refused streams", before, after, conns*perConn)
 	}
+}
+
+// holdIdle opens a keep-alive connection to addr, completes one request on
+// it and leaves it idle, closed by t.Cleanup.
+func holdIdle(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -51,6 +51,10 @@ const maxStreamsPerConn = 1000
 // maxRecvMsg bounds a gRPC request message; it matches the REST body cap.
 const maxRecvMsg = 1 << 20
 
+// httpIdleTimeout closes keep-alive HTTP connections left idle, so idle
+// connections cannot hold --max-http-conns slots for long.
+const httpIdleTimeout = 20 * time.Second
+
 // grpcMaxConnIdle closes gRPC connections that carry no stream.
 const grpcMaxConnIdle = 5 * time.Minute
 
@@ -70,6 +74,8 @@ type server struct {
 	health   *health.Server
 	grpc     *grpc.Server
 	http     *http.Server
+	// ingestHTTP serves ingest alone on --ingest-addr, when set.
+	ingestHTTP *http.Server
 
 	// gatewayLn connects the grpc-gateway to the gRPC server in memory, so
 	// REST calls take exactly the gRPC path (interceptors, auth, streaming)
@@ -262,10 +268,11 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	s.http = &http.Server{
 		Handler:           s.routes(mux),
 		ReadHeaderTimeout: cfg.HeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       httpIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	s.ingestHTTP = s.newIngestHTTP()
 	return s, nil
 }
 
@@ -395,11 +402,20 @@ func (s *server) wrapGRPCListener(ln net.Listener) net.Listener {
 func (s *server) serveHTTP(ln net.Listener) error {
 	// A connection cap keeps a flood of connections from exhausting file
 	// descriptors and memory; connections beyond it wait in the backlog.
-	ln = netutil.LimitListener(ln, s.cfg.MaxHTTPConns)
-	if s.tlsConfig != nil {
-		return s.http.Serve(tls.NewListener(ln, s.tlsConfig))
+	return serveHTTPOn(s.http, s.limitHTTP(ln), s.tlsConfig)
+}
+
+// limitHTTP bounds an HTTP listener's connections in all and per client
+// address.
+func (s *server) limitHTTP(ln net.Listener) net.Listener {
+	return netutil.LimitListener(limitPerAddr(ln, s.cfg.MaxHTTPConnsPerAddr), s.cfg.MaxHTTPConns)
+}
+
+func serveHTTPOn(srv *http.Server, ln net.Listener, tlsConfig *tls.Config) error {
+	if tlsConfig != nil {
+		return srv.Serve(tls.NewListener(ln, tlsConfig))
 	}
-	return s.http.Serve(ln)
+	return srv.Serve(ln)
 }
 
 // shutdown stops accepting work and ends what is running, waiting at most
@@ -412,6 +428,7 @@ func (s *server) shutdown(grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	_ = s.http.Shutdown(ctx)
+	s.shutdownIngest(ctx)
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); s.gatewayGRPC.GracefulStop(); close(stopped) }()
 	select {

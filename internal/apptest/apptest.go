@@ -274,3 +274,8 @@ func insecureTransport() *http.Transport {
 	tr.TLSClientConfig = insecureTLS()
 	return tr
 }
+
+// WithIngestListener serves ingest on ln as well, as --ingest-addr does.
+func WithIngestListener(ln net.Listener) Option {
+	return func(_ *config.Config, o *app.Options) { o.IngestListener = ln }
+}

@@ -49,14 +49,20 @@ type Config struct {
 	// start when they differ.
 	NATSUpdateConfig bool
 
-	Replicas           int
-	Retention          time.Duration
-	DedupWindow        time.Duration
-	SyncAlways         bool
-	MaxBodyBytes       int64
-	IngestRate         float64
-	IngestBurst        int
-	MaxHTTPConns       int
+	Replicas     int
+	Retention    time.Duration
+	DedupWindow  time.Duration
+	SyncAlways   bool
+	MaxBodyBytes int64
+	IngestRate   float64
+	IngestBurst  int
+	MaxHTTPConns int
+	// MaxHTTPConnsPerAddr bounds one client address's HTTP connections, so
+	// one client cannot hold every --max-http-conns slot; 0: no bound.
+	MaxHTTPConnsPerAddr int
+	// IngestAddr, when set, serves ingest on a listener of its own, so
+	// management traffic cannot starve Kling's deliveries.
+	IngestAddr         string
 	MaxGRPCConns       int
 	HeaderTimeout      time.Duration
 	IngestTimeout      time.Duration
@@ -113,6 +119,8 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.Float64Var(&c.IngestRate, "ingest-rate", 500, "deliveries per second each registration accepts before 429 (0: no limit)")
 	fs.IntVar(&c.IngestBurst, "ingest-burst", 1000, "deliveries a registration may send at once above --ingest-rate")
 	fs.IntVar(&c.MaxHTTPConns, "max-http-conns", 10000, "maximum concurrent HTTP connections")
+	fs.IntVar(&c.MaxHTTPConnsPerAddr, "max-http-conns-per-addr", 256, "maximum concurrent HTTP connections from one client address (0: no limit; raise it behind a proxy)")
+	fs.StringVar(&c.IngestAddr, "ingest-addr", "", "serve ingest (/webhooks/...) also on this address, with its own connection limits, so other HTTP traffic cannot starve it")
 	fs.IntVar(&c.MaxGRPCConns, "max-grpc-conns", 10000, "maximum concurrent gRPC connections")
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "maximum concurrent Subscribe streams")
 	fs.IntVar(&c.MaxStreamsPerToken, "max-streams-per-token", 1000, "maximum concurrent Subscribe streams per API token (0: no limit)")
@@ -204,6 +212,14 @@ func (c *Config) validate() error {
 	}
 	if c.HeaderTimeout <= 0 || c.IngestTimeout <= 0 {
 		errs = append(errs, errors.New("--http-header-timeout and --ingest-timeout must be positive"))
+	}
+	if c.IngestAddr != "" {
+		if _, _, err := net.SplitHostPort(c.IngestAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--ingest-addr %q: want host:port", c.IngestAddr))
+		}
+	}
+	if c.MaxHTTPConnsPerAddr < 0 {
+		errs = append(errs, fmt.Errorf("--max-http-conns-per-addr %d: must not be negative", c.MaxHTTPConnsPerAddr))
 	}
 	if c.MaxHTTPConns < 1 || c.MaxGRPCConns < 1 {
 		errs = append(errs, fmt.Errorf("--max-http-conns %d and --max-grpc-conns %d: must be at least 1", c.MaxHTTPConns, c.MaxGRPCConns))
