@@ -178,8 +178,15 @@ func TestHostileInputTable(t *testing.T) {
 				}, body, 401)
 			}
 		},
-		"ingest: wrong URL token":  func(t *testing.T) { h.expectHTTP(t, "/webhooks/kling/tok?token=x"+h.tok, nil, body, 401) },
-		"ingest: unknown webhook":  func(t *testing.T) { h.expectHTTP(t, "/webhooks/kling/nobody", nil, body, 404) },
+		"ingest: wrong URL token": func(t *testing.T) { h.expectHTTP(t, "/webhooks/kling/tok?token=x"+h.tok, nil, body, 401) },
+		"ingest: unknown webhook": func(t *testing.T) {
+			h.expectHTTP(t, "/webhooks/kling/nobody", nil, body, 401)
+			_, unknown := h.srv.Post(t, "/webhooks/kling/nobody", nil, body)
+			_, forged := h.srv.Post(t, "/webhooks/kling/limited", http.Header{verify.HeaderKlingSignature: {"sha256=00"}}, body)
+			if !bytes.Equal(unknown, forged) {
+				t.Fatalf("an unknown id (%s) is told apart from a bad signature (%s)", unknown, forged)
+			}
+		},
 		"ingest: inactive webhook": func(t *testing.T) { h.expectHTTP(t, "/webhooks/kling/off", nil, body, 403) },
 		"ingest: declared body over the limit": func(t *testing.T) {
 			big := bytes.Repeat([]byte(" "), 5000)

@@ -152,8 +152,8 @@ func TestAuthMatrix(t *testing.T) {
 		if code, out := srv.Post(t, "/webhooks/klingai", h, body); code != 401 {
 			t.Errorf("badly signed delivery with an admin bearer token: %d %s, want 401", code, out)
 		}
-		if code, out := srv.Post(t, "/webhooks/kling/nobody", nil, body); code != 404 {
-			t.Errorf("unknown webhook: %d %s, want 404", code, out)
+		if code, out := srv.Post(t, "/webhooks/kling/nobody", nil, body); code != 401 {
+			t.Errorf("unknown webhook: %d %s, want 401, like a bad signature", code, out)
 		}
 	})
 

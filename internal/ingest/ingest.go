@@ -192,7 +192,7 @@ func (h *Handler) Deliver(ctx context.Context, d Delivery) (Result, error) {
 func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	w, ok := h.regs.Get(d.WebhookID)
 	if !ok {
-		return Result{}, &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeUnknown, Message: "unknown webhook"}
+		return Result{}, &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeUnknown, Message: msgInvalidSignature}
 	}
 	if !w.Active {
 		return Result{}, &Error{Kind: ErrInactive, Outcome: OutcomeInactive, Message: "webhook is inactive"}
@@ -324,9 +324,13 @@ func (h *Handler) authenticate(w *registry.Webhook, d Delivery) (string, error) 
 	case errors.Is(err, verify.ErrMissingSignature):
 		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeBadSignature, Message: "missing signature", Err: err}
 	default:
-		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeBadSignature, Message: "invalid signature", Err: err}
+		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeBadSignature, Message: msgInvalidSignature, Err: err}
 	}
 }
+
+// msgInvalidSignature answers a bad signature and an unknown registration
+// alike.
+const msgInvalidSignature = "invalid signature"
 
 func tooLarge(limit int64) *Error {
 	return &Error{Kind: ErrTooLarge, Outcome: OutcomeTooLarge, Message: fmt.Sprintf("body exceeds %d bytes", limit)}

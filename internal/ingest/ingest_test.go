@@ -215,7 +215,7 @@ func TestIngest(t *testing.T) {
 			status: 401, want: map[string]any{"error": "invalid signature"}},
 		{name: "url token missing", path: "/webhooks/kling/tok", header: jsonHeader(), body: v2, status: 401},
 		{name: "unknown registration", path: "/webhooks/kling/nobody", header: klingSigned(completed), body: completed,
-			status: 404, want: map[string]any{"error": "unknown webhook"}},
+			status: 401, want: map[string]any{"error": "invalid signature"}},
 		{name: "inactive registration", path: "/webhooks/kling/inactive", header: klingSigned(completed), body: completed, status: 403},
 		{name: "event type outside the filter", path: "/webhooks/kling/completed-only", header: klingSigned(processing), body: processing,
 			status: 200, want: map[string]any{"received": true, "ignored": true}},
