@@ -101,6 +101,9 @@ func checkSecret(field string, scheme gatewayv1.SignatureScheme, secret string) 
 		return invalid(field, fmt.Sprintf("at most %d bytes", maxSecretBytes))
 	case strings.TrimSpace(secret) != secret:
 		return invalid(field, "has leading or trailing whitespace")
+	case len(secret) < minSecretLength:
+		// A short shared secret can be guessed from one captured delivery.
+		return invalid(field, fmt.Sprintf("at least %d characters", minSecretLength))
 	}
 	if _, err := registry.Key(scheme, secret); err != nil {
 		if scheme == gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS {

@@ -26,6 +26,7 @@ const (
 	defaultGracePeriod     = 24 * time.Hour
 	maxGracePeriod         = 30 * 24 * time.Hour
 	maxSecretBytes         = 1024
+	minSecretLength        = 16
 	minURLTokenLength      = 16
 	// defaultTestEventType is what SendTestEvent simulates when the request
 	// names no type.

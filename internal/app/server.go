@@ -158,6 +158,9 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		return nil, err
 	}
 	if cfg.KlingaiSecret != "" {
+		if len(cfg.KlingaiSecret) < 16 {
+			s.log.Warn("KLINGAI_WEBHOOK_SECRET is shorter than 16 characters: a short secret can be guessed from one captured delivery")
+		}
 		if err := s.registry.EnsureDefault(ctx, cfg.KlingaiSecret, s.now()); err != nil {
 			return nil, err
 		}
