@@ -411,6 +411,23 @@ func TestHostileInputTable(t *testing.T) {
 				t.Fatalf("ingest on its own listener: status %d", resp.StatusCode)
 			}
 		},
+		"http: `/metrics` (its labels name registrations) with `--metrics-addr` set": func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := startFanout(t, apptest.WithMetricsListener(ln))
+			for url, want := range map[string]int{f.srv.HTTPURL + "/metrics": 404, "http://" + ln.Addr().String() + "/metrics": 200} {
+				resp, err := http.Get(url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Errorf("GET %s: %d, want %d", url, resp.StatusCode, want)
+				}
+			}
+		},
 		"api: no token": func(t *testing.T) {
 			_, err := gatewayv1.NewEventServiceClient(h.srv.Dial(t)).ListEvents(ctx, &gatewayv1.ListEventsRequest{})
 			grpcCode(t, err, codes.Unauthenticated)

@@ -18,7 +18,6 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -76,6 +75,10 @@ type server struct {
 	http     *http.Server
 	// ingestHTTP serves ingest alone on --ingest-addr, when set.
 	ingestHTTP *http.Server
+	// metricsHTTP serves /metrics alone on --metrics-addr; metricsApart
+	// is set when it does, and /metrics is then not on --http-addr.
+	metricsHTTP  *http.Server
+	metricsApart bool
 
 	// gatewayLn connects the grpc-gateway to the gRPC server in memory, so
 	// REST calls take exactly the gRPC path (interceptors, auth, streaming)
@@ -261,6 +264,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	// stream bound (the hub's --max-streams still applies).
 	s.gatewayGRPC = newGRPC()
 
+	s.metricsApart = cfg.MetricsAddr != "" || opts.MetricsListener != nil
 	mux, err := s.gatewayMux(ctx)
 	if err != nil {
 		return nil, err
@@ -276,6 +280,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.ingestHTTP = s.newIngestHTTP()
+	s.metricsHTTP = s.newMetricsHTTP()
 	return s, nil
 }
 
@@ -364,7 +369,9 @@ func (s *server) routes(gateway *runtime.ServeMux) http.Handler {
 		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics}))
+	if !s.metricsApart {
+		mux.Handle("GET /metrics", s.metricsHandler())
+	}
 	return mux
 }
 
@@ -432,6 +439,7 @@ func (s *server) shutdown(grace time.Duration) {
 	defer cancel()
 	_ = s.http.Shutdown(ctx)
 	s.shutdownIngest(ctx)
+	_ = s.metricsHTTP.Shutdown(ctx)
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); s.gatewayGRPC.GracefulStop(); close(stopped) }()
 	select {

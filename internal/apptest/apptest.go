@@ -279,3 +279,9 @@ func insecureTransport() *http.Transport {
 func WithIngestListener(ln net.Listener) Option {
 	return func(_ *config.Config, o *app.Options) { o.IngestListener = ln }
 }
+
+// WithMetricsListener serves /metrics on ln instead of the HTTP listener,
+// as --metrics-addr does.
+func WithMetricsListener(ln net.Listener) Option {
+	return func(_ *config.Config, o *app.Options) { o.MetricsListener = ln }
+}

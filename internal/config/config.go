@@ -62,7 +62,10 @@ type Config struct {
 	MaxHTTPConnsPerAddr int
 	// IngestAddr, when set, serves ingest on a listener of its own, so
 	// management traffic cannot starve Kling's deliveries.
-	IngestAddr         string
+	IngestAddr string
+	// MetricsAddr, when set, serves /metrics there instead of on
+	// --http-addr, so its labels (registration ids) stay off the public port.
+	MetricsAddr        string
 	MaxGRPCConns       int
 	HeaderTimeout      time.Duration
 	IngestTimeout      time.Duration
@@ -120,6 +123,7 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.IntVar(&c.IngestBurst, "ingest-burst", 1000, "deliveries a registration may send at once above --ingest-rate")
 	fs.IntVar(&c.MaxHTTPConns, "max-http-conns", 10000, "maximum concurrent HTTP connections")
 	fs.IntVar(&c.MaxHTTPConnsPerAddr, "max-http-conns-per-addr", 256, "maximum concurrent HTTP connections from one client address (0: no limit; raise it behind a proxy)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address instead of --http-addr (keep it private: its labels name registrations)")
 	fs.StringVar(&c.IngestAddr, "ingest-addr", "", "serve ingest (/webhooks/...) also on this address, with its own connection limits, so other HTTP traffic cannot starve it")
 	fs.IntVar(&c.MaxGRPCConns, "max-grpc-conns", 10000, "maximum concurrent gRPC connections")
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "maximum concurrent Subscribe streams")
@@ -213,9 +217,9 @@ func (c *Config) validate() error {
 	if c.HeaderTimeout <= 0 || c.IngestTimeout <= 0 {
 		errs = append(errs, errors.New("--http-header-timeout and --ingest-timeout must be positive"))
 	}
-	if c.IngestAddr != "" {
-		if _, _, err := net.SplitHostPort(c.IngestAddr); err != nil {
-			errs = append(errs, fmt.Errorf("--ingest-addr %q: want host:port", c.IngestAddr))
+	for name, addr := range map[string]string{"--ingest-addr": c.IngestAddr, "--metrics-addr": c.MetricsAddr} {
+		if _, _, err := net.SplitHostPort(addr); addr != "" && err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port", name, addr))
 		}
 	}
 	if c.MaxHTTPConnsPerAddr < 0 {
