@@ -277,6 +277,14 @@ func TestHostileInputTable(t *testing.T) {
 				t.Fatalf("a genuine delivery after 20 replays: %d %s", status, out)
 			}
 		},
+		"ingest: seed-format signed `timestamp` further than `--max-event-age` from now": func(t *testing.T) {
+			f := startFanout(t, apptest.WithConfig(func(c *config.Config) { c.MaxEventAge = 24 * time.Hour }))
+			old := []byte(`{"event":"video.completed","timestamp":"` + time.Now().Add(-48*time.Hour).UTC().Format(time.RFC3339) + `","data":{"job_id":"old"}}`)
+			status, out := f.srv.Post(t, "/webhooks/klingai", http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(secret), old)}}, old)
+			if status != 401 || !bytes.Contains(out, []byte("timestamp outside tolerance")) {
+				t.Fatalf("status %d %s, want 401 timestamp outside tolerance", status, out)
+			}
+		},
 		"api: imported secret under 16 characters": func(t *testing.T) {
 			_, err := gatewayv1.NewWebhookServiceClient(h.conn).CreateWebhook(ctx, &gatewayv1.CreateWebhookRequest{WebhookId: "weak", Secret: "guessable",
 				Webhook: &gatewayv1.Webhook{SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE}})

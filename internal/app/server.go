@@ -191,6 +191,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		RateLimit:      cfg.IngestRate,
 		RequestTimeout: cfg.IngestTimeout,
 		RateBurst:      cfg.IngestBurst,
+		MaxEventAge:    cfg.MaxEventAge,
 		Metrics:        ingest.NewMetrics(s.metrics),
 	})
 

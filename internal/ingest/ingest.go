@@ -129,6 +129,10 @@ type Config struct {
 	RateLimit float64
 	RateBurst int
 	Metrics   *Metrics
+	// MaxEventAge, when positive, refuses a delivery in the seed format
+	// whose signed timestamp is further than this from now, unless its
+	// registration's tolerance is 0s (opted out).
+	MaxEventAge time.Duration
 }
 
 // Handler serves the ingest routes and runs deliveries for SendTestEvent.
@@ -142,6 +146,7 @@ type Handler struct {
 	reqTime time.Duration
 	limits  *limits
 	metrics *Metrics
+	maxAge  time.Duration
 }
 
 // New returns a Handler.
@@ -161,7 +166,7 @@ func New(c Config) *Handler {
 	return &Handler{
 		log: c.Logger, regs: c.Registrations, app: c.Events, now: c.Now,
 		maxBody: c.MaxBodyBytes, timeout: c.AppendTimeout, reqTime: c.RequestTimeout,
-		limits: newLimits(c.RateLimit, c.RateBurst), metrics: c.Metrics,
+		limits: newLimits(c.RateLimit, c.RateBurst), metrics: c.Metrics, maxAge: c.MaxEventAge,
 	}
 }
 
@@ -216,6 +221,9 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 		h.log.Warn("delivery normalized partially; the raw body keeps everything", "webhook", w.ID, "problem", err.Error())
 		h.metrics.partial.Inc()
 		ev = partial
+	}
+	if err := h.checkAge(w, ev); err != nil {
+		return Result{}, err
 	}
 	if deliveryID == "" {
 		sum := sha256.Sum256(d.Body)
@@ -326,6 +334,21 @@ func (h *Handler) authenticate(w *registry.Webhook, d Delivery) (string, error) 
 	default:
 		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeBadSignature, Message: msgInvalidSignature, Err: err}
 	}
+}
+
+// checkAge refuses a seed-format event whose signed timestamp is further
+// than maxAge from now. The X-Kling-Signature scheme signs no time of its
+// own, so the body's timestamp is what bounds how long a captured delivery
+// stays usable: with maxAge within the retention, a replay either finds
+// its event still in the log (a duplicate) or is refused here.
+func (h *Handler) checkAge(w *registry.Webhook, ev *gatewayv1.Event) *Error {
+	if h.maxAge <= 0 || w.Tolerance == 0 || ev.GetSourceFormat() != gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT || ev.GetOccurredAt() == nil {
+		return nil
+	}
+	if d := h.now().Sub(ev.GetOccurredAt().AsTime()); d > h.maxAge || d < -h.maxAge {
+		return &Error{Kind: ErrUnauthorized, Outcome: OutcomeStale, Message: "timestamp outside tolerance"}
+	}
+	return nil
 }
 
 // msgInvalidSignature answers a bad signature and an unknown registration

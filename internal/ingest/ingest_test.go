@@ -424,3 +424,38 @@ func TestIngestBodyTooLargeOnceNormalized(t *testing.T) {
 			ev.GetJob().GetJobId(), len(ev.GetRawBody()), len(ev.GetJob().GetPrompt()))
 	}
 }
+
+// With --max-event-age, a seed-format delivery whose signed timestamp is
+// far from now is refused as stale, so a capture cannot be replayed once
+// the log has dropped its event; a registration with tolerance 0s opts out.
+func TestIngestMaxEventAge(t *testing.T) {
+	r := newRig(t, func(c *ingest.Config) { c.MaxEventAge = 24 * time.Hour })
+	if _, err := r.reg.Create(context.Background(), &registry.Webhook{ID: "lenient", Scheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE,
+		Secrets: []registry.Secret{{Value: klingSecret}}, Active: true, CreateTime: r.now, UpdateTime: r.now}); err != nil {
+		t.Fatal(err)
+	}
+	at := func(d time.Duration, job string) []byte {
+		return []byte(`{"event":"video.completed","timestamp":"` + r.now.Add(d).UTC().Format(time.RFC3339) + `","data":{"job_id":"` + job + `"}}`)
+	}
+	tests := []struct {
+		name, path string
+		body       []byte
+		want       int
+	}{
+		{"an hour old", "/webhooks/klingai", at(-time.Hour, "fresh"), 200},
+		{"two days old", "/webhooks/klingai", at(-48*time.Hour, "old"), 401},
+		{"two days ahead", "/webhooks/klingai", at(48*time.Hour, "ahead"), 401},
+		{"two days old, registration opted out", "/webhooks/kling/lenient", at(-48*time.Hour, "old-ok"), 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, out := r.do(http.MethodPost, tc.path, klingSigned(tc.body), tc.body)
+			if status != tc.want {
+				t.Fatalf("status %d %v, want %d", status, out, tc.want)
+			}
+			if tc.want == 401 && out["error"] != "timestamp outside tolerance" {
+				t.Errorf("error %v, want timestamp outside tolerance", out["error"])
+			}
+		})
+	}
+}
