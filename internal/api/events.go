@@ -62,31 +62,56 @@ type EventService struct {
 // maxStreamsPerToken bounds concurrent streams per token; 0 means no bound.
 func NewEventService(log EventLog, h *hub.Hub, logger *slog.Logger, now func() time.Time, pageKey []byte, maxStreamsPerToken int) *EventService {
 	return &EventService{Log: log, Hub: h, Logger: logger, Now: now, Tokens: pageTokens{key: pageKey},
-		quota: streamQuota{max: maxStreamsPerToken, open: make(map[string]int)}}
+		quota: streamQuota{max: maxStreamsPerToken, open: make(map[string]map[*quotaSlot]struct{})}}
 }
 
 // streamQuota counts open streams per token name.
+//
+// A stream whose context has ended no longer counts, even before its
+// handler has returned and released its slot: the transport cancels the
+// context as soon as it reads the client's RST_STREAM, so a client that
+// cancels a stream and then opens another on the same connection is never
+// refused for the stream it has just given up.
 type streamQuota struct {
 	max  int
 	mu   sync.Mutex
-	open map[string]int // guarded by mu
+	open map[string]map[*quotaSlot]struct{} // guarded by mu
 }
 
-// acquire takes a stream slot for token, or returns errStreamQuota.
-func (q *streamQuota) acquire(token string) (release func(), err error) {
+// quotaSlot is one stream's claim on its token's quota.
+type quotaSlot struct{ ctx context.Context }
+
+// acquire takes a stream slot for token, or returns errStreamQuota. The
+// slot stops counting when ctx ends; release frees it.
+func (q *streamQuota) acquire(ctx context.Context, token string) (release func(), err error) {
 	if q.max <= 0 {
 		return func() {}, nil
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.open[token] >= q.max {
-		return nil, errStreamQuota
+	slots := q.open[token]
+	if len(slots) >= q.max {
+		live := 0
+		for sl := range slots {
+			if sl.ctx.Err() == nil {
+				live++
+			}
+		}
+		if live >= q.max {
+			return nil, errStreamQuota
+		}
 	}
-	q.open[token]++
+	if slots == nil {
+		slots = make(map[*quotaSlot]struct{})
+		q.open[token] = slots
+	}
+	sl := &quotaSlot{ctx: ctx}
+	slots[sl] = struct{}{}
 	return func() {
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		if q.open[token]--; q.open[token] == 0 {
+		delete(slots, sl)
+		if len(slots) == 0 {
 			delete(q.open, token)
 		}
 	}, nil
@@ -123,7 +148,7 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 		}
 		start = hub.Start{Kind: hub.StartSince, Since: st.Since.AsTime()}
 	}
-	release, err := s.quota.acquire(auth.TokenName(ctx))
+	release, err := s.quota.acquire(ctx, auth.TokenName(ctx))
 	if err != nil {
 		return err
 	}

@@ -70,8 +70,11 @@ func checkEventTypes(field string, types []gatewayv1.EventType) ([]gatewayv1.Eve
 }
 
 // checkTolerance returns the signature tolerance: the default when unset,
-// zero to disable the check.
-func checkTolerance(field string, d *durationpb.Duration) (time.Duration, error) {
+// zero to disable the check. It must not exceed limit, the duplicate
+// window: a delivery is only ever refused as stale or recognized as a
+// duplicate, and a longer tolerance would leave a stretch where it is
+// neither.
+func checkTolerance(field string, d *durationpb.Duration, limit time.Duration) (time.Duration, error) {
 	if d == nil {
 		return registry.DefaultTolerance, nil
 	}
@@ -84,6 +87,8 @@ func checkTolerance(field string, d *durationpb.Duration) (time.Duration, error)
 		return 0, invalid(field, "must not be negative (0s disables the timestamp check)")
 	case tol > maxTolerance:
 		return 0, invalid(field, "must be at most 24h")
+	case limit > 0 && tol > limit:
+		return 0, invalid(field, fmt.Sprintf("must be at most the duplicate window (--dedup-window %s)", limit))
 	}
 	return tol, nil
 }
@@ -96,6 +101,9 @@ func checkSecret(field string, scheme gatewayv1.SignatureScheme, secret string) 
 		return invalid(field, fmt.Sprintf("at most %d bytes", maxSecretBytes))
 	case strings.TrimSpace(secret) != secret:
 		return invalid(field, "has leading or trailing whitespace")
+	case len(secret) < minSecretLength:
+		// A short shared secret can be guessed from one captured delivery.
+		return invalid(field, fmt.Sprintf("at least %d characters", minSecretLength))
 	}
 	if _, err := registry.Key(scheme, secret); err != nil {
 		if scheme == gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS {

@@ -26,6 +26,7 @@ const (
 	defaultGracePeriod     = 24 * time.Hour
 	maxGracePeriod         = 30 * 24 * time.Hour
 	maxSecretBytes         = 1024
+	minSecretLength        = 16
 	minURLTokenLength      = 16
 	// defaultTestEventType is what SendTestEvent simulates when the request
 	// names no type.
@@ -48,6 +49,7 @@ type WebhookService struct {
 	now       func() time.Time
 	publicURL string
 	pageKey   []byte
+	dedup     time.Duration
 }
 
 // TestDeliverer signs a sample delivery of typ for a registration and runs
@@ -70,6 +72,9 @@ type WebhookDeps struct {
 	// PageKey authenticates ListWebhooks page tokens and must be the same on
 	// every replica (store.SharedKey gives one).
 	PageKey []byte
+	// DedupWindow bounds signature tolerances (see checkTolerance); zero
+	// leaves only the 24h bound.
+	DedupWindow time.Duration
 }
 
 // NewWebhookService returns the service.
@@ -87,6 +92,17 @@ func NewWebhookService(d WebhookDeps) *WebhookService {
 		now:       d.Now,
 		publicURL: strings.TrimRight(d.PublicURL, "/"),
 		pageKey:   d.PageKey,
+		dedup:     d.DedupWindow,
+	}
+}
+
+// warnNoTolerance says loudly that a registration accepts any timestamp:
+// a captured delivery stays valid for as long as the log keeps its event
+// and can be logged again once the log has dropped it.
+func (s *WebhookService) warnNoTolerance(w *registry.Webhook) {
+	if w.Tolerance == 0 && w.Scheme == gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS {
+		s.log.Warn("signature_tolerance 0s disables the timestamp check: captured deliveries can be replayed once their event leaves the log",
+			"webhook", w.ID)
 	}
 }
 
@@ -124,7 +140,7 @@ func (s *WebhookService) createWebhook(ctx context.Context, req *gatewayv1.Creat
 	if err != nil {
 		return nil, err
 	}
-	tol, err := checkTolerance("webhook.signature_tolerance", in.GetSignatureTolerance())
+	tol, err := checkTolerance("webhook.signature_tolerance", in.GetSignatureTolerance(), s.dedup)
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +177,7 @@ func (s *WebhookService) createWebhook(ctx context.Context, req *gatewayv1.Creat
 			return nil, err
 		}
 		s.log.Info("webhook created", "webhook", created.ID, "scheme", scheme.String(), "secret", origin, "token", auth.TokenName(ctx))
+		s.warnNoTolerance(created)
 		return &gatewayv1.CreateWebhookResponse{
 			Webhook:     s.toProto(created),
 			Secret:      secret,
@@ -282,7 +299,7 @@ func (s *WebhookService) updateWebhook(ctx context.Context, req *gatewayv1.Updat
 	}
 	if set["signature_tolerance"] {
 		// An unset tolerance in the mask resets it to the default.
-		if tol, err = checkTolerance("webhook.signature_tolerance", in.GetSignatureTolerance()); err != nil {
+		if tol, err = checkTolerance("webhook.signature_tolerance", in.GetSignatureTolerance(), s.dedup); err != nil {
 			return nil, err
 		}
 	}
@@ -315,6 +332,9 @@ func (s *WebhookService) updateWebhook(ctx context.Context, req *gatewayv1.Updat
 	}
 	slices.Sort(names)
 	s.log.Info("webhook updated", "webhook", id, "fields", strings.Join(names, ","), "token", auth.TokenName(ctx))
+	if set["signature_tolerance"] {
+		s.warnNoTolerance(updated)
+	}
 	return &gatewayv1.UpdateWebhookResponse{Webhook: s.toProto(updated)}, nil
 }
 

@@ -257,6 +257,7 @@ func TestCreateWebhookValidation(t *testing.T) {
 		{"tolerance over 24h", &gatewayv1.CreateWebhookRequest{Webhook: wh(func(w *gatewayv1.Webhook) { w.SignatureTolerance = durationpb.New(25 * time.Hour) })}, "webhook.signature_tolerance"},
 		{"standard secret without base64", &gatewayv1.CreateWebhookRequest{Secret: "whsec_not base64!", Webhook: wh(nil)}, "secret"},
 		{"secret with whitespace", &gatewayv1.CreateWebhookRequest{Secret: importedStandard + "\n", Webhook: wh(nil)}, "secret"},
+		{"Kling secret under 16 characters", &gatewayv1.CreateWebhookRequest{Secret: "fifteen-chars-x", Webhook: &gatewayv1.Webhook{SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE}}, "secret"},
 		{"short URL token", &gatewayv1.CreateWebhookRequest{Secret: "short", Webhook: &gatewayv1.Webhook{SignatureScheme: urlToken}}, "secret"},
 		{"URL token with a space", &gatewayv1.CreateWebhookRequest{Secret: "abcdefgh ijklmnopqrstu", Webhook: &gatewayv1.Webhook{SignatureScheme: urlToken}}, "secret"},
 	}
@@ -504,8 +505,8 @@ func TestWebhookServiceGRPC(t *testing.T) {
 	if _, err := e.wh.DeleteWebhook(ctx, &gatewayv1.DeleteWebhookRequest{Id: "orders"}); status.Code(err) != codes.NotFound {
 		t.Errorf("second delete: %v", err)
 	}
-	if code := deliver(t, e.srv, "orders", kling, importedKling, e.clock.Now()); code != 404 {
-		t.Errorf("delivery after delete: %d, want 404", code)
+	if code := deliver(t, e.srv, "orders", kling, importedKling, e.clock.Now()); code != 401 {
+		t.Errorf("delivery after delete: %d, want 401 (an unknown id is answered like a bad signature)", code)
 	}
 	assertNoSecretInLogs(t, e.logs, secrets)
 }
@@ -644,8 +645,8 @@ func TestWebhookServiceREST(t *testing.T) {
 			}
 		})
 	}
-	if code := deliver(t, e.srv, "rest-1", kling, importedKling, e.clock.Now()); code != 404 {
-		t.Errorf("delivery after DELETE: %d, want 404", code)
+	if code := deliver(t, e.srv, "rest-1", kling, importedKling, e.clock.Now()); code != 401 {
+		t.Errorf("delivery after DELETE: %d, want 401", code)
 	}
 	assertNoSecretInLogs(t, e.logs, []string{created.GetSecret(), importedKling})
 }
@@ -838,12 +839,12 @@ func TestRotationSeenByAnotherInstance(t *testing.T) {
 		t.Errorf("B's view: %v %v", w, err)
 	}
 
-	// And the other way round: a delete on B is a 404 on A.
+	// And the other way round: a delete on B is a 401 on A.
 	if _, err := b.wh.DeleteWebhook(ctx, &gatewayv1.DeleteWebhookRequest{Id: "shared"}); err != nil {
 		t.Fatal(err)
 	}
 	apptest.Eventually(t, 5*time.Second, "A to forget the webhook deleted on B", func() bool {
-		return deliver(t, a.srv, "shared", standard, rot.GetSecret(), a.clock.Now()) == 404
+		return deliver(t, a.srv, "shared", standard, rot.GetSecret(), a.clock.Now()) == 401
 	})
 }
 
@@ -860,7 +861,7 @@ func freePort(t *testing.T) string {
 // Issue 5, "Done when": with a token, curl creates a STANDARD_WEBHOOKS
 // registration importing a given secret, a delivery signed with it is
 // accepted on the returned ingest URL, a rotation keeps both secrets valid
-// during the grace period, and a delete makes the URL answer 404; without a
+// during the grace period, and a delete makes the URL answer 401; without a
 // token every management and event call is refused; no secret is logged.
 func TestDoneWhen(t *testing.T) {
 	e := start(t)
@@ -911,8 +912,8 @@ func TestDoneWhen(t *testing.T) {
 	if code, out := e.admin(t, "DELETE", "/v1/webhooks/kling-prod", ""); code != 200 {
 		t.Fatalf("delete: %d %s", code, out)
 	}
-	if code, body := post(ingestURL, rotated.GetSecret()); code != 404 {
-		t.Errorf("after delete the ingest URL answers %d %s, want 404", code, body)
+	if code, body := post(ingestURL, rotated.GetSecret()); code != 401 {
+		t.Errorf("after delete the ingest URL answers %d %s, want 401", code, body)
 	}
 
 	// Without a token every management and event call is refused, on REST...

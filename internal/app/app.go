@@ -26,6 +26,12 @@ type Options struct {
 	// on the configured addresses, so tests can pass listeners on port 0.
 	GRPCListener net.Listener
 	HTTPListener net.Listener
+	// IngestListener, when set, serves ingest on a listener of its own as
+	// --ingest-addr does.
+	IngestListener net.Listener
+	// MetricsListener, when set, serves /metrics on a listener of its own
+	// as --metrics-addr does.
+	MetricsListener net.Listener
 	// Now is the clock for secret expiry and timestamps; time.Now when nil.
 	Now func() time.Time
 	// Stdout receives the start-up banner; os.Stdout when nil.
@@ -89,6 +95,8 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		}
 		return nil
 	})
+	g.Go(func() error { return srv.serveIngest(opts.IngestListener) })
+	g.Go(func() error { return srv.serveMetrics(opts.MetricsListener) })
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("klingfan shutting down")

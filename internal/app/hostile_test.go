@@ -17,7 +17,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/apptest"
@@ -175,8 +178,15 @@ func TestHostileInputTable(t *testing.T) {
 				}, body, 401)
 			}
 		},
-		"ingest: wrong URL token":  func(t *testing.T) { h.expectHTTP(t, "/webhooks/kling/tok?token=x"+h.tok, nil, body, 401) },
-		"ingest: unknown webhook":  func(t *testing.T) { h.expectHTTP(t, "/webhooks/kling/nobody", nil, body, 404) },
+		"ingest: wrong URL token": func(t *testing.T) { h.expectHTTP(t, "/webhooks/kling/tok?token=x"+h.tok, nil, body, 401) },
+		"ingest: unknown webhook": func(t *testing.T) {
+			h.expectHTTP(t, "/webhooks/kling/nobody", nil, body, 401)
+			_, unknown := h.srv.Post(t, "/webhooks/kling/nobody", nil, body)
+			_, forged := h.srv.Post(t, "/webhooks/kling/limited", http.Header{verify.HeaderKlingSignature: {"sha256=00"}}, body)
+			if !bytes.Equal(unknown, forged) {
+				t.Fatalf("an unknown id (%s) is told apart from a bad signature (%s)", unknown, forged)
+			}
+		},
 		"ingest: inactive webhook": func(t *testing.T) { h.expectHTTP(t, "/webhooks/kling/off", nil, body, 403) },
 		"ingest: declared body over the limit": func(t *testing.T) {
 			big := bytes.Repeat([]byte(" "), 5000)
@@ -238,6 +248,65 @@ func TestHostileInputTable(t *testing.T) {
 				t.Fatalf("20 signed deliveries at a 5/s limit never got 429 (last %d)", last)
 			}
 		},
+		"ingest: captured delivery replayed, within or after `--dedup-window`": func(t *testing.T) {
+			// A registration of its own, so its bucket (5 at once) is
+			// untouched by the other rows.
+			resp, err := gatewayv1.NewWebhookServiceClient(h.conn).CreateWebhook(ctx, &gatewayv1.CreateWebhookRequest{WebhookId: "replayed",
+				Webhook: &gatewayv1.Webhook{SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sign := func(b []byte) http.Header {
+				return http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(resp.GetSecret()), b)}}
+			}
+			captured := []byte(`{"event":"video.completed","data":{"job_id":"captured"}}`)
+			if status, out := h.srv.Post(t, "/webhooks/kling/replayed", sign(captured), captured); status != 200 {
+				t.Fatalf("first delivery: %d %s", status, out)
+			}
+			before := h.lastSeq(t)
+			for i := range 20 {
+				if status, out := h.srv.Post(t, "/webhooks/kling/replayed", sign(captured), captured); status != 200 {
+					t.Fatalf("replay %d: %d %s, want 200", i, status, out)
+				}
+			}
+			if after := h.lastSeq(t); after != before {
+				t.Fatalf("a replay was logged: last sequence %d -> %d", before, after)
+			}
+			genuine := []byte(`{"event":"video.completed","data":{"job_id":"genuine"}}`)
+			if status, out := h.srv.Post(t, "/webhooks/kling/replayed", sign(genuine), genuine); status != 200 {
+				t.Fatalf("a genuine delivery after 20 replays: %d %s", status, out)
+			}
+		},
+		"ingest: seed-format signed `timestamp` further than `--max-event-age` from now": func(t *testing.T) {
+			f := startFanout(t, apptest.WithConfig(func(c *config.Config) { c.MaxEventAge = 24 * time.Hour }))
+			old := []byte(`{"event":"video.completed","timestamp":"` + time.Now().Add(-48*time.Hour).UTC().Format(time.RFC3339) + `","data":{"job_id":"old"}}`)
+			status, out := f.srv.Post(t, "/webhooks/klingai", http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(secret), old)}}, old)
+			if status != 401 || !bytes.Contains(out, []byte("timestamp outside tolerance")) {
+				t.Fatalf("status %d %s, want 401 timestamp outside tolerance", status, out)
+			}
+		},
+		"api: imported secret under 16 characters": func(t *testing.T) {
+			_, err := gatewayv1.NewWebhookServiceClient(h.conn).CreateWebhook(ctx, &gatewayv1.CreateWebhookRequest{WebhookId: "weak", Secret: "guessable",
+				Webhook: &gatewayv1.Webhook{SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE}})
+			grpcCode(t, err, codes.InvalidArgument)
+		},
+		"api: signature tolerance longer than `--dedup-window`": func(t *testing.T) {
+			_, err := gatewayv1.NewWebhookServiceClient(h.conn).CreateWebhook(ctx, &gatewayv1.CreateWebhookRequest{WebhookId: "lenient",
+				Webhook: &gatewayv1.Webhook{SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS, SignatureTolerance: durationpb.New(3 * time.Hour)}})
+			grpcCode(t, err, codes.InvalidArgument)
+		},
+		"ingest: body within the limit but too large for the log once normalized": func(t *testing.T) {
+			// The server's own limit (the log's max_payload bounds it), so a
+			// server of its own: invalid UTF-8 grows threefold as U+FFFD.
+			big := startFanout(t, apptest.WithConfig(func(c *config.Config) { c.MaxBodyBytes = 64 << 20 }))
+			b := append([]byte(`{"event":"video.failed","data":{"job_id":"expands","prompt":"`), bytes.Repeat([]byte{0xff}, 3<<20)...)
+			b = append(b, `"}}`...)
+			status, out := big.srv.Post(t, "/webhooks/klingai", http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(secret), b)}}, b)
+			if status != 200 {
+				t.Fatalf("status %d %s, want 200 (stored with its raw body)", status, out)
+			}
+		},
+		"secrets: registrations stored before `KLINGFAN_SECRET_KEY` was set, or sealed with a key the server lacks": expectSecretsSealedAtStart,
 		"http: headers over 64 KiB": func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, h.srv.HTTPURL+"/webhooks/klingai", bytes.NewReader(body))
 			req.Header.Set("X-Padding", strings.Repeat("a", 80<<10))
@@ -292,6 +361,81 @@ func TestHostileInputTable(t *testing.T) {
 				t.Fatalf("the waiting connection was not served once a slot freed: %v", err)
 			}
 		},
+		"http: one client address holding more than `--max-http-conns-per-addr` connections": func(t *testing.T) {
+			f := startFanout(t, apptest.WithConfig(func(c *config.Config) { c.MaxHTTPConnsPerAddr = 2 }))
+			a := strings.TrimPrefix(f.srv.HTTPURL, "http://")
+			// Connections of the start-up readiness poll may not have
+			// been closed on the server's side yet: take the two slots as
+			// they free.
+			var held []net.Conn
+			apptest.Eventually(t, 10*time.Second, "two connections from one address", func() bool {
+				if c, err := tryHoldIdle(a); err == nil {
+					held = append(held, c)
+					t.Cleanup(func() { c.Close() })
+				}
+				return len(held) == 2
+			})
+			extra, err := net.Dial("tcp", a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer extra.Close()
+			_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if n, err := extra.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("a third connection from the same address: read %d, %v; want it closed at once", n, err)
+			}
+			held[0].Close()
+			apptest.Eventually(t, 10*time.Second, "a slot freed by a closed connection", func() bool {
+				c, err := net.Dial("tcp", a)
+				if err != nil {
+					return false
+				}
+				defer c.Close()
+				fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+				_ = c.SetReadDeadline(time.Now().Add(time.Second))
+				_, err = http.ReadResponse(bufio.NewReader(c), nil)
+				return err == nil
+			})
+		},
+		"http: other traffic holding every `--max-http-conns` slot": func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := startFanout(t, apptest.WithIngestListener(ln), apptest.WithConfig(func(c *config.Config) { c.MaxHTTPConns = 2 }))
+			a := strings.TrimPrefix(f.srv.HTTPURL, "http://")
+			holdIdle(t, a)
+			holdIdle(t, a)
+			req, _ := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/webhooks/klingai", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(verify.HeaderKlingSignature, verify.SignKling([]byte(secret), body))
+			client := &http.Client{Timeout: 10 * time.Second}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("ingest on its own listener: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("ingest on its own listener: status %d", resp.StatusCode)
+			}
+		},
+		"http: `/metrics` (its labels name registrations) with `--metrics-addr` set": func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := startFanout(t, apptest.WithMetricsListener(ln))
+			for url, want := range map[string]int{f.srv.HTTPURL + "/metrics": 404, "http://" + ln.Addr().String() + "/metrics": 200} {
+				resp, err := http.Get(url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Errorf("GET %s: %d, want %d", url, resp.StatusCode, want)
+				}
+			}
+		},
 		"api: no token": func(t *testing.T) {
 			_, err := gatewayv1.NewEventServiceClient(h.srv.Dial(t)).ListEvents(ctx, &gatewayv1.ListEventsRequest{})
 			grpcCode(t, err, codes.Unauthenticated)
@@ -339,19 +483,50 @@ func TestHostileInputTable(t *testing.T) {
 				t.Fatalf("the same token may read events: %v", err)
 			}
 		},
-		"grpc: request over 4 MiB": func(t *testing.T) {
-			_, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{OrderBy: strings.Repeat("x", 5<<20)})
+		"grpc: request over 1 MiB": func(t *testing.T) {
+			_, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{OrderBy: strings.Repeat("x", 2<<20)})
 			grpcCode(t, err, codes.ResourceExhausted)
 		},
 		"grpc: more streams than `--max-streams-per-token`": func(t *testing.T) {
+			// The subscribe-only token, so the quota this row fills is not
+			// the admin token's, which the other rows use.
+			reader := withToken(subscribeToken)
 			sctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			for range 3 {
-				h.subscribe(sctx, &gatewayv1.SubscribeRequest{})
+				s, err := reader.Subscribe(sctx, &gatewayv1.SubscribeRequest{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.Header(); err != nil {
+					t.Fatal(err)
+				}
 			}
-			s, err := h.events().Subscribe(sctx, &gatewayv1.SubscribeRequest{})
+			s, err := reader.Subscribe(sctx, &gatewayv1.SubscribeRequest{})
 			if err == nil {
 				_, err = s.Recv()
+			}
+			grpcCode(t, err, codes.ResourceExhausted)
+		},
+		"grpc: health Watch or reflection stream without a token, on any number of connections": func(t *testing.T) {
+			h.expectNoUnauthenticatedStreams(t)
+		},
+		"grpc: health Watch or reflection streams with a token, beyond 64 in all": func(t *testing.T) {
+			conn := h.srv.Dial(t, grpc.WithPerRPCCredentials(apptest.BearerCreds(subscribeToken)))
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			for i := range 64 {
+				w, err := healthpb.NewHealthClient(conn).Watch(sctx, &healthpb.HealthCheckRequest{})
+				if err == nil {
+					_, err = w.Recv()
+				}
+				if err != nil {
+					t.Fatalf("stream %d: %v", i, err)
+				}
+			}
+			w, err := healthpb.NewHealthClient(conn).Watch(sctx, &healthpb.HealthCheckRequest{})
+			if err == nil {
+				_, err = w.Recv()
 			}
 			grpcCode(t, err, codes.ResourceExhausted)
 		},
@@ -423,4 +598,70 @@ type zeroes struct{}
 func (zeroes) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// expectNoUnauthenticatedStreams opens health Watch and reflection streams
+// without a token over many connections, and expects every one refused
+// with UNAUTHENTICATED while the server's goroutine count stays flat: a
+// refused stream must cost the server nothing it keeps. The unary health
+// check stays open.
+func (h *hostile) expectNoUnauthenticatedStreams(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	before := scrape(t, h.srv, "go_goroutines")
+	const conns, perConn = 10, 100
+	for c := range conns {
+		conn := h.srv.Dial(t)
+		if c == 0 {
+			resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				t.Fatalf("unauthenticated health check: %v %v", resp, err)
+			}
+			r, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+			if err == nil {
+				_ = r.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}})
+				_, err = r.Recv()
+			}
+			grpcCode(t, err, codes.Unauthenticated)
+		}
+		for range perConn {
+			w, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{})
+			if err == nil {
+				_, err = w.Recv()
+			}
+			grpcCode(t, err, codes.Unauthenticated)
+		}
+	}
+	// The client still holds its connections; the server holds no stream.
+	if after := scrape(t, h.srv, "go_goroutines"); after > before+4*conns+50 {
+		t.Fatalf("goroutines %v -> %v after %d refused streams", before, after, conns*perConn)
+	}
+}
+
+// holdIdle opens a keep-alive connection to addr, completes one request on
+// it and leaves it idle, closed by t.Cleanup.
+func holdIdle(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := tryHoldIdle(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func tryHoldIdle(addr string) (net.Conn, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+		c.Close()
+		return nil, err
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return c, nil
 }

@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/app"
 	"github.com/klingfan/klingfan/internal/apptest"
 	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/store"
 	"github.com/klingfan/klingfan/internal/verify"
 )
 
@@ -97,4 +100,67 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if !strings.Contains(logs.String(), "delivery rejected") {
 		t.Error("the logs were not captured: the test proves nothing")
 	}
+}
+
+// expectSecretsSealedAtStart checks that setting KLINGFAN_SECRET_KEY after
+// registrations exist seals them at the next start, and that a start with
+// a key that cannot open them fails, naming them, rather than serving 404s
+// for registrations that silently vanished. The hostile-input table runs
+// it.
+func expectSecretsSealedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	const imported = "kept-secret-0123456789abcdef"
+	first := apptest.Start(t, dir)
+	if _, err := gatewayv1.NewWebhookServiceClient(first.DialAdmin(t)).CreateWebhook(context.Background(), &gatewayv1.CreateWebhookRequest{
+		WebhookId: "kept", Webhook: &gatewayv1.Webhook{SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE}, Secret: imported,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	first.Stop(t)
+	if raw := rawRegistration(t, dir, "kept"); !strings.Contains(raw, imported) {
+		t.Fatalf("without a key the secret should be stored in plain text: the test proves nothing (%d bytes)", len(raw))
+	}
+
+	keyA, keyB := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	sealed := apptest.Start(t, dir, apptest.WithEnv("KLINGFAN_SECRET_KEY", keyA))
+	body := []byte(`{"event":"video.completed","data":{"job_id":"sealed"}}`)
+	if status, out := sealed.Post(t, "/webhooks/kling/kept", http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(imported), body)}}, body); status != 200 {
+		t.Fatalf("delivery after sealing: %d %s", status, out)
+	}
+	sealed.Stop(t)
+	if raw := rawRegistration(t, dir, "kept"); strings.Contains(raw, imported) || !strings.Contains(raw, `"sealed"`) {
+		t.Fatal("the existing registration's secret was not sealed at start-up")
+	}
+	if raw := rawRegistration(t, dir, "_keys.page-token"); len(raw) == 32 {
+		t.Fatal("the page-token key was not sealed at start-up")
+	}
+
+	cfg, err := config.Parse([]string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"},
+		func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AdminToken, cfg.SecretKey = apptest.AdminToken, keyB
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = app.Run(ctx, cfg, app.Options{Stdout: io.Discard, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "kept") {
+		t.Fatalf("start with the wrong key: %v, want an error naming registration kept", err)
+	}
+}
+
+// rawRegistration reads a registration's stored bytes from a stopped
+// server's data directory.
+func rawRegistration(t *testing.T, dir, id string) string {
+	t.Helper()
+	st, err := store.Open(context.Background(), store.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e, err := st.KV().Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(e.Value())
 }

@@ -3,21 +3,19 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -47,6 +45,16 @@ const eventOverhead = 64 << 10
 // maxStreamsPerConn bounds concurrent gRPC streams on one connection.
 const maxStreamsPerConn = 1000
 
+// maxRecvMsg bounds a gRPC request message; it matches the REST body cap.
+const maxRecvMsg = 1 << 20
+
+// httpIdleTimeout closes keep-alive HTTP connections left idle, so idle
+// connections cannot hold --max-http-conns slots for long.
+const httpIdleTimeout = 20 * time.Second
+
+// grpcMaxConnIdle closes gRPC connections that carry no stream.
+const grpcMaxConnIdle = 5 * time.Minute
+
 // server holds the running parts. Fields are set once by newServer and only
 // read afterwards.
 type server struct {
@@ -63,6 +71,12 @@ type server struct {
 	health   *health.Server
 	grpc     *grpc.Server
 	http     *http.Server
+	// ingestHTTP serves ingest alone on --ingest-addr, when set.
+	ingestHTTP *http.Server
+	// metricsHTTP serves /metrics alone on --metrics-addr; metricsApart
+	// is set when it does, and /metrics is then not on --http-addr.
+	metricsHTTP  *http.Server
+	metricsApart bool
 
 	// gatewayLn connects the grpc-gateway to the gRPC server in memory, so
 	// REST calls take exactly the gRPC path (interceptors, auth, streaming)
@@ -122,13 +136,17 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		cfg.MaxBodyBytes = limit
 	}
 	// The registry's watch lives as long as the server.
-	var regOpts []registry.Option
+	var (
+		regOpts   []registry.Option
+		keySealer store.KeySealer
+	)
 	if cfg.SecretKey != "" {
 		sealer, err := registry.NewSealer(cfg.SecretKey)
 		if err != nil {
 			return nil, err
 		}
 		regOpts = append(regOpts, registry.WithSealer(sealer))
+		keySealer = sealer
 		s.log.Info("registration secrets are encrypted at rest", "key_id", sealer.KeyID())
 	} else {
 		s.log.Warn("registration secrets are stored unencrypted in the KV bucket; set KLINGFAN_SECRET_KEY to encrypt them")
@@ -137,12 +155,18 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkSecretsAtRest(ctx); err != nil {
+		return nil, err
+	}
 	if cfg.KlingaiSecret != "" {
+		if len(cfg.KlingaiSecret) < 16 {
+			s.log.Warn("KLINGAI_WEBHOOK_SECRET is shorter than 16 characters: a short secret can be guessed from one captured delivery")
+		}
 		if err := s.registry.EnsureDefault(ctx, cfg.KlingaiSecret, s.now()); err != nil {
 			return nil, err
 		}
 	}
-	pageKey, err := s.store.SharedKey(ctx, "page-token")
+	pageKey, err := s.store.SealedSharedKey(ctx, "page-token", keySealer)
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +189,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		RateLimit:      cfg.IngestRate,
 		RequestTimeout: cfg.IngestTimeout,
 		RateBurst:      cfg.IngestBurst,
+		MaxEventAge:    cfg.MaxEventAge,
 		Metrics:        ingest.NewMetrics(s.metrics),
 	})
 
@@ -187,18 +212,23 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	s.metrics.MustRegister(grpcMetrics)
 	events := api.NewEventService(s.store, s.hub, s.log, s.now, pageKey, cfg.MaxStreamsPerToken)
 	webhooks := api.NewWebhookService(api.WebhookDeps{
-		Registry:  s.registry,
-		Tester:    s.ingest,
-		Logger:    s.log,
-		Now:       s.now,
-		PublicURL: cfg.PublicURL,
-		PageKey:   pageKey,
+		Registry:    s.registry,
+		Tester:      s.ingest,
+		Logger:      s.log,
+		Now:         s.now,
+		PublicURL:   cfg.PublicURL,
+		PageKey:     pageKey,
+		DedupWindow: cfg.DedupWindow,
 	})
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), s.authn.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), s.authn.StreamInterceptor()),
-		grpc.MaxRecvMsgSize(4 << 20),
+		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams)),
+		// A missing or unknown token is refused before a stream exists.
+		grpc.InTapHandle(s.authn.TapHandle()),
+		// The largest request the API takes (a filter of 1,000 job ids)
+		// is far below this; REST bodies are bounded the same.
+		grpc.MaxRecvMsgSize(maxRecvMsg),
 		grpc.MaxSendMsgSize(16 << 20),
 		grpc.ForceServerCodecV2(api.ServerCodec()),
 	}
@@ -216,6 +246,9 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 			// Probe idle connections so dead subscribers are reaped.
 			Time:    30 * time.Second,
 			Timeout: 10 * time.Second,
+			// A connection with no stream for this long is closed, so
+			// idle connections cannot hold --max-grpc-conns slots.
+			MaxConnectionIdle: grpcMaxConnIdle,
 		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             10 * time.Second,
@@ -230,6 +263,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	// stream bound (the hub's --max-streams still applies).
 	s.gatewayGRPC = newGRPC()
 
+	s.metricsApart = cfg.MetricsAddr != "" || opts.MetricsListener != nil
 	mux, err := s.gatewayMux(ctx)
 	if err != nil {
 		return nil, err
@@ -240,10 +274,12 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	s.http = &http.Server{
 		Handler:           s.routes(mux),
 		ReadHeaderTimeout: cfg.HeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       httpIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	s.ingestHTTP = s.newIngestHTTP()
+	s.metricsHTTP = s.newMetricsHTTP()
 	return s, nil
 }
 
@@ -332,7 +368,9 @@ func (s *server) routes(gateway *runtime.ServeMux) http.Handler {
 		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics}))
+	if !s.metricsApart {
+		mux.Handle("GET /metrics", s.metricsHandler())
+	}
 	return mux
 }
 
@@ -343,6 +381,11 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.Ready(ctx); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, `{"status":"unavailable","error":"log unavailable"}`+"\n")
+		return
+	}
+	if err := unreadableError(s.registry.Unreadable()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "unavailable", "error": err.Error()})
 		return
 	}
 	_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
@@ -368,11 +411,20 @@ func (s *server) wrapGRPCListener(ln net.Listener) net.Listener {
 func (s *server) serveHTTP(ln net.Listener) error {
 	// A connection cap keeps a flood of connections from exhausting file
 	// descriptors and memory; connections beyond it wait in the backlog.
-	ln = netutil.LimitListener(ln, s.cfg.MaxHTTPConns)
-	if s.tlsConfig != nil {
-		return s.http.Serve(tls.NewListener(ln, s.tlsConfig))
+	return serveHTTPOn(s.http, s.limitHTTP(ln), s.tlsConfig)
+}
+
+// limitHTTP bounds an HTTP listener's connections in all and per client
+// address.
+func (s *server) limitHTTP(ln net.Listener) net.Listener {
+	return netutil.LimitListener(limitPerAddr(ln, s.cfg.MaxHTTPConnsPerAddr), s.cfg.MaxHTTPConns)
+}
+
+func serveHTTPOn(srv *http.Server, ln net.Listener, tlsConfig *tls.Config) error {
+	if tlsConfig != nil {
+		return srv.Serve(tls.NewListener(ln, tlsConfig))
 	}
-	return s.http.Serve(ln)
+	return srv.Serve(ln)
 }
 
 // shutdown stops accepting work and ends what is running, waiting at most
@@ -385,6 +437,8 @@ func (s *server) shutdown(grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	_ = s.http.Shutdown(ctx)
+	s.shutdownIngest(ctx)
+	_ = s.metricsHTTP.Shutdown(ctx)
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); s.gatewayGRPC.GracefulStop(); close(stopped) }()
 	select {
@@ -405,51 +459,4 @@ func (s *server) close() {
 			s.log.Warn("closing store", "error", err)
 		}
 	}
-}
-
-func (s *server) printBanner(w io.Writer, grpcAddr, httpAddr net.Addr) {
-	scheme, plaintext := "http", "-plaintext "
-	if s.tlsConfig != nil {
-		scheme, plaintext = "https", ""
-	}
-	base := fmt.Sprintf("%s://%s", scheme, displayAddr(httpAddr))
-	token := "$KLINGFAN_ADMIN_TOKEN"
-	if s.cfg.AdminToken == "" && s.cfg.TokensFile == "" {
-		token = "$(cat " + filepath.Join(s.cfg.DataDir, auth.AdminTokenFile) + ")"
-	}
-	fmt.Fprintf(w, `
-klingfan is running
-  gRPC     %[1]s   (try: grpcurl %[6]s%[1]s list)
-  HTTP     %[2]s   (/healthz /readyz /metrics /openapi.json)
-  ingest   %[3]s/webhooks/klingai   registration "default": %[4]s
-           %[3]s/webhooks/kling/{webhook_id}   for registrations made with the API
-  REST     curl -H "Authorization: Bearer %[5]s" %[2]s/v1/webhooks
-  stream   curl -N -H "Authorization: Bearer %[5]s" '%[2]s/v1/events:subscribe'
-  CLI      ./bin/klingctl listen      (./bin/klingctl --help for more)
-Stop with Ctrl-C.
-
-`, displayAddr(grpcAddr), base, strings.TrimRight(s.cfg.PublicURL, "/"), s.defaultStatus(), token, plaintext)
-}
-
-// defaultStatus says whether POST /webhooks/klingai can accept anything.
-func (s *server) defaultStatus() string {
-	if s.cfg.KlingaiSecret != "" {
-		return "verifies X-Kling-Signature with KLINGAI_WEBHOOK_SECRET"
-	}
-	if _, ok := s.registry.Get(registry.DefaultID); ok {
-		return "configured"
-	}
-	return "not configured (set KLINGAI_WEBHOOK_SECRET and restart)"
-}
-
-// displayAddr turns a wildcard listen address into one a user can paste.
-func displayAddr(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
 }

@@ -274,3 +274,14 @@ func insecureTransport() *http.Transport {
 	tr.TLSClientConfig = insecureTLS()
 	return tr
 }
+
+// WithIngestListener serves ingest on ln as well, as --ingest-addr does.
+func WithIngestListener(ln net.Listener) Option {
+	return func(_ *config.Config, o *app.Options) { o.IngestListener = ln }
+}
+
+// WithMetricsListener serves /metrics on ln instead of the HTTP listener,
+// as --metrics-addr does.
+func WithMetricsListener(ln net.Listener) Option {
+	return func(_ *config.Config, o *app.Options) { o.MetricsListener = ln }
+}

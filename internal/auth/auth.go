@@ -32,6 +32,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 )
 
 // Scope is what a token may do.
@@ -46,7 +47,7 @@ const (
 // allows reports whether a token with scope s may call a method that needs
 // need.
 func (s Scope) allows(need Scope) bool {
-	return s == ScopeAdmin || s == need
+	return s == ScopeAdmin || s == need || need == scopeAny
 }
 
 // MinTokenLength is the shortest token accepted from any source. Generated
@@ -173,9 +174,18 @@ func TokenName(ctx context.Context) string {
 	return p.TokenName
 }
 
-// openServices need no token: health checks for load balancers and
-// orchestrators, and reflection for grpcurl-style discovery.
-var openServices = map[string]bool{
+// openMethods need no token: the unary health check, for load balancers
+// and orchestrators. It ends as soon as it answers, so it cannot hold a
+// stream open. Health Watch and List and reflection are streams a client
+// may hold for as long as it likes, so they need a token like everything
+// else (any scope).
+var openMethods = map[string]bool{
+	"/grpc.health.v1.Health/Check": true,
+}
+
+// anyScopeServices may be called with a token of any scope: they reveal
+// nothing a subscriber may not know.
+var anyScopeServices = map[string]bool{
 	"grpc.health.v1.Health":                    true,
 	"grpc.reflection.v1.ServerReflection":      true,
 	"grpc.reflection.v1alpha.ServerReflection": true,
@@ -189,12 +199,18 @@ var serviceScopes = map[string]Scope{
 	"kling.gateway.v1.WebhookService": ScopeAdmin,
 }
 
+// scopeAny is the requirement of anyScopeServices: a known token.
+const scopeAny Scope = "any"
+
 // requiredScope returns the scope fullMethod ("/pkg.Service/Method") needs,
 // or "" when it is open.
 func requiredScope(fullMethod string) Scope {
-	service, _, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	if openServices[service] {
+	if openMethods[fullMethod] {
 		return ""
+	}
+	service, _, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	if anyScopeServices[service] {
+		return scopeAny
 	}
 	if s, ok := serviceScopes[service]; ok {
 		return s
@@ -295,12 +311,40 @@ func (a *Authenticator) deny(ctx context.Context, method, tokenName string, err 
 	if tokenName != "" {
 		attrs = append(attrs, "token", tokenName)
 	}
-	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get("x-forwarded-for")) > 0 {
-		attrs = append(attrs, "remote", md.Get("x-forwarded-for")[0])
-	} else if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+	// The remote is the connection's real peer: x-forwarded-for is whatever
+	// the client chose to send, so it is logged only as a claim beside it.
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		attrs = append(attrs, "remote", p.Addr.String())
 	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get("x-forwarded-for")) > 0 {
+		attrs = append(attrs, "forwarded_for", md.Get("x-forwarded-for")[0])
+	}
 	a.log.Info("request denied", attrs...)
+}
+
+// TapHandle refuses a call to a guarded method whose bearer token is
+// missing or unknown before the server creates its stream, so an
+// unauthenticated client costs no handler goroutine and holds no stream
+// slot, however many it opens. Scopes are still checked by the
+// interceptors, which see the full method context.
+func (a *Authenticator) TapHandle() tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		if requiredScope(info.FullMethodName) == "" {
+			return ctx, nil
+		}
+		tctx := metadata.NewIncomingContext(ctx, metadata.MD{"authorization": info.Header.Get("authorization")})
+		tok, err := bearer(tctx)
+		if err == nil {
+			if _, ok := a.lookup(tok); !ok {
+				err = errUnknown
+			}
+		}
+		if err != nil {
+			a.deny(ctx, info.FullMethodName, "", err)
+			return nil, err
+		}
+		return ctx, nil
+	}
 }
 
 // UnaryInterceptor guards unary RPCs.

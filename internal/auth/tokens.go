@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+
+	"golang.org/x/term"
 )
 
 // tokenNamePattern is what a token name looks like: it appears in logs and
@@ -143,10 +145,22 @@ func generatedAdminToken(dataDir string, out io.Writer, log *slog.Logger) (strin
 		return "", fmt.Errorf("auth: write admin token %s: %w", path, err)
 	}
 	if out != nil {
-		fmt.Fprintf(out, "Admin token (also in %s): %s\n", path, tok)
+		// The token itself only to a terminal: stdout of a container ends
+		// in its logs, where anyone who reads them would find it.
+		if isTerminal(out) {
+			fmt.Fprintf(out, "Admin token (also in %s): %s\n", path, tok)
+		} else {
+			fmt.Fprintf(out, "Admin token generated in %s (read it from there; it is shown only on a terminal)\n", path)
+		}
 	}
 	log.Info("generated an admin token", "file", path)
 	return tok, nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // readAdminToken reads a kept admin token, refusing one that is readable by

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,15 +43,17 @@ const (
 type client struct {
 	env Env
 
-	server     string
-	token      string
-	dataDir    string
-	useTLS     bool
-	caFile     string
-	certFile   string
-	keyFile    string
-	skipVerify bool
-	timeout    time.Duration
+	server  string
+	token   string
+	dataDir string
+	useTLS  bool
+	// plaintextOK allows a token over plaintext to a non-loopback server.
+	plaintextOK bool
+	caFile      string
+	certFile    string
+	keyFile     string
+	skipVerify  bool
+	timeout     time.Duration
 
 	conn *grpc.ClientConn
 	// tokenSource says where the token came from, for error messages; empty
@@ -76,6 +79,7 @@ func (c *client) addConnectionFlags(root *cobra.Command) {
 	f.StringVar(&c.certFile, "cert", "", "PEM client certificate, for servers that require one (with --key)")
 	f.StringVar(&c.keyFile, "key", "", "PEM private key of --cert")
 	f.BoolVar(&c.skipVerify, "insecure-skip-verify", false, "do not verify the server's certificate (testing only)")
+	f.BoolVar(&c.plaintextOK, "insecure", false, "send the token without TLS to a server that is not on this machine")
 	f.DurationVar(&c.timeout, "timeout", defaultTimeout, "time limit of each request, connecting included")
 }
 
@@ -149,6 +153,9 @@ func (c *client) dial() (*grpc.ClientConn, error) {
 	token, err := c.resolveToken()
 	if err != nil {
 		return nil, err
+	}
+	if tlsCfg == nil && token != "" && !c.plaintextOK && !isLoopback(c.server) {
+		return nil, usagef("refusing to send a token in plaintext to %s, which is not this machine: use --tls (or --insecure on a network you trust)", c.server)
 	}
 	creds := insecure.NewCredentials()
 	if tlsCfg != nil {
@@ -245,3 +252,17 @@ func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]
 }
 
 func (bearerToken) RequireTransportSecurity() bool { return false }
+
+// isLoopback reports whether the host of addr ("host:port") is this
+// machine: localhost or a loopback address.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

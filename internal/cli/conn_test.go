@@ -50,7 +50,7 @@ func TestConnectionErrors(t *testing.T) {
 		},
 		{
 			name:       "unresolvable host",
-			args:       []string{"--server", "nosuch.invalid:9090", "--token", apptest.AdminToken, "events", "list"},
+			args:       []string{"--server", "nosuch.invalid:9090", "--token", apptest.AdminToken, "--insecure", "events", "list"},
 			wantStderr: `^klingctl: cannot reach nosuch\.invalid:9090: the host name does not resolve\n$`,
 		},
 		{
@@ -177,5 +177,14 @@ func TestTLS(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", r.code, r.stderr, tc.wantCode, tc.wantStderr)
 			}
 		})
+	}
+}
+
+// A token is not sent in plaintext to a server on another machine unless
+// --insecure says the network is trusted; loopback needs no flag.
+func TestPlaintextTokenRefusedOffLoopback(t *testing.T) {
+	r := klingctl(t, "--server", "192.0.2.1:9090", "--token", apptest.AdminToken, "events", "list")
+	if r.code == 0 || !strings.Contains(r.stderr, "refusing to send a token in plaintext to 192.0.2.1:9090") {
+		t.Fatalf("exit %d, stderr %q: want a refusal naming the server", r.code, r.stderr)
 	}
 }

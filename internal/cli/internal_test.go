@@ -145,3 +145,42 @@ func TestCodeName(t *testing.T) {
 		}
 	}
 }
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"localhost:9090": true, "127.0.0.1:9090": true, "[::1]:9090": true, "127.5.5.5:1": true,
+		"192.0.2.1:9090": false, "gateway.example:443": false, "[2001:db8::1]:9090": false,
+	} {
+		if got := isLoopback(addr); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+// Text end users sent through Kling cannot drive the terminal: escape
+// sequences and other control characters, and bidirectional overrides,
+// are replaced wherever events are printed.
+func TestPrintableStripsControlCharacters(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"clear screen", "a\x1b[2Jb", "a\ufffd[2Jb"},
+		{"carriage return over the line", "ok\rFAILED", "ok\ufffdFAILED"},
+		{"bell and newline", "x\a\ny", "x\ufffd\ufffdy"},
+		{"right-to-left override", "abc\u202edef", "abc\ufffddef"},
+		{"ordinary text", "猫 café", "猫 café"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := printable(tc.in); got != tc.want {
+				t.Errorf("printable(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+	ev := &gatewayv1.Event{Job: &gatewayv1.Job{JobId: "j\x1b]0;pwned\a", StatusMessage: "bad\x1b[31m"}}
+	var b strings.Builder
+	if err := writeEventDetail(&b, ev); err != nil {
+		t.Fatal(err)
+	}
+	if line := eventLine(ev, false); strings.ContainsAny(b.String()+line, "\x1b\a") {
+		t.Errorf("an escape reached the output: %q / %q", b.String(), line)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -159,14 +160,14 @@ func eventLine(ev *gatewayv1.Event, colour bool) string {
 	b.WriteString("  ")
 	b.WriteString(paint(colour, ansiDim, fmt.Sprintf("#%-6d", ev.GetSequence())))
 	b.WriteString(" ")
-	b.WriteString(paint(colour, typeStyle(ev.GetType()), fmt.Sprintf("%-16s", eventTypeName(ev.GetType(), ev.GetRawType()))))
+	b.WriteString(paint(colour, typeStyle(ev.GetType()), fmt.Sprintf("%-16s", printable(eventTypeName(ev.GetType(), ev.GetRawType())))))
 	b.WriteString("  ")
-	b.WriteString(paint(colour, ansiBold, fmt.Sprintf("%-22s", orDash(job.GetJobId()))))
+	b.WriteString(paint(colour, ansiBold, fmt.Sprintf("%-22s", printable(orDash(job.GetJobId())))))
 	b.WriteString("  ")
-	b.WriteString(fmt.Sprintf("%-10s", orDash(jobStatusName(job.GetStatus(), job.GetRawStatus()))))
+	b.WriteString(fmt.Sprintf("%-10s", printable(orDash(jobStatusName(job.GetStatus(), job.GetRawStatus())))))
 	if out := outputOrMessage(job); out != "" {
 		b.WriteString("  ")
-		b.WriteString(out)
+		b.WriteString(printable(out))
 	}
 	if ev.GetTest() {
 		b.WriteString(paint(colour, ansiYellow, "  [test]"))
@@ -186,7 +187,7 @@ func writeEventDetail(w io.Writer, ev *gatewayv1.Event) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+			fmt.Fprintf(tw, "%s:\t%s\n", k, printable(v))
 		}
 	}
 	job := ev.GetJob()
@@ -278,8 +279,8 @@ func writeEventTable(w io.Writer, events []*gatewayv1.Event) error {
 			out = strings.TrimSpace(out + " [test]")
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.GetSequence(), eventTime(ev),
-			eventTypeName(ev.GetType(), ev.GetRawType()), orDash(job.GetJobId()),
-			orDash(jobStatusName(job.GetStatus(), job.GetRawStatus())), orDash(ev.GetWebhookId()), orDash(out))
+			printable(eventTypeName(ev.GetType(), ev.GetRawType())), printable(orDash(job.GetJobId())),
+			printable(orDash(jobStatusName(job.GetStatus(), job.GetRawStatus()))), printable(orDash(ev.GetWebhookId())), printable(orDash(out)))
 	}
 	return tw.Flush()
 }
@@ -335,4 +336,16 @@ func writeSecret(w io.Writer, colour bool, secret, callbackURL string, h *gatewa
 	if exp := h.GetPreviousSecretExpireTime(); exp != nil {
 		fmt.Fprintf(w, "The previous secret keeps verifying until %s.\n", exp.AsTime().Local().Format(time.RFC3339))
 	}
+}
+
+// printable replaces control characters (escape sequences could rewrite
+// the terminal) and bidirectional overrides (they could disguise text) in
+// text that end users sent, through Kling, with U+FFFD.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return unicode.ReplacementChar
+		}
+		return r
+	}, s)
 }

@@ -49,14 +49,27 @@ type Config struct {
 	// start when they differ.
 	NATSUpdateConfig bool
 
-	Replicas           int
-	Retention          time.Duration
-	DedupWindow        time.Duration
-	SyncAlways         bool
-	MaxBodyBytes       int64
-	IngestRate         float64
-	IngestBurst        int
-	MaxHTTPConns       int
+	Replicas     int
+	Retention    time.Duration
+	DedupWindow  time.Duration
+	SyncAlways   bool
+	MaxBodyBytes int64
+	IngestRate   float64
+	IngestBurst  int
+	MaxHTTPConns int
+	// MaxHTTPConnsPerAddr bounds one client address's HTTP connections, so
+	// one client cannot hold every --max-http-conns slot; 0: no bound.
+	MaxHTTPConnsPerAddr int
+	// IngestAddr, when set, serves ingest on a listener of its own, so
+	// management traffic cannot starve Kling's deliveries.
+	IngestAddr string
+	// MetricsAddr, when set, serves /metrics there instead of on
+	// --http-addr, so its labels (registration ids) stay off the public port.
+	MetricsAddr string
+	// MaxEventAge, when positive, refuses a seed-format delivery whose
+	// signed timestamp is further than this from now (registrations with
+	// signature_tolerance 0s opt out).
+	MaxEventAge        time.Duration
 	MaxGRPCConns       int
 	HeaderTimeout      time.Duration
 	IngestTimeout      time.Duration
@@ -113,6 +126,10 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.Float64Var(&c.IngestRate, "ingest-rate", 500, "deliveries per second each registration accepts before 429 (0: no limit)")
 	fs.IntVar(&c.IngestBurst, "ingest-burst", 1000, "deliveries a registration may send at once above --ingest-rate")
 	fs.IntVar(&c.MaxHTTPConns, "max-http-conns", 10000, "maximum concurrent HTTP connections")
+	fs.IntVar(&c.MaxHTTPConnsPerAddr, "max-http-conns-per-addr", 256, "maximum concurrent HTTP connections from one client address (0: no limit; raise it behind a proxy)")
+	fs.DurationVar(&c.MaxEventAge, "max-event-age", 0, "refuse a {\"event\",\"timestamp\"} delivery whose signed timestamp is further than this from now, so a capture cannot be replayed once the log has dropped its event; keep it at most --retention and above Kling's retry horizon (0: off)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address instead of --http-addr (keep it private: its labels name registrations)")
+	fs.StringVar(&c.IngestAddr, "ingest-addr", "", "serve ingest (/webhooks/...) also on this address, with its own connection limits, so other HTTP traffic cannot starve it")
 	fs.IntVar(&c.MaxGRPCConns, "max-grpc-conns", 10000, "maximum concurrent gRPC connections")
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "maximum concurrent Subscribe streams")
 	fs.IntVar(&c.MaxStreamsPerToken, "max-streams-per-token", 1000, "maximum concurrent Subscribe streams per API token (0: no limit)")
@@ -204,6 +221,17 @@ func (c *Config) validate() error {
 	}
 	if c.HeaderTimeout <= 0 || c.IngestTimeout <= 0 {
 		errs = append(errs, errors.New("--http-header-timeout and --ingest-timeout must be positive"))
+	}
+	for name, addr := range map[string]string{"--ingest-addr": c.IngestAddr, "--metrics-addr": c.MetricsAddr} {
+		if _, _, err := net.SplitHostPort(addr); addr != "" && err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port", name, addr))
+		}
+	}
+	if c.MaxEventAge < 0 || c.MaxEventAge > c.Retention {
+		errs = append(errs, fmt.Errorf("--max-event-age %s: must be between 0 (off) and --retention", c.MaxEventAge))
+	}
+	if c.MaxHTTPConnsPerAddr < 0 {
+		errs = append(errs, fmt.Errorf("--max-http-conns-per-addr %d: must not be negative", c.MaxHTTPConnsPerAddr))
 	}
 	if c.MaxHTTPConns < 1 || c.MaxGRPCConns < 1 {
 		errs = append(errs, fmt.Errorf("--max-http-conns %d and --max-grpc-conns %d: must be at least 1", c.MaxHTTPConns, c.MaxGRPCConns))

@@ -87,7 +87,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, webhookID string
 func (h *Handler) precheck(r *http.Request, webhookID string) *Error {
 	wh, ok := h.regs.Get(webhookID)
 	if !ok {
-		return &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeUnknown, Message: "unknown webhook"}
+		// Answered exactly like a bad signature, so the ingest URL does not
+		// tell a stranger which registration ids exist.
+		return &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeUnknown, Message: msgInvalidSignature}
 	}
 	if !wh.Active {
 		return &Error{Kind: ErrInactive, Outcome: OutcomeInactive, Message: "webhook is inactive"}
@@ -125,7 +127,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, webhookID strin
 func httpStatus(kind error) int {
 	switch kind {
 	case ErrUnknownWebhook:
-		return http.StatusNotFound
+		return http.StatusUnauthorized // like a bad signature: see precheck
 	case ErrInactive:
 		return http.StatusForbidden
 	case ErrUnauthorized:

@@ -26,6 +26,9 @@ import (
 // Appender is the part of the log that ingest writes to.
 type Appender interface {
 	Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, duplicate bool, err error)
+	// Stored finds an event already logged with ev's id, over the whole
+	// retention. Append itself reports such an event as a duplicate.
+	Stored(ctx context.Context, ev *gatewayv1.Event) (seq uint64, found bool, err error)
 }
 
 // Registrations is the part of the registry that ingest reads.
@@ -126,6 +129,10 @@ type Config struct {
 	RateLimit float64
 	RateBurst int
 	Metrics   *Metrics
+	// MaxEventAge, when positive, refuses a delivery in the seed format
+	// whose signed timestamp is further than this from now, unless its
+	// registration's tolerance is 0s (opted out).
+	MaxEventAge time.Duration
 }
 
 // Handler serves the ingest routes and runs deliveries for SendTestEvent.
@@ -139,6 +146,7 @@ type Handler struct {
 	reqTime time.Duration
 	limits  *limits
 	metrics *Metrics
+	maxAge  time.Duration
 }
 
 // New returns a Handler.
@@ -158,7 +166,7 @@ func New(c Config) *Handler {
 	return &Handler{
 		log: c.Logger, regs: c.Registrations, app: c.Events, now: c.Now,
 		maxBody: c.MaxBodyBytes, timeout: c.AppendTimeout, reqTime: c.RequestTimeout,
-		limits: newLimits(c.RateLimit, c.RateBurst), metrics: c.Metrics,
+		limits: newLimits(c.RateLimit, c.RateBurst), metrics: c.Metrics, maxAge: c.MaxEventAge,
 	}
 }
 
@@ -189,7 +197,7 @@ func (h *Handler) Deliver(ctx context.Context, d Delivery) (Result, error) {
 func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	w, ok := h.regs.Get(d.WebhookID)
 	if !ok {
-		return Result{}, &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeUnknown, Message: "unknown webhook"}
+		return Result{}, &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeUnknown, Message: msgInvalidSignature}
 	}
 	if !w.Active {
 		return Result{}, &Error{Kind: ErrInactive, Outcome: OutcomeInactive, Message: "webhook is inactive"}
@@ -200,12 +208,6 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	deliveryID, err := h.authenticate(w, d)
 	if err != nil {
 		return Result{}, err
-	}
-	// Charged only after authentication: otherwise anyone who knows a
-	// webhook id (and `default` is public) could drain its bucket with
-	// forged requests and lock Kling out.
-	if wait, ok := h.limits.allow(w.ID, h.now()); !ok {
-		return Result{}, &Error{Kind: ErrRateLimited, Outcome: OutcomeRateLimited, Message: "rate limit exceeded, retry later", retryAfter: wait}
 	}
 	// A verified delivery of a known shape is kept even when a field that
 	// does not identify it cannot be read, or holds something unknown: with
@@ -220,6 +222,9 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 		h.metrics.partial.Inc()
 	}
 	ev := norm.Event
+	if err := h.checkAge(w, ev); err != nil {
+		return Result{}, err
+	}
 	if deliveryID == "" {
 		sum := sha256.Sum256(d.Body)
 		deliveryID = "sha256:" + hex.EncodeToString(sum[:])
@@ -232,23 +237,76 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	if !w.Accepts(ev.Type) {
 		return Result{Event: ev, Ignored: true}, nil
 	}
-	ev.RawBody = d.Body
-
 	actx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
+	// Charged only after authentication: otherwise anyone who knows a
+	// webhook id (and `default` is public) could drain its bucket with
+	// forged requests and lock Kling out. And charged only for a delivery
+	// that is new: a retry, or a captured delivery replayed however long
+	// after, is acknowledged with the original's sequence without taking
+	// a token genuine deliveries need, and is never logged again (Append
+	// refuses an id already on its subject over the whole retention).
+	if wait, ok := h.limits.check(w.ID, h.now()); !ok {
+		if seq, found, err := h.app.Stored(actx, ev); err != nil {
+			return Result{}, h.appendFailed(ctx, w.ID, err)
+		} else if found {
+			ev.Sequence = seq
+			return Result{Event: ev, Duplicate: true}, nil
+		}
+		return Result{}, &Error{Kind: ErrRateLimited, Outcome: OutcomeRateLimited, Message: "rate limit exceeded, retry later", retryAfter: wait}
+	}
+	ev.RawBody = d.Body
+
 	seq, dup, err := h.app.Append(actx, ev)
-	if errors.Is(err, store.ErrInvalidEvent) {
-		// Retrying cannot help: say so rather than invite retries with 503.
-		return Result{}, &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: "event cannot be stored: " + err.Error(), Err: err}
+	if errors.Is(err, store.ErrEventTooLarge) {
+		// The normalized copy made a body within --max-body-bytes too big
+		// for the log (invalid UTF-8 grows threefold as U+FFFD, say).
+		// Keep it as a partial delivery keeps it: what identifies it and
+		// the raw body, rather than a 503 retried forever.
+		small, ierr := h.identified(w.ID, ev, d.Body)
+		if ierr != nil {
+			return Result{}, ierr
+		}
+		ev = small
+		seq, dup, err = h.app.Append(actx, ev)
 	}
 	if err != nil {
-		if ctx.Err() == nil {
-			h.log.Warn("log append failed", "webhook", w.ID, "error", err)
-		}
-		return Result{}, &Error{Kind: ErrUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}
+		return Result{}, h.appendFailed(ctx, w.ID, err)
+	}
+	if !dup {
+		h.limits.charge(w.ID, h.now())
 	}
 	ev.Sequence = seq
 	return Result{Event: ev, Duplicate: dup}, nil
+}
+
+// identified returns ev reduced to what identifies it, with its raw body.
+func (h *Handler) identified(webhookID string, ev *gatewayv1.Event, body []byte) (*gatewayv1.Event, *Error) {
+	small, err := normalize.Identify(body)
+	if err != nil {
+		return nil, &Error{Kind: ErrTooLarge, Outcome: OutcomeTooLarge, Message: "event too large for the log once normalized", Err: err}
+	}
+	small.WebhookId, small.DeliveryId, small.Id = ev.WebhookId, ev.DeliveryId, ev.Id
+	small.ReceivedAt, small.Test, small.RawBody = ev.ReceivedAt, ev.Test, body
+	h.log.Warn("delivery too large for the log once normalized; stored with its raw body and ids only", "webhook", webhookID, "bytes", len(body))
+	h.metrics.partial.Inc()
+	return small, nil
+}
+
+// appendFailed turns a failed log lookup or append into the delivery's
+// answer: 400-class when retrying cannot help, 503 otherwise.
+func (h *Handler) appendFailed(ctx context.Context, webhookID string, err error) *Error {
+	if errors.Is(err, store.ErrEventTooLarge) {
+		return tooLarge(h.maxBody)
+	}
+	if errors.Is(err, store.ErrInvalidEvent) {
+		// Retrying cannot help: say so rather than invite retries with 503.
+		return &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: "event cannot be stored: " + err.Error(), Err: err}
+	}
+	if ctx.Err() == nil {
+		h.log.Warn("log append failed", "webhook", webhookID, "error", err)
+	}
+	return &Error{Kind: ErrUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}
 }
 
 // authenticate checks the delivery against the registration's valid
@@ -274,9 +332,28 @@ func (h *Handler) authenticate(w *registry.Webhook, d Delivery) (string, error) 
 	case errors.Is(err, verify.ErrMissingSignature):
 		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeBadSignature, Message: "missing signature", Err: err}
 	default:
-		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeBadSignature, Message: "invalid signature", Err: err}
+		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeBadSignature, Message: msgInvalidSignature, Err: err}
 	}
 }
+
+// checkAge refuses a seed-format event whose signed timestamp is further
+// than maxAge from now. The X-Kling-Signature scheme signs no time of its
+// own, so the body's timestamp is what bounds how long a captured delivery
+// stays usable: with maxAge within the retention, a replay either finds
+// its event still in the log (a duplicate) or is refused here.
+func (h *Handler) checkAge(w *registry.Webhook, ev *gatewayv1.Event) *Error {
+	if h.maxAge <= 0 || w.Tolerance == 0 || ev.GetSourceFormat() != gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT || ev.GetOccurredAt() == nil {
+		return nil
+	}
+	if d := h.now().Sub(ev.GetOccurredAt().AsTime()); d > h.maxAge || d < -h.maxAge {
+		return &Error{Kind: ErrUnauthorized, Outcome: OutcomeStale, Message: "timestamp outside tolerance"}
+	}
+	return nil
+}
+
+// msgInvalidSignature answers a bad signature and an unknown registration
+// alike.
+const msgInvalidSignature = "invalid signature"
 
 func tooLarge(limit int64) *Error {
 	return &Error{Kind: ErrTooLarge, Outcome: OutcomeTooLarge, Message: fmt.Sprintf("body exceeds %d bytes", limit)}

@@ -27,6 +27,10 @@ func (a *benchAppender) Append(context.Context, *gatewayv1.Event) (uint64, bool,
 	return a.seq.Add(1), false, nil
 }
 
+func (a *benchAppender) Stored(context.Context, *gatewayv1.Event) (uint64, bool, error) {
+	return 0, false, nil
+}
+
 // BenchmarkServeHTTP measures one signed delivery through the ingest
 // handler (routing, verification, normalization, ids, answer) without the
 // network: "log=none" with an appender that acknowledges at once, so the

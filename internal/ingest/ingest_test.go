@@ -47,10 +47,17 @@ type rig struct {
 
 func newRig(t *testing.T, adjust ...func(*ingest.Config)) *rig {
 	t.Helper()
+	return newRigWithStore(t, store.Config{}, adjust...)
+}
+
+// newRigWithStore is newRig over a log configured by sc.
+func newRigWithStore(t *testing.T, sc store.Config, adjust ...func(*ingest.Config)) *rig {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir(), Logger: log})
+	sc.DataDir, sc.Logger = t.TempDir(), log
+	st, err := store.Open(ctx, sc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +215,7 @@ func TestIngest(t *testing.T) {
 			status: 401, want: map[string]any{"error": "invalid signature"}},
 		{name: "url token missing", path: "/webhooks/kling/tok", header: jsonHeader(), body: v2, status: 401},
 		{name: "unknown registration", path: "/webhooks/kling/nobody", header: klingSigned(completed), body: completed,
-			status: 404, want: map[string]any{"error": "unknown webhook"}},
+			status: 401, want: map[string]any{"error": "invalid signature"}},
 		{name: "inactive registration", path: "/webhooks/kling/inactive", header: klingSigned(completed), body: completed, status: 403},
 		{name: "event type outside the filter", path: "/webhooks/kling/completed-only", header: klingSigned(processing), body: processing,
 			status: 200, want: map[string]any{"received": true, "ignored": true}},
@@ -353,5 +360,102 @@ func TestIngestKeepsPartiallyReadableDelivery(t *testing.T) {
 	if ev.GetJob().GetJobId() != "partial-1" || ev.GetType() != gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED ||
 		ev.GetSourceFormat() != gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY || !bytes.Equal(ev.GetRawBody(), body) {
 		t.Errorf("stored %v", ev)
+	}
+}
+
+// A captured delivery replayed after the duplicate window is acknowledged
+// and not logged again, and replays, however
+// many, take nothing from the registration's rate limit.
+func TestIngestReplay(t *testing.T) {
+	const window = 200 * time.Millisecond
+	r := newRigWithStore(t, store.Config{DuplicateWindow: window}, func(c *ingest.Config) { c.RateLimit = 0.001; c.RateBurst = 2 })
+	post := func(body []byte) (int, map[string]any) {
+		return r.do(http.MethodPost, "/webhooks/klingai", klingSigned(body), body)
+	}
+	captured := []byte(`{"event":"video.completed","data":{"job_id":"replayed"}}`)
+	status, first := post(captured)
+	if status != 200 {
+		t.Fatalf("first delivery: status %d %v", status, first)
+	}
+	last := r.last()
+	// Wait out JetStream's duplicate window: only the event's own subject
+	// can recognize the replay now.
+	time.Sleep(2 * window)
+	for i := range 10 {
+		status, out := post(captured)
+		if status != 200 {
+			t.Fatalf("replay %d: status %d %v, want 200", i, status, out)
+		}
+	}
+	if r.last() != last {
+		t.Fatalf("a replay was logged again: last sequence %d -> %d", last, r.last())
+	}
+	// The bucket (2 deliveries) still has room for a genuine one.
+	if status, out := post([]byte(`{"event":"video.completed","data":{"job_id":"genuine"}}`)); status != 200 {
+		t.Fatalf("a genuine delivery after 10 replays: status %d %v", status, out)
+	}
+	// The bucket is empty now: a replay is still recognized, not refused.
+	if status, out := post(captured); status != 200 {
+		t.Fatalf("a replay with the bucket empty: status %d %v, want 200", status, out)
+	}
+	if status, _ := post([]byte(`{"event":"video.completed","data":{"job_id":"third"}}`)); status != http.StatusTooManyRequests {
+		t.Fatalf("a new delivery with the bucket empty: status %d, want 429", status)
+	}
+}
+
+// A verified body within the size limit whose normalized form is larger
+// than the log's largest message (invalid UTF-8 in the prompt becomes
+// three-byte U+FFFD) is stored with what identifies it and its raw body,
+// never answered 503 for Kling to retry forever.
+func TestIngestBodyTooLargeOnceNormalized(t *testing.T) {
+	r := newRig(t, func(c *ingest.Config) { c.MaxBodyBytes = 8 << 20 })
+	body := append([]byte(`{"event":"video.failed","data":{"job_id":"expands","prompt":"`), bytes.Repeat([]byte{0xff}, 3<<20)...)
+	body = append(body, []byte(`"}}`)...)
+	status, out := r.do(http.MethodPost, "/webhooks/klingai", klingSigned(body), body)
+	if status != 200 {
+		t.Fatalf("status %d %v, want 200 (stored partially)", status, out)
+	}
+	ev, err := r.store.Get(context.Background(), r.last())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.GetJob().GetJobId() != "expands" || !bytes.Equal(ev.GetRawBody(), body) || ev.GetJob().GetPrompt() != "" {
+		t.Errorf("stored job %q, raw body %d bytes, prompt %d bytes; want the job id, the raw body and no prompt",
+			ev.GetJob().GetJobId(), len(ev.GetRawBody()), len(ev.GetJob().GetPrompt()))
+	}
+}
+
+// With --max-event-age, a seed-format delivery whose signed timestamp is
+// far from now is refused as stale, so a capture cannot be replayed once
+// the log has dropped its event; a registration with tolerance 0s opts out.
+func TestIngestMaxEventAge(t *testing.T) {
+	r := newRig(t, func(c *ingest.Config) { c.MaxEventAge = 24 * time.Hour })
+	if _, err := r.reg.Create(context.Background(), &registry.Webhook{ID: "lenient", Scheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE,
+		Secrets: []registry.Secret{{Value: klingSecret}}, Active: true, CreateTime: r.now, UpdateTime: r.now}); err != nil {
+		t.Fatal(err)
+	}
+	at := func(d time.Duration, job string) []byte {
+		return []byte(`{"event":"video.completed","timestamp":"` + r.now.Add(d).UTC().Format(time.RFC3339) + `","data":{"job_id":"` + job + `"}}`)
+	}
+	tests := []struct {
+		name, path string
+		body       []byte
+		want       int
+	}{
+		{"an hour old", "/webhooks/klingai", at(-time.Hour, "fresh"), 200},
+		{"two days old", "/webhooks/klingai", at(-48*time.Hour, "old"), 401},
+		{"two days ahead", "/webhooks/klingai", at(48*time.Hour, "ahead"), 401},
+		{"two days old, registration opted out", "/webhooks/kling/lenient", at(-48*time.Hour, "old-ok"), 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, out := r.do(http.MethodPost, tc.path, klingSigned(tc.body), tc.body)
+			if status != tc.want {
+				t.Fatalf("status %d %v, want %d", status, out, tc.want)
+			}
+			if tc.want == 401 && out["error"] != "timestamp outside tolerance" {
+				t.Errorf("error %v, want timestamp outside tolerance", out["error"])
+			}
+		})
 	}
 }

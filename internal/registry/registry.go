@@ -50,6 +50,9 @@ type Registry struct {
 
 	mu   sync.RWMutex
 	byID map[string]*Webhook // guarded by mu; values are immutable snapshots
+	// unreadable holds the ids of stored registrations that could not be
+	// decoded; guarded by mu.
+	unreadable map[string]struct{}
 }
 
 // Open loads every registration and starts watching the bucket. The watch
@@ -58,7 +61,7 @@ type Registry struct {
 // again, replaying the current values, so the cache keeps following the
 // bucket.
 func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, opts ...Option) (*Registry, error) {
-	r := &Registry{kv: kv, log: log, byID: make(map[string]*Webhook)}
+	r := &Registry{kv: kv, log: log, byID: make(map[string]*Webhook), unreadable: make(map[string]struct{})}
 	for _, o := range opts {
 		o(r)
 	}
@@ -148,6 +151,7 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 	if ok && cur.revision >= e.Revision() {
 		return
 	}
+	delete(r.unreadable, e.Key())
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(r.byID, e.Key())
 		return
@@ -156,6 +160,7 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 	if err != nil {
 		// Never log the value: it holds secrets.
 		r.log.Error("ignoring unreadable registration", "id", e.Key(), "revision", e.Revision(), "error", err)
+		r.unreadable[e.Key()] = struct{}{}
 		return
 	}
 	r.byID[w.ID] = w

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/klingfan/klingfan/internal/store"
 )
 
 // ErrSealed reports a secret sealed with a key this process does not have.
@@ -96,4 +98,22 @@ func (s *Sealer) open(sealed, registrationID string) (string, error) {
 		return string(pt), nil
 	}
 	return "", fmt.Errorf("%w %s", ErrSealed, id)
+}
+
+// sharedKeyAD binds a sealed shared key to its name; the prefix keeps it
+// apart from any registration id.
+func sharedKeyAD(name string) string { return store.InternalKeyPrefix + "keys." + name }
+
+// SealKey seals a shared key (store.KeySealer).
+func (s *Sealer) SealKey(key []byte, name string) []byte {
+	return []byte(s.seal(string(key), sharedKeyAD(name)))
+}
+
+// OpenKey opens a shared key sealed by SealKey (store.KeySealer).
+func (s *Sealer) OpenKey(sealed []byte, name string) ([]byte, error) {
+	v, err := s.open(string(sealed), sharedKeyAD(name))
+	if err != nil {
+		return nil, err
+	}
+	return []byte(v), nil
 }

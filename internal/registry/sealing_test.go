@@ -110,3 +110,41 @@ func TestNewSealerRejectsShortKeys(t *testing.T) {
 		}
 	}
 }
+
+// A registration sealed with a key this process lacks is reported by
+// Unreadable (the server then refuses to start or to be ready), and
+// SealAll seals plain-text secrets with the current key, leaving it alone.
+func TestUnreadableAndSealAll(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	plain := openRegistry(t, st, "")
+	if _, err := plain.Create(ctx, &registry.Webhook{ID: "plain", Scheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE,
+		Secrets: []registry.Secret{{Value: "plain-secret-0123456789"}}, Active: true}); err != nil {
+		t.Fatal(err)
+	}
+	a := openRegistry(t, st, keyA)
+	sealed, err := a.SealAll(ctx)
+	if err != nil || len(sealed) != 1 || sealed[0] != "plain" {
+		t.Fatalf("SealAll = %v, %v; want [plain]", sealed, err)
+	}
+	if again, err := a.SealAll(ctx); err != nil || len(again) != 0 {
+		t.Fatalf("a second SealAll = %v, %v; want nothing to do", again, err)
+	}
+	e, err := st.KV().Get(ctx, "plain")
+	if err != nil || bytes.Contains(e.Value(), []byte("plain-secret-0123456789")) {
+		t.Fatalf("the stored registration still holds the secret in plain text (%v)", err)
+	}
+	if got := a.Unreadable(); len(got) != 0 {
+		t.Fatalf("Unreadable with the right key = %v", got)
+	}
+	b := openRegistry(t, st, keyB)
+	if got := b.Unreadable(); len(got) != 1 || got[0] != "plain" {
+		t.Fatalf("Unreadable with the wrong key = %v, want [plain]", got)
+	}
+	if sealedB, err := b.SealAll(ctx); err != nil || len(sealedB) != 0 {
+		t.Fatalf("SealAll with the wrong key = %v, %v; want nothing overwritten", sealedB, err)
+	}
+	if after, err := st.KV().Get(ctx, "plain"); err != nil || after.Revision() != e.Revision() {
+		t.Fatalf("SealAll with the wrong key rewrote the registration (%v)", err)
+	}
+}

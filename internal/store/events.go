@@ -43,14 +43,42 @@ func (s *Store) Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, du
 	if err != nil {
 		return 0, false, fmt.Errorf("store: encode event %q: %w", ev.GetId(), err)
 	}
+	// Headers (message id, expectations) travel in the same frame.
+	if limit := s.nc.MaxPayload() - appendHeaderRoom; int64(len(data)) > limit {
+		return 0, false, fmt.Errorf("%w: event %q encodes to %d bytes, the limit is %d", ErrEventTooLarge, ev.GetId(), len(data), limit)
+	}
 	msg := &nats.Msg{Subject: eventSubject(ev), Data: data}
 	ack, err := s.js.PublishMsg(ctx, msg,
 		jetstream.WithMsgID(ev.GetWebhookId()+":"+ev.GetDeliveryId()),
-		jetstream.WithExpectStream(StreamName))
+		jetstream.WithExpectStream(StreamName),
+		// The subject ends in the event id, a pure function of the
+		// registration and the delivery: an existing message on it is this
+		// event, stored earlier than the duplicate window reaches.
+		jetstream.WithExpectLastSequencePerSubject(0))
+	if isWrongLastSequence(err) {
+		seq, found, lerr := s.Stored(ctx, ev)
+		if lerr != nil {
+			return 0, false, lerr
+		}
+		if found {
+			return seq, true, nil
+		}
+	}
 	if err != nil {
 		return 0, false, classify(fmt.Sprintf("append event %q", ev.GetId()), err)
 	}
 	return ack.Sequence, ack.Duplicate, nil
+}
+
+// appendHeaderRoom is what Append's headers may take of max_payload.
+const appendHeaderRoom = 4 << 10
+
+// isWrongLastSequence reports JetStream's refusal of a publish whose
+// subject already holds a message.
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // validateEvent rejects events whose ids cannot be part of a subject or a
@@ -69,6 +97,26 @@ func validateEvent(ev *gatewayv1.Event) error {
 		return fmt.Errorf("%w: event %q has no delivery id", ErrInvalidEvent, ev.GetId())
 	}
 	return nil
+}
+
+// Stored reports the sequence of an already stored event with ev's id,
+// webhook and job, or found=false. It is a direct lookup of ev's exact
+// subject in the server's per-subject index, so it costs the same however
+// long the log is, and it sees the whole retention, not only the duplicate
+// window: a delivery replayed a week later is still recognized, because
+// event ids are a pure function of the registration and the delivery.
+func (s *Store) Stored(ctx context.Context, ev *gatewayv1.Event) (seq uint64, found bool, err error) {
+	if err := validateEvent(ev); err != nil {
+		return 0, false, err
+	}
+	m, err := s.stream.GetLastMsgForSubject(ctx, eventSubject(ev))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return 0, false, nil
+		}
+		return 0, false, classify(fmt.Sprintf("look up event %q", ev.GetId()), err)
+	}
+	return m.Sequence, true, nil
 }
 
 // Get returns the event stored at seq, with Sequence filled in. It returns

@@ -34,6 +34,10 @@ const (
 	// maxBackwardWindow caps the sequence range ReadBackward scans per
 	// consumer; windows grow up to it while filters keep matching little.
 	maxBackwardWindow = 1 << 16
+	// maxBackwardBytes caps the raw messages ReadBackward buffers from one
+	// window; beyond it the page ends early (with a next sequence), so a
+	// listing of large events cannot hold 2 × limit of them at once.
+	maxBackwardBytes = 32 << 20
 )
 
 // Pull timing of the consumers. On a cluster, a consumer may live on
@@ -168,6 +172,7 @@ func (s *Store) ReadBackward(ctx context.Context, from uint64, limit int, webhoo
 		// Only the newest `need` matches of the window can be returned;
 		// compact the buffer so memory follows limit, not the window.
 		buf := make([]raw, 0, min(2*need, readBatch))
+		bufBytes, dropped := 0, false
 		// Unfiltered, the window holds at most hi-lo+1 messages; filtered,
 		// the scan may have to see the first match beyond hi to stop.
 		maxMsgs := 0
@@ -176,9 +181,20 @@ func (s *Store) ReadBackward(ctx context.Context, from uint64, limit int, webhoo
 		}
 		_, err := s.scan(ctx, lo, hi, maxMsgs, int(window), filters, func(seq uint64, data []byte) bool {
 			if len(buf) == 2*need {
+				for _, r := range buf[:need] {
+					bufBytes -= len(r.data)
+				}
 				buf = buf[:copy(buf, buf[need:])]
 			}
 			buf = append(buf, raw{seq, data})
+			bufBytes += len(data)
+			// Over the byte cap, the oldest matches go; the page then ends
+			// above them, and the next one starts where they are.
+			for bufBytes > maxBackwardBytes && len(buf) > 1 {
+				bufBytes -= len(buf[0].data)
+				buf = buf[1:]
+				dropped = true
+			}
 			return true
 		})
 		if err != nil {
@@ -197,6 +213,12 @@ func (s *Store) ReadBackward(ctx context.Context, from uint64, limit int, webhoo
 				}
 				return events, buf[i].seq - 1, nil
 			}
+		}
+		if dropped && len(buf) > 0 {
+			if buf[0].seq <= st.first {
+				return events, 0, nil
+			}
+			return events, buf[0].seq - 1, nil
 		}
 		hi = lo - 1
 		window = min(2*window, maxBackwardWindow)

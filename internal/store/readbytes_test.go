@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -43,5 +44,45 @@ func TestReadBoundsBytes(t *testing.T) {
 	}
 	if fmt.Sprint(seqs) != "[1 2 3 4 5 6 7 8]" {
 		t.Errorf("read %v", seqs)
+	}
+}
+
+// ReadBackward holds at most maxBackwardBytes (32 MiB) of raw messages from
+// a window: a newest-first page of large events ends early, with a next
+// sequence, and paging on still returns every event once, in order.
+func TestReadBackwardByteCap(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	ctx := context.Background()
+	const n, size = 12, 4 << 20
+	for i := range n {
+		ev := testEvent("wh", fmt.Sprint("big-", i), "j")
+		ev.RawBody = bytes.Repeat([]byte{'x'}, size)
+		mustAppend(t, s, ev)
+	}
+	var seqs []uint64
+	from, pages := uint64(n), 0
+	for from != 0 {
+		events, next, err := s.ReadBackward(ctx, from, n, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := 0
+		for _, ev := range events {
+			held += len(ev.GetRawBody())
+			seqs = append(seqs, ev.GetSequence())
+		}
+		if held > 32<<20 {
+			t.Fatalf("one page held %d MiB of raw bodies, over the 32 MiB cap", held>>20)
+		}
+		from = next
+		pages++
+	}
+	if pages < 2 || len(seqs) != n {
+		t.Fatalf("%d pages, %d events; want every one of %d events over at least 2 pages", pages, len(seqs), n)
+	}
+	for i, seq := range seqs {
+		if seq != uint64(n-i) {
+			t.Fatalf("sequences %v, want %d down to 1", seqs, n)
+		}
 	}
 }

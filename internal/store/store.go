@@ -84,6 +84,10 @@ var (
 	// that becomes part of its subject or deduplication key is missing or is
 	// not a valid NATS subject token. Retrying will not help.
 	ErrInvalidEvent = errors.New("store: invalid event")
+	// ErrEventTooLarge reports that an encoded event exceeds the NATS
+	// server's max_payload. Retrying will not help; a smaller form of the
+	// event may fit.
+	ErrEventTooLarge = errors.New("store: event larger than the log's max_payload")
 )
 
 // Config configures Open. The zero value of every field except DataDir (in
