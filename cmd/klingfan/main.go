@@ -45,5 +45,35 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return app.Run(ctx, cfg, app.Options{Stdout: out})
+	return app.Run(ctx, cfg, app.Options{Stdout: out, Reload: reloadOnHangup(ctx, args[1:], out)})
+}
+
+// reloadOnHangup parses the configuration again on every SIGHUP (the
+// environment file named by --env-file may have changed) and delivers it;
+// a configuration that does not parse is reported and skipped.
+func reloadOnHangup(ctx context.Context, args []string, out io.Writer) <-chan config.Config {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan config.Config)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			cfg, err := config.Parse(args, os.LookupEnv, out)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "klingfan: SIGHUP: configuration not reloaded:", err)
+				continue
+			}
+			select {
+			case reload <- cfg:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return reload
 }

@@ -242,7 +242,9 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 		return Result{}, &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: "event cannot be stored: " + err.Error(), Err: err}
 	}
 	if err != nil {
-		if ctx.Err() == nil {
+		// A full store logs its state changes itself: a line per refused
+		// delivery would flood the log exactly when the disk is short.
+		if ctx.Err() == nil && !errors.Is(err, store.ErrStoreFull) {
 			h.log.Warn("log append failed", "webhook", w.ID, "error", err)
 		}
 		return Result{}, &Error{Kind: ErrUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}

@@ -47,7 +47,7 @@ func (s *Store) Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, du
 	ack, err := s.js.PublishMsg(ctx, msg,
 		jetstream.WithMsgID(ev.GetWebhookId()+":"+ev.GetDeliveryId()),
 		jetstream.WithExpectStream(StreamName))
-	if err != nil {
+	if err := s.noteAppend(err); err != nil {
 		return 0, false, classify(fmt.Sprintf("append event %q", ev.GetId()), err)
 	}
 	return ack.Sequence, ack.Duplicate, nil
