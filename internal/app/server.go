@@ -332,6 +332,7 @@ func (s *server) routes(gateway *runtime.ServeMux) http.Handler {
 	mux := http.NewServeMux()
 	s.ingest.Routes(mux)
 	mux.Handle("/v1/", s.guardREST(gateway))
+	mux.Handle("GET "+BackupPath, s.serveBackup(gateway))
 	mux.Handle("GET /openapi.json", openapi.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -101,8 +101,8 @@ type space struct {
 	full atomic.Bool
 
 	mu       sync.Mutex
-	limits   Limits     // as configured; MaxStoreBytes 0 means derived
-	storeMax int64      // the embedded server's current max_file_store
+	limits   Limits // as configured; MaxStoreBytes 0 means derived
+	storeMax int64  // the embedded server's current max_file_store
 	opts     *server.Options
 	usage    Usage
 	reason   string
