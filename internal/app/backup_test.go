@@ -48,12 +48,12 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	// Load: four senders post until told to stop, recording what was
 	// acknowledged.
 	var (
-		mu       sync.Mutex
-		acked    []string
-		stop     = make(chan struct{})
-		wg       sync.WaitGroup
+		mu     sync.Mutex
+		acked  []string
+		stop   = make(chan struct{})
+		wg     sync.WaitGroup
 		enough = make(chan struct{})
-		once     sync.Once
+		once   sync.Once
 	)
 	for w := range 4 {
 		wg.Add(1)

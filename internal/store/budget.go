@@ -209,6 +209,12 @@ func (s *Store) stopSpaceMonitor() {
 		close(s.space.quit)
 		<-s.space.done
 		s.space.quit = nil
+		// A last record of the log state, for reportLost at the next start.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if info, err := s.stream.Info(ctx); err == nil {
+			s.recordLogState(s.dataDir, info.State.LastSeq)
+		}
+		cancel()
 	}
 }
 
@@ -229,6 +235,7 @@ func (s *Store) refreshUsage(ctx context.Context, storeDir string) {
 	if u.Messages == 0 {
 		u.FirstSeq = u.LastSeq + 1
 	}
+	s.recordLogState(s.dataDir, u.LastSeq)
 	if s.ns != nil {
 		if free, _, err := diskSpace(storeDir); err == nil {
 			u.DiskFree = free

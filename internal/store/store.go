@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -172,7 +173,9 @@ type Store struct {
 	reaperQuit chan struct{}
 	reaperDone chan struct{}
 
-	space space
+	space       space
+	recordedSeq atomic.Uint64 // the last sequence in the log-state file
+	dataDir     string        // embedded only
 
 	closeOnce sync.Once
 	closeErr  error
@@ -192,6 +195,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{log: cfg.Logger, closed: make(chan struct{})}
 
 	if cfg.URL == "" {
+		s.dataDir = cfg.DataDir
 		if err := s.startEmbedded(&cfg); err != nil {
 			return nil, err
 		}
@@ -202,10 +206,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.shutdownServer()
 		return nil, err
 	}
+	if err := s.checkOpened(ctx, cfg); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
 	if err := s.ensureAssets(ctx, cfg); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
+	s.reportLost(ctx, cfg.DataDir)
 	s.reap = make(chan string, reapQueue)
 	s.reaperQuit = make(chan struct{})
 	s.reaperDone = make(chan struct{})
