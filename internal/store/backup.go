@@ -205,6 +205,11 @@ func Restore(ctx context.Context, cfg Config, r io.Reader) (Manifest, error) {
 	} else if has {
 		return Manifest{}, fmt.Errorf("%w: %q; restore into a new, empty directory", ErrNotEmpty, cfg.DataDir)
 	}
+	// A log-state record left by an earlier store in this directory would
+	// make the restored log look damaged at its first start.
+	if err := os.Remove(filepath.Join(cfg.DataDir, logStateFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Manifest{}, fmt.Errorf("store: restore into %q: %w", cfg.DataDir, err)
+	}
 	s := &Store{log: cfg.Logger, closed: make(chan struct{})}
 	if err := s.startEmbedded(&cfg); err != nil {
 		return Manifest{}, err
