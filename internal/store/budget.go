@@ -99,6 +99,10 @@ type Limits struct {
 // guarded by mu except full, which Append reads without the lock.
 type space struct {
 	full atomic.Bool
+	// gen counts state changes. An append notes it before publishing, so
+	// one that was already in flight when the log filled (and fitted)
+	// cannot report room that is no longer there.
+	gen atomic.Uint64
 
 	mu       sync.Mutex
 	limits   Limits // as configured; MaxStoreBytes 0 means derived
@@ -106,6 +110,7 @@ type space struct {
 	opts     *server.Options
 	usage    Usage
 	reason   string
+	cause    error // the append error that made the log full
 
 	quit chan struct{}
 	done chan struct{}
@@ -222,6 +227,16 @@ func (s *Store) stopSpaceMonitor() {
 // derived budget when the disk has grown; and clears the full state when
 // there is room again.
 func (s *Store) refreshUsage(ctx context.Context, storeDir string) {
+	if s.ns != nil {
+		s.space.mu.Lock()
+		derive := s.space.limits.MaxStoreBytes == 0 && s.space.opts != nil
+		s.space.mu.Unlock()
+		if derive {
+			if derived, err := derivedBudget(storeDir); err == nil {
+				s.raiseStoreMax(ctx, derived)
+			}
+		}
+	}
 	info, err := s.stream.Info(ctx)
 	if err != nil {
 		s.log.Debug("store usage check failed", slog.Any("err", err))
@@ -240,14 +255,6 @@ func (s *Store) refreshUsage(ctx context.Context, storeDir string) {
 		if free, _, err := diskSpace(storeDir); err == nil {
 			u.DiskFree = free
 		}
-		s.space.mu.Lock()
-		derive := s.space.limits.MaxStoreBytes == 0 && s.space.opts != nil
-		s.space.mu.Unlock()
-		if derive {
-			if derived, err := derivedBudget(storeDir); err == nil {
-				s.raiseStoreMax(ctx, derived)
-			}
-		}
 		if jsz, err := s.ns.Jsz(nil); err == nil {
 			u.StoreBytes, u.StoreMaxBytes = jsz.Store, jsz.Config.MaxStore
 		}
@@ -255,8 +262,11 @@ func (s *Store) refreshUsage(ctx context.Context, storeDir string) {
 	s.space.mu.Lock()
 	defer s.space.mu.Unlock()
 	s.space.usage = u
-	if s.space.full.Load() && hasRoom(u) {
+	switch {
+	case s.space.full.Load() && hasRoom(u):
 		s.setFullLocked(false, "")
+	case s.space.full.Load() && s.space.cause != nil:
+		s.space.reason = s.fullReasonLocked(s.space.cause) // keep the sizes current
 	}
 }
 
@@ -386,11 +396,13 @@ func (s *Store) fullErr() error {
 // noteAppend records the outcome of an append: a space error makes the
 // log full (logged once), a success clears it. It returns the error to
 // hand to the caller, a *FullError for space errors.
-func (s *Store) noteAppend(err error) error {
+func (s *Store) noteAppend(startGen uint64, err error) error {
 	if err == nil {
-		if s.space.full.Load() {
+		if s.space.full.Load() && s.space.gen.Load() == startGen {
 			s.space.mu.Lock()
-			s.setFullLocked(false, "")
+			if s.space.gen.Load() == startGen {
+				s.setFullLocked(false, "")
+			}
 			s.space.mu.Unlock()
 		}
 		return nil
@@ -398,12 +410,27 @@ func (s *Store) noteAppend(err error) error {
 	if !isSpaceErr(err) {
 		return err
 	}
+	if !s.space.full.Load() {
+		// Fresh sizes for the reason, fetched before taking the lock.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		s.refreshUsage(ctx, s.storeDir())
+		cancel()
+	}
 	s.space.mu.Lock()
 	defer s.space.mu.Unlock()
 	if !s.space.full.Load() {
 		s.setFullLocked(true, s.fullReasonLocked(err))
+		s.space.cause = err
 	}
 	return fmt.Errorf("%w (%w)", &FullError{Reason: s.space.reason}, err)
+}
+
+// storeDir is the embedded server's store directory; "" when external.
+func (s *Store) storeDir() string {
+	if s.ns == nil {
+		return ""
+	}
+	return s.ns.StoreDir()
 }
 
 // setFullLocked switches the full state and logs the change, once per
@@ -413,7 +440,9 @@ func (s *Store) setFullLocked(full bool, reason string) {
 		return
 	}
 	s.space.full.Store(full)
+	s.space.gen.Add(1)
 	s.space.reason = reason
+	s.space.cause = nil
 	if full {
 		s.log.Warn("event log full: new deliveries get 503 until space comes back (events expire, the budget is raised with SIGHUP, or the disk grows)",
 			slog.String("reason", reason))

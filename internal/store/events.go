@@ -44,10 +44,11 @@ func (s *Store) Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, du
 		return 0, false, fmt.Errorf("store: encode event %q: %w", ev.GetId(), err)
 	}
 	msg := &nats.Msg{Subject: eventSubject(ev), Data: data}
+	gen := s.space.gen.Load()
 	ack, err := s.js.PublishMsg(ctx, msg,
 		jetstream.WithMsgID(ev.GetWebhookId()+":"+ev.GetDeliveryId()),
 		jetstream.WithExpectStream(StreamName))
-	if err := s.noteAppend(err); err != nil {
+	if err := s.noteAppend(gen, err); err != nil {
 		return 0, false, classify(fmt.Sprintf("append event %q", ev.GetId()), err)
 	}
 	return ack.Sequence, ack.Duplicate, nil
