@@ -98,7 +98,8 @@ type Limits struct {
 // space tracks the budget and whether the log is full. Its fields are
 // guarded by mu except full, which Append reads without the lock.
 type space struct {
-	full atomic.Bool
+	full    atomic.Bool
+	diskLow atomic.Bool // the disk is nearly full: Append refuses at once
 	// gen counts state changes. An append notes it before publishing, so
 	// one that was already in flight when the log filled (and fitted)
 	// cannot report room that is no longer there.
@@ -252,8 +253,12 @@ func (s *Store) refreshUsage(ctx context.Context, storeDir string) {
 	}
 	s.recordLogState(s.dataDir, u.LastSeq)
 	if s.ns != nil {
-		if free, _, err := diskSpace(storeDir); err == nil {
+		if free, total, err := diskSpace(storeDir); err == nil {
 			u.DiskFree = free
+			// Below half the reserve the disk itself is about to run
+			// out (other programs share it, or the budget exceeds it):
+			// refuse before JetStream meets ENOSPC and switches off.
+			s.space.diskLow.Store(free < diskReserve(total)/2)
 		}
 		if jsz, err := s.ns.Jsz(nil); err == nil {
 			u.StoreBytes, u.StoreMaxBytes = jsz.Store, jsz.Config.MaxStore
@@ -263,9 +268,16 @@ func (s *Store) refreshUsage(ctx context.Context, storeDir string) {
 	defer s.space.mu.Unlock()
 	s.space.usage = u
 	switch {
+	case s.space.diskLow.Load() && !s.space.full.Load():
+		s.setFullLocked(true, fmt.Sprintf("store full: the disk of the data directory has %s free", mib(u.DiskFree)))
+		s.space.cause = errDiskLow
+	case s.space.diskLow.Load():
+		if s.space.cause == errDiskLow {
+			s.space.reason = fmt.Sprintf("store full: the disk of the data directory has %s free", mib(u.DiskFree))
+		}
 	case s.space.full.Load() && hasRoom(u):
 		s.setFullLocked(false, "")
-	case s.space.full.Load() && s.space.cause != nil:
+	case s.space.full.Load() && s.space.cause != nil && s.space.cause != errDiskLow:
 		s.space.reason = s.fullReasonLocked(s.space.cause) // keep the sizes current
 	}
 }
@@ -423,6 +435,18 @@ func (s *Store) noteAppend(startGen uint64, err error) error {
 		s.space.cause = err
 	}
 	return fmt.Errorf("%w (%w)", &FullError{Reason: s.space.reason}, err)
+}
+
+// errDiskLow is the cause of a full state that the disk, not a limit,
+// imposes.
+var errDiskLow = errors.New("store: disk nearly full")
+
+// diskGate refuses an append while the disk is nearly full.
+func (s *Store) diskGate() error {
+	if !s.space.diskLow.Load() {
+		return nil
+	}
+	return s.fullErr()
 }
 
 // storeDir is the embedded server's store directory; "" when external.

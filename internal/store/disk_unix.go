@@ -6,9 +6,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// diskSpace returns the free space (for an unprivileged writer) and the
+// diskSpace is statDisk; tests replace it before opening a store.
+var diskSpace = statDisk
+
+// statDisk returns the free space (for an unprivileged writer) and the
 // size of the filesystem holding dir, or of its nearest existing parent.
-func diskSpace(dir string) (free, total int64, err error) {
+func statDisk(dir string) (free, total int64, err error) {
 	for {
 		var st unix.Statfs_t
 		err = unix.Statfs(dir, &st)

@@ -43,6 +43,9 @@ func (s *Store) Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, du
 	if err != nil {
 		return 0, false, fmt.Errorf("store: encode event %q: %w", ev.GetId(), err)
 	}
+	if err := s.diskGate(); err != nil {
+		return 0, false, fmt.Errorf("store: append event %q: %w", ev.GetId(), err)
+	}
 	msg := &nats.Msg{Subject: eventSubject(ev), Data: data}
 	gen := s.space.gen.Load()
 	ack, err := s.js.PublishMsg(ctx, msg,
