@@ -19,6 +19,10 @@ const usage = `klingfan is a gRPC event fan-out gateway for Kling AI callbacks.
 
 Usage:
   klingfan serve [flags]   run the gateway (klingfan serve -h lists the flags)
+  klingfan backup --to FILE [--server URL]
+                           write a backup of a running gateway's events and registrations
+  klingfan restore --from FILE --data-dir DIR
+                           restore a backup into a new, empty data directory
 `
 
 func main() {
@@ -34,6 +38,12 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) > 0 && args[0] == "backup" {
+		return app.BackupCommand(ctx, args[1:], os.LookupEnv, out)
+	}
+	if len(args) > 0 && args[0] == "restore" {
+		return app.RestoreCommand(ctx, args[1:], out)
+	}
 	if len(args) == 0 || args[0] != "serve" {
 		fmt.Fprint(out, usage)
 		if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
@@ -45,5 +55,35 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return app.Run(ctx, cfg, app.Options{Stdout: out})
+	return app.Run(ctx, cfg, app.Options{Stdout: out, Reload: reloadOnHangup(ctx, args[1:], out)})
+}
+
+// reloadOnHangup parses the configuration again on every SIGHUP (the
+// environment file named by --env-file may have changed) and delivers it;
+// a configuration that does not parse is reported and skipped.
+func reloadOnHangup(ctx context.Context, args []string, out io.Writer) <-chan config.Config {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan config.Config)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			cfg, err := config.Parse(args, os.LookupEnv, out)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "klingfan: SIGHUP: configuration not reloaded:", err)
+				continue
+			}
+			select {
+			case reload <- cfg:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return reload
 }

@@ -38,6 +38,9 @@ type Options struct {
 	Stdout io.Writer
 	// Logger receives the logs; built from the configuration when nil.
 	Logger *slog.Logger
+	// Reload delivers configurations to apply while running (`klingfan
+	// serve` sends one on SIGHUP); only the storage limits are reloaded.
+	Reload <-chan config.Config
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: streams are
@@ -75,6 +78,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.runBackground(gctx) })
+	g.Go(func() error { return srv.runReloads(gctx, opts.Reload) })
 	g.Go(func() error {
 		if err := srv.grpc.Serve(srv.wrapGRPCListener(grpcLn)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("app: gRPC server: %w", err)

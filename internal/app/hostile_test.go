@@ -539,6 +539,24 @@ func TestHostileInputTable(t *testing.T) {
 			_, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{PageToken: "AQAAAAAAAAABAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
 			grpcCode(t, err, codes.InvalidArgument)
 		},
+		"ingest: store full (disk full, budget reached under `--retention-policy refuse`)": func(t *testing.T) {
+			small, _ := startSmallStore(t, config.RetentionRefuse, nil)
+			for i := 0; ; i++ {
+				status, retry := postDelivery(t, small, fmt.Sprintf("full-%d", i))
+				if status == http.StatusServiceUnavailable {
+					if retry == "" {
+						t.Fatal("503 without Retry-After")
+					}
+					break
+				}
+				if status != http.StatusOK || i > 500 {
+					t.Fatalf("delivery %d: status %d, want 200 until the store is full, then 503", i, status)
+				}
+			}
+			if status, reason := readyz(t, small); status != http.StatusServiceUnavailable || !strings.HasPrefix(reason, "store full: ") {
+				t.Fatalf("/readyz: %d %q, want 503 naming the store's size", status, reason)
+			}
+		},
 		"api: resume point outside the log": func(t *testing.T) {
 			s, err := h.events().Subscribe(ctx, &gatewayv1.SubscribeRequest{Start: &gatewayv1.SubscribeRequest_AfterSequence{AfterSequence: 1 << 40}})
 			if err == nil {

@@ -118,10 +118,16 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		DuplicateWindow: cfg.DedupWindow,
 		SyncAlways:      cfg.SyncAlways,
 		Logger:          s.log,
+		// Storage budget (budget.go in store; reload in reload.go here).
+		MaxStoreBytes:      cfg.MaxStoreBytes,
+		RetentionBytes:     cfg.RetentionBytes,
+		RefuseWhenFull:     cfg.RetentionPolicy == config.RetentionRefuse,
+		SpaceCheckInterval: cfg.StoreCheckInterval,
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.registerStoreMetrics()
 	// An event holds the raw body and a normalized copy of much of it, so
 	// the server's max_payload bounds the bodies ingest can promise to
 	// store. A cluster with NATS's default 1 MiB gets a smaller limit (and
@@ -362,6 +368,7 @@ func (s *server) routes(gateway *runtime.ServeMux) http.Handler {
 	mux := http.NewServeMux()
 	s.ingest.Routes(mux)
 	mux.Handle("/v1/", s.guardREST(gateway))
+	mux.Handle("GET "+BackupPath, s.serveBackup(gateway))
 	mux.Handle("GET /openapi.json", openapi.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -379,8 +386,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	w.Header().Set("Content-Type", "application/json")
 	if err := s.store.Ready(ctx); err != nil {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = io.WriteString(w, `{"status":"unavailable","error":"log unavailable"}`+"\n")
+		writeNotReady(w, err)
 		return
 	}
 	if err := unreadableError(s.registry.Unreadable()); err != nil {

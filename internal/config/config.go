@@ -49,14 +49,25 @@ type Config struct {
 	// start when they differ.
 	NATSUpdateConfig bool
 
-	Replicas     int
-	Retention    time.Duration
-	DedupWindow  time.Duration
-	SyncAlways   bool
-	MaxBodyBytes int64
-	IngestRate   float64
-	IngestBurst  int
-	MaxHTTPConns int
+	Replicas  int
+	Retention time.Duration
+	// MaxStoreBytes is the embedded JetStream's file-store budget; 0
+	// derives it from the disk (see store.Config.MaxStoreBytes).
+	// RetentionBytes caps the events stream's size beside Retention; 0
+	// means only the store budget caps it. RetentionPolicy says what
+	// happens at the cap: RetentionDiscardOldest or RetentionRefuse.
+	MaxStoreBytes   int64
+	RetentionBytes  int64
+	RetentionPolicy string
+	// StoreCheckInterval is how often the store re-reads its usage; it has
+	// no flag (tests shorten it), 0 means the store's default.
+	StoreCheckInterval time.Duration
+	DedupWindow        time.Duration
+	SyncAlways         bool
+	MaxBodyBytes       int64
+	IngestRate         float64
+	IngestBurst        int
+	MaxHTTPConns       int
 	// MaxHTTPConnsPerAddr bounds one client address's HTTP connections, so
 	// one client cannot hold every --max-http-conns slot; 0: no bound.
 	MaxHTTPConnsPerAddr int
@@ -99,6 +110,10 @@ func EnvName(flagName string) string {
 // lookup as defaults that the command line overrides. Help output goes to out.
 func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Config, error) {
 	var c Config
+	lookup, err := withEnvFile(args, lookup)
+	if err != nil {
+		return Config{}, err
+	}
 	fs := flag.NewFlagSet("klingfan serve", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address: ingest, REST API, /metrics, /healthz")
@@ -120,6 +135,9 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.BoolVar(&c.NATSUpdateConfig, "nats-update-config", false, "apply the configured replicas, retention and dedup window to an existing stream and KV bucket that differ (otherwise start-up fails and lists the differences)")
 	fs.IntVar(&c.Replicas, "replicas", 0, "stream and KV replicas (default 1 embedded, 3 with --nats-url)")
 	fs.DurationVar(&c.Retention, "retention", 168*time.Hour, "how long events are kept in the log")
+	fs.Var(sizeFlag{&c.MaxStoreBytes}, "max-store-bytes", "embedded JetStream file-store budget, e.g. 20GiB (default: the store's disk, less a reserve, re-checked as the disk grows)")
+	fs.Var(sizeFlag{&c.RetentionBytes}, "retention-bytes", "largest size of the event log, e.g. 10GiB, beside --retention (default: the store budget)")
+	fs.StringVar(&c.RetentionPolicy, "retention-policy", RetentionDiscardOldest, "at the size cap: discard-oldest (drop the oldest events) or refuse (answer new deliveries 503)")
 	fs.DurationVar(&c.DedupWindow, "dedup-window", 2*time.Hour, "how long a repeated delivery is recognised as a duplicate")
 	sync := fs.String("sync", "interval", "embedded store fsync policy: interval or always")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest accepted ingest body")
@@ -140,6 +158,7 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file for both listeners")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS key file for both listeners")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "CA file: require client certificates on gRPC (mutual TLS)")
+	fs.String(envFileFlag, "", "file of KLINGFAN_* variables (KEY=VALUE lines) read at start and again on SIGHUP; the process environment wins over it")
 	fs.StringVar(&c.TokensFile, "tokens-file", "", "file of named API tokens with scopes")
 
 	var envErr error
@@ -210,6 +229,7 @@ func (c *Config) validate() error {
 	if c.Retention <= 0 {
 		errs = append(errs, fmt.Errorf("--retention %s: must be positive", c.Retention))
 	}
+	errs = append(errs, c.validateStorage()...)
 	if c.DedupWindow <= 0 || c.DedupWindow > c.Retention {
 		errs = append(errs, fmt.Errorf("--dedup-window %s: must be positive and at most --retention", c.DedupWindow))
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/klingfan/klingfan/internal/registry"
+	"github.com/klingfan/klingfan/internal/store"
 )
 
 // Routes registers the ingest endpoints on mux:
@@ -118,7 +119,11 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, webhookID strin
 	case code == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
 	}
-	h.log.Info("delivery rejected", "webhook", webhookID, "status", code, "outcome", ie.Outcome,
+	level := slog.LevelInfo
+	if errors.Is(ie.Err, store.ErrStoreFull) {
+		level = slog.LevelDebug // the store logs when it fills and when it has room again
+	}
+	h.log.Log(r.Context(), level, "delivery rejected", "webhook", webhookID, "status", code, "outcome", ie.Outcome,
 		"reason", ie.Message, "remote", r.RemoteAddr)
 	writeJSON(w, code, errorBody{Error: ie.Message})
 }

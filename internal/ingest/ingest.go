@@ -303,7 +303,9 @@ func (h *Handler) appendFailed(ctx context.Context, webhookID string, err error)
 		// Retrying cannot help: say so rather than invite retries with 503.
 		return &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: "event cannot be stored: " + err.Error(), Err: err}
 	}
-	if ctx.Err() == nil {
+	// A full store logs its state changes itself: a line per refused
+	// delivery would flood the log exactly when the disk is short.
+	if ctx.Err() == nil && !errors.Is(err, store.ErrStoreFull) {
 		h.log.Warn("log append failed", "webhook", webhookID, "error", err)
 	}
 	return &Error{Kind: ErrUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}

@@ -47,7 +47,11 @@ func (s *Store) Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, du
 	if limit := s.nc.MaxPayload() - appendHeaderRoom; int64(len(data)) > limit {
 		return 0, false, fmt.Errorf("%w: event %q encodes to %d bytes, the limit is %d", ErrEventTooLarge, ev.GetId(), len(data), limit)
 	}
+	if err := s.diskGate(); err != nil {
+		return 0, false, fmt.Errorf("store: append event %q: %w", ev.GetId(), err)
+	}
 	msg := &nats.Msg{Subject: eventSubject(ev), Data: data}
+	gen := s.space.gen.Load()
 	ack, err := s.js.PublishMsg(ctx, msg,
 		jetstream.WithMsgID(ev.GetWebhookId()+":"+ev.GetDeliveryId()),
 		jetstream.WithExpectStream(StreamName),
@@ -64,7 +68,7 @@ func (s *Store) Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, du
 			return seq, true, nil
 		}
 	}
-	if err != nil {
+	if err := s.noteAppend(gen, err); err != nil {
 		return 0, false, classify(fmt.Sprintf("append event %q", ev.GetId()), err)
 	}
 	return ack.Sequence, ack.Duplicate, nil

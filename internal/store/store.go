@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -138,6 +139,22 @@ type Config struct {
 	// acknowledging it, trading throughput for durability across power
 	// loss. Ignored with URL, where the cluster's own setting applies.
 	SyncAlways bool
+	// MaxStoreBytes is the embedded server's file-store budget
+	// (max_file_store); 0 derives it from the disk (what the store uses
+	// plus the free space, less a reserve) and raises it as the disk
+	// grows. Ignored with URL.
+	MaxStoreBytes int64
+	// RetentionBytes caps the events stream's size beside Retention; 0
+	// leaves only the budget (embedded) or no cap (external).
+	RetentionBytes int64
+	// RefuseWhenFull makes a stream at its cap refuse appends (ingest
+	// answers 503) instead of discarding its oldest events.
+	RefuseWhenFull bool
+	// SpaceCheckInterval is how often usage is re-read; 0 means
+	// DefaultSpaceCheckInterval.
+	SpaceCheckInterval time.Duration
+	// streamMaxBytes is the stream's MaxBytes, resolved by planBudget.
+	streamMaxBytes int64
 	// Logger receives the store's and the embedded server's diagnostics;
 	// nil means slog.Default().
 	Logger *slog.Logger
@@ -160,6 +177,10 @@ type Store struct {
 	reaperQuit chan struct{}
 	reaperDone chan struct{}
 
+	space       space
+	recordedSeq atomic.Uint64 // the last sequence in the log-state file
+	dataDir     string        // embedded only
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -178,22 +199,31 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{log: cfg.Logger, closed: make(chan struct{})}
 
 	if cfg.URL == "" {
-		if err := s.startEmbedded(cfg); err != nil {
+		s.dataDir = cfg.DataDir
+		if err := s.startEmbedded(&cfg); err != nil {
 			return nil, err
 		}
+	} else if err := s.planBudget(&cfg, ""); err != nil {
+		return nil, err
 	}
 	if err := s.connect(cfg); err != nil {
 		s.shutdownServer()
+		return nil, err
+	}
+	if err := s.checkOpened(ctx, cfg); err != nil {
+		_ = s.Close()
 		return nil, err
 	}
 	if err := s.ensureAssets(ctx, cfg); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
+	s.reportLost(ctx, cfg.DataDir)
 	s.reap = make(chan string, reapQueue)
 	s.reaperQuit = make(chan struct{})
 	s.reaperDone = make(chan struct{})
 	go s.runReaper(s.reaperQuit, s.reaperDone)
+	s.startSpaceMonitor(ctx, cfg.SpaceCheckInterval, filepath.Join(cfg.DataDir, "jetstream"))
 	s.log.Info("store opened",
 		slog.Bool("embedded", s.ns != nil),
 		slog.String("stream", StreamName),
@@ -239,6 +269,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	case cfg.DuplicateWindow == 0:
 		cfg.DuplicateWindow = min(DefaultDuplicateWindow, cfg.Retention)
 	}
+	if cfg.SpaceCheckInterval <= 0 {
+		cfg.SpaceCheckInterval = DefaultSpaceCheckInterval
+	}
 	if cfg.DuplicateWindow > cfg.Retention {
 		return cfg, fmt.Errorf("store: duplicate window %s exceeds retention %s", cfg.DuplicateWindow, cfg.Retention)
 	}
@@ -247,10 +280,13 @@ func (cfg Config) withDefaults() (Config, error) {
 
 // startEmbedded checks the data directory, then starts an in-process NATS
 // server with JetStream and waits until it accepts connections.
-func (s *Store) startEmbedded(cfg Config) error {
+func (s *Store) startEmbedded(cfg *Config) error {
 	storeDir := filepath.Join(cfg.DataDir, "jetstream")
 	if err := checkWritableDir(storeDir); err != nil {
 		return fmt.Errorf("store: data directory %q is not usable: %w", cfg.DataDir, err)
+	}
+	if err := s.planBudget(cfg, storeDir); err != nil {
+		return err
 	}
 
 	opts := &server.Options{
@@ -258,6 +294,10 @@ func (s *Store) startEmbedded(cfg Config) error {
 		JetStream:  true,
 		StoreDir:   storeDir,
 		SyncAlways: cfg.SyncAlways,
+		// An explicit budget, never the server's own guess from the free
+		// disk at start-up: JetStream can raise an explicit one while it
+		// runs (raiseStoreMax) but never a guessed one.
+		JetStreamMaxStore: s.space.storeMax,
 		// An event carries its raw body twice over at worst (raw and
 		// normalized), so the default 1 MiB would refuse bodies well under
 		// klingfan's own limit.
@@ -285,6 +325,7 @@ func (s *Store) startEmbedded(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("store: configure embedded NATS server: %w", err)
 	}
+	s.space.opts = opts.Clone()
 	ns.SetLoggerV2(slogAdapter{log: s.log.With(slog.String("component", "nats-server"))}, false, false, false)
 	ns.Start()
 	s.ns = ns
@@ -338,7 +379,7 @@ func (s *Store) Ready(ctx context.Context) error {
 	if _, err := s.stream.Info(ctx); err != nil {
 		return classify("stream info", err)
 	}
-	return nil
+	return s.fullErr()
 }
 
 // Close drains the client connection (letting in-flight consumers finish),
@@ -346,6 +387,7 @@ func (s *Store) Ready(ctx context.Context) error {
 // file store. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopSpaceMonitor()
 		if s.reaperQuit != nil {
 			close(s.reaperQuit)
 			<-s.reaperDone
