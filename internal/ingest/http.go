@@ -43,7 +43,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, webhookID string
 		if err.Outcome == OutcomeUnknown {
 			label = "unknown"
 		}
-		h.metrics.observe(label, err.Outcome, nil, 0)
+		h.metrics.observe(label, err.Outcome, nil, 0, nil)
 		h.reject(w, r, webhookID, err)
 		return
 	}
@@ -51,12 +51,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, webhookID string
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			h.metrics.observe(webhookID, OutcomeTooLarge, nil, 0)
+			h.metrics.observe(webhookID, OutcomeTooLarge, nil, 0, nil)
 			h.reject(w, r, webhookID, tooLarge(h.maxBody))
 			return
 		}
 		// The sender went away or the connection broke mid-body: nothing to answer.
-		h.log.Debug("reading ingest body", "webhook", webhookID, "error", err)
+		h.log.DebugContext(r.Context(), "reading ingest body", "webhook", webhookID, "error", err)
 		return
 	}
 	res, err := h.Deliver(r.Context(), Delivery{
@@ -70,7 +70,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, webhookID string
 		return
 	}
 	if h.log.Enabled(r.Context(), slog.LevelDebug) {
-		h.log.Debug("delivery accepted", "webhook", webhookID, "sequence", res.Event.GetSequence(),
+		h.log.DebugContext(r.Context(), "delivery accepted", "webhook", webhookID, "sequence", res.Event.GetSequence(),
 			"duplicate", res.Duplicate, "ignored", res.Ignored, "body", string(body))
 	}
 	if res.Ignored {
@@ -116,7 +116,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, webhookID strin
 	case code == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
 	}
-	h.log.Info("delivery rejected", "webhook", webhookID, "status", code, "outcome", ie.Outcome,
+	h.log.InfoContext(r.Context(), "delivery rejected", "webhook", webhookID, "status", code, "outcome", ie.Outcome,
 		"reason", ie.Message, "remote", r.RemoteAddr)
 	writeJSON(w, code, errorBody{Error: ie.Message})
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -126,6 +127,8 @@ type Config struct {
 	RateLimit float64
 	RateBurst int
 	Metrics   *Metrics
+	// Tracer starts the delivery's spans; nil (tracing off) skips them.
+	Tracer trace.Tracer
 }
 
 // Handler serves the ingest routes and runs deliveries for SendTestEvent.
@@ -139,6 +142,7 @@ type Handler struct {
 	reqTime time.Duration
 	limits  *limits
 	metrics *Metrics
+	tracer  trace.Tracer
 }
 
 // New returns a Handler.
@@ -159,11 +163,13 @@ func New(c Config) *Handler {
 		log: c.Logger, regs: c.Registrations, app: c.Events, now: c.Now,
 		maxBody: c.MaxBodyBytes, timeout: c.AppendTimeout, reqTime: c.RequestTimeout,
 		limits: newLimits(c.RateLimit, c.RateBurst), metrics: c.Metrics,
+		tracer: c.Tracer,
 	}
 }
 
 // Deliver verifies, normalizes and logs one delivery. Errors are *Error.
 func (h *Handler) Deliver(ctx context.Context, d Delivery) (Result, error) {
+	ctx, span := h.startSpan(ctx, spanDeliver)
 	start := h.now()
 	res, err := h.deliver(ctx, d)
 	outcome := OutcomeAccepted
@@ -182,7 +188,8 @@ func (h *Handler) Deliver(ctx context.Context, d Delivery) (Result, error) {
 	if outcome == OutcomeUnknown {
 		label = "unknown" // unregistered ids must not grow the label set
 	}
-	h.metrics.observe(label, outcome, res.Event, h.now().Sub(start))
+	h.metrics.observe(label, outcome, res.Event, h.now().Sub(start), h.exemplar(ctx))
+	endDeliverSpan(span, label, outcome, res.Event, err)
 	return res, err
 }
 
@@ -197,7 +204,9 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	if int64(len(d.Body)) > h.maxBody {
 		return Result{}, tooLarge(h.maxBody)
 	}
+	_, span := h.startSpan(ctx, spanVerify)
 	deliveryID, err := h.authenticate(w, d)
+	endSpan(span, err)
 	if err != nil {
 		return Result{}, err
 	}
@@ -207,7 +216,9 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	if wait, ok := h.limits.allow(w.ID, h.now()); !ok {
 		return Result{}, &Error{Kind: ErrRateLimited, Outcome: OutcomeRateLimited, Message: "rate limit exceeded, retry later", retryAfter: wait}
 	}
+	_, span = h.startSpan(ctx, spanNormalize)
 	ev, err := normalize.Parse(d.Body)
+	endSpan(span, nil) // a parse error is the outcome, recorded on the delivery span
 	if err != nil {
 		// A verified delivery of a known shape is kept even when a field
 		// that does not identify it cannot be read: with its raw body and
@@ -216,7 +227,7 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 		if ierr != nil {
 			return Result{}, &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: publicParseMessage(err), Err: err}
 		}
-		h.log.Warn("delivery normalized partially; the raw body keeps everything", "webhook", w.ID, "problem", err.Error())
+		h.log.WarnContext(ctx, "delivery normalized partially; the raw body keeps everything", "webhook", w.ID, "problem", err.Error())
 		h.metrics.partial.Inc()
 		ev = partial
 	}
@@ -229,6 +240,7 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	ev.Id = EventID(w.ID, deliveryID)
 	ev.ReceivedAt = timestamppb.New(h.now())
 	ev.Test = d.Test
+	ev.Traceparent = h.traceparent(ctx, d.Header)
 	if !w.Accepts(ev.Type) {
 		return Result{Event: ev, Ignored: true}, nil
 	}
@@ -236,14 +248,16 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 
 	actx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
+	actx, span = h.startSpan(actx, spanAppend)
 	seq, dup, err := h.app.Append(actx, ev)
+	endSpan(span, err)
 	if errors.Is(err, store.ErrInvalidEvent) {
 		// Retrying cannot help: say so rather than invite retries with 503.
 		return Result{}, &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: "event cannot be stored: " + err.Error(), Err: err}
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			h.log.Warn("log append failed", "webhook", w.ID, "error", err)
+			h.log.WarnContext(ctx, "log append failed", "webhook", w.ID, "error", err)
 		}
 		return Result{}, &Error{Kind: ErrUnavailable, Outcome: OutcomeUnavailable, Message: "event log unavailable, retry later", Err: err}
 	}
