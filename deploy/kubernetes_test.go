@@ -68,9 +68,9 @@ type podSpec struct {
 }
 
 type container struct {
-	Name  string   `json:"name"`
-	Args  []string `json:"args"`
-	Env   []struct {
+	Name string   `json:"name"`
+	Args []string `json:"args"`
+	Env  []struct {
 		Name  string `json:"name"`
 		Value string `json:"value"`
 	} `json:"env"`
