@@ -137,8 +137,8 @@ func TestImage(t *testing.T) {
 			{"usr/local/bin/klingctl", 0o755, 0},
 			{"etc/ssl/certs/ca-certificates.crt", 0o644, 0},
 			{"etc/passwd", 0o644, 0},
-			{"data/", 0o700, image.UID},
-			{"tmp/", 0o1777, 0},
+			{"data", 0o700, image.UID},
+			{"tmp", 0o1777, 0},
 		} {
 			f, ok := files[c.path]
 			if !ok {
