@@ -15,6 +15,9 @@ import (
 
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -197,6 +200,16 @@ func TestDeliveryTraceReachesSubscriber(t *testing.T) {
 	}
 	if line := lineWith(logs.String(), "delivery rejected"); !strings.Contains(line, "trace_id="+senderTrace) || !strings.Contains(line, "span_id=") {
 		t.Errorf("rejection log line lacks trace and span ids: %q", line)
+	}
+
+	// So does a refused gRPC call's, through otelgrpc's span.
+	const grpcTrace = "5bf92f3577b34da6a3ce929d0e0e4736"
+	mdctx := metadata.AppendToOutgoingContext(ctx, "traceparent", "00-"+grpcTrace+"-"+senderSpan+"-01")
+	if _, err := gatewayv1.NewEventServiceClient(f.srv.Dial(t)).GetEvent(mdctx, &gatewayv1.GetEventRequest{Sequence: 1}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("GetEvent without a token: %v", err)
+	}
+	if line := lineWith(logs.String(), "trace_id="+grpcTrace); !strings.Contains(line, "request denied") {
+		t.Errorf("no request-denied log line in the gRPC call's trace: %q", line)
 	}
 
 	// OpenMetrics scrapes carry the sampled delivery's trace as an exemplar.

@@ -300,7 +300,7 @@ func (a *Authenticator) deny(ctx context.Context, method, tokenName string, err 
 	} else if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		attrs = append(attrs, "remote", p.Addr.String())
 	}
-	a.log.Info("request denied", attrs...)
+	a.log.InfoContext(ctx, "request denied", attrs...)
 }
 
 // UnaryInterceptor guards unary RPCs.
