@@ -81,6 +81,16 @@ fuzz: ## Run every fuzz target for a bounded time (FUZZTIME, default 20s each).
 	  done; \
 	done
 
+# image: static binaries for linux (GOARCH as set, this machine's by default)
+# and klingimage, run for this machine, to write them into an OCI archive.
+IMAGE     ?= bin/klingfan-image.tar
+IMAGE_TAG ?= klingfan:dev
+
+.PHONY: image
+image: ## Build the container image (no Docker needed) as an OCI archive at bin/klingfan-image.tar.
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags='-s -w' -o bin/image/ ./cmd/klingfan ./cmd/klingctl
+	GOOS= GOARCH= $(GO) run ./cmd/klingimage -arch $$($(GO) env GOARCH) -klingfan bin/image/klingfan -klingctl bin/image/klingctl -tag $(IMAGE_TAG) -o $(IMAGE)
+
 .PHONY: clean
 clean: ## Remove build output (not the data directory).
 	rm -rf bin

@@ -176,7 +176,7 @@ func (s *WebhookService) createWebhook(ctx context.Context, req *gatewayv1.Creat
 		if err != nil {
 			return nil, err
 		}
-		s.log.Info("webhook created", "webhook", created.ID, "scheme", scheme.String(), "secret", origin, "token", auth.TokenName(ctx))
+		s.log.InfoContext(ctx, "webhook created", "webhook", created.ID, "scheme", scheme.String(), "secret", origin, "token", auth.TokenName(ctx))
 		s.warnNoTolerance(created)
 		return &gatewayv1.CreateWebhookResponse{
 			Webhook:     s.toProto(created),
@@ -331,7 +331,7 @@ func (s *WebhookService) updateWebhook(ctx context.Context, req *gatewayv1.Updat
 		names = append(names, string(n))
 	}
 	slices.Sort(names)
-	s.log.Info("webhook updated", "webhook", id, "fields", strings.Join(names, ","), "token", auth.TokenName(ctx))
+	s.log.InfoContext(ctx, "webhook updated", "webhook", id, "fields", strings.Join(names, ","), "token", auth.TokenName(ctx))
 	if set["signature_tolerance"] {
 		s.warnNoTolerance(updated)
 	}
@@ -352,7 +352,7 @@ func (s *WebhookService) deleteWebhook(ctx context.Context, req *gatewayv1.Delet
 	if err := s.reg.Delete(ctx, id); err != nil {
 		return nil, err
 	}
-	s.log.Info("webhook deleted", "webhook", id, "token", auth.TokenName(ctx))
+	s.log.InfoContext(ctx, "webhook deleted", "webhook", id, "token", auth.TokenName(ctx))
 	return &gatewayv1.DeleteWebhookResponse{}, nil
 }
 
@@ -404,7 +404,7 @@ func (s *WebhookService) rotateWebhookSecret(ctx context.Context, req *gatewayv1
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("webhook secret rotated", "webhook", id, "secret", origin, "grace_period", grace.String(), "token", auth.TokenName(ctx))
+	s.log.InfoContext(ctx, "webhook secret rotated", "webhook", id, "secret", origin, "grace_period", grace.String(), "token", auth.TokenName(ctx))
 	return &gatewayv1.RotateWebhookSecretResponse{
 		Webhook:     s.toProto(updated),
 		Secret:      secret,
@@ -445,7 +445,7 @@ func (s *WebhookService) sendTestEvent(ctx context.Context, req *gatewayv1.SendT
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("test event sent", "webhook", w.ID, "type", typ.String(), "sequence", ev.GetSequence(), "token", auth.TokenName(ctx))
+	s.log.InfoContext(ctx, "test event sent", "webhook", w.ID, "type", typ.String(), "sequence", ev.GetSequence(), "token", auth.TokenName(ctx))
 	return &gatewayv1.SendTestEventResponse{Event: ev}, nil
 }
 

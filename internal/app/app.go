@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/telemetry"
 )
 
 // Options carries what tests and embedders replace; the zero value is what
@@ -56,9 +57,24 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	if opts.Logger == nil {
 		opts.Logger = NewLogger(cfg, os.Stderr)
 	}
+	tracing, err := telemetry.Setup(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(sctx); err != nil {
+			opts.Logger.Warn("flushing traces", "error", err)
+		}
+	}()
+	if tracing.Enabled() {
+		opts.Logger = slog.New(tracing.LogHandler(opts.Logger.Handler()))
+		opts.Logger.Info("tracing on: exporting spans over OTLP as the OTEL_* environment says")
+	}
 	log := opts.Logger
 
-	srv, err := newServer(ctx, cfg, opts)
+	srv, err := newServer(ctx, cfg, opts, tracing)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ func (s *server) newIngestHTTP() *http.Server {
 	mux := http.NewServeMux()
 	s.ingest.Routes(mux)
 	return &http.Server{
-		Handler:           mux,
+		Handler:           s.tracing.HTTPHandler(mux),
 		ReadHeaderTimeout: s.cfg.HeaderTimeout,
 		IdleTimeout:       httpIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
@@ -52,7 +52,12 @@ func (s *server) shutdownIngest(ctx context.Context) {
 
 // metricsHandler serves the server's metrics.
 func (s *server) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics})
+	return promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{
+		Registry: s.metrics,
+		// OpenMetrics, when the scraper asks for it, is the format that
+		// carries exemplars (trace ids on latency buckets).
+		EnableOpenMetrics: true,
+	})
 }
 
 // newMetricsHTTP returns the server for --metrics-addr: /metrics alone.

@@ -36,6 +36,7 @@ import (
 	"github.com/klingfan/klingfan/internal/openapi"
 	"github.com/klingfan/klingfan/internal/registry"
 	"github.com/klingfan/klingfan/internal/store"
+	"github.com/klingfan/klingfan/internal/telemetry"
 )
 
 // eventOverhead is the room a stored event needs beyond its raw body and
@@ -62,6 +63,7 @@ type server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *prometheus.Registry
+	tracing *telemetry.Tracing // nil when tracing is off
 
 	store    *store.Store
 	registry *registry.Registry
@@ -91,8 +93,8 @@ type server struct {
 	tailFrom uint64
 }
 
-func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server, err error) {
-	s := &server{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: prometheus.NewRegistry()}
+func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *telemetry.Tracing) (_ *server, err error) {
+	s := &server{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: prometheus.NewRegistry(), tracing: tracing}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -197,6 +199,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		RateBurst:      cfg.IngestBurst,
 		MaxEventAge:    cfg.MaxEventAge,
 		Metrics:        ingest.NewMetrics(s.metrics),
+		Tracer:         tracing.Tracer(),
 	})
 
 	s.authn, err = auth.New(auth.Config{
@@ -215,7 +218,11 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	}
 
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
-	s.metrics.MustRegister(grpcMetrics)
+	s.metrics.MustRegister(grpcMetrics, newLogReadyGauge(s.store))
+	var promOpts []grpcprom.Option
+	if tracing.Enabled() {
+		promOpts = append(promOpts, grpcprom.WithExemplarFromContext(telemetry.Exemplar))
+	}
 	events := api.NewEventService(s.store, s.hub, s.log, s.now, pageKey, cfg.MaxStreamsPerToken)
 	webhooks := api.NewWebhookService(api.WebhookDeps{
 		Registry:    s.registry,
@@ -228,8 +235,8 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	})
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), s.authn.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams)),
+		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(promOpts...), s.authn.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(promOpts...), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams)),
 		// A missing or unknown token is refused before a stream exists.
 		grpc.InTapHandle(s.authn.TapHandle()),
 		// The largest request the API takes (a filter of 1,000 job ids)
@@ -238,6 +245,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		grpc.MaxSendMsgSize(16 << 20),
 		grpc.ForceServerCodecV2(api.ServerCodec()),
 	}
+	common = append(common, tracing.GRPCServerOptions()...)
 	newGRPC := func(opts ...grpc.ServerOption) *grpc.Server {
 		g := grpc.NewServer(append(slices.Clone(common), opts...)...)
 		gatewayv1.RegisterEventServiceServer(g, events)
@@ -278,7 +286,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 	// subscription streams that live for hours. Ingest sets per-request
 	// deadlines itself; headers and idle connections are bounded for all.
 	s.http = &http.Server{
-		Handler:           s.routes(mux),
+		Handler:           tracing.HTTPHandler(s.routes(mux)),
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       httpIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
@@ -293,10 +301,11 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 // gRPC server.
 func (s *server) gatewayMux(ctx context.Context) (*runtime.ServeMux, error) {
 	s.gatewayLn = bufconn.Listen(1 << 20)
-	conn, err := grpc.NewClient("passthrough:///klingfan",
+	dial := append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayLn.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	)
+	}, s.tracing.GRPCDialOptions()...)
+	conn, err := grpc.NewClient("passthrough:///klingfan", dial...)
 	if err != nil {
 		return nil, fmt.Errorf("app: gateway connection: %w", err)
 	}
@@ -401,7 +410,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 // returns when ctx ends.
 func (s *server) runBackground(ctx context.Context) error {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	err := s.store.Tail(ctx, s.tailFrom, s.hub.Publish)
+	err := s.store.Tail(ctx, s.tailFrom, s.fanOut(s.hub.Publish))
 	if ctx.Err() != nil {
 		return nil
 	}

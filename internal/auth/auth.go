@@ -319,7 +319,7 @@ func (a *Authenticator) deny(ctx context.Context, method, tokenName string, err 
 	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get("x-forwarded-for")) > 0 {
 		attrs = append(attrs, "forwarded_for", md.Get("x-forwarded-for")[0])
 	}
-	a.log.Info("request denied", attrs...)
+	a.log.InfoContext(ctx, "request denied", attrs...)
 }
 
 // TapHandle refuses a call to a guarded method whose bearer token is

@@ -251,5 +251,6 @@ func WithoutBody(ev *gatewayv1.Event) *gatewayv1.Event {
 		SourceFormat: ev.GetSourceFormat(),
 		Job:          ev.GetJob(),
 		Test:         ev.GetTest(),
+		Traceparent:  ev.GetTraceparent(),
 	}
 }

@@ -44,7 +44,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, webhookID string
 		if err.Outcome == OutcomeUnknown {
 			label = "unknown"
 		}
-		h.metrics.observe(label, err.Outcome, nil, 0)
+		h.metrics.observe(label, err.Outcome, nil, 0, nil)
 		h.reject(w, r, webhookID, err)
 		return
 	}
@@ -52,12 +52,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, webhookID string
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			h.metrics.observe(webhookID, OutcomeTooLarge, nil, 0)
+			h.metrics.observe(webhookID, OutcomeTooLarge, nil, 0, nil)
 			h.reject(w, r, webhookID, tooLarge(h.maxBody))
 			return
 		}
 		// The sender went away or the connection broke mid-body: nothing to answer.
-		h.log.Debug("reading ingest body", "webhook", webhookID, "error", err)
+		h.log.DebugContext(r.Context(), "reading ingest body", "webhook", webhookID, "error", err)
 		return
 	}
 	res, err := h.Deliver(r.Context(), Delivery{
@@ -71,7 +71,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, webhookID string
 		return
 	}
 	if h.log.Enabled(r.Context(), slog.LevelDebug) {
-		h.log.Debug("delivery accepted", "webhook", webhookID, "sequence", res.Event.GetSequence(),
+		h.log.DebugContext(r.Context(), "delivery accepted", "webhook", webhookID, "sequence", res.Event.GetSequence(),
 			"duplicate", res.Duplicate, "ignored", res.Ignored, "body", string(body))
 	}
 	if res.Ignored {

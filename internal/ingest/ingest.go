@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -133,6 +134,8 @@ type Config struct {
 	// whose signed timestamp is further than this from now, unless its
 	// registration's tolerance is 0s (opted out).
 	MaxEventAge time.Duration
+	// Tracer starts the delivery's spans; nil (tracing off) skips them.
+	Tracer trace.Tracer
 }
 
 // Handler serves the ingest routes and runs deliveries for SendTestEvent.
@@ -147,6 +150,7 @@ type Handler struct {
 	limits  *limits
 	metrics *Metrics
 	maxAge  time.Duration
+	tracer  trace.Tracer
 }
 
 // New returns a Handler.
@@ -167,11 +171,13 @@ func New(c Config) *Handler {
 		log: c.Logger, regs: c.Registrations, app: c.Events, now: c.Now,
 		maxBody: c.MaxBodyBytes, timeout: c.AppendTimeout, reqTime: c.RequestTimeout,
 		limits: newLimits(c.RateLimit, c.RateBurst), metrics: c.Metrics, maxAge: c.MaxEventAge,
+		tracer: c.Tracer,
 	}
 }
 
 // Deliver verifies, normalizes and logs one delivery. Errors are *Error.
 func (h *Handler) Deliver(ctx context.Context, d Delivery) (Result, error) {
+	ctx, span := h.startSpan(ctx, spanDeliver)
 	start := h.now()
 	res, err := h.deliver(ctx, d)
 	outcome := OutcomeAccepted
@@ -190,7 +196,8 @@ func (h *Handler) Deliver(ctx context.Context, d Delivery) (Result, error) {
 	if outcome == OutcomeUnknown {
 		label = "unknown" // unregistered ids must not grow the label set
 	}
-	h.metrics.observe(label, outcome, res.Event, h.now().Sub(start))
+	h.metrics.observe(label, outcome, res.Event, h.now().Sub(start), h.exemplar(ctx))
+	endDeliverSpan(span, label, outcome, res.Event, err)
 	return res, err
 }
 
@@ -205,7 +212,9 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	if int64(len(d.Body)) > h.maxBody {
 		return Result{}, tooLarge(h.maxBody)
 	}
+	_, span := h.startSpan(ctx, spanVerify)
 	deliveryID, err := h.authenticate(w, d)
+	endSpan(span, err)
 	if err != nil {
 		return Result{}, err
 	}
@@ -213,12 +222,14 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	// does not identify it cannot be read, or holds something unknown: with
 	// its raw body and what could be read, rather than a 400 the sender will
 	// not retry.
+	_, span = h.startSpan(ctx, spanNormalize)
 	norm, err := normalize.Normalize(d.Body)
+	endSpan(span, nil) // a parse error is the outcome, recorded on the delivery span
 	if err != nil {
 		return Result{}, &Error{Kind: ErrMalformed, Outcome: OutcomeMalformed, Message: publicParseMessage(err), Err: err}
 	}
 	if norm.Incomplete != nil {
-		h.log.Warn("delivery normalized partially; the raw body keeps everything", "webhook", w.ID, "problem", norm.Incomplete.Error())
+		h.log.WarnContext(ctx, "delivery normalized partially; the raw body keeps everything", "webhook", w.ID, "problem", norm.Incomplete.Error())
 		h.metrics.partial.Inc()
 	}
 	ev := norm.Event
@@ -234,6 +245,7 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	ev.Id = EventID(w.ID, deliveryID)
 	ev.ReceivedAt = timestamppb.New(h.now())
 	ev.Test = d.Test
+	ev.Traceparent = h.traceparent(ctx, d.Header)
 	if !w.Accepts(ev.Type) {
 		return Result{Event: ev, Ignored: true}, nil
 	}
@@ -257,6 +269,7 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	}
 	ev.RawBody = d.Body
 
+	actx, span = h.startSpan(actx, spanAppend)
 	seq, dup, err := h.app.Append(actx, ev)
 	if errors.Is(err, store.ErrEventTooLarge) {
 		// The normalized copy made a body within --max-body-bytes too big
@@ -270,6 +283,7 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 		ev = small
 		seq, dup, err = h.app.Append(actx, ev)
 	}
+	endSpan(span, err)
 	if err != nil {
 		return Result{}, h.appendFailed(ctx, w.ID, err)
 	}

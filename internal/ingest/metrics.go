@@ -44,12 +44,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) observe(webhook, outcome string, ev *gatewayv1.Event, took time.Duration) {
+// observe counts a delivery; exemplar, when not nil, links its latency to
+// its trace.
+func (m *Metrics) observe(webhook, outcome string, ev *gatewayv1.Event, took time.Duration, exemplar prometheus.Labels) {
 	m.deliveries.WithLabelValues(webhook, outcome).Inc()
 	if outcome == OutcomeAccepted {
 		m.events.WithLabelValues(ev.GetType().String()).Inc()
 	}
-	if took > 0 {
+	switch {
+	case took <= 0:
+	case exemplar != nil:
+		m.latency.(prometheus.ExemplarObserver).ObserveWithExemplar(took.Seconds(), exemplar)
+	default:
 		m.latency.Observe(took.Seconds())
 	}
 }

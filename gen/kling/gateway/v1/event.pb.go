@@ -371,7 +371,12 @@ type Event struct {
 	RawBody []byte `protobuf:"bytes,11,opt,name=raw_body,json=rawBody,proto3" json:"raw_body,omitempty"`
 	// True when the event was produced by WebhookService.SendTestEvent rather
 	// than by Kling, so consumers can ignore test traffic.
-	Test          bool `protobuf:"varint,12,opt,name=test,proto3" json:"test,omitempty"`
+	Test bool `protobuf:"varint,12,opt,name=test,proto3" json:"test,omitempty"`
+	// The W3C trace context (`traceparent` header format,
+	// `00-<trace id>-<span id>-<flags>`) of the ingest that accepted the
+	// delivery, so a consumer can continue the trace from the event it
+	// handles. Empty when tracing is off and the sender sent no traceparent.
+	Traceparent   string `protobuf:"bytes,13,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -488,6 +493,13 @@ func (x *Event) GetTest() bool {
 		return x.Test
 	}
 	return false
+}
+
+func (x *Event) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
 }
 
 // Job is the state of one Kling generation task as reported by the delivery.
@@ -1430,7 +1442,7 @@ var File_kling_gateway_v1_event_proto protoreflect.FileDescriptor
 
 const file_kling_gateway_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x1ckling/gateway/v1/event.proto\x12\x10kling.gateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x03\n" +
+	"\x1ckling/gateway/v1/event.proto\x12\x10kling.gateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x03\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12/\n" +
@@ -1448,7 +1460,8 @@ const file_kling_gateway_v1_event_proto_rawDesc = "" +
 	"\x03job\x18\n" +
 	" \x01(\v2\x15.kling.gateway.v1.JobR\x03job\x12\x19\n" +
 	"\braw_body\x18\v \x01(\fR\arawBody\x12\x12\n" +
-	"\x04test\x18\f \x01(\bR\x04test\"\xb5\b\n" +
+	"\x04test\x18\f \x01(\bR\x04test\x12 \n" +
+	"\vtraceparent\x18\r \x01(\tR\vtraceparent\"\xb5\b\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x123\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1b.kling.gateway.v1.JobStatusR\x06status\x12\x1d\n" +
