@@ -35,6 +35,7 @@ import (
 	"github.com/klingfan/klingfan/internal/config"
 	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/ingest"
+	"github.com/klingfan/klingfan/internal/jobs"
 	"github.com/klingfan/klingfan/internal/openapi"
 	"github.com/klingfan/klingfan/internal/registry"
 	"github.com/klingfan/klingfan/internal/store"
@@ -58,6 +59,7 @@ type server struct {
 	store    *store.Store
 	registry *registry.Registry
 	hub      *hub.Hub
+	jobs     *jobs.Projection
 	ingest   *ingest.Handler
 	authn    *auth.Authenticator
 	health   *health.Server
@@ -156,6 +158,17 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		Registerer:       s.metrics,
 	})
 	s.tailFrom = last
+	s.jobs, err = jobs.Open(ctx, jobs.Config{
+		JetStream: s.store.JetStream(),
+		Log:       s.store,
+		Replicas:  cfg.Replicas,
+		TTL:       cfg.Retention,
+		Metrics:   jobs.NewMetrics(s.metrics),
+		Logger:    s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	s.ingest = ingest.New(ingest.Config{
 		Logger:         s.log,
 		Registrations:  s.registry,
@@ -194,6 +207,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		PublicURL: cfg.PublicURL,
 		PageKey:   pageKey,
 	})
+	jobService := api.NewJobService(s.jobs, s.log, pageKey)
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), s.authn.UnaryInterceptor()),
@@ -206,6 +220,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		g := grpc.NewServer(append(slices.Clone(common), opts...)...)
 		gatewayv1.RegisterEventServiceServer(g, events)
 		gatewayv1.RegisterWebhookServiceServer(g, webhooks)
+		gatewayv1.RegisterJobServiceServer(g, jobService)
 		healthpb.RegisterHealthServer(g, s.health)
 		reflection.Register(g)
 		grpcMetrics.InitializeMetrics(g)
@@ -272,6 +287,9 @@ func (s *server) gatewayMux(ctx context.Context) (*runtime.ServeMux, error) {
 	}
 	if err := gatewayv1.RegisterWebhookServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("app: register webhook gateway: %w", err)
+	}
+	if err := gatewayv1.RegisterJobServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("app: register job gateway: %w", err)
 	}
 	return mux, nil
 }
@@ -352,6 +370,12 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 // returns when ctx ends.
 func (s *server) runBackground(ctx context.Context) error {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	// The job projection follows the log with a tail of its own, so a
+	// slow bucket write never delays live delivery.
+	projection := make(chan error, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); <-projection }()
+	go func() { projection <- s.jobs.Run(ctx) }()
 	err := s.store.Tail(ctx, s.tailFrom, s.hub.Publish)
 	if ctx.Err() != nil {
 		return nil
