@@ -36,7 +36,7 @@ const (
 func withVideo(j *gatewayv1.Job) {
 	j.Videos = []*gatewayv1.Video{{Url: "https://cdn.example/v.mp4", Duration: durationpb.New(5 * time.Second)}}
 }
-func withModel(j *gatewayv1.Job) { j.Model = "kling-v2-master"; j.UnitsDeducted = "5" }
+func withModel(j *gatewayv1.Job)   { j.Model = "kling-v2-master"; j.UnitsDeducted = "5" }
 func withoutTime(j *gatewayv1.Job) { j.UpdatedAt = nil }
 
 func TestFold(t *testing.T) {
