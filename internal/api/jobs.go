@@ -56,7 +56,7 @@ func (s *JobService) ListJobs(ctx context.Context, req *gatewayv1.ListJobsReques
 }
 
 func (s *JobService) listJobs(ctx context.Context, req *gatewayv1.ListJobsRequest) (*gatewayv1.ListJobsResponse, error) {
-	q := jobs.Query{Statuses: req.GetStatuses(), WebhookIDs: req.GetWebhookIds()}
+	q := jobs.Query{Statuses: req.GetStatuses(), Kinds: req.GetKinds(), WebhookIDs: req.GetWebhookIds()}
 	if len(q.Statuses) > maxJobFilterValues {
 		return nil, invalid("statuses", "at most 100 values")
 	}
@@ -66,6 +66,14 @@ func (s *JobService) listJobs(ctx context.Context, req *gatewayv1.ListJobsReques
 	for _, st := range q.Statuses {
 		if _, ok := gatewayv1.JobStatus_name[int32(st)]; !ok {
 			return nil, invalid("statuses", "unknown status "+strconv.Itoa(int(st)))
+		}
+	}
+	if len(q.Kinds) > maxJobFilterValues {
+		return nil, invalid("kinds", "at most 100 values")
+	}
+	for _, k := range q.Kinds {
+		if _, ok := gatewayv1.JobKind_name[int32(k)]; !ok {
+			return nil, invalid("kinds", "unknown kind "+strconv.Itoa(int(k)))
 		}
 	}
 	for _, w := range q.WebhookIDs {
@@ -98,11 +106,15 @@ func (s *JobService) listJobs(ctx context.Context, req *gatewayv1.ListJobsReques
 	for i, st := range q.Statuses {
 		statuses[i] = st.String()
 	}
+	kinds := make([]string, len(q.Kinds))
+	for i, k := range q.Kinds {
+		kinds[i] = k.String()
+	}
 	after := ""
 	if !q.UpdatedAfter.IsZero() {
 		after = q.UpdatedAfter.Format(time.RFC3339Nano)
 	}
-	fp := fingerprint(statuses, q.WebhookIDs, []string{after, strconv.FormatBool(q.OldestFirst), "jobs"})
+	fp := fingerprint(statuses, kinds, q.WebhookIDs, []string{after, strconv.FormatBool(q.OldestFirst), "jobs"})
 	if tok := req.GetPageToken(); tok != "" {
 		pg, err := s.Tokens.decode(tok, fp)
 		if err != nil {

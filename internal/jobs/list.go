@@ -26,8 +26,9 @@ const (
 
 // Query selects and pages job states.
 type Query struct {
-	// Statuses, WebhookIDs: OR within a field, AND across; empty matches all.
+	// Statuses, Kinds, WebhookIDs: OR within a field, AND across; empty matches all.
 	Statuses   []gatewayv1.JobStatus
+	Kinds      []gatewayv1.JobKind
 	WebhookIDs []string
 	// UpdatedAfter, when not zero, keeps states with update_time at or after it.
 	UpdatedAfter time.Time
@@ -85,6 +86,9 @@ func (q Query) subjects() []string {
 // matches applies the filters JetStream cannot.
 func (q Query) matches(st *gatewayv1.JobState) bool {
 	if len(q.Statuses) > 0 && !slices.Contains(q.Statuses, st.GetJob().GetStatus()) {
+		return false
+	}
+	if len(q.Kinds) > 0 && !slices.Contains(q.Kinds, st.GetJob().GetKind()) {
 		return false
 	}
 	if !q.UpdatedAfter.IsZero() && st.GetUpdateTime().AsTime().Before(q.UpdatedAfter) {

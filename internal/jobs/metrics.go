@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,22 +88,84 @@ func (m *Metrics) observe(prev, next *gatewayv1.JobState, ev *gatewayv1.Event) {
 	if units, ok := Units(job); ok {
 		m.units.WithLabelValues(webhook, kind, model).Add(units)
 	}
+	for currency, v := range Cash(job) {
+		m.cash.WithLabelValues(webhook, kind, model, currency).Add(v)
+	}
 	if d, ok := Duration(next); ok {
 		m.duration.WithLabelValues(webhook, kind, model).Observe(d.Seconds())
 	}
 }
 
-// Units is what the job was charged in units, when the sender said.
+// Units is what the job was charged in units: the sum of its `unit`
+// billing entries when it has any (new shape), else the legacy
+// final_unit_deduction. ok is false when the sender said nothing.
 func Units(job *gatewayv1.Job) (float64, bool) {
-	s := strings.TrimSpace(job.GetUnitsDeducted())
+	var sum float64
+	found := false
+	for _, c := range job.GetBilling() {
+		if strings.EqualFold(c.GetChargeType(), "unit") {
+			if v, ok := amount(c.GetAmount()); ok {
+				sum += v
+				found = true
+			}
+		}
+	}
+	if found {
+		return sum, true
+	}
+	return amount(job.GetUnitsDeducted())
+}
+
+// Cash is what the job was charged in money, by currency label: the sum
+// of its `cash` billing entries (the legacy final_balance_deduction arrives
+// as one of them).
+func Cash(job *gatewayv1.Job) map[string]float64 {
+	var out map[string]float64
+	for _, c := range job.GetBilling() {
+		if !strings.EqualFold(c.GetChargeType(), "cash") {
+			continue
+		}
+		v, ok := amount(c.GetAmount())
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]float64)
+		}
+		out[currencyLabel(c.GetCurrency())] += v
+	}
+	return out
+}
+
+// amount parses a decimal string as Kling writes charges.
+func amount(s string) (float64, bool) {
+	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, false
 	}
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v < 0 {
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
 		return 0, false
 	}
 	return v, true
+}
+
+// currencyLabel bounds a currency as a label value: an ISO 4217-looking
+// code, else "other".
+func currencyLabel(c string) string {
+	c = strings.ToUpper(strings.TrimSpace(c))
+	if c == "" {
+		return unknownLabel
+	}
+	if len(c) != 3 {
+		return otherModel
+	}
+	for i := 0; i < 3; i++ {
+		if c[i] < 'A' || c[i] > 'Z' {
+			return otherModel
+		}
+	}
+	return c
 }
 
 // statusLabel is the lower-case status name: "succeeded", "failed", ...
@@ -110,9 +173,15 @@ func statusLabel(s gatewayv1.JobStatus) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "JOB_STATUS_"))
 }
 
-// kindLabel names what the job makes. Until the contract carries a job
-// kind, every job is "unknown".
-func kindLabel(*gatewayv1.Job) string { return unknownLabel }
+// kindLabel names what the job makes: "video", "audio", ..., or
+// "unknown" when nothing told.
+func kindLabel(job *gatewayv1.Job) string {
+	k := job.GetKind()
+	if _, known := gatewayv1.JobKind_name[int32(k)]; !known || k == gatewayv1.JobKind_JOB_KIND_UNSPECIFIED {
+		return unknownLabel
+	}
+	return strings.ToLower(strings.TrimPrefix(k.String(), "JOB_KIND_"))
+}
 
 // modelLabel bounds a model name as a label value.
 func (m *Metrics) modelLabel(model string) string {

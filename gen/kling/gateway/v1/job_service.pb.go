@@ -131,6 +131,9 @@ type ListJobsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only jobs whose current status is one of these.
 	Statuses []JobStatus `protobuf:"varint,1,rep,packed,name=statuses,proto3,enum=kling.gateway.v1.JobStatus" json:"statuses,omitempty"`
+	// Only jobs whose current kind is one of these (JOB_KIND_UNSPECIFIED
+	// selects jobs whose kind nothing told yet).
+	Kinds []JobKind `protobuf:"varint,2,rep,packed,name=kinds,proto3,enum=kling.gateway.v1.JobKind" json:"kinds,omitempty"`
 	// Only jobs that arrived on these registrations.
 	WebhookIds []string `protobuf:"bytes,3,rep,name=webhook_ids,json=webhookIds,proto3" json:"webhook_ids,omitempty"`
 	// Only jobs whose state was updated at or after this time.
@@ -183,6 +186,13 @@ func (*ListJobsRequest) Descriptor() ([]byte, []int) {
 func (x *ListJobsRequest) GetStatuses() []JobStatus {
 	if x != nil {
 		return x.Statuses
+	}
+	return nil
+}
+
+func (x *ListJobsRequest) GetKinds() []JobKind {
+	if x != nil {
+		return x.Kinds
 	}
 	return nil
 }
@@ -287,9 +297,10 @@ const file_kling_gateway_v1_job_service_proto_rawDesc = "" +
 	"\n" +
 	"webhook_id\x18\x02 \x01(\tR\twebhookId\"I\n" +
 	"\x0eGetJobResponse\x127\n" +
-	"\tjob_state\x18\x01 \x01(\v2\x1a.kling.gateway.v1.JobStateR\bjobState\"\x83\x02\n" +
+	"\tjob_state\x18\x01 \x01(\v2\x1a.kling.gateway.v1.JobStateR\bjobState\"\xb4\x02\n" +
 	"\x0fListJobsRequest\x127\n" +
-	"\bstatuses\x18\x01 \x03(\x0e2\x1b.kling.gateway.v1.JobStatusR\bstatuses\x12\x1f\n" +
+	"\bstatuses\x18\x01 \x03(\x0e2\x1b.kling.gateway.v1.JobStatusR\bstatuses\x12/\n" +
+	"\x05kinds\x18\x02 \x03(\x0e2\x19.kling.gateway.v1.JobKindR\x05kinds\x12\x1f\n" +
 	"\vwebhook_ids\x18\x03 \x03(\tR\n" +
 	"webhookIds\x12?\n" +
 	"\rupdated_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\fupdatedAfter\x12\x1b\n" +
@@ -326,22 +337,24 @@ var file_kling_gateway_v1_job_service_proto_goTypes = []any{
 	(*ListJobsResponse)(nil),      // 3: kling.gateway.v1.ListJobsResponse
 	(*JobState)(nil),              // 4: kling.gateway.v1.JobState
 	(JobStatus)(0),                // 5: kling.gateway.v1.JobStatus
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(JobKind)(0),                  // 6: kling.gateway.v1.JobKind
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_kling_gateway_v1_job_service_proto_depIdxs = []int32{
 	4, // 0: kling.gateway.v1.GetJobResponse.job_state:type_name -> kling.gateway.v1.JobState
 	5, // 1: kling.gateway.v1.ListJobsRequest.statuses:type_name -> kling.gateway.v1.JobStatus
-	6, // 2: kling.gateway.v1.ListJobsRequest.updated_after:type_name -> google.protobuf.Timestamp
-	4, // 3: kling.gateway.v1.ListJobsResponse.job_states:type_name -> kling.gateway.v1.JobState
-	0, // 4: kling.gateway.v1.JobService.GetJob:input_type -> kling.gateway.v1.GetJobRequest
-	2, // 5: kling.gateway.v1.JobService.ListJobs:input_type -> kling.gateway.v1.ListJobsRequest
-	1, // 6: kling.gateway.v1.JobService.GetJob:output_type -> kling.gateway.v1.GetJobResponse
-	3, // 7: kling.gateway.v1.JobService.ListJobs:output_type -> kling.gateway.v1.ListJobsResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	6, // 2: kling.gateway.v1.ListJobsRequest.kinds:type_name -> kling.gateway.v1.JobKind
+	7, // 3: kling.gateway.v1.ListJobsRequest.updated_after:type_name -> google.protobuf.Timestamp
+	4, // 4: kling.gateway.v1.ListJobsResponse.job_states:type_name -> kling.gateway.v1.JobState
+	0, // 5: kling.gateway.v1.JobService.GetJob:input_type -> kling.gateway.v1.GetJobRequest
+	2, // 6: kling.gateway.v1.JobService.ListJobs:input_type -> kling.gateway.v1.ListJobsRequest
+	1, // 7: kling.gateway.v1.JobService.GetJob:output_type -> kling.gateway.v1.GetJobResponse
+	3, // 8: kling.gateway.v1.JobService.ListJobs:output_type -> kling.gateway.v1.ListJobsResponse
+	7, // [7:9] is the sub-list for method output_type
+	5, // [5:7] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_kling_gateway_v1_job_service_proto_init() }
