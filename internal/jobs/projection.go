@@ -74,7 +74,22 @@ type Projection struct {
 	stream jetstream.Stream
 	// folded is the sequence through which this process has folded the log.
 	folded atomic.Uint64
+	// written caches the states this process wrote last, with their
+	// revisions, so folding an event usually costs one write and no read.
+	// A stale entry (another replica wrote since) only makes the
+	// compare-and-set fail, and the key is then read afresh. Only Run's
+	// goroutine uses it.
+	written map[string]cachedState
 }
+
+// cachedState is a state as this process last wrote it.
+type cachedState struct {
+	state *gatewayv1.JobState
+	rev   uint64
+}
+
+// maxCached bounds the write cache; when full it starts over.
+const maxCached = 16384
 
 // Open creates the bucket, or updates an existing one to cfg.
 func Open(ctx context.Context, cfg Config) (*Projection, error) {
@@ -96,7 +111,8 @@ func Open(ctx context.Context, cfg Config) (*Projection, error) {
 	if err != nil {
 		return nil, classify("open bucket stream", err)
 	}
-	return &Projection{cfg: cfg, log: cfg.Logger, nc: cfg.JetStream.Conn(), kv: kv, stream: stream}, nil
+	return &Projection{cfg: cfg, log: cfg.Logger, nc: cfg.JetStream.Conn(), kv: kv, stream: stream,
+		written: make(map[string]cachedState)}, nil
 }
 
 // Folded returns the log sequence through which this process has folded
@@ -189,9 +205,14 @@ func (p *Projection) apply(ctx context.Context, ev *gatewayv1.Event) error {
 	}
 	key := stateKey(ev.GetWebhookId(), jobID)
 	for attempt := 1; ; attempt++ {
-		prev, rev, err := p.load(ctx, kvSubjectPrefix+key)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return err
+		cached, ok := p.written[key]
+		prev, rev := cached.state, cached.rev
+		if !ok {
+			var err error
+			prev, rev, err = p.load(ctx, kvSubjectPrefix+key)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
 		}
 		next, outcome := Fold(prev, ev)
 		if outcome == Skipped {
@@ -201,10 +222,19 @@ func (p *Projection) apply(ctx context.Context, ev *gatewayv1.Event) error {
 		if err != nil {
 			return fmt.Errorf("jobs: encode state of %q: %w", jobID, err)
 		}
+		var newRev uint64
 		if rev == 0 {
-			_, err = p.kv.Create(ctx, key, data)
+			newRev, err = p.kv.Create(ctx, key, data)
 		} else {
-			_, err = p.kv.Update(ctx, key, data, rev)
+			newRev, err = p.kv.Update(ctx, key, data, rev)
+		}
+		if err != nil {
+			delete(p.written, key)
+		} else {
+			if len(p.written) >= maxCached {
+				clear(p.written)
+			}
+			p.written[key] = cachedState{state: next, rev: newRev}
 		}
 		switch {
 		case err == nil:
