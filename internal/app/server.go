@@ -370,12 +370,6 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 // returns when ctx ends.
 func (s *server) runBackground(ctx context.Context) error {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	// The job projection follows the log with a tail of its own, so a
-	// slow bucket write never delays live delivery.
-	projection := make(chan error, 1)
-	ctx, cancel := context.WithCancel(ctx)
-	defer func() { cancel(); <-projection }()
-	go func() { projection <- s.jobs.Run(ctx) }()
 	err := s.store.Tail(ctx, s.tailFrom, s.hub.Publish)
 	if ctx.Err() != nil {
 		return nil

@@ -207,7 +207,10 @@ func (p *Projection) apply(ctx context.Context, ev *gatewayv1.Event) error {
 	for attempt := 1; ; attempt++ {
 		cached, ok := p.written[key]
 		prev, rev := cached.state, cached.rev
-		if !ok {
+		// Without a cached state, the first attempt assumes the job is new
+		// (the usual case: most events of the tail are a job's first) and
+		// lets Create's compare-and-set say otherwise; later attempts read.
+		if !ok && attempt > 1 {
 			var err error
 			prev, rev, err = p.load(ctx, kvSubjectPrefix+key)
 			if err != nil && !errors.Is(err, ErrNotFound) {
