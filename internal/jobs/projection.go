@@ -225,12 +225,17 @@ func (p *Projection) apply(ctx context.Context, ev *gatewayv1.Event) error {
 		if err != nil {
 			return fmt.Errorf("jobs: encode state of %q: %w", jobID, err)
 		}
+		// A write in flight finishes even when ctx ends (a graceful stop), so
+		// a state written is also counted: the metric is incremented by the
+		// writer that got the acknowledgement and nobody else.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
 		var newRev uint64
 		if rev == 0 {
-			newRev, err = p.kv.Create(ctx, key, data)
+			newRev, err = p.kv.Create(wctx, key, data)
 		} else {
-			newRev, err = p.kv.Update(ctx, key, data, rev)
+			newRev, err = p.kv.Update(wctx, key, data, rev)
 		}
+		cancel()
 		if err != nil {
 			delete(p.written, key)
 		} else {
