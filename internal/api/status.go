@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/klingfan/klingfan/internal/hub"
+	"github.com/klingfan/klingfan/internal/jobs"
 	"github.com/klingfan/klingfan/internal/registry"
 	"github.com/klingfan/klingfan/internal/store"
 )
@@ -83,13 +84,16 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return status.Error(codes.ResourceExhausted, "too many concurrent subscriptions; try again later")
 	case errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.NotFound, "event not found")
+	case errors.Is(err, jobs.ErrNotFound):
+		return status.Error(codes.NotFound, "job not found")
 	case errors.Is(err, registry.ErrNotFound):
 		return status.Error(codes.NotFound, "webhook not found")
 	case errors.Is(err, registry.ErrInactive):
 		return status.Error(codes.FailedPrecondition, "webhook is inactive")
 	case errors.Is(err, registry.ErrAlreadyExists):
 		return status.Error(codes.AlreadyExists, "webhook id already taken")
-	case errors.Is(err, hub.ErrLogUnavailable), errors.Is(err, store.ErrUnavailable), errors.Is(err, registry.ErrUnavailable):
+	case errors.Is(err, hub.ErrLogUnavailable), errors.Is(err, store.ErrUnavailable), errors.Is(err, registry.ErrUnavailable),
+		errors.Is(err, jobs.ErrUnavailable):
 		log.Warn("storage unavailable", "method", method, "error", err)
 		return status.Error(codes.Unavailable, "event log unavailable; retry later")
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/klingfan/klingfan/internal/config"
 	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/ingest"
+	"github.com/klingfan/klingfan/internal/jobs"
 	"github.com/klingfan/klingfan/internal/openapi"
 	"github.com/klingfan/klingfan/internal/registry"
 	"github.com/klingfan/klingfan/internal/store"
@@ -68,6 +69,7 @@ type server struct {
 	store    *store.Store
 	registry *registry.Registry
 	hub      *hub.Hub
+	jobs     *jobs.Projection
 	ingest   *ingest.Handler
 	authn    *auth.Authenticator
 	health   *health.Server
@@ -188,6 +190,17 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 		Registerer:       s.metrics,
 	})
 	s.tailFrom = last
+	s.jobs, err = jobs.Open(ctx, jobs.Config{
+		JetStream: s.store.JetStream(),
+		Log:       s.store,
+		Replicas:  cfg.Replicas,
+		TTL:       cfg.Retention,
+		Metrics:   jobs.NewMetrics(s.metrics),
+		Logger:    s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	s.ingest = ingest.New(ingest.Config{
 		Logger:         s.log,
 		Registrations:  s.registry,
@@ -233,6 +246,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 		PageKey:     pageKey,
 		DedupWindow: cfg.DedupWindow,
 	})
+	jobService := api.NewJobService(s.jobs, s.log, pageKey)
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(promOpts...), s.authn.UnaryInterceptor()),
@@ -250,6 +264,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 		g := grpc.NewServer(append(slices.Clone(common), opts...)...)
 		gatewayv1.RegisterEventServiceServer(g, events)
 		gatewayv1.RegisterWebhookServiceServer(g, webhooks)
+		gatewayv1.RegisterJobServiceServer(g, jobService)
 		healthpb.RegisterHealthServer(g, s.health)
 		reflection.Register(g)
 		grpcMetrics.InitializeMetrics(g)
@@ -323,6 +338,9 @@ func (s *server) gatewayMux(ctx context.Context) (*runtime.ServeMux, error) {
 	}
 	if err := gatewayv1.RegisterWebhookServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("app: register webhook gateway: %w", err)
+	}
+	if err := gatewayv1.RegisterJobServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("app: register job gateway: %w", err)
 	}
 	return mux, nil
 }

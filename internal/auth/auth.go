@@ -4,7 +4,8 @@
 // Every call to kling.gateway.v1.EventService and WebhookService must carry
 // `authorization: Bearer <token>` (gRPC metadata, or the HTTP header on the
 // REST side, which grpc-gateway forwards). A token has a name and a scope:
-// [ScopeAdmin] may call everything, [ScopeSubscribe] only EventService.
+// [ScopeAdmin] may call everything, [ScopeSubscribe] only EventService and
+// JobService.
 // The standard health and reflection services stay open. A missing,
 // malformed or unknown token is UNAUTHENTICATED; a valid token without the
 // scope a method needs is PERMISSION_DENIED.
@@ -196,6 +197,7 @@ var anyScopeServices = map[string]bool{
 // by accident.
 var serviceScopes = map[string]Scope{
 	"kling.gateway.v1.EventService":   ScopeSubscribe,
+	"kling.gateway.v1.JobService":     ScopeSubscribe,
 	"kling.gateway.v1.WebhookService": ScopeAdmin,
 }
 

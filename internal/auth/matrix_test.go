@@ -42,7 +42,8 @@ func TestAuthMatrix(t *testing.T) {
 	callers := []struct {
 		name  string
 		token string // "" sends no authorization
-		// want: for EventService and WebhookService.
+		// want: for EventService (and JobService, which needs the same
+		// scope) and WebhookService.
 		events, webhooks codes.Code
 	}{
 		{"no token", "", codes.Unauthenticated, codes.Unauthenticated},
@@ -72,6 +73,10 @@ func TestAuthMatrix(t *testing.T) {
 			if got := status.Code(err); got != c.events {
 				t.Errorf("Subscribe: %v, want %v", err, c.events)
 			}
+			_, err = gatewayv1.NewJobServiceClient(conn).ListJobs(ctx, &gatewayv1.ListJobsRequest{})
+			if got := status.Code(err); got != c.events {
+				t.Errorf("ListJobs: %v, want %v", err, c.events)
+			}
 			_, err = gatewayv1.NewWebhookServiceClient(conn).ListWebhooks(ctx, &gatewayv1.ListWebhooksRequest{})
 			if got := status.Code(err); got != c.webhooks {
 				t.Errorf("ListWebhooks: %v, want %v", err, c.webhooks)
@@ -88,6 +93,8 @@ func TestAuthMatrix(t *testing.T) {
 			}{
 				{http.MethodGet, "/v1/events", c.events},
 				{http.MethodGet, "/v1/events/999999", map[bool]codes.Code{true: codes.NotFound, false: c.events}[c.events == codes.OK]},
+				{http.MethodGet, "/v1/jobs", c.events},
+				{http.MethodGet, "/v1/jobs/never-seen", map[bool]codes.Code{true: codes.NotFound, false: c.events}[c.events == codes.OK]},
 				{http.MethodGet, "/v1/webhooks", c.webhooks},
 				{http.MethodGet, "/v1/webhooks/default", c.webhooks},
 				{http.MethodPost, "/v1/webhooks/default:sendTestEvent", c.webhooks},

@@ -94,8 +94,16 @@ func Run(ctx context.Context, args []string, env Env) int {
 	if err == nil {
 		return ExitOK
 	}
-	var ue *usageError
+	var (
+		ue *usageError
+		ee *exitError
+	)
 	switch {
+	case errors.As(err, &ee):
+		if ee.msg != "" {
+			fmt.Fprintf(env.Stderr, "klingctl: %s\n", ee.msg)
+		}
+		return ee.code
 	case errors.As(err, &ue) || isCobraUsageError(err):
 		fmt.Fprintf(env.Stderr, "klingctl: %v\nRun '%s --help' for usage.\n", err, cmd.CommandPath())
 		return ExitUsage
@@ -156,6 +164,8 @@ server keeps in ./data/admin-token (see --data-dir).`,
 		c.eventsCommand(),
 		c.postCommand(),
 		c.exampleCommand(),
+		c.jobsCommand(),
+		c.waitCommand(),
 	)
 	return root
 }

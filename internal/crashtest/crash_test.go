@@ -3,8 +3,9 @@
 // Package crashtest_test runs klingfan as a subprocess, kills it with
 // SIGKILL at random moments under concurrent signed ingest, restarts it on
 // the same data directory, and checks the delivery guarantees of DESIGN.md:
-// every acknowledged delivery is in the log exactly once, and a subscriber
-// that resumes by sequence sees each one once, in order.
+// every acknowledged delivery is in the log exactly once, a subscriber
+// that resumes by sequence sees each one once, in order, and the job
+// projection (GetJob) agrees with the log for every job.
 //
 // `go test` runs a short form (3 cycles); KLINGFAN_SOAK_CYCLES=n runs n
 // (`make soak`: 20). KLINGFAN_CRASH_SEED=s repeats the kill timings of a
@@ -182,6 +183,21 @@ func TestCrashRecovery(t *testing.T) {
 		t.Errorf("halfway subscriber (resumed after %d): %s", cut, p)
 	}
 	t.Logf("halfway subscriber: %d events, resumed after sequence %d", half.n, cut)
+
+	// The job projection: after the kills, GetJob agrees with a fold of the
+	// log for every job.
+	jobCount, problems, err := checkJobs(ctx, c.ensureUp(ctx, "before GetJob").grpcAddr, events)
+	if err != nil {
+		t.Errorf("GetJob: %v", err)
+	}
+	for i, p := range problems {
+		if i == 10 {
+			t.Errorf("... and %d more", len(problems)-10)
+			break
+		}
+		t.Error(p)
+	}
+	t.Logf("job projection: %d jobs, %d disagreeing with the log", jobCount, len(problems))
 	c.ensureUp(ctx, "after the checks")
 }
 

@@ -369,6 +369,10 @@ func (s *Store) MaxPayload() int64 { return s.nc.MaxPayload() }
 // format; the store only guarantees the bucket exists.
 func (s *Store) KV() jetstream.KeyValue { return s.kv }
 
+// JetStream returns the JetStream context, for packages that own assets of
+// their own next to the log (the jobs projection's bucket).
+func (s *Store) JetStream() jetstream.JetStream { return s.js }
+
 // Ready reports whether the log can currently serve requests: the connection
 // is up and the stream answers. It backs /readyz, so it is cheap and bounded
 // by ctx.

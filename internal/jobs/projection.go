@@ -1,0 +1,430 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+)
+
+var (
+	// ErrNotFound reports that no state exists for the requested job: the
+	// projection has not seen an event for it, or retention removed it.
+	ErrNotFound = errors.New("jobs: job not found")
+	// ErrUnavailable reports that the bucket could not be reached; a retry
+	// may succeed.
+	ErrUnavailable = errors.New("jobs: projection unavailable")
+)
+
+// Timings of the projection's background work.
+const (
+	// checkpointEvery is how often Run records how far it has folded, so a
+	// restart replays at most a few seconds of the log (harmlessly: the
+	// fold is idempotent).
+	checkpointEvery = time.Second
+	// maxCASAttempts bounds the retries of one write that keeps losing the
+	// compare-and-set to other replicas folding the same job.
+	maxCASAttempts = 16
+	// requestTimeout bounds one bucket round trip without a caller deadline.
+	requestTimeout = 5 * time.Second
+)
+
+// Log is the part of the event log the projection follows.
+type Log interface {
+	// Tail calls fn for every event with sequence > after, in order, until
+	// ctx ends; fn runs on one goroutine.
+	Tail(ctx context.Context, after uint64, fn func(*gatewayv1.Event)) error
+}
+
+// Config configures Open.
+type Config struct {
+	// JetStream is the connection the bucket lives on (the log's own).
+	JetStream jetstream.JetStream
+	// Log is the event log the states are folded from.
+	Log Log
+	// Replicas is the bucket's replication factor, the log's.
+	Replicas int
+	// TTL removes a job's state this long after its last event, so states
+	// live as long as the log keeps the events they came from. 0 keeps
+	// them forever.
+	TTL time.Duration
+	// Metrics, when set, counts finished jobs, their cost and duration.
+	Metrics *Metrics
+	// Logger receives the projection's diagnostics.
+	Logger *slog.Logger
+}
+
+// Projection is the job state bucket and the tail that keeps it current.
+// Get and List are safe for concurrent use; Run is called once.
+type Projection struct {
+	cfg    Config
+	log    *slog.Logger
+	nc     *nats.Conn
+	kv     jetstream.KeyValue
+	stream jetstream.Stream
+	// folded is the sequence through which this process has folded the log.
+	folded atomic.Uint64
+	// written caches the states this process wrote last, with their
+	// revisions, so folding an event usually costs one write and no read.
+	// A stale entry (another replica wrote since) only makes the
+	// compare-and-set fail, and the key is then read afresh. Only Run's
+	// goroutine uses it.
+	written map[string]cachedState
+}
+
+// cachedState is a state as this process last wrote it.
+type cachedState struct {
+	state *gatewayv1.JobState
+	rev   uint64
+}
+
+// maxCached bounds the write cache; when full it starts over.
+const maxCached = 16384
+
+// Open creates the bucket, or updates an existing one to cfg.
+func Open(ctx context.Context, cfg Config) (*Projection, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	kv, err := cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      BucketName,
+		Description: "klingfan job states folded from the event log",
+		History:     1,
+		TTL:         cfg.TTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(cfg.Replicas, 1),
+	})
+	if err != nil {
+		return nil, classify("open bucket", err)
+	}
+	stream, err := cfg.JetStream.Stream(ctx, kvStream)
+	if err != nil {
+		return nil, classify("open bucket stream", err)
+	}
+	return &Projection{cfg: cfg, log: cfg.Logger, nc: cfg.JetStream.Conn(), kv: kv, stream: stream,
+		written: make(map[string]cachedState)}, nil
+}
+
+// Folded returns the log sequence through which this process has folded
+// every event.
+func (p *Projection) Folded() uint64 { return p.folded.Load() }
+
+// Run folds the log into the bucket until ctx ends. It starts after the
+// recorded checkpoint, so after a crash it catches up from the log; events
+// folded before the crash are skipped by the sequence guard. It returns nil
+// when ctx ends.
+func (p *Projection) Run(ctx context.Context) error {
+	var after uint64
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+		cp, _, err := p.loadCheckpoint(ctx)
+		if err == nil {
+			after = cp
+			break
+		}
+		p.log.Warn("jobs: reading the projection checkpoint failed; retrying", slog.Any("err", err))
+		if !sleep(ctx, backoff) {
+			return nil
+		}
+	}
+	p.folded.Store(after)
+	p.cfg.Metrics.projected(after)
+	p.log.Info("jobs: projection following the log", slog.Uint64("after", after))
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.checkpointLoop(ctx, after)
+	}()
+	err := p.cfg.Log.Tail(ctx, after, func(ev *gatewayv1.Event) {
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+			err := p.apply(ctx, ev)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			p.log.Warn("jobs: folding an event failed; retrying", slog.Uint64("sequence", ev.GetSequence()), slog.Any("err", err))
+			if !sleep(ctx, backoff) {
+				return
+			}
+		}
+		p.folded.Store(ev.GetSequence())
+		p.cfg.Metrics.projected(ev.GetSequence())
+	})
+	<-done
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("jobs: log tail stopped: %w", err)
+}
+
+// checkpointLoop records Folded every checkpointEvery and once more when
+// ctx ends.
+func (p *Projection) checkpointLoop(ctx context.Context, saved uint64) {
+	tick := time.NewTicker(checkpointEvery)
+	defer tick.Stop()
+	save := func(ctx context.Context) {
+		if f := p.folded.Load(); f > saved {
+			if err := p.saveCheckpoint(ctx, f); err != nil {
+				p.log.Debug("jobs: saving the checkpoint failed", slog.Any("err", err))
+				return
+			}
+			saved = f
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
+			save(final)
+			cancel()
+			return
+		case <-tick.C:
+			save(ctx)
+		}
+	}
+}
+
+// apply folds ev into its job's state with a compare-and-set write, and
+// counts the job's metrics when this write is the one that finished it.
+func (p *Projection) apply(ctx context.Context, ev *gatewayv1.Event) error {
+	jobID := ev.GetJob().GetJobId()
+	if jobID == "" || !validKeyToken(ev.GetWebhookId()) {
+		return nil // an event about no job has no state to fold into
+	}
+	key := stateKey(ev.GetWebhookId(), jobID)
+	for attempt := 1; ; attempt++ {
+		cached, ok := p.written[key]
+		prev, rev := cached.state, cached.rev
+		// Without a cached state, the first attempt assumes the job is new
+		// (the usual case: most events of the tail are a job's first) and
+		// lets Create's compare-and-set say otherwise; later attempts read.
+		if !ok && attempt > 1 {
+			var err error
+			prev, rev, err = p.load(ctx, kvSubjectPrefix+key)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+		next, outcome := Fold(prev, ev)
+		if outcome == Skipped {
+			return nil
+		}
+		data, err := proto.MarshalOptions{Deterministic: true}.Marshal(next)
+		if err != nil {
+			return fmt.Errorf("jobs: encode state of %q: %w", jobID, err)
+		}
+		// A write in flight finishes even when ctx ends (a graceful stop), so
+		// a state written is also counted: the metric is incremented by the
+		// writer that got the acknowledgement and nobody else.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
+		var newRev uint64
+		if rev == 0 {
+			newRev, err = p.kv.Create(wctx, key, data)
+		} else {
+			newRev, err = p.kv.Update(wctx, key, data, rev)
+		}
+		cancel()
+		if err != nil {
+			delete(p.written, key)
+		} else {
+			if len(p.written) >= maxCached {
+				clear(p.written)
+			}
+			p.written[key] = cachedState{state: next, rev: newRev}
+		}
+		switch {
+		case err == nil:
+			if outcome == Recorded {
+				p.log.Info("jobs: delivery logged but not applied to the job state",
+					slog.String("webhook_id", ev.GetWebhookId()), slog.String("job_id", jobID),
+					slog.Uint64("sequence", ev.GetSequence()), slog.String("status", ev.GetJob().GetStatus().String()),
+					slog.String("state_status", prev.GetJob().GetStatus().String()), slog.String("reason", staleReason(prev)))
+			}
+			p.cfg.Metrics.observe(prev, next, ev)
+			return nil
+		case lostRace(err) && attempt < maxCASAttempts:
+			continue // another replica wrote first: fold onto its state
+		default:
+			return classify("write state of "+strconv.Quote(jobID), err)
+		}
+	}
+}
+
+// staleReason says why a recorded event did not change the job.
+func staleReason(prev *gatewayv1.JobState) string {
+	if Terminal(prev.GetJob().GetStatus()) {
+		return "state is terminal"
+	}
+	return "update time older than the state's"
+}
+
+// Get returns the state of jobID on webhookID, or, when webhookID is empty,
+// on whichever registration updated it last. One lookup, no scan.
+func (p *Projection) Get(ctx context.Context, webhookID, jobID string) (*gatewayv1.JobState, error) {
+	subject := kvSubjectPrefix + "*." + jobToken(jobID)
+	if webhookID != "" {
+		if !validKeyToken(webhookID) {
+			return nil, ErrNotFound
+		}
+		subject = kvSubjectPrefix + stateKey(webhookID, jobID)
+	}
+	st, _, err := p.load(ctx, subject)
+	if err != nil {
+		return nil, err
+	}
+	if st.GetJobId() != jobID { // a hashed token matched another long id
+		return nil, ErrNotFound
+	}
+	return st, nil
+}
+
+// msgGetResponse is the JetStream STREAM.MSG.GET reply.
+type msgGetResponse struct {
+	Error   *jetstream.APIError `json:"error,omitempty"`
+	Message *struct {
+		Sequence uint64    `json:"seq"`
+		Data     []byte    `json:"data"`
+		Time     time.Time `json:"time"`
+	} `json:"message,omitempty"`
+}
+
+// lastMsg asks the bucket stream's leader for the last message on subject,
+// which may be a wildcard. It bypasses direct gets: those can be answered by
+// a lagging replica, which would break read-your-writes, and cannot take a
+// wildcard.
+func (p *Projection) lastMsg(ctx context.Context, subject string) (data []byte, seq uint64, err error) {
+	req, err := json.Marshal(map[string]string{"last_by_subj": subject})
+	if err != nil {
+		return nil, 0, err
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	reply, err := p.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+kvStream, req)
+	if err != nil {
+		return nil, 0, classify("read state", err)
+	}
+	var resp msgGetResponse
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return nil, 0, fmt.Errorf("jobs: decode state reply: %w", err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return nil, 0, ErrNotFound
+	case resp.Error != nil:
+		return nil, 0, classify("read state", resp.Error)
+	case resp.Message == nil || len(resp.Message.Data) == 0:
+		return nil, 0, ErrNotFound // a delete marker
+	}
+	return resp.Message.Data, resp.Message.Sequence, nil
+}
+
+// load reads and decodes the state on subject and its revision.
+func (p *Projection) load(ctx context.Context, subject string) (*gatewayv1.JobState, uint64, error) {
+	data, seq, err := p.lastMsg(ctx, subject)
+	if err != nil {
+		return nil, 0, err
+	}
+	st := new(gatewayv1.JobState)
+	if err := proto.Unmarshal(data, st); err != nil {
+		return nil, 0, fmt.Errorf("jobs: decode state at %s: %w", subject, err)
+	}
+	return st, seq, nil
+}
+
+// loadCheckpoint returns the recorded checkpoint (0 when there is none) and
+// its revision.
+func (p *Projection) loadCheckpoint(ctx context.Context) (uint64, uint64, error) {
+	data, rev, err := p.lastMsg(ctx, kvSubjectPrefix+checkpointKey)
+	if errors.Is(err, ErrNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	cp, err := strconv.ParseUint(string(data), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("jobs: checkpoint %q: %w", data, err)
+	}
+	return cp, rev, nil
+}
+
+// saveCheckpoint raises the checkpoint to seq; a higher one recorded by
+// another replica stays.
+func (p *Projection) saveCheckpoint(ctx context.Context, seq uint64) error {
+	for attempt := 1; ; attempt++ {
+		cur, rev, err := p.loadCheckpoint(ctx)
+		if err != nil {
+			return err
+		}
+		if cur >= seq {
+			return nil
+		}
+		val := []byte(strconv.FormatUint(seq, 10))
+		if rev == 0 {
+			_, err = p.kv.Create(ctx, checkpointKey, val)
+		} else {
+			_, err = p.kv.Update(ctx, checkpointKey, val, rev)
+		}
+		if err == nil || !lostRace(err) || attempt >= maxCASAttempts {
+			return err
+		}
+	}
+}
+
+// lostRace reports whether a compare-and-set write failed because another
+// writer changed the key first.
+func lostRace(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// classify wraps err with the operation and, for connection-class
+// failures, with ErrUnavailable.
+func classify(op string, err error) error {
+	for _, target := range []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
+		nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrDisconnected, jetstream.ErrNoStreamResponse,
+		jetstream.ErrJetStreamNotEnabled, jetstream.ErrStreamNotFound, jetstream.ErrBucketNotFound} {
+		if errors.Is(err, target) {
+			return fmt.Errorf("jobs: %s: %w: %w", op, ErrUnavailable, err)
+		}
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == 503 {
+		return fmt.Errorf("jobs: %s: %w: %w", op, ErrUnavailable, err)
+	}
+	return fmt.Errorf("jobs: %s: %w", op, err)
+}
+
+func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, requestTimeout)
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
