@@ -69,6 +69,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.runBackground(gctx) })
+	g.Go(func() error { srv.runReconcile(gctx); return nil })
 	g.Go(func() error {
 		if err := srv.grpc.Serve(srv.wrapGRPCListener(grpcLn)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("app: gRPC server: %w", err)

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,6 +37,8 @@ import (
 	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/ingest"
 	"github.com/klingfan/klingfan/internal/openapi"
+	"github.com/klingfan/klingfan/internal/outcome"
+	"github.com/klingfan/klingfan/internal/reconcile"
 	"github.com/klingfan/klingfan/internal/registry"
 	"github.com/klingfan/klingfan/internal/store"
 )
@@ -75,6 +78,11 @@ type server struct {
 	// tailFrom is the log head when the hub was created: the tail feeds it
 	// every later event.
 	tailFrom uint64
+
+	// outcomes is the append path of ingest and the reconciler: a job's
+	// terminal status is logged once. reconciler is nil when disabled.
+	outcomes   *outcome.Guard
+	reconciler *reconcile.Reconciler
 }
 
 func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server, err error) {
@@ -156,10 +164,13 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		Registerer:       s.metrics,
 	})
 	s.tailFrom = last
+	if err := s.setupOutcomes(ctx); err != nil {
+		return nil, err
+	}
 	s.ingest = ingest.New(ingest.Config{
 		Logger:         s.log,
 		Registrations:  s.registry,
-		Events:         s.store,
+		Events:         s.outcomes,
 		Now:            s.now,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RateLimit:      cfg.IngestRate,
@@ -332,6 +343,7 @@ func (s *server) routes(gateway *runtime.ServeMux) http.Handler {
 		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("POST "+ReconcilePath, s.handleReconcile)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics}))
 	return mux
 }
@@ -345,7 +357,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"status":"unavailable","error":"log unavailable"}`+"\n")
 		return
 	}
-	_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "reconcile": s.reconcileDetail()})
 }
 
 // runBackground runs the goroutines that live as long as the server. It
