@@ -19,11 +19,9 @@ import (
 	"github.com/klingfan/klingfan/internal/reconcile"
 )
 
-// ReconcilePath runs one reconcile pass now (klingctl reconcile). It is a
-// plain admin HTTP endpoint rather than an RPC: a pass is an operator
-// action like a health probe, its report is free-form, and it keeps the
-// public proto surface for what clients build on.
-const ReconcilePath = "/admin/reconcile"
+// ReconcilePath runs one reconcile pass now (klingctl reconcile); see
+// reconcile.AdminPath.
+const ReconcilePath = reconcile.AdminPath
 
 // reconcileMethod is the pseudo gRPC method the admin endpoint authorizes
 // as; no service of that name exists, so it needs the admin scope.

@@ -156,6 +156,7 @@ server keeps in ./data/admin-token (see --data-dir).`,
 		c.eventsCommand(),
 		c.postCommand(),
 		c.exampleCommand(),
+		c.reconcileCommand(),
 	)
 	return root
 }

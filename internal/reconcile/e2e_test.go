@@ -13,6 +13,7 @@ import (
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/app"
 	"github.com/klingfan/klingfan/internal/apptest"
+	"github.com/klingfan/klingfan/internal/cli"
 	"github.com/klingfan/klingfan/internal/config"
 	"github.com/klingfan/klingfan/internal/klingapi"
 	"github.com/klingfan/klingfan/internal/klingsim"
@@ -154,6 +155,19 @@ func TestReconcileRecoversDroppedCallbacks(t *testing.T) {
 		t.Fatal("no outcome was lost; the test proves nothing")
 	}
 
+	// klingctl reconcile --dry-run reports what is missing and appends nothing.
+	var out strings.Builder
+	if code := cli.Run(context.Background(), []string{"reconcile", "--http-url", w.srv.HTTPURL, "--token", apptest.AdminToken, "--since", "1h", "--dry-run"},
+		cli.Env{Stdout: &out}); code != cli.ExitOK {
+		t.Fatalf("klingctl reconcile --dry-run exited %d: %s", code, out.String())
+	}
+	if want := fmt.Sprintf("missing (dry run, nothing appended): %d\n", missing); !strings.Contains(out.String(), want) {
+		t.Errorf("klingctl reconcile --dry-run printed %q, want it to contain %q", out.String(), want)
+	}
+	if n := countEvents(w.logged(t)); n != countEvents(before) {
+		t.Fatalf("a dry run changed the log from %d to %d events", countEvents(before), n)
+	}
+
 	code, rep := w.reconcile(t, "?since=1h")
 	if code != http.StatusOK || rep.Error != "" {
 		t.Fatalf("reconcile: %d %+v", code, rep)
@@ -178,6 +192,10 @@ func TestReconcileRecoversDroppedCallbacks(t *testing.T) {
 	}
 	if recoveredTerminals != missing {
 		t.Errorf("recovered %d outcomes from the query API, %d were missing", recoveredTerminals, missing)
+	}
+
+	if ready := w.get(t, "/readyz"); !strings.Contains(ready, `"reconcile":{`) || !strings.Contains(ready, fmt.Sprintf(`"recovered":%d`, missing)) {
+		t.Errorf("/readyz does not describe the last pass: %s", ready)
 	}
 
 	// A second pass finds nothing missing.
@@ -259,9 +277,19 @@ func TestReconcileAPIFailures(t *testing.T) {
 	}
 }
 
-func (w *world) metrics(t *testing.T) string {
+func (w *world) metrics(t *testing.T) string { return w.get(t, "/metrics") }
+
+func countEvents(byJob map[string][]*gatewayv1.Event) int {
+	n := 0
+	for _, evs := range byJob {
+		n += len(evs)
+	}
+	return n
+}
+
+func (w *world) get(t *testing.T, path string) string {
 	t.Helper()
-	resp, err := http.Get(w.srv.HTTPURL + "/metrics")
+	resp, err := http.Get(w.srv.HTTPURL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
