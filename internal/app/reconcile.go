@@ -50,7 +50,7 @@ func (s *server) setupOutcomes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	kv, err := reconcile.OpenBucket(ctx, s.store.JetStream(), s.cfg.Replicas, 0)
+	kv, err := reconcile.OpenBucket(ctx, s.store.JetStream(), s.cfg.Replicas)
 	if err != nil {
 		return err
 	}

@@ -136,20 +136,14 @@ func New(cfg Config) *Reconciler {
 	return &Reconciler{cfg: cfg, log: cfg.Logger.With("component", "reconcile"), m: newMetrics(cfg.Registerer), now: cfg.Now}
 }
 
-// OpenBucket creates or opens the lease and position bucket. Its TTL is
-// the lease's: a key not renewed within it expires.
-func OpenBucket(ctx context.Context, js jetstream.JetStream, replicas int, leaseTTL time.Duration) (jetstream.KeyValue, error) {
-	if leaseTTL <= 0 {
-		leaseTTL = 30 * time.Second
-	}
+// OpenBucket creates or opens the lease and position bucket.
+func OpenBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketName,
 		Description: "klingfan reconciler lease and position",
 		History:     1,
 		Replicas:    max(replicas, 1),
 		Storage:     jetstream.FileStorage,
-		// Per-key TTLs: the lease expires, the position does not.
-		LimitMarkerTTL: leaseTTL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: open bucket %s: %w", BucketName, err)
@@ -172,20 +166,65 @@ func (r *Reconciler) RunOnce(ctx context.Context, lookback time.Duration, dryRun
 }
 
 // Run passes every Interval while this replica holds the lease, until ctx
-// ends. A failed pass is logged and counted; it never stops ingest.
+// ends. The lease is renewed every LeaseTTL/3 by a goroutine of its own, so
+// a long pass does not let it lapse; a pass in flight when the lease is
+// lost is cancelled. A failed pass is logged and counted; it never stops
+// ingest.
 func (r *Reconciler) Run(ctx context.Context) error {
 	if r.cfg.Interval <= 0 {
+		return nil
+	}
+	var (
+		mu       sync.Mutex
+		held     bool
+		stopPass context.CancelFunc = func() {}
+	)
+	renewed := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(r.cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			ok := r.holdLease(ctx)
+			mu.Lock()
+			if held && !ok {
+				stopPass()
+			}
+			held = ok
+			mu.Unlock()
+			select {
+			case renewed <- struct{}{}:
+			default:
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	defer func() { <-done; r.releaseLease() }()
+
+	select { // the first pass waits for the first lease attempt
+	case <-renewed:
+	case <-ctx.Done():
 		return nil
 	}
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
 	for {
-		if r.holdLease(ctx) {
-			r.periodicPass(ctx)
+		mu.Lock()
+		pctx, cancel := context.WithCancel(ctx)
+		stopPass = cancel
+		run := held
+		mu.Unlock()
+		if run {
+			r.periodicPass(pctx)
 		}
+		cancel()
 		select {
 		case <-ctx.Done():
-			r.releaseLease()
 			return nil
 		case <-t.C:
 		}
@@ -229,34 +268,39 @@ func (r *Reconciler) LastPass() *Report {
 	return r.last
 }
 
-// leaseValue is the lease key's content.
+// leaseValue is the lease key's content. The expiry is in the value, and
+// every change is a compare-and-set on the key's revision, so a takeover of
+// an expired lease and a late renewal by its old holder cannot both win.
 type leaseValue struct {
-	Holder string    `json:"holder"`
-	Since  time.Time `json:"since"`
+	Holder  string    `json:"holder"`
+	Expires time.Time `json:"expires"`
 }
 
-// holdLease takes or renews the lease; it reports whether this replica
-// holds it. Without a bucket every process is its own holder.
+// holdLease takes, renews or takes over an expired lease; it reports
+// whether this replica holds it. Without a bucket every process is its own
+// holder.
 func (r *Reconciler) holdLease(ctx context.Context) bool {
 	if r.cfg.KV == nil {
 		return true
 	}
-	val, _ := json.Marshal(leaseValue{Holder: r.cfg.Holder, Since: r.now()})
+	val, _ := json.Marshal(leaseValue{Holder: r.cfg.Holder, Expires: r.now().Add(r.cfg.LeaseTTL)})
 	e, err := r.cfg.KV.Get(ctx, leaseKey)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		_, err = r.cfg.KV.Create(ctx, leaseKey, val, jetstream.KeyTTL(r.cfg.LeaseTTL))
+		_, err = r.cfg.KV.Create(ctx, leaseKey, val)
 		return err == nil
 	case err != nil:
 		r.log.Warn("reconcile lease unreadable", "error", err)
 		return false
 	}
 	var cur leaseValue
-	if json.Unmarshal(e.Value(), &cur) != nil || cur.Holder != r.cfg.Holder {
+	if json.Unmarshal(e.Value(), &cur) == nil && cur.Holder != r.cfg.Holder && r.now().Before(cur.Expires) {
 		return false
 	}
-	// Renew: the revision check makes a lost race visible.
 	_, err = r.cfg.KV.Update(ctx, leaseKey, val, e.Revision())
+	if err == nil && cur.Holder != r.cfg.Holder {
+		r.log.Info("took over the reconcile lease", "from", cur.Holder)
+	}
 	return err == nil
 }
 
