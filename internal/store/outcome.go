@@ -28,34 +28,33 @@ func jobSubject(webhookID, jobID string) string {
 
 // JobEvents returns the events of one job of one registration, oldest
 // first (at most MaxJobEvents), and last, the sequence of the newest
-// message on the job's subjects (0 when there is none). last is read before
-// the events, so an event appended in between shows in the events but not
-// in last, and a later AppendAfter(last) then fails with ErrConflict.
+// message on the job's subjects (0 when there is none).
+//
+// It walks the job's subjects with "next message for subject" gets, one
+// round trip per event: a job has a handful of events, and this is far
+// cheaper than creating a consumer. The server resolves each get from its
+// per-subject index.
 func (s *Store) JobEvents(ctx context.Context, webhookID, jobID string) (events []*gatewayv1.Event, last uint64, err error) {
 	if !validToken(webhookID) {
 		return nil, 0, fmt.Errorf("%w: webhook id %q is not a single subject token", ErrInvalidEvent, webhookID)
 	}
-	m, err := s.stream.GetLastMsgForSubject(ctx, jobSubject(webhookID, jobID))
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return nil, 0, nil
-	case err != nil:
-		return nil, 0, classify(fmt.Sprintf("last event of job %q", jobID), err)
-	}
-	last = m.Sequence
-	events, _, err = s.Read(ctx, 1, MaxJobEvents, []string{webhookID}, []string{jobID})
-	if err != nil {
-		return nil, 0, err
-	}
-	// Read pushes the filter down but callers must still apply it: a job
-	// token can be shared by a hashed id only in theory, yet cheap to check.
-	kept := events[:0]
-	for _, ev := range events {
-		if ev.GetWebhookId() == webhookID && ev.GetJob().GetJobId() == jobID {
-			kept = append(kept, ev)
+	subj := jobSubject(webhookID, jobID)
+	for next := uint64(1); len(events) < MaxJobEvents; {
+		m, err := s.stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, 0, classify(fmt.Sprintf("read events of job %q", jobID), err)
+		}
+		last, next = m.Sequence, m.Sequence+1
+		ev := s.decodeOrSkip(m.Data, m.Sequence)
+		// A hashed job token could in theory be shared: keep only this job.
+		if ev != nil && ev.GetWebhookId() == webhookID && ev.GetJob().GetJobId() == jobID {
+			events = append(events, ev)
 		}
 	}
-	return kept, last, nil
+	return events, last, nil
 }
 
 // AppendAfter appends ev like Append, but only while the newest message on
