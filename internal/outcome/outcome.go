@@ -107,7 +107,7 @@ func Terminal(s gatewayv1.JobStatus) bool {
 // status is already logged: then it reports duplicate with the sequence of
 // the logged outcome, and records ev for audit.
 func (g *Guard) Append(ctx context.Context, ev *gatewayv1.Event) (uint64, bool, error) {
-	if !Terminal(ev.GetJob().GetStatus()) || ev.GetJob().GetJobId() == "" || ev.GetTest() {
+	if !Guarded(ev) {
 		return g.log.Append(ctx, ev)
 	}
 	for range maxConflicts {
@@ -128,6 +128,25 @@ func (g *Guard) Append(ctx context.Context, ev *gatewayv1.Event) (uint64, bool, 
 		return seq, dup, err
 	}
 	return 0, false, fmt.Errorf("outcome: job %q kept changing: %w", ev.GetJob().GetJobId(), store.ErrUnavailable)
+}
+
+// Guarded reports whether ev goes through the once-per-job check: a
+// terminal status of a Kling task (a task callback, legacy or new shape, or
+// a task query answer), which is what the reconciler can recover and so
+// what can arrive by two paths. Signed JSON events (X-Kling-Signature) keep
+// the one-event-per-accepted-delivery contract they always had, though
+// their terminal events do count as the job's outcome for the check. Test
+// deliveries are never guarded.
+func Guarded(ev *gatewayv1.Event) bool {
+	if !Terminal(ev.GetJob().GetStatus()) || ev.GetJob().GetJobId() == "" || ev.GetTest() {
+		return false
+	}
+	switch ev.GetSourceFormat() {
+	case gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY, gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2,
+		gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_QUERY:
+		return true
+	}
+	return false
 }
 
 // FirstTerminal returns the first non-test terminal event of a job's

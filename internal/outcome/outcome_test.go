@@ -30,7 +30,13 @@ func openGuard(t *testing.T) (*outcome.Guard, *store.Store, *prometheus.Registry
 }
 
 func event(job, delivery string, status gatewayv1.JobStatus) *gatewayv1.Event {
-	return &gatewayv1.Event{Id: "evt_" + delivery, WebhookId: "w", DeliveryId: delivery, Job: &gatewayv1.Job{JobId: job, Status: status}}
+	return &gatewayv1.Event{Id: "evt_" + delivery, WebhookId: "w", DeliveryId: delivery, SourceFormat: gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2,
+		Job: &gatewayv1.Job{JobId: job, Status: status}}
+}
+
+func jsonEvent(ev *gatewayv1.Event) *gatewayv1.Event {
+	ev.SourceFormat = gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT
+	return ev
 }
 
 func TestGuardLogsOneOutcomePerJob(t *testing.T) {
@@ -61,6 +67,14 @@ func TestGuardLogsOneOutcomePerJob(t *testing.T) {
 			event("j", "a", gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED),
 			event("j", "b", gatewayv1.JobStatus_JOB_STATUS_PROCESSING),
 		}, 2, 0},
+		{"signed JSON events keep one event per delivery", []*gatewayv1.Event{
+			jsonEvent(event("j", "a", gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED)),
+			jsonEvent(event("j", "b", gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED)),
+		}, 2, 0},
+		{"a task callback after a signed JSON outcome is late", []*gatewayv1.Event{
+			jsonEvent(event("j", "a", gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED)),
+			event("j", "b", gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED),
+		}, 1, 1},
 		{"other jobs are independent", []*gatewayv1.Event{
 			event("j1", "a", gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED),
 			event("j2", "b", gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED),
