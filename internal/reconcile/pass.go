@@ -46,6 +46,8 @@ type Recovery struct {
 
 // passState collects a pass's results from concurrent family walks.
 type passState struct {
+	until time.Time // zero: no upper bound
+
 	mu     sync.Mutex
 	report *Report
 }
@@ -64,8 +66,14 @@ func (p *passState) apiError(err error) {
 // and the first error that cut the pass short; what was recovered before
 // the error stays recovered.
 func (r *Reconciler) Pass(ctx context.Context, since time.Time, dryRun bool) (Report, error) {
+	return r.pass(ctx, since, time.Time{}, dryRun)
+}
+
+// pass is Pass that leaves tasks updated after until (when set) to their
+// callbacks, which may still be on their way.
+func (r *Reconciler) pass(ctx context.Context, since, until time.Time, dryRun bool) (Report, error) {
 	rep := &Report{Started: r.now(), Since: since, DryRun: dryRun, Recovered: []Recovery{}}
-	ps := &passState{report: rep}
+	ps := &passState{report: rep, until: until}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Concurrency)
 	for _, f := range r.cfg.Families {
@@ -173,6 +181,9 @@ func (r *Reconciler) call(ctx context.Context, ps *passState, fn func() error) e
 // check compares one task with the log and appends its state when the log
 // never had it.
 func (r *Reconciler) check(ctx context.Context, ps *passState, family string, t klingapi.Task, dryRun bool) error {
+	if !ps.until.IsZero() && time.UnixMilli(t.UpdatedAt).After(ps.until) {
+		return nil // its callback may still be on the way; the next pass looks again
+	}
 	ps.mu.Lock()
 	ps.report.TasksChecked++
 	ps.mu.Unlock()

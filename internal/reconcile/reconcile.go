@@ -238,7 +238,7 @@ func (r *Reconciler) periodicPass(ctx context.Context) {
 	}
 	upTo := r.now().Add(-r.cfg.Grace)
 	r.passMu.Lock()
-	rep, err := r.Pass(ctx, since, false)
+	rep, err := r.pass(ctx, since, upTo, false)
 	r.passMu.Unlock()
 	r.record(&rep, err)
 	if err == nil {
