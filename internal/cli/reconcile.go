@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/klingfan/klingfan/internal/reconcile"
+	"github.com/klingfan/klingfan/internal/reconcile/report"
 )
 
 // defaultHTTPURL is a local gateway's HTTP side.
@@ -38,7 +38,7 @@ the admin endpoint POST /admin/reconcile lives.`,
   klingctl reconcile --http-url http://gateway:8080`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u, err := url.Parse(strings.TrimRight(httpURL, "/") + reconcile.AdminPath)
+			u, err := url.Parse(strings.TrimRight(httpURL, "/") + report.AdminPath)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return usagef("--http-url %q: want the gateway's http(s) base URL", httpURL)
 			}
@@ -94,7 +94,7 @@ func (c *client) runReconcile(cmd *cobra.Command, u *url.URL) error {
 	if err != nil {
 		return fmt.Errorf("reading the answer: %w", err)
 	}
-	var rep reconcile.Report
+	var rep report.Report
 	if json.Unmarshal(body, &rep) != nil || rep.Started.IsZero() {
 		var e struct {
 			Error string `json:"error"`
@@ -111,7 +111,7 @@ func (c *client) runReconcile(cmd *cobra.Command, u *url.URL) error {
 	return nil
 }
 
-func printReport(w io.Writer, rep reconcile.Report) {
+func printReport(w io.Writer, rep report.Report) {
 	verb := "recovered"
 	if rep.DryRun {
 		verb = "missing (dry run, nothing appended)"

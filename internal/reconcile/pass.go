@@ -15,34 +15,15 @@ import (
 	"github.com/klingfan/klingfan/internal/klingapi"
 	"github.com/klingfan/klingfan/internal/normalize"
 	"github.com/klingfan/klingfan/internal/outcome"
+	"github.com/klingfan/klingfan/internal/reconcile/report"
 )
 
-// Report is what one pass found and did.
-type Report struct {
-	Started  time.Time `json:"started"`
-	Finished time.Time `json:"finished"`
-	// Since is the oldest update time the pass listed.
-	Since        time.Time `json:"since"`
-	DryRun       bool      `json:"dry_run,omitempty"`
-	TasksChecked int       `json:"tasks_checked"`
-	// Recovered lists the states that were missing from the log (appended
-	// unless DryRun).
-	Recovered []Recovery `json:"recovered"`
-	// APIErrors counts Kling API errors by code label.
-	APIErrors map[string]int `json:"api_errors,omitempty"`
-	Error     string         `json:"error,omitempty"`
-}
-
-// Recovery is one state the pass found missing.
-type Recovery struct {
-	JobID    string `json:"job_id"`
-	Status   string `json:"status"`
-	Family   string `json:"family"`
-	Sequence uint64 `json:"sequence,omitempty"`
-	// Superseded is set when the guard found the job's outcome logged by
-	// a callback in the meantime, so nothing was appended.
-	Superseded bool `json:"superseded,omitempty"`
-}
+// Report and Recovery are the pass report types, kept in a leaf package so
+// klingctl can decode them without linking the store.
+type (
+	Report   = report.Report
+	Recovery = report.Recovery
+)
 
 // passState collects a pass's results from concurrent family walks.
 type passState struct {

@@ -25,18 +25,14 @@ import (
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/reconcile/report"
 )
 
 // BucketName is the KV bucket holding the lease and the position.
 const BucketName = "klingfan-reconcile"
 
-// AdminPath is the HTTP endpoint that runs one pass now and answers its
-// Report as JSON: POST /admin/reconcile?since=6h&dry_run=true with an admin
-// bearer token. It is a plain admin HTTP endpoint rather than an RPC: a
-// pass is an operator action next to /readyz and /metrics, its report is
-// free-form and may grow, and the public proto surface stays for what
-// clients build on.
-const AdminPath = "/admin/reconcile"
+// AdminPath is where the admin endpoint runs a pass; see report.AdminPath.
+const AdminPath = report.AdminPath
 
 const (
 	leaseKey    = "lease"
