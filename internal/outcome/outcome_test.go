@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/outcome"
@@ -156,4 +157,40 @@ func lateOutcomes(t *testing.T, reg *prometheus.Registry) float64 {
 	}
 	t.Fatal("klingfan_late_outcomes_total not registered")
 	return 0
+}
+
+// TestLateOutcomeKeptForAudit: a superseded outcome is not in the log but
+// is kept, raw body included, in the audit stream, pointing at the outcome.
+func TestLateOutcomeKeptForAudit(t *testing.T) {
+	ctx := context.Background()
+	g, st, _ := openGuard(t)
+	first := event("j", "query:j:succeed", gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED)
+	seq, _, err := g.Append(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := event("j", "msg_j_succeed", gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED)
+	late.RawBody = []byte(`{"task_id":"j","task_status":"succeed"}`)
+	got, dup, err := g.Append(ctx, late)
+	if err != nil || !dup || got != seq {
+		t.Fatalf("late outcome: seq %d dup %v err %v; want the outcome's %d as a duplicate", got, dup, err, seq)
+	}
+	stream, err := st.JetStream().Stream(ctx, outcome.LateStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.GetLastMsgForSubject(ctx, "klingfan.late.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept gatewayv1.Event
+	if err := proto.Unmarshal(m.Data, &kept); err != nil {
+		t.Fatal(err)
+	}
+	if string(kept.GetRawBody()) != string(late.RawBody) || kept.GetDeliveryId() != late.GetDeliveryId() {
+		t.Errorf("audit record = %v, want the late delivery with its raw body", &kept)
+	}
+	if h := m.Header.Get("Klingfan-Outcome-Sequence"); h != fmt.Sprint(seq) {
+		t.Errorf("Klingfan-Outcome-Sequence = %q, want %d", h, seq)
+	}
 }
