@@ -10,6 +10,15 @@
 // token. Kling's non-zero codes become *APIError values that callers test
 // with errors.Is against ErrAuth and ErrRateLimited.
 //
+// Facts checked against Kling's published API reference (mirrored pages
+// "General Information" and "Concurrency Rules"): the JWT claims above;
+// codes 1000-1004 come with HTTP 401 (1003 token not yet valid, 1004
+// expired); 1100-1102 (account exceptions) come with HTTP 429 and are not
+// rate limits; 1303 is "parallel task over resource pack limit", to be
+// retried with exponential backoff from at least 1s; query endpoints use
+// no concurrency and have no QPS limit. 1302 (rate) is taken from public
+// clients, not confirmed in the reference.
+//
 // Task bodies are returned raw: they have the shape of Kling's task
 // callbacks, so the caller feeds them to the same normalizer as callbacks.
 package klingapi

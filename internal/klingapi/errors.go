@@ -31,6 +31,9 @@ var (
 	// ErrRateLimited reports a rate or concurrency limit (1302, 1303 or
 	// HTTP 429): back off and retry later.
 	ErrRateLimited = errors.New("klingapi: rate limited")
+	// ErrAccount reports an account problem (codes 1100-1102, HTTP 429):
+	// arrears or a depleted resource pack. Not retried.
+	ErrAccount = errors.New("klingapi: account exception")
 	// ErrNotFound reports an unknown task.
 	ErrNotFound = errors.New("klingapi: task not found")
 	// ErrUnavailable reports that the API could not be reached or answered
@@ -71,7 +74,11 @@ func (e *APIError) Is(target error) bool {
 	case ErrTokenNotYetValid:
 		return e.Code == CodeTokenNotYet
 	case ErrRateLimited:
-		return e.Code == CodeRateLimited || e.Code == CodeConcurrencyFull || e.HTTPStatus == 429
+		// Kling also answers HTTP 429 for account problems (1100-1102:
+		// arrears, depleted resource pack); retrying those cannot help.
+		return e.Code == CodeRateLimited || e.Code == CodeConcurrencyFull || (e.HTTPStatus == 429 && (e.Code == 0 || e.Code >= 1300))
+	case ErrAccount:
+		return e.Code >= 1100 && e.Code < 1200
 	case ErrNotFound:
 		return e.Code == CodeNotFound || (e.HTTPStatus == 404 && e.Code == 0)
 	case ErrUnavailable:

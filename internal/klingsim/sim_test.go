@@ -97,6 +97,10 @@ func TestQueryAPIErrors(t *testing.T) {
 			}
 		})
 	}
+	account := &klingapi.APIError{HTTPStatus: 429, Code: 1101, Message: "Account in arrears"}
+	if errors.Is(account, klingapi.ErrRateLimited) || !errors.Is(account, klingapi.ErrAccount) {
+		t.Errorf("code 1101 with HTTP 429 must be an account error, not a rate limit to back off from")
+	}
 	c, _ := klingapi.New("http://127.0.0.1:1", klingapi.Credentials{APIKey: "k"}, klingapi.Options{})
 	if _, err := c.ListPage(ctx, t2v, 1, 1); !errors.Is(err, klingapi.ErrUnavailable) || klingapi.ErrorLabel(err) != "unreachable" {
 		t.Fatalf("unreachable API: err = %v", err)
