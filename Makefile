@@ -16,7 +16,7 @@ run: build ## Start the gateway with the embedded store under ./data.
 	./bin/klingfan serve --data-dir $(DATA)
 
 .PHONY: build
-build: ## Build klingfan and klingctl into ./bin.
+build: ## Build klingfan, klingctl and klingsim into ./bin.
 	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: test
@@ -102,3 +102,7 @@ cluster: build ## Demo cluster mode: three NATS nodes plus replicas on :8080/:90
 .PHONY: test-cluster
 test-cluster: ## Run the cluster harness in its long form (more load, repeated NATS node kills).
 	KLINGFAN_CLUSTER_LONG=1 $(GO) test -race -count=1 -v -timeout 20m ./internal/clustertest
+
+.PHONY: demo
+demo: build ## klingfan + klingsim on loopback: lossy callbacks, listen, reconcile (DEMO_SECONDS, default 60).
+	BIN=./bin ./scripts/demo.sh

@@ -98,6 +98,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	// The job projection follows the log with a tail of its own, so a slow
 	// bucket write never delays live delivery.
 	g.Go(func() error { return srv.jobs.Run(gctx) })
+	g.Go(func() error { srv.runReconcile(gctx); return nil })
 	g.Go(func() error {
 		if err := srv.grpc.Serve(srv.wrapGRPCListener(grpcLn)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("app: gRPC server: %w", err)

@@ -35,6 +35,8 @@ import (
 	"github.com/klingfan/klingfan/internal/ingest"
 	"github.com/klingfan/klingfan/internal/jobs"
 	"github.com/klingfan/klingfan/internal/openapi"
+	"github.com/klingfan/klingfan/internal/outcome"
+	"github.com/klingfan/klingfan/internal/reconcile"
 	"github.com/klingfan/klingfan/internal/registry"
 	"github.com/klingfan/klingfan/internal/store"
 	"github.com/klingfan/klingfan/internal/telemetry"
@@ -93,6 +95,11 @@ type server struct {
 	// tailFrom is the log head when the hub was created: the tail feeds it
 	// every later event.
 	tailFrom uint64
+
+	// outcomes is the append path of ingest and the reconciler: a job's
+	// terminal status is logged once. reconciler is nil when disabled.
+	outcomes   *outcome.Guard
+	reconciler *reconcile.Reconciler
 }
 
 func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *telemetry.Tracing) (_ *server, err error) {
@@ -201,10 +208,13 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	if err != nil {
 		return nil, err
 	}
+	if err := s.setupOutcomes(ctx); err != nil {
+		return nil, err
+	}
 	s.ingest = ingest.New(ingest.Config{
 		Logger:         s.log,
 		Registrations:  s.registry,
-		Events:         s.store,
+		Events:         s.outcomes,
 		Now:            s.now,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RateLimit:      cfg.IngestRate,
@@ -402,6 +412,7 @@ func (s *server) routes(gateway *runtime.ServeMux) http.Handler {
 		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("POST "+ReconcilePath, s.handleReconcile)
 	if !s.metricsApart {
 		mux.Handle("GET /metrics", s.metricsHandler())
 	}
@@ -421,7 +432,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "unavailable", "error": err.Error()})
 		return
 	}
-	_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "reconcile": s.reconcileDetail()})
 }
 
 // runBackground runs the goroutines that live as long as the server. It

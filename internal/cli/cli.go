@@ -166,6 +166,7 @@ server keeps in ./data/admin-token (see --data-dir).`,
 		c.exampleCommand(),
 		c.jobsCommand(),
 		c.waitCommand(),
+		c.reconcileCommand(),
 	)
 	return root
 }

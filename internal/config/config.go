@@ -95,6 +95,7 @@ type Config struct {
 	AdminToken         string // from KLINGFAN_ADMIN_TOKEN only: a token has no business on a command line
 	KlingaiSecret      string // from KLINGAI_WEBHOOK_SECRET only
 	SecretKey          string // from KLINGFAN_SECRET_KEY only
+	Reconcile          Reconcile
 }
 
 // EnvPrefix prefixes the environment equivalent of every flag:
@@ -160,6 +161,7 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "CA file: require client certificates on gRPC (mutual TLS)")
 	fs.String(envFileFlag, "", "file of KLINGFAN_* variables (KEY=VALUE lines) read at start and again on SIGHUP; the process environment wins over it")
 	fs.StringVar(&c.TokensFile, "tokens-file", "", "file of named API tokens with scopes")
+	registerReconcileFlags(fs, &c.Reconcile)
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -181,6 +183,7 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	c.AdminToken, _ = lookup("KLINGFAN_ADMIN_TOKEN")
 	c.KlingaiSecret, _ = lookup("KLINGAI_WEBHOOK_SECRET")
 	c.SecretKey, _ = lookup("KLINGFAN_SECRET_KEY")
+	c.Reconcile.finish(lookup)
 
 	if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return Config{}, fmt.Errorf("config: --log-level %q: want debug, info, warn or error", *level)
@@ -226,6 +229,7 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("--replicas %d: want 1 to 5", c.Replicas))
 	}
 	errs = append(errs, c.validateNATS()...)
+	errs = append(errs, c.Reconcile.validate()...)
 	if c.Retention <= 0 {
 		errs = append(errs, fmt.Errorf("--retention %s: must be positive", c.Retention))
 	}

@@ -32,6 +32,31 @@ var marshalOpts = proto.MarshalOptions{Deterministic: true}
 // wrap ErrUnavailable; an event whose ids cannot form a subject wraps
 // ErrInvalidEvent. ctx bounds the wait for the acknowledgement.
 func (s *Store) Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, duplicate bool, err error) {
+	// The subject ends in the event id, a pure function of the registration
+	// and the delivery: an existing message on it is this event, stored
+	// earlier than the duplicate window reaches.
+	seq, duplicate, err = s.publish(ctx, ev, jetstream.WithExpectLastSequencePerSubject(0))
+	if isWrongLastSequence(err) {
+		seq, found, lerr := s.Stored(ctx, ev)
+		if lerr != nil {
+			return 0, false, lerr
+		}
+		if found {
+			return seq, true, nil
+		}
+	}
+	if err != nil {
+		return 0, false, classify(fmt.Sprintf("append event %q", ev.GetId()), err)
+	}
+	return seq, duplicate, nil
+}
+
+// publish is the one write path of the log, for Append and AppendAfter:
+// it validates and encodes ev, refuses what the log can never hold or the
+// disk has no room for, publishes with the message id that deduplicates
+// retries and the caller's expectation, and records whether the store has
+// room. Errors other than the expectation's are returned unclassified.
+func (s *Store) publish(ctx context.Context, ev *gatewayv1.Event, expect jetstream.PublishOpt) (uint64, bool, error) {
 	if err := validateEvent(ev); err != nil {
 		return 0, false, err
 	}
@@ -55,21 +80,12 @@ func (s *Store) Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, du
 	ack, err := s.js.PublishMsg(ctx, msg,
 		jetstream.WithMsgID(ev.GetWebhookId()+":"+ev.GetDeliveryId()),
 		jetstream.WithExpectStream(StreamName),
-		// The subject ends in the event id, a pure function of the
-		// registration and the delivery: an existing message on it is this
-		// event, stored earlier than the duplicate window reaches.
-		jetstream.WithExpectLastSequencePerSubject(0))
+		expect)
 	if isWrongLastSequence(err) {
-		seq, found, lerr := s.Stored(ctx, ev)
-		if lerr != nil {
-			return 0, false, lerr
-		}
-		if found {
-			return seq, true, nil
-		}
+		return 0, false, err
 	}
 	if err := s.noteAppend(gen, err); err != nil {
-		return 0, false, classify(fmt.Sprintf("append event %q", ev.GetId()), err)
+		return 0, false, err
 	}
 	return ack.Sequence, ack.Duplicate, nil
 }

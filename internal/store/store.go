@@ -370,7 +370,8 @@ func (s *Store) MaxPayload() int64 { return s.nc.MaxPayload() }
 func (s *Store) KV() jetstream.KeyValue { return s.kv }
 
 // JetStream returns the JetStream context, for packages that own assets of
-// their own next to the log (the jobs projection's bucket).
+// their own next to the log (the jobs projection's bucket, the
+// reconciler's position and lease, the late-outcome record).
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
 
 // Ready reports whether the log can currently serve requests: the connection

@@ -238,6 +238,10 @@ const (
 	SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY SourceFormat = 2
 	// Kling task callbacks, newer shape (`id`, `status`, `outputs[]`, ...).
 	SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2 SourceFormat = 3
+	// Recovered by the reconciler from Kling's task query API, because the
+	// callback never arrived. The raw body is the task as the query returned
+	// it (legacy or newer shape), normalized like a callback of that shape.
+	SourceFormat_SOURCE_FORMAT_TASK_QUERY SourceFormat = 4
 )
 
 // Enum value maps for SourceFormat.
@@ -247,12 +251,14 @@ var (
 		1: "SOURCE_FORMAT_KLING_EVENT",
 		2: "SOURCE_FORMAT_TASK_CALLBACK_LEGACY",
 		3: "SOURCE_FORMAT_TASK_CALLBACK_V2",
+		4: "SOURCE_FORMAT_TASK_QUERY",
 	}
 	SourceFormat_value = map[string]int32{
 		"SOURCE_FORMAT_UNSPECIFIED":          0,
 		"SOURCE_FORMAT_KLING_EVENT":          1,
 		"SOURCE_FORMAT_TASK_CALLBACK_LEGACY": 2,
 		"SOURCE_FORMAT_TASK_CALLBACK_V2":     3,
+		"SOURCE_FORMAT_TASK_QUERY":           4,
 	}
 )
 
@@ -1565,12 +1571,13 @@ const file_kling_gateway_v1_event_proto_rawDesc = "" +
 	"\x15JOB_STATUS_PROCESSING\x10\x02\x12\x18\n" +
 	"\x14JOB_STATUS_SUCCEEDED\x10\x03\x12\x15\n" +
 	"\x11JOB_STATUS_FAILED\x10\x04\x12\x18\n" +
-	"\x14JOB_STATUS_CANCELLED\x10\x05*\x98\x01\n" +
+	"\x14JOB_STATUS_CANCELLED\x10\x05*\xb6\x01\n" +
 	"\fSourceFormat\x12\x1d\n" +
 	"\x19SOURCE_FORMAT_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19SOURCE_FORMAT_KLING_EVENT\x10\x01\x12&\n" +
 	"\"SOURCE_FORMAT_TASK_CALLBACK_LEGACY\x10\x02\x12\"\n" +
-	"\x1eSOURCE_FORMAT_TASK_CALLBACK_V2\x10\x03*R\n" +
+	"\x1eSOURCE_FORMAT_TASK_CALLBACK_V2\x10\x03\x12\x1c\n" +
+	"\x18SOURCE_FORMAT_TASK_QUERY\x10\x04*R\n" +
 	"\tEventView\x12\x1a\n" +
 	"\x16EVENT_VIEW_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10EVENT_VIEW_BASIC\x10\x01\x12\x13\n" +

@@ -1,0 +1,164 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/outcome"
+	"github.com/klingfan/klingfan/internal/reconcile"
+)
+
+// ReconcilePath runs one reconcile pass now (klingctl reconcile); see
+// reconcile.AdminPath.
+const ReconcilePath = reconcile.AdminPath
+
+// reconcileMethod is the pseudo gRPC method the admin endpoint authorizes
+// as; no service of that name exists, so it needs the admin scope.
+const reconcileMethod = "/klingfan.admin.Reconcile/Run"
+
+// setupOutcomes builds the guarded append path every writer uses (ingest
+// and the reconciler) and, when Kling credentials are set, the reconciler.
+func (s *server) setupOutcomes(ctx context.Context) error {
+	guard, err := outcome.New(ctx, outcome.Config{
+		Log: s.store, JetStream: s.store.JetStream(),
+		Retention: s.cfg.Retention, Replicas: s.cfg.Replicas, Registerer: s.metrics,
+	})
+	if err != nil {
+		return err
+	}
+	s.outcomes = guard
+	rc := s.cfg.Reconcile
+	if !rc.Enabled() {
+		return nil
+	}
+	families, tasksAPI, err := parseFamilies(rc.Families)
+	if err != nil {
+		return err
+	}
+	client, err := klingapi.New(rc.APIURL, klingapi.Credentials{AccessKey: rc.AccessKey, SecretKey: rc.SecretKey, APIKey: rc.APIKey}, klingapi.Options{Now: s.now})
+	if err != nil {
+		return err
+	}
+	kv, err := reconcile.OpenBucket(ctx, s.store.JetStream(), s.cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	s.reconciler = reconcile.New(reconcile.Config{
+		API: client, Append: guard, History: reconcile.LogHistory{Log: s.store}, KV: kv,
+		Families: families, TasksAPI: tasksAPI, WebhookID: rc.WebhookID,
+		Interval: rc.Interval, Lookback: rc.Lookback, Grace: 2 * time.Minute,
+		Holder: host + "/" + strconv.Itoa(os.Getpid()), Logger: s.log, Registerer: s.metrics, Now: s.now,
+	})
+	s.log.Info("reconciler enabled", "api", rc.APIURL, "interval", rc.Interval, "lookback", rc.Lookback, "webhook", rc.WebhookID)
+	return nil
+}
+
+// parseFamilies splits --reconcile-families into legacy families and the
+// `tasks` token for the newer POST /tasks listing. The default lists every
+// legacy family and the newer API.
+func parseFamilies(s string) ([]klingapi.Family, bool, error) {
+	if s == "" || s == "all" {
+		return klingapi.Families, true, nil
+	}
+	var legacy []string
+	tasks := false
+	for _, f := range splitComma(s) {
+		if f == "tasks" {
+			tasks = true
+			continue
+		}
+		legacy = append(legacy, f)
+	}
+	if len(legacy) == 0 {
+		return nil, tasks, nil
+	}
+	fams, err := klingapi.ParseFamilies(joinComma(legacy))
+	return fams, tasks, err
+}
+
+// runReconcile runs the periodic passes; nothing when disabled.
+func (s *server) runReconcile(ctx context.Context) {
+	if s.reconciler != nil {
+		_ = s.reconciler.Run(ctx)
+	}
+}
+
+// reconcileDetail is the last pass's outcome for /readyz's detail.
+func (s *server) reconcileDetail() any {
+	if s.reconciler == nil {
+		return map[string]any{"enabled": false}
+	}
+	last := s.reconciler.LastPass()
+	if last == nil {
+		return map[string]any{"enabled": true, "last_pass": nil}
+	}
+	d := map[string]any{"enabled": true, "finished": last.Finished, "tasks_checked": last.TasksChecked,
+		"recovered": len(last.Recovered), "ok": last.Error == ""}
+	if last.Error != "" {
+		d["error"] = last.Error
+	}
+	return d
+}
+
+// handleReconcile runs one pass: POST /admin/reconcile?since=6h&dry_run=true.
+func (s *server) handleReconcile(w http.ResponseWriter, r *http.Request) {
+	ctx := metadata.NewIncomingContext(r.Context(), metadata.MD{"authorization": r.Header.Values("Authorization")})
+	if _, err := s.authn.Authorize(ctx, reconcileMethod); err != nil {
+		writeJSONError(w, runtime.HTTPStatusFromCode(status.Code(err)), status.Convert(err).Message())
+		return
+	}
+	if s.reconciler == nil {
+		writeJSONError(w, http.StatusPreconditionFailed, "reconciler disabled: set KLING_ACCESS_KEY and KLING_SECRET_KEY, or KLING_API_KEY")
+		return
+	}
+	var since time.Duration
+	if v := r.URL.Query().Get("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			writeJSONError(w, http.StatusBadRequest, "since: want a positive duration such as 6h")
+			return
+		}
+		since = d
+	}
+	dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))
+	rep, err := s.reconciler.RunOnce(r.Context(), since, dry)
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		code := http.StatusBadGateway
+		if errors.Is(err, context.Canceled) {
+			code = http.StatusServiceUnavailable
+		}
+		w.WriteHeader(code)
+	}
+	_ = json.NewEncoder(w).Encode(rep)
+}
+
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func joinComma(s []string) string { return strings.Join(s, ",") }

@@ -1,0 +1,259 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/ingest"
+	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/normalize"
+	"github.com/klingfan/klingfan/internal/outcome"
+	"github.com/klingfan/klingfan/internal/reconcile/report"
+)
+
+// Report and Recovery are the pass report types, kept in a leaf package so
+// klingctl can decode them without linking the store.
+type (
+	Report   = report.Report
+	Recovery = report.Recovery
+)
+
+// passState collects a pass's results from concurrent family walks.
+type passState struct {
+	until time.Time // zero: no upper bound
+
+	mu     sync.Mutex
+	report *Report
+}
+
+func (p *passState) apiError(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.report.APIErrors == nil {
+		p.report.APIErrors = map[string]int{}
+	}
+	p.report.APIErrors[klingapi.ErrorLabel(err)]++
+}
+
+// Pass runs one reconcile pass over tasks updated since `since`, appending
+// (unless dryRun) every state the log is missing. It returns the report
+// and the first error that cut the pass short; what was recovered before
+// the error stays recovered.
+func (r *Reconciler) Pass(ctx context.Context, since time.Time, dryRun bool) (Report, error) {
+	return r.pass(ctx, since, time.Time{}, dryRun)
+}
+
+// pass is Pass that leaves tasks updated after until (when set) to their
+// callbacks, which may still be on their way.
+func (r *Reconciler) pass(ctx context.Context, since, until time.Time, dryRun bool) (Report, error) {
+	rep := &Report{Started: r.now(), Since: since, DryRun: dryRun, Recovered: []Recovery{}}
+	ps := &passState{report: rep, until: until}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.Concurrency)
+	for _, f := range r.cfg.Families {
+		g.Go(func() error { return r.walkFamily(gctx, ps, f, since, dryRun) })
+	}
+	if r.cfg.TasksAPI {
+		g.Go(func() error { return r.walkTasks(gctx, ps, since, dryRun) })
+	}
+	err := g.Wait()
+	rep.Finished = r.now()
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	r.m.checked.Add(float64(rep.TasksChecked))
+	return *rep, err
+}
+
+// walkFamily pages through one legacy family, newest first, until the
+// tasks are older than since.
+func (r *Reconciler) walkFamily(ctx context.Context, ps *passState, f klingapi.Family, since time.Time, dryRun bool) error {
+	for page := 1; page <= klingapi.MaxPageNum; page++ {
+		var tasks []klingapi.Task
+		err := r.call(ctx, ps, func() (err error) {
+			tasks, err = r.cfg.API.ListPage(ctx, f, page, r.cfg.PageSize)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("reconcile: list %s page %d: %w", f, page, err)
+		}
+		recent := 0
+		for _, t := range tasks {
+			if time.UnixMilli(t.UpdatedAt).Before(since) {
+				continue
+			}
+			recent++
+			if err := r.check(ctx, ps, f.String(), t, dryRun); err != nil {
+				return err
+			}
+		}
+		if len(tasks) < r.cfg.PageSize || recent == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
+// walkTasks pages through the newer API's POST /tasks.
+func (r *Reconciler) walkTasks(ctx context.Context, ps *passState, since time.Time, dryRun bool) error {
+	q := klingapi.TaskQuery{StartTime: since.UnixMilli(), EndTime: r.now().UnixMilli(), Limit: r.cfg.PageSize}
+	for {
+		var page klingapi.TaskPage
+		err := r.call(ctx, ps, func() (err error) {
+			page, err = r.cfg.API.ListTasks(ctx, q)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("reconcile: list tasks: %w", err)
+		}
+		for _, t := range page.Tasks {
+			if err := r.check(ctx, ps, "tasks", t, dryRun); err != nil {
+				return err
+			}
+		}
+		if !page.HasMore || page.NextCursor == "" || page.NextCursor == q.Cursor {
+			return nil
+		}
+		q.Cursor = page.NextCursor
+	}
+}
+
+// call runs one API request, backing off on rate limits (1302, 1303, 429)
+// up to MaxRetries times. Every API error is counted by code.
+func (r *Reconciler) call(ctx context.Context, ps *passState, fn func() error) error {
+	wait := r.cfg.Backoff
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.m.apiErrors.WithLabelValues(klingapi.ErrorLabel(err)).Inc()
+		ps.apiError(err)
+		if !errors.Is(err, klingapi.ErrRateLimited) || attempt >= r.cfg.MaxRetries {
+			return err
+		}
+		d := wait
+		var ae *klingapi.APIError
+		if errors.As(err, &ae) && ae.RetryAfter > d {
+			d = ae.RetryAfter
+		}
+		r.log.Warn("Kling API rate limit; backing off", "wait", d, "code", klingapi.ErrorLabel(err))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(wait*2, maxBackoff)
+	}
+}
+
+// check compares one task with the log and appends its state when the log
+// never had it.
+func (r *Reconciler) check(ctx context.Context, ps *passState, family string, t klingapi.Task, dryRun bool) error {
+	if !ps.until.IsZero() && time.UnixMilli(t.UpdatedAt).After(ps.until) {
+		return nil // its callback may still be on the way; the next pass looks again
+	}
+	ps.mu.Lock()
+	ps.report.TasksChecked++
+	ps.mu.Unlock()
+	ev, err := r.event(t)
+	if err != nil {
+		r.log.Warn("task from Kling's API cannot be normalized; skipped", "task", t.ID, "error", err)
+		return nil
+	}
+	logged, err := r.cfg.History.Logged(ctx, r.cfg.WebhookID, t.ID)
+	if err != nil {
+		return fmt.Errorf("reconcile: read job %q: %w", t.ID, err)
+	}
+	if logged.Terminal || logged.Statuses[ev.GetJob().GetStatus()] {
+		return nil
+	}
+	rec := Recovery{JobID: t.ID, Status: t.Status, Family: family}
+	if !dryRun {
+		seq, dup, err := r.cfg.Append.Append(ctx, ev)
+		if err != nil {
+			return fmt.Errorf("reconcile: append job %q: %w", t.ID, err)
+		}
+		rec.Sequence, rec.Superseded = seq, dup
+		if !dup {
+			r.m.recovered.Inc()
+			r.log.Info("recovered a state klingfan never logged", "job", t.ID, "status", t.Status, "sequence", seq)
+		}
+	}
+	ps.mu.Lock()
+	ps.report.Recovered = append(ps.report.Recovered, rec)
+	ps.mu.Unlock()
+	return nil
+}
+
+// event builds the event for a task with the callbacks' normalizer. The
+// delivery id is a function of the job and its status, so two passes or
+// two replicas recovering the same state produce one event.
+func (r *Reconciler) event(t klingapi.Task) (*gatewayv1.Event, error) {
+	ev, err := normalize.Parse(t.Raw)
+	if err != nil {
+		if ev, err = normalize.Identify(t.Raw); err != nil {
+			return nil, err
+		}
+	}
+	deliveryID := "query:" + t.ID + ":" + t.Status
+	ev.WebhookId = r.cfg.WebhookID
+	ev.DeliveryId = deliveryID
+	ev.Id = ingest.EventID(r.cfg.WebhookID, deliveryID)
+	ev.SourceFormat = gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_QUERY
+	ev.ReceivedAt = timestamppb.New(r.now())
+	ev.RawBody = t.Raw
+	return ev, nil
+}
+
+// Logged is what the log holds about one job.
+type Logged struct {
+	// Statuses are the job statuses logged for it.
+	Statuses map[gatewayv1.JobStatus]bool
+	// Terminal is set once a terminal status is logged.
+	Terminal bool
+}
+
+// History answers "what did klingfan log for this job". LogHistory reads
+// the log's per-job subjects; the Jobs projection can replace it with one
+// key lookup.
+type History interface {
+	Logged(ctx context.Context, webhookID, jobID string) (Logged, error)
+}
+
+// JobEventsReader is the part of the store LogHistory reads.
+type JobEventsReader interface {
+	JobEvents(ctx context.Context, webhookID, jobID string) ([]*gatewayv1.Event, uint64, error)
+}
+
+// LogHistory is a History that reads a job's events from the log.
+type LogHistory struct{ Log JobEventsReader }
+
+// Logged implements History.
+func (h LogHistory) Logged(ctx context.Context, webhookID, jobID string) (Logged, error) {
+	events, _, err := h.Log.JobEvents(ctx, webhookID, jobID)
+	if err != nil {
+		return Logged{}, err
+	}
+	l := Logged{Statuses: map[gatewayv1.JobStatus]bool{}}
+	for _, e := range events {
+		if e.GetTest() {
+			continue
+		}
+		l.Statuses[e.GetJob().GetStatus()] = true
+		l.Terminal = l.Terminal || outcome.Terminal(e.GetJob().GetStatus())
+	}
+	return l, nil
+}

@@ -1,0 +1,41 @@
+// Package report holds what a reconcile pass reports over the admin
+// endpoint: the types the server encodes and klingctl decodes. It imports
+// nothing of klingfan, so the CLI stays free of the server's dependencies.
+package report
+
+import "time"
+
+// AdminPath is the HTTP endpoint that runs one pass now and answers its
+// Report as JSON: POST /admin/reconcile?since=6h&dry_run=true with an admin
+// bearer token. It is a plain admin HTTP endpoint rather than an RPC: a
+// pass is an operator action next to /readyz and /metrics, its report is
+// free-form and may grow, and the public proto surface stays for what
+// clients build on.
+const AdminPath = "/admin/reconcile"
+
+// Report is what one pass found and did.
+type Report struct {
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// Since is the oldest update time the pass listed.
+	Since        time.Time `json:"since"`
+	DryRun       bool      `json:"dry_run,omitempty"`
+	TasksChecked int       `json:"tasks_checked"`
+	// Recovered lists the states that were missing from the log (appended
+	// unless DryRun).
+	Recovered []Recovery `json:"recovered"`
+	// APIErrors counts Kling API errors by code label.
+	APIErrors map[string]int `json:"api_errors,omitempty"`
+	Error     string         `json:"error,omitempty"`
+}
+
+// Recovery is one state the pass found missing.
+type Recovery struct {
+	JobID    string `json:"job_id"`
+	Status   string `json:"status"`
+	Family   string `json:"family"`
+	Sequence uint64 `json:"sequence,omitempty"`
+	// Superseded is set when the guard found the job's outcome logged by
+	// a callback in the meantime, so nothing was appended.
+	Superseded bool `json:"superseded,omitempty"`
+}
