@@ -33,6 +33,7 @@ import (
 	"github.com/klingfan/klingfan/internal/api"
 	"github.com/klingfan/klingfan/internal/auth"
 	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/groups"
 	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/ingest"
 	"github.com/klingfan/klingfan/internal/openapi"
@@ -56,6 +57,7 @@ type server struct {
 	metrics *prometheus.Registry
 
 	store    *store.Store
+	groups   *groups.Groups
 	registry *registry.Registry
 	hub      *hub.Hub
 	ingest   *ingest.Handler
@@ -142,6 +144,10 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 			return nil, err
 		}
 	}
+	s.groups, err = groups.Open(ctx, s.store, groups.Config{Replicas: cfg.Replicas, Retention: cfg.Retention, Logger: s.log, Now: s.now})
+	if err != nil {
+		return nil, err
+	}
 	pageKey, err := s.store.SharedKey(ctx, "page-token")
 	if err != nil {
 		return nil, err
@@ -194,6 +200,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		PublicURL: cfg.PublicURL,
 		PageKey:   pageKey,
 	})
+	consumerGroups := api.NewConsumerGroupService(s.groups, s.log, s.now, pageKey)
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), s.authn.UnaryInterceptor()),
@@ -206,6 +213,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options) (_ *server,
 		g := grpc.NewServer(append(slices.Clone(common), opts...)...)
 		gatewayv1.RegisterEventServiceServer(g, events)
 		gatewayv1.RegisterWebhookServiceServer(g, webhooks)
+		gatewayv1.RegisterConsumerGroupServiceServer(g, consumerGroups)
 		healthpb.RegisterHealthServer(g, s.health)
 		reflection.Register(g)
 		grpcMetrics.InitializeMetrics(g)
@@ -273,6 +281,9 @@ func (s *server) gatewayMux(ctx context.Context) (*runtime.ServeMux, error) {
 	if err := gatewayv1.RegisterWebhookServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("app: register webhook gateway: %w", err)
 	}
+	if err := gatewayv1.RegisterConsumerGroupServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("app: register consumer group gateway: %w", err)
+	}
 	return mux, nil
 }
 
@@ -285,7 +296,7 @@ func flushLiveStream(ctx context.Context, w http.ResponseWriter, msg proto.Messa
 		return nil
 	}
 	md, ok := runtime.ServerMetadataFromContext(ctx)
-	if !ok || len(md.HeaderMD.Get(api.HeadSequenceHeader)) == 0 {
+	if !ok || (len(md.HeaderMD.Get(api.HeadSequenceHeader)) == 0 && len(md.HeaderMD.Get(api.ConsumerLiveHeader)) == 0) {
 		return nil
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -312,7 +323,7 @@ func (s *server) guardREST(gateway *runtime.ServeMux) http.Handler {
 			runtime.HTTPError(r.Context(), gateway, out, w, r, err)
 			return
 		}
-		if r.URL.Path != subscribePath {
+		if r.URL.Path != subscribePath && !isConsumePath(r.URL.Path) {
 			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(restReadTimeout))
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxRESTBody)
@@ -452,4 +463,10 @@ func displayAddr(a net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// isConsumePath reports whether path is a consumer group's NDJSON stream,
+// which, like the subscription stream, stays open.
+func isConsumePath(path string) bool {
+	return strings.HasPrefix(path, "/v1/consumerGroups/") && strings.HasSuffix(path, ":consume")
 }
