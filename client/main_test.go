@@ -60,12 +60,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// postEvent delivers a signed video.completed event for job, as Kling does.
-func postEvent(job string) {
+// postEvent delivers a signed video.completed event for job to the shared
+// server, as Kling does.
+func postEvent(job string) { postEventTo(server, job) }
+
+// postEventTo delivers a signed video.completed event for job to srv.
+func postEventTo(srv *apptest.Server, job string) {
 	body := fmt.Appendf(nil, `{"event":"video.completed","timestamp":"2026-11-26T12:00:00Z","data":{"job_id":%q,"video_url":"https://example.com/%s.mp4"}}`, job, job)
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, server.HTTPURL+"/webhooks/klingai", bytes.NewReader(body))
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, srv.HTTPURL+"/webhooks/klingai", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Kling-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	resp, err := http.DefaultClient.Do(req)
