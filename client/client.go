@@ -97,12 +97,18 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
 	}
+	return New(conn), nil
+}
+
+// New returns a client over conn, a connection the caller made (with its
+// own credentials) and keeps owning: Close on the client closes conn.
+func New(conn *grpc.ClientConn) *Client {
 	return &Client{
 		conn:     conn,
 		events:   gatewayv1.NewEventServiceClient(conn),
 		webhooks: gatewayv1.NewWebhookServiceClient(conn),
 		groups:   gatewayv1.NewConsumerGroupServiceClient(conn),
-	}, nil
+	}
 }
 
 // Close closes the connection; calls in progress fail.
