@@ -396,3 +396,34 @@ func TestBadRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestSeekReplays: seeking a group to the beginning replays events it had
+// already acknowledged, to the members already attached.
+func TestSeekReplays(t *testing.T) {
+	h := start(t, "")
+	h.create(&gatewayv1.ConsumerGroup{}, "replay")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream := h.consume(ctx, "replay", 10)
+	h.post(2)
+	recvAck := func() string {
+		t.Helper()
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.groups.AckEvents(ctx, &gatewayv1.AckEventsRequest{ConsumerGroupId: "replay", AckIds: []string{resp.GetAckId()}}); err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetEvent().GetJob().GetJobId()
+	}
+	if a, b := recvAck(), recvAck(); a != "job-0" || b != "job-1" {
+		t.Fatalf("got %s, %s; want job-0, job-1", a, b)
+	}
+	if _, err := h.groups.SeekConsumerGroup(ctx, &gatewayv1.SeekConsumerGroupRequest{Id: "replay", Start: &gatewayv1.SeekConsumerGroupRequest_FromBeginning{FromBeginning: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := recvAck(), recvAck(); a != "job-0" || b != "job-1" {
+		t.Errorf("after seeking to the beginning got %s, %s; want job-0, job-1 again", a, b)
+	}
+}
