@@ -73,7 +73,11 @@ type ConsumerGroupServiceClient interface {
 	// AckEvents acknowledges or rejects delivered events. Any replica accepts
 	// an ack_id, whichever replica delivered the event. An acknowledged event
 	// is done for the group; a rejected (nacked) one is redelivered after
-	// nack_delay, to any member. REST:
+	// nack_delay, to any member. Ids are checked to belong to the group, but
+	// one whose delivery was already settled, whose ack_wait passed, or whose
+	// group was deleted or moved by a seek is ignored: acks are cheap
+	// one-way messages, and the worst outcome of a lost one is a
+	// redelivery. REST:
 	// `POST /v1/consumerGroups/{consumer_group_id}:ack`, body `*`.
 	AckEvents(ctx context.Context, in *AckEventsRequest, opts ...grpc.CallOption) (*AckEventsResponse, error)
 	// ListDeadLetters pages through the group's dead letters, oldest first.
@@ -250,7 +254,11 @@ type ConsumerGroupServiceServer interface {
 	// AckEvents acknowledges or rejects delivered events. Any replica accepts
 	// an ack_id, whichever replica delivered the event. An acknowledged event
 	// is done for the group; a rejected (nacked) one is redelivered after
-	// nack_delay, to any member. REST:
+	// nack_delay, to any member. Ids are checked to belong to the group, but
+	// one whose delivery was already settled, whose ack_wait passed, or whose
+	// group was deleted or moved by a seek is ignored: acks are cheap
+	// one-way messages, and the worst outcome of a lost one is a
+	// redelivery. REST:
 	// `POST /v1/consumerGroups/{consumer_group_id}:ack`, body `*`.
 	AckEvents(context.Context, *AckEventsRequest) (*AckEventsResponse, error)
 	// ListDeadLetters pages through the group's dead letters, oldest first.
