@@ -109,6 +109,9 @@ func Open(ctx context.Context, st *store.Store, cfg Config) (*Groups, error) {
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
 	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = store.DefaultRetention
+	}
 	g := &Groups{log: cfg.Logger, now: cfg.Now, st: st, js: st.JetStream(), nc: st.Conn(), events: st.Stream()}
 	var err error
 	g.stream, err = g.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -118,7 +121,8 @@ func Open(ctx context.Context, st *store.Store, cfg Config) (*Groups, error) {
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 		MaxAge:      cfg.Retention,
-		Duplicates:  2 * time.Minute,
+		// JetStream refuses a duplicate window longer than the max age.
+		Duplicates: min(2*time.Minute, cfg.Retention),
 	})
 	if err != nil {
 		return nil, store.Classify("create groups stream", err)
