@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/klingfan/klingfan/internal/apptest"
+	"github.com/klingfan/klingfan/internal/config"
 )
 
 // secret signs the deliveries the examples post.
@@ -53,7 +54,10 @@ func TestMain(m *testing.M) {
 	}
 	tb := &mainTB{}
 	server = apptest.Start(tb, dir, apptest.WithEnv("KLINGAI_WEBHOOK_SECRET", secret),
-		apptest.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		apptest.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		// The throughput measurement posts faster than the default
+		// per-registration rate limit allows.
+		apptest.WithConfig(func(c *config.Config) { c.IngestRate, c.IngestBurst = 1e6, 1e6 }))
 	code := m.Run()
 	tb.runCleanups()
 	_ = os.RemoveAll(dir)
