@@ -435,3 +435,22 @@ func TestSeekReplays(t *testing.T) {
 		t.Errorf("after seeking to the beginning got %s; want job-0 and job-1 again", got)
 	}
 }
+
+// TestDeleteEndsMembers: deleting a group ends its members' streams with
+// NOT_FOUND, as the API promises.
+func TestDeleteEndsMembers(t *testing.T) {
+	h := start(t, "")
+	h.create(&gatewayv1.ConsumerGroup{}, "doomed")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream := h.consume(ctx, "doomed", 1)
+	if _, err := h.groups.DeleteConsumerGroup(ctx, &gatewayv1.DeleteConsumerGroupRequest{Id: "doomed"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); status.Code(err) != codes.NotFound {
+		t.Errorf("member stream after delete: %v, want NOT_FOUND", err)
+	}
+	if _, err := h.groups.DeleteConsumerGroup(ctx, &gatewayv1.DeleteConsumerGroupRequest{Id: "doomed"}); status.Code(err) != codes.NotFound {
+		t.Errorf("second delete: %v, want NOT_FOUND", err)
+	}
+}
