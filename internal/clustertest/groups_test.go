@@ -33,7 +33,7 @@ func TestConsumerGroupAcrossReplicas(t *testing.T) {
 
 	var mu sync.Mutex
 	got := map[string][]string{} // member → jobs, in arrival order
-	total := func() int { // distinct events received
+	total := func() int {        // distinct events received
 		mu.Lock()
 		defer mu.Unlock()
 		seen := map[string]bool{}
