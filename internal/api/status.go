@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/klingfan/klingfan/internal/groups"
 	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/jobs"
 	"github.com/klingfan/klingfan/internal/registry"
@@ -57,6 +58,7 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		pe *preconditionError
 		fl *hub.FilterError
 		re *hub.RangeError
+		ge *groups.RangeError
 	)
 	switch {
 	case errors.As(err, &fe):
@@ -72,6 +74,19 @@ func toStatus(log *slog.Logger, method string, err error) error {
 			Metadata: map[string]string{"earliest_sequence": strconv.FormatUint(re.First, 10), "latest_sequence": strconv.FormatUint(re.Last, 10)},
 		})
 		return st.Err()
+	case errors.As(err, &ge):
+		st, _ := status.New(codes.OutOfRange, ge.Error()).WithDetails(&errdetails.ErrorInfo{
+			Reason:   "SEQUENCE_OUT_OF_RANGE",
+			Domain:   "klingfan",
+			Metadata: map[string]string{"earliest_sequence": strconv.FormatUint(ge.First, 10), "latest_sequence": strconv.FormatUint(ge.Last, 10)},
+		})
+		return st.Err()
+	case errors.Is(err, groups.ErrNotFound):
+		return status.Error(codes.NotFound, "consumer group not found")
+	case errors.Is(err, groups.ErrAlreadyExists):
+		return status.Error(codes.AlreadyExists, "consumer group id already taken")
+	case errors.Is(err, groups.ErrInvalidAckID):
+		return badRequest("ack_ids", "not an ack id of this consumer group (ack ids come from ConsumeResponse.ack_id)")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, context.DeadlineExceeded):

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -31,6 +32,7 @@ import (
 	"github.com/klingfan/klingfan/internal/api"
 	"github.com/klingfan/klingfan/internal/auth"
 	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/groups"
 	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/ingest"
 	"github.com/klingfan/klingfan/internal/jobs"
@@ -69,6 +71,7 @@ type server struct {
 	tracing *telemetry.Tracing // nil when tracing is off
 
 	store    *store.Store
+	groups   *groups.Groups
 	registry *registry.Registry
 	hub      *hub.Hub
 	jobs     *jobs.Projection
@@ -183,6 +186,10 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 			return nil, err
 		}
 	}
+	s.groups, err = groups.Open(ctx, s.store, groups.Config{Replicas: cfg.Replicas, Retention: cfg.Retention, Logger: s.log, Now: s.now})
+	if err != nil {
+		return nil, err
+	}
 	pageKey, err := s.store.SealedSharedKey(ctx, "page-token", keySealer)
 	if err != nil {
 		return nil, err
@@ -257,6 +264,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 		DedupWindow: cfg.DedupWindow,
 	})
 	jobService := api.NewJobService(s.jobs, s.log, pageKey)
+	consumerGroups := api.NewConsumerGroupService(s.groups, s.log, s.now, pageKey)
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(promOpts...), s.authn.UnaryInterceptor()),
@@ -275,6 +283,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 		gatewayv1.RegisterEventServiceServer(g, events)
 		gatewayv1.RegisterWebhookServiceServer(g, webhooks)
 		gatewayv1.RegisterJobServiceServer(g, jobService)
+		gatewayv1.RegisterConsumerGroupServiceServer(g, consumerGroups)
 		healthpb.RegisterHealthServer(g, s.health)
 		reflection.Register(g)
 		grpcMetrics.InitializeMetrics(g)
@@ -352,6 +361,9 @@ func (s *server) gatewayMux(ctx context.Context) (*runtime.ServeMux, error) {
 	if err := gatewayv1.RegisterJobServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("app: register job gateway: %w", err)
 	}
+	if err := gatewayv1.RegisterConsumerGroupServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("app: register consumer group gateway: %w", err)
+	}
 	return mux, nil
 }
 
@@ -364,7 +376,7 @@ func flushLiveStream(ctx context.Context, w http.ResponseWriter, msg proto.Messa
 		return nil
 	}
 	md, ok := runtime.ServerMetadataFromContext(ctx)
-	if !ok || len(md.HeaderMD.Get(api.HeadSequenceHeader)) == 0 {
+	if !ok || (len(md.HeaderMD.Get(api.HeadSequenceHeader)) == 0 && len(md.HeaderMD.Get(api.ConsumerLiveHeader)) == 0) {
 		return nil
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -391,7 +403,7 @@ func (s *server) guardREST(gateway *runtime.ServeMux) http.Handler {
 			runtime.HTTPError(r.Context(), gateway, out, w, r, err)
 			return
 		}
-		if r.URL.Path != subscribePath {
+		if r.URL.Path != subscribePath && !isConsumePath(r.URL.Path) {
 			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(restReadTimeout))
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxRESTBody)
@@ -503,4 +515,10 @@ func (s *server) close() {
 			s.log.Warn("closing store", "error", err)
 		}
 	}
+}
+
+// isConsumePath reports whether path is a consumer group's NDJSON stream,
+// which, like the subscription stream, stays open.
+func isConsumePath(path string) bool {
+	return strings.HasPrefix(path, "/v1/consumerGroups/") && strings.HasSuffix(path, ":consume")
 }

@@ -5,7 +5,7 @@
 // `authorization: Bearer <token>` (gRPC metadata, or the HTTP header on the
 // REST side, which grpc-gateway forwards). A token has a name and a scope:
 // [ScopeAdmin] may call everything, [ScopeSubscribe] only EventService and
-// JobService.
+// JobService, and ConsumerGroupService's Consume and AckEvents.
 // The standard health and reflection services stay open. A missing,
 // malformed or unknown token is UNAUTHENTICATED; a valid token without the
 // scope a method needs is PERMISSION_DENIED.
@@ -204,11 +204,22 @@ var serviceScopes = map[string]Scope{
 // scopeAny is the requirement of anyScopeServices: a known token.
 const scopeAny Scope = "any"
 
+// methodScopes overrides serviceScopes for single methods: consumer group
+// members consume and ack with a subscribe token, while managing groups
+// needs admin.
+var methodScopes = map[string]Scope{
+	"/kling.gateway.v1.ConsumerGroupService/Consume":   ScopeSubscribe,
+	"/kling.gateway.v1.ConsumerGroupService/AckEvents": ScopeSubscribe,
+}
+
 // requiredScope returns the scope fullMethod ("/pkg.Service/Method") needs,
 // or "" when it is open.
 func requiredScope(fullMethod string) Scope {
 	if openMethods[fullMethod] {
 		return ""
+	}
+	if s, ok := methodScopes[fullMethod]; ok {
+		return s
 	}
 	service, _, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
 	if anyScopeServices[service] {

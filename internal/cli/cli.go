@@ -161,6 +161,7 @@ server keeps in ./data/admin-token (see --data-dir).`,
 	root.AddCommand(
 		c.listenCommand(),
 		c.webhooksCommand(),
+		c.groupsCommand(),
 		c.eventsCommand(),
 		c.postCommand(),
 		c.exampleCommand(),

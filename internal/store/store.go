@@ -371,7 +371,9 @@ func (s *Store) KV() jetstream.KeyValue { return s.kv }
 
 // JetStream returns the JetStream context, for packages that own assets of
 // their own next to the log (the jobs projection's bucket, the
-// reconciler's position and lease, the late-outcome record).
+// reconciler's position and lease, the late-outcome record, consumer
+// groups' durable consumers). They must treat the events stream as
+// read-only.
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
 
 // Ready reports whether the log can currently serve requests: the connection

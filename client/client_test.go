@@ -1,0 +1,181 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/klingfan/klingfan/client"
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/app"
+	"github.com/klingfan/klingfan/internal/apptest"
+	"github.com/klingfan/klingfan/internal/config"
+)
+
+func dial(t *testing.T, addr string) *client.Client {
+	t.Helper()
+	c, err := client.Dial(context.Background(), addr, client.WithInsecure(), client.WithToken(apptest.AdminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// seen records the jobs a handler saw, in order.
+type seen struct {
+	mu   sync.Mutex
+	jobs []string
+}
+
+func (s *seen) add(job string) { s.mu.Lock(); s.jobs = append(s.jobs, job); s.mu.Unlock() }
+func (s *seen) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.jobs...)
+}
+
+// TestSubscribeResumesAcrossRestart: a Subscribe call outlives a server
+// restart on the same address, missing and repeating nothing; a second
+// call with the same cursor file resumes after the last handled event.
+func TestSubscribeResumesAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv := apptest.Start(t, dir, apptest.WithEnv("KLINGAI_WEBHOOK_SECRET", secret))
+	c := dial(t, srv.GRPC)
+	cursor := client.FileCursor{Path: filepath.Join(t.TempDir(), "cursor")}
+	got := &seen{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Subscribe(ctx, &gatewayv1.SubscribeRequest{Start: &gatewayv1.SubscribeRequest_FromBeginning{FromBeginning: true}},
+			func(_ context.Context, ev *gatewayv1.Event) error { got.add(ev.GetJob().GetJobId()); return nil },
+			client.WithCursorStore(cursor), client.WithSubscribeBackoff(client.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}))
+	}()
+	post := func(s *apptest.Server, job string) { t.Helper(); postEventTo(s, job) }
+	post(srv, "r1")
+	post(srv, "r2")
+	apptest.Eventually(t, 20*time.Second, "two events before the restart", func() bool { return len(got.list()) == 2 })
+
+	srv.Stop(t)
+	srv2 := apptest.Start(t, dir, apptest.WithEnv("KLINGAI_WEBHOOK_SECRET", secret), sameGRPCAddr(t, srv.GRPC))
+	post(srv2, "r3")
+	apptest.Eventually(t, 30*time.Second, "the event posted after the restart", func() bool { return len(got.list()) == 3 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Subscribe returned %v, want context.Canceled", err)
+	}
+	if g := got.list(); g[0] != "r1" || g[1] != "r2" || g[2] != "r3" {
+		t.Errorf("handled %v, want [r1 r2 r3]", g)
+	}
+
+	// A new process with the same cursor file resumes after r3.
+	post(srv2, "r4")
+	again := &seen{}
+	err := c.Subscribe(context.Background(), &gatewayv1.SubscribeRequest{Start: &gatewayv1.SubscribeRequest_FromBeginning{FromBeginning: true}},
+		func(_ context.Context, ev *gatewayv1.Event) error {
+			again.add(ev.GetJob().GetJobId())
+			return errEnough
+		},
+		client.WithCursorStore(cursor))
+	if !errors.Is(err, errEnough) || len(again.list()) != 1 || again.list()[0] != "r4" {
+		t.Errorf("resumed with %v (%v), want [r4]", again.list(), err)
+	}
+}
+
+// sameGRPCAddr makes a restarted server listen where the old one did.
+func sameGRPCAddr(t *testing.T, addr string) apptest.Option {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(_ *config.Config, o *app.Options) { o.GRPCListener = ln }
+}
+
+// TestConsumeRetriesFailures: a handler that fails an event's first
+// attempt sees it again, and every event ends acknowledged.
+func TestConsumeRetriesFailures(t *testing.T) {
+	c := dial(t, server.GRPC)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	jobs := []string{"retry-1", "retry-2", "retry-3"}
+	if _, err := c.ConsumerGroups().CreateConsumerGroup(ctx, &gatewayv1.CreateConsumerGroupRequest{
+		ConsumerGroupId: "retrying",
+		ConsumerGroup:   &gatewayv1.ConsumerGroup{JobIds: jobs, Start: &gatewayv1.ConsumerGroup_FromBeginning{FromBeginning: true}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		postEvent(j)
+	}
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	handled := &seen{}
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Consume(ctx, "retrying", func(_ context.Context, ev *gatewayv1.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			job := ev.GetJob().GetJobId()
+			if attempts[job]++; attempts[job] == 1 {
+				return errors.New("first attempt fails")
+			}
+			handled.add(job)
+			return nil
+		}, client.WithConcurrency(2), client.WithRetryBackoff(client.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}))
+	}()
+	apptest.Eventually(t, 20*time.Second, "every event handled", func() bool { return len(handled.list()) == 3 })
+	apptest.Eventually(t, 20*time.Second, "nothing left unacknowledged", func() bool {
+		resp, err := c.ConsumerGroups().GetConsumerGroup(ctx, &gatewayv1.GetConsumerGroupRequest{Id: "retrying"})
+		return err == nil && resp.GetConsumerGroup().GetAckPending() == 0 && resp.GetConsumerGroup().GetPending() == 0
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Consume returned %v, want context.Canceled", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, j := range jobs {
+		if attempts[j] != 2 {
+			t.Errorf("%s handled %d times, want 2 (one failure, one success)", j, attempts[j])
+		}
+	}
+}
+
+// TestConsumeUnknownGroup: a refused request is returned, not retried.
+func TestConsumeUnknownGroup(t *testing.T) {
+	c := dial(t, server.GRPC)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.Consume(ctx, "no-such-group", func(context.Context, *gatewayv1.Event) error { return nil })
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("Consume returned %v, want NOT_FOUND", err)
+	}
+}
+
+func TestFileCursorRoundTrip(t *testing.T) {
+	fc := client.FileCursor{Path: filepath.Join(t.TempDir(), "cursor")}
+	if _, ok, err := fc.Load(context.Background()); ok || err != nil {
+		t.Fatalf("empty cursor: ok %v, err %v", ok, err)
+	}
+	for _, seq := range []uint64{1, 42, 1 << 40} {
+		if err := fc.Save(context.Background(), seq); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := fc.Load(context.Background())
+		if !ok || err != nil || got != seq {
+			t.Errorf("load after saving %d: %d, %v, %v", seq, got, ok, err)
+		}
+	}
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(fc.Path), ".*"))
+	if len(matches) != 0 {
+		t.Errorf("temporary files left behind: %v", matches)
+	}
+}

@@ -1,0 +1,361 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/groups"
+	"github.com/klingfan/klingfan/internal/hub"
+	"github.com/klingfan/klingfan/internal/ids"
+)
+
+// ConsumerLiveHeader is the Consume response header sent once the member
+// is attached; its value is the group id. The REST gateway flushes the
+// NDJSON response headers on it, as it does for Subscribe.
+const ConsumerLiveHeader = "klingfan-consumer-group"
+
+// Consumer group request bounds.
+const (
+	defaultMaxInFlight   = 64
+	maxMaxInFlight       = 1000
+	maxAcksPerRequest    = 1000
+	defaultGroupPage     = 100
+	maxGroupPage         = 1000
+	maxNackDelay         = 12 * time.Hour
+	groupPageFingerprint = 0x67726f757073 // "groups": list requests have no filters
+)
+
+// ConsumerGroupService serves kling.gateway.v1.ConsumerGroupService.
+type ConsumerGroupService struct {
+	gatewayv1.UnimplementedConsumerGroupServiceServer
+	Groups *groups.Groups
+	Logger *slog.Logger
+	Now    func() time.Time
+	Tokens pageTokens
+}
+
+// NewConsumerGroupService returns the service; pageKey authenticates page
+// tokens and must be the same on every replica.
+func NewConsumerGroupService(g *groups.Groups, logger *slog.Logger, now func() time.Time, pageKey []byte) *ConsumerGroupService {
+	return &ConsumerGroupService{Groups: g, Logger: logger, Now: now, Tokens: pageTokens{key: pageKey}}
+}
+
+// checkGroup validates a group's settings (field names under prefix) and
+// returns them with defaults applied, without output-only fields.
+func checkGroup(prefix string, in *gatewayv1.ConsumerGroup) (*gatewayv1.ConsumerGroup, error) {
+	cg := &gatewayv1.ConsumerGroup{
+		Id:            in.GetId(),
+		DisplayName:   in.GetDisplayName(),
+		EventTypes:    in.GetEventTypes(),
+		JobIds:        in.GetJobIds(),
+		WebhookIds:    in.GetWebhookIds(),
+		Start:         in.Start,
+		AckWait:       in.GetAckWait(),
+		MaxDeliveries: in.GetMaxDeliveries(),
+		CreateTime:    in.GetCreateTime(),
+	}
+	if err := checkDisplayName(prefix+"display_name", cg.DisplayName); err != nil {
+		return nil, err
+	}
+	if _, err := hub.NewFilter(cg.EventTypes, cg.JobIds, cg.WebhookIds); err != nil {
+		return nil, err
+	}
+	if st, ok := cg.Start.(*gatewayv1.ConsumerGroup_Since); ok && st.Since.CheckValid() != nil {
+		return nil, invalid(prefix+"since", "not a valid timestamp")
+	}
+	if cg.AckWait == nil {
+		cg.AckWait = durationpb.New(groups.DefaultAckWait)
+	} else if err := cg.AckWait.CheckValid(); err != nil {
+		return nil, invalid(prefix+"ack_wait", "not a valid duration")
+	} else if d := cg.AckWait.AsDuration(); d < groups.MinAckWait || d > groups.MaxAckWait {
+		return nil, invalid(prefix+"ack_wait", "must be between 1s and 12h")
+	}
+	switch n := cg.MaxDeliveries; {
+	case n == 0:
+		cg.MaxDeliveries = groups.DefaultMaxDeliveries
+	case n < 0 || n > groups.MaxMaxDeliveries:
+		return nil, invalid(prefix+"max_deliveries", "must be between 1 and 1000")
+	}
+	return cg, nil
+}
+
+// CreateConsumerGroup creates a group.
+func (s *ConsumerGroupService) CreateConsumerGroup(ctx context.Context, req *gatewayv1.CreateConsumerGroupRequest) (*gatewayv1.CreateConsumerGroupResponse, error) {
+	cg, err := s.create(ctx, req)
+	return &gatewayv1.CreateConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.Logger, "CreateConsumerGroup", err)
+}
+
+func (s *ConsumerGroupService) create(ctx context.Context, req *gatewayv1.CreateConsumerGroupRequest) (*gatewayv1.ConsumerGroup, error) {
+	if req.GetConsumerGroup() == nil {
+		return nil, invalid("consumer_group", "required")
+	}
+	id := req.GetConsumerGroupId()
+	if id == "" {
+		id = "cg-" + ids.Random(10)
+	} else if err := checkWebhookID("consumer_group_id", id); err != nil {
+		return nil, err
+	}
+	cg, err := checkGroup("consumer_group.", req.GetConsumerGroup())
+	if err != nil {
+		return nil, err
+	}
+	cg.Id = id
+	cg.CreateTime = timestamppb.New(s.Now())
+	return s.Groups.Create(ctx, cg)
+}
+
+// GetConsumerGroup returns a group with its counters.
+func (s *ConsumerGroupService) GetConsumerGroup(ctx context.Context, req *gatewayv1.GetConsumerGroupRequest) (*gatewayv1.GetConsumerGroupResponse, error) {
+	cg, err := s.get(ctx, req.GetId())
+	return &gatewayv1.GetConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.Logger, "GetConsumerGroup", err)
+}
+
+func (s *ConsumerGroupService) get(ctx context.Context, id string) (*gatewayv1.ConsumerGroup, error) {
+	if err := checkWebhookID("id", id); err != nil {
+		return nil, err
+	}
+	return s.Groups.Get(ctx, id)
+}
+
+// ListConsumerGroups pages through the groups by id.
+func (s *ConsumerGroupService) ListConsumerGroups(ctx context.Context, req *gatewayv1.ListConsumerGroupsRequest) (*gatewayv1.ListConsumerGroupsResponse, error) {
+	resp, err := s.list(ctx, req)
+	return resp, toStatus(s.Logger, "ListConsumerGroups", err)
+}
+
+func (s *ConsumerGroupService) list(ctx context.Context, req *gatewayv1.ListConsumerGroupsRequest) (*gatewayv1.ListConsumerGroupsResponse, error) {
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	var after string
+	if tok := req.GetPageToken(); tok != "" {
+		if after, err = s.Tokens.decodeString(tok, groupPageFingerprint); err != nil {
+			return nil, invalid("page_token", err.Error())
+		}
+	}
+	cgs, more, err := s.Groups.List(ctx, after, size)
+	if err != nil {
+		return nil, err
+	}
+	resp := &gatewayv1.ListConsumerGroupsResponse{ConsumerGroups: cgs}
+	if more && len(cgs) > 0 {
+		resp.NextPageToken = s.Tokens.encodeString(cgs[len(cgs)-1].GetId(), groupPageFingerprint)
+	}
+	return resp, nil
+}
+
+func pageSize(n int32) (int, error) {
+	switch {
+	case n < 0:
+		return 0, invalid("page_size", "must not be negative")
+	case n == 0:
+		return defaultGroupPage, nil
+	case n > maxGroupPage:
+		return maxGroupPage, nil
+	}
+	return int(n), nil
+}
+
+// UpdateConsumerGroup changes the masked fields of a group.
+func (s *ConsumerGroupService) UpdateConsumerGroup(ctx context.Context, req *gatewayv1.UpdateConsumerGroupRequest) (*gatewayv1.UpdateConsumerGroupResponse, error) {
+	cg, err := s.update(ctx, req)
+	return &gatewayv1.UpdateConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.Logger, "UpdateConsumerGroup", err)
+}
+
+func (s *ConsumerGroupService) update(ctx context.Context, req *gatewayv1.UpdateConsumerGroupRequest) (*gatewayv1.ConsumerGroup, error) {
+	in := req.GetConsumerGroup()
+	if in == nil {
+		return nil, invalid("consumer_group", "required")
+	}
+	if err := checkWebhookID("consumer_group.id", in.GetId()); err != nil {
+		return nil, err
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		return nil, invalid("update_mask", "required: name the fields to change")
+	}
+	cur, err := s.Groups.Get(ctx, in.GetId())
+	if err != nil {
+		return nil, err
+	}
+	next := proto.CloneOf(cur)
+	for _, p := range paths {
+		switch p {
+		case "display_name", "displayName":
+			next.DisplayName = in.GetDisplayName()
+		case "event_types", "eventTypes":
+			next.EventTypes = in.GetEventTypes()
+		case "job_ids", "jobIds":
+			next.JobIds = in.GetJobIds()
+		case "webhook_ids", "webhookIds":
+			next.WebhookIds = in.GetWebhookIds()
+		case "ack_wait", "ackWait":
+			next.AckWait = in.GetAckWait()
+		case "max_deliveries", "maxDeliveries":
+			next.MaxDeliveries = in.GetMaxDeliveries()
+		default:
+			return nil, invalid("update_mask", "cannot update "+p+": use display_name, event_types, job_ids, webhook_ids, ack_wait or max_deliveries (SeekConsumerGroup moves the start)")
+		}
+	}
+	next, err = checkGroup("consumer_group.", next)
+	if err != nil {
+		return nil, err
+	}
+	return s.Groups.Update(ctx, next)
+}
+
+// DeleteConsumerGroup deletes a group.
+func (s *ConsumerGroupService) DeleteConsumerGroup(ctx context.Context, req *gatewayv1.DeleteConsumerGroupRequest) (*gatewayv1.DeleteConsumerGroupResponse, error) {
+	err := checkWebhookID("id", req.GetId())
+	if err == nil {
+		err = s.Groups.Delete(ctx, req.GetId())
+	}
+	return &gatewayv1.DeleteConsumerGroupResponse{}, toStatus(s.Logger, "DeleteConsumerGroup", err)
+}
+
+// SeekConsumerGroup moves a group's position.
+func (s *ConsumerGroupService) SeekConsumerGroup(ctx context.Context, req *gatewayv1.SeekConsumerGroupRequest) (*gatewayv1.SeekConsumerGroupResponse, error) {
+	cg, err := s.seek(ctx, req)
+	return &gatewayv1.SeekConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.Logger, "SeekConsumerGroup", err)
+}
+
+func (s *ConsumerGroupService) seek(ctx context.Context, req *gatewayv1.SeekConsumerGroupRequest) (*gatewayv1.ConsumerGroup, error) {
+	if err := checkWebhookID("id", req.GetId()); err != nil {
+		return nil, err
+	}
+	start := &gatewayv1.ConsumerGroup{}
+	switch st := req.GetStart().(type) {
+	case *gatewayv1.SeekConsumerGroupRequest_FromBeginning:
+		start.Start = &gatewayv1.ConsumerGroup_FromBeginning{FromBeginning: st.FromBeginning}
+	case *gatewayv1.SeekConsumerGroupRequest_AfterSequence:
+		start.Start = &gatewayv1.ConsumerGroup_AfterSequence{AfterSequence: st.AfterSequence}
+	case *gatewayv1.SeekConsumerGroupRequest_Since:
+		if st.Since.CheckValid() != nil {
+			return nil, invalid("since", "not a valid timestamp")
+		}
+		start.Start = &gatewayv1.ConsumerGroup_Since{Since: st.Since}
+	}
+	return s.Groups.Seek(ctx, req.GetId(), start)
+}
+
+// Consume attaches a member and streams its deliveries. This goroutine is
+// the only one that sends on the stream.
+func (s *ConsumerGroupService) Consume(req *gatewayv1.ConsumeRequest, stream grpc.ServerStreamingServer[gatewayv1.ConsumeResponse]) error {
+	return toStatus(s.Logger, "Consume", s.consume(req, stream))
+}
+
+func (s *ConsumerGroupService) consume(req *gatewayv1.ConsumeRequest, stream grpc.ServerStreamingServer[gatewayv1.ConsumeResponse]) error {
+	ctx := stream.Context()
+	if err := checkWebhookID("consumer_group_id", req.GetConsumerGroupId()); err != nil {
+		return err
+	}
+	full, err := viewFull(req.GetView())
+	if err != nil {
+		return err
+	}
+	n := int(req.GetMaxInFlight())
+	switch {
+	case n < 0 || n > maxMaxInFlight:
+		return invalid("max_in_flight", "must be between 1 and 1000 (0 means 64)")
+	case n == 0:
+		n = defaultMaxInFlight
+	}
+	m, err := s.Groups.Attach(ctx, req.GetConsumerGroupId(), n)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := stream.SendHeader(metadata.Pairs(ConsumerLiveHeader, req.GetConsumerGroupId())); err != nil {
+		return err
+	}
+	return m.Run(ctx, func(d *groups.Delivery) error {
+		ev := d.Event
+		if !full {
+			ev = hub.WithoutBody(ev)
+		}
+		return stream.Send(&gatewayv1.ConsumeResponse{Event: ev, AckId: d.AckID, DeliveryAttempt: int32(d.Attempt)})
+	})
+}
+
+// AckEvents settles deliveries.
+func (s *ConsumerGroupService) AckEvents(ctx context.Context, req *gatewayv1.AckEventsRequest) (*gatewayv1.AckEventsResponse, error) {
+	err := s.ack(ctx, req)
+	return &gatewayv1.AckEventsResponse{}, toStatus(s.Logger, "AckEvents", err)
+}
+
+func (s *ConsumerGroupService) ack(ctx context.Context, req *gatewayv1.AckEventsRequest) error {
+	if err := checkWebhookID("consumer_group_id", req.GetConsumerGroupId()); err != nil {
+		return err
+	}
+	if len(req.GetAckIds()) > maxAcksPerRequest {
+		return invalid("ack_ids", "at most 1000 per request")
+	}
+	if len(req.GetNackIds()) > maxAcksPerRequest {
+		return invalid("nack_ids", "at most 1000 per request")
+	}
+	var delay time.Duration
+	if d := req.GetNackDelay(); d != nil {
+		if d.CheckValid() != nil || d.AsDuration() < 0 || d.AsDuration() > maxNackDelay {
+			return invalid("nack_delay", "must be between 0s and 12h")
+		}
+		delay = d.AsDuration()
+	}
+	return s.Groups.Settle(ctx, req.GetConsumerGroupId(), req.GetAckIds(), req.GetNackIds(), delay)
+}
+
+// ListDeadLetters pages through a group's dead letters.
+func (s *ConsumerGroupService) ListDeadLetters(ctx context.Context, req *gatewayv1.ListDeadLettersRequest) (*gatewayv1.ListDeadLettersResponse, error) {
+	resp, err := s.listDead(ctx, req)
+	return resp, toStatus(s.Logger, "ListDeadLetters", err)
+}
+
+func (s *ConsumerGroupService) listDead(ctx context.Context, req *gatewayv1.ListDeadLettersRequest) (*gatewayv1.ListDeadLettersResponse, error) {
+	id := req.GetConsumerGroupId()
+	if err := checkWebhookID("consumer_group_id", id); err != nil {
+		return nil, err
+	}
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	fp := fingerprint([]string{"dead-letters", id})
+	var from uint64
+	if tok := req.GetPageToken(); tok != "" {
+		pg, err := s.Tokens.decode(tok, fp)
+		if err != nil {
+			return nil, invalid("page_token", err.Error())
+		}
+		from = pg.next
+	}
+	dls, next, err := s.Groups.DeadLetters(ctx, id, from, size)
+	if err != nil {
+		return nil, err
+	}
+	resp := &gatewayv1.ListDeadLettersResponse{DeadLetters: dls}
+	if next != 0 {
+		resp.NextPageToken = s.Tokens.encode(page{next: next, fingerprint: fp})
+	}
+	return resp, nil
+}
+
+// RedriveDeadLetters gives dead letters back to a group.
+func (s *ConsumerGroupService) RedriveDeadLetters(ctx context.Context, req *gatewayv1.RedriveDeadLettersRequest) (*gatewayv1.RedriveDeadLettersResponse, error) {
+	var n int
+	err := checkWebhookID("consumer_group_id", req.GetConsumerGroupId())
+	if err == nil && len(req.GetSequences()) > maxAcksPerRequest {
+		err = invalid("sequences", "at most 1000 per request")
+	}
+	if err == nil {
+		n, err = s.Groups.Redrive(ctx, req.GetConsumerGroupId(), req.GetSequences())
+	}
+	return &gatewayv1.RedriveDeadLettersResponse{Redriven: int32(n)}, toStatus(s.Logger, "RedriveDeadLetters", err)
+}
