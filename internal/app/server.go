@@ -33,6 +33,7 @@ import (
 	"github.com/klingfan/klingfan/internal/api"
 	"github.com/klingfan/klingfan/internal/auth"
 	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/console"
 	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/ingest"
 	"github.com/klingfan/klingfan/internal/openapi"
@@ -327,6 +328,7 @@ func (s *server) routes(gateway *runtime.ServeMux) http.Handler {
 	s.ingest.Routes(mux)
 	mux.Handle("/v1/", s.guardREST(gateway))
 	mux.Handle("GET /openapi.json", openapi.Handler())
+	mux.Handle(console.Path, console.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
@@ -426,6 +428,7 @@ klingfan is running
   REST     curl -H "Authorization: Bearer %[5]s" %[2]s/v1/webhooks
   stream   curl -N -H "Authorization: Bearer %[5]s" '%[2]s/v1/events:subscribe'
   CLI      ./bin/klingctl listen      (./bin/klingctl --help for more)
+  console  %[2]s/console/   (sign in with the admin token)
 Stop with Ctrl-C.
 
 `, displayAddr(grpcAddr), base, strings.TrimRight(s.cfg.PublicURL, "/"), s.defaultStatus(), token, plaintext)

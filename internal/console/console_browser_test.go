@@ -1,0 +1,178 @@
+package console_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klingfan/klingfan/internal/apptest"
+)
+
+// TestConsoleInBrowser walks the console's pages in headless Chromium
+// against a real server, the way an operator would: one browser and one
+// server for every step, so the suite stays fast.
+func TestConsoleInBrowser(t *testing.T) {
+	srv := startServer(t)
+	p := newPage(t, srv)
+
+	t.Run("sign in by fragment, token leaves the address bar", func(t *testing.T) {
+		p.t = t
+		p.open("/console/#token=" + apptest.AdminToken)
+		p.waitFor("the live tail to be live", `document.querySelector("[data-testid=conn]")?.textContent === "live"`, 10*time.Second)
+		if href := eval[string](p, "location.href"); strings.Contains(href, apptest.AdminToken) {
+			t.Errorf("token still in the address bar: %s", href)
+		}
+		if got := eval[string](p, `sessionStorage.getItem("klingfan.token")`); got != apptest.AdminToken {
+			t.Errorf("sessionStorage token = %q", got)
+		}
+		if got := eval[string](p, "document.cookie"); got != "" {
+			t.Errorf("cookies set: %q", got)
+		}
+	})
+
+	t.Run("a posted delivery appears in the live tail within a second", func(t *testing.T) {
+		p.t = t
+		start := time.Now()
+		postKling(t, srv, "video.completed", "job-x", map[string]any{"video_url": "https://cdn.example.com/x.mp4", "duration": 5.1})
+		took := p.waitFor("job-x in the tail", `document.querySelector('[data-testid=events] a[data-job="job-x"]')`, time.Second)
+		t.Logf("job-x shown %s after the post returned (%s after it started)", took, time.Since(start))
+		// Newest on top: a second delivery goes above the first.
+		postKling(t, srv, "video.processing", "job-y", nil)
+		p.waitFor("job-y on top", `document.querySelector('[data-testid=events] a')?.dataset.job === "job-y"`, time.Second)
+	})
+
+	t.Run("an event page shows the raw body", func(t *testing.T) {
+		p.t = t
+		p.click(`[data-testid=events] a[data-job="job-x"]`)
+		p.waitFor("the raw body", `document.querySelector("#raw-body")?.textContent.includes('"job_id": "job-x"')`, 5*time.Second)
+		if !strings.HasPrefix(eval[string](p, "location.hash"), "#/events/") {
+			t.Errorf("hash = %q, want #/events/N", eval[string](p, "location.hash"))
+		}
+		if norm := p.text("#normalized"); !strings.Contains(norm, `"jobId": "job-x"`) || strings.Contains(norm, "rawBody") {
+			t.Errorf("normalized event: %s", norm)
+		}
+	})
+
+	t.Run("a job page shows its status", func(t *testing.T) {
+		p.t = t
+		p.open("/console/#/jobs/job-x")
+		p.waitFor("job-x's status", `document.querySelector("[data-testid=job-status]")?.textContent.includes("succeeded")`, 5*time.Second)
+		p.waitFor("job-x's video preview", `document.querySelector("video[src='https://cdn.example.com/x.mp4']")`, time.Second)
+		p.waitFor("job-x's timeline", `document.querySelectorAll(".timeline li").length === 1`, time.Second)
+	})
+
+	var firstSecret string
+	t.Run("create a registration and see its secret once", func(t *testing.T) {
+		p.t = t
+		p.open("/console/#/webhooks")
+		p.waitFor("the create form", `document.querySelector("input[name=webhook-id]")`, 5*time.Second)
+		p.typeInto("input[name=webhook-id]", "orders")
+		p.typeInto("input[name=display-name]", "Orders service")
+		p.click("form.create button[type=submit]")
+		p.waitFor("the secret", `document.querySelector("[data-testid=secret]")?.textContent.length > 10`, 5*time.Second)
+		firstSecret = p.text("[data-testid=secret]")
+		if box := p.text("[data-testid=secret-once]"); !strings.Contains(box, "only once") || !strings.Contains(box, "/webhooks/kling/orders") {
+			t.Errorf("secret box lacks the warning or the callback URL: %s", box)
+		}
+		p.click("[data-testid=secret-once] button.primary")
+		p.waitFor("the secret box to close", `!document.querySelector("[data-testid=secret-once]")`, time.Second)
+		p.open("/console/#/")
+		p.open("/console/#/webhooks")
+		p.waitFor("the orders card", `document.querySelector('[data-webhook="orders"]')`, 5*time.Second)
+		if html := eval[string](p, "document.documentElement.outerHTML"); strings.Contains(html, firstSecret) {
+			t.Errorf("the secret is shown again after the page was reopened")
+		}
+	})
+
+	t.Run("rotate the secret with a grace period", func(t *testing.T) {
+		p.t = t
+		p.click(`[data-webhook="orders"] button[aria-label^="Rotate"]`)
+		p.waitFor("the rotate dialog", `document.querySelector("dialog[open] select[name=grace]")`, 2*time.Second)
+		p.click("dialog[open] button[type=submit]")
+		p.waitFor("the new secret", `document.querySelector("[data-testid=secret]")?.textContent.length > 10`, 5*time.Second)
+		if second := p.text("[data-testid=secret]"); second == firstSecret {
+			t.Errorf("rotation showed the old secret")
+		}
+		p.waitFor("the grace period end", `document.querySelector("[data-testid=secret-once]").textContent.includes("keeps verifying until")`, time.Second)
+		p.click("[data-testid=secret-once] button.primary")
+	})
+
+	t.Run("send a test event and see it in the tail", func(t *testing.T) {
+		p.t = t
+		p.click(`[data-webhook="orders"] button[aria-label^="Send a test event"]`)
+		p.waitFor("the test event notice", `document.querySelector("[data-testid=test-sent] a")`, 5*time.Second)
+		seq := strings.TrimPrefix(p.text("[data-testid=test-sent] a"), "#")
+		p.click(`[data-testid=test-sent] a[href="#/"]`)
+		p.waitFor("test event #"+seq+" in the tail", fmt.Sprintf(`document.querySelector('[data-testid=events] a[data-sequence="%s"]')`, seq), 5*time.Second)
+	})
+
+	t.Run("deactivate and delete with confirmation", func(t *testing.T) {
+		p.t = t
+		p.open("/console/#/webhooks")
+		p.waitFor("the orders card", `document.querySelector('[data-webhook="orders"]')`, 5*time.Second)
+		p.click(`[data-webhook="orders"] button[aria-label="Deactivate orders"]`)
+		p.waitFor("orders inactive", `document.querySelector('[data-webhook="orders"] .badge')?.textContent === "inactive"`, 5*time.Second)
+		p.click(`[data-webhook="orders"] button[aria-label="Delete orders"]`)
+		p.waitFor("the delete dialog", `document.querySelector("dialog[open] button.danger")`, 2*time.Second)
+		p.click("dialog[open] button.danger")
+		p.waitFor("orders gone", `!document.querySelector('[data-webhook="orders"]') && document.querySelector('[data-webhook="default"]')`, 5*time.Second)
+	})
+
+	t.Run("jobs and groups pages answer, or say the API is missing", func(t *testing.T) {
+		p.t = t
+		for _, c := range []struct{ route, ready string }{
+			{"#/jobs", `document.querySelector("table a[href='#/jobs/job-x']") || document.body.textContent.includes("Jobs are not available on this server")`},
+			{"#/groups", `document.querySelector(".hooks, .empty") || document.body.textContent.includes("Consumer groups are not available on this server")`},
+		} {
+			p.open("/console/" + c.route)
+			p.waitFor(c.route, c.ready, 5*time.Second)
+			if e := p.text(".error"); e != "" {
+				t.Errorf("%s shows an error: %s", c.route, e)
+			}
+		}
+	})
+
+	t.Run("status bar", func(t *testing.T) {
+		p.t = t
+		p.waitFor("readiness", `document.querySelector("[data-testid=readiness]")?.textContent === "ready"`, 5*time.Second)
+		p.waitFor("log bounds", `/^#1 … #\d+$/.test(document.querySelector("[data-testid=bounds]")?.textContent)`, 5*time.Second)
+		p.waitFor("stream count", `/^\d+$/.test(document.querySelector("[data-testid=streams]")?.textContent)`, 5*time.Second)
+	})
+
+	t.Run("a refused token sends you to sign in, and the field signs you in", func(t *testing.T) {
+		p.t = t
+		p.open("/console/#/jobs/job-x?token=not-a-token")
+		p.waitFor("the sign-in form", `document.querySelector("#token")`, 5*time.Second)
+		if !strings.Contains(p.text("main"), "Sign in again") {
+			t.Errorf("sign-in page does not say why: %s", p.text("main"))
+		}
+		if h := eval[string](p, "location.hash"); h != "#/jobs/job-x" {
+			t.Errorf("hash after reading the token = %q, want #/jobs/job-x", h)
+		}
+		p.typeInto("#token", apptest.AdminToken)
+		p.click("form button[type=submit]")
+		p.waitFor("job-x's status after sign-in", `document.querySelector("[data-testid=job-status]")?.textContent.includes("succeeded")`, 5*time.Second)
+	})
+
+	// The detector itself: an inline script is a CSP violation the test
+	// must see, or it could never fail on one.
+	t.Run("a CSP violation is caught", func(t *testing.T) {
+		p.t = t
+		eval[bool](p, `(() => { const s = document.createElement("script"); s.textContent = "window.injected = 1"; document.body.append(s); return true; })()`)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			probs := p.takeProblems()
+			if len(probs) > 0 && strings.Contains(strings.Join(probs, "\n"), "Content Security Policy") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("an inline script ran or was refused silently: problems %v", probs)
+			}
+			time.Sleep(10 * time.Millisecond) // polling the collector
+		}
+		if eval[bool](p, "window.injected === 1") {
+			t.Errorf("the inline script ran despite the CSP")
+		}
+	})
+}
