@@ -40,6 +40,10 @@ func findChromium(t *testing.T) string {
 	return ""
 }
 
+// drainMarker is logged by the page at the end of a test to show that
+// every console message before it has been collected.
+const drainMarker = "klingfan-test: end of messages"
+
 // page is one browser tab on the console, and what its console has said.
 type page struct {
 	t    *testing.T
@@ -54,7 +58,7 @@ type page struct {
 // Every JavaScript exception, console.error call and browser-log error that
 // is not a network status (a 404 from an API the server lacks is expected)
 // is recorded; the test fails on any of them at cleanup.
-func newPage(t *testing.T, srv *apptest.Server) *page {
+func newPage(t *testing.T, srv *apptest.Server, extra ...chromedp.ExecAllocatorOption) *page {
 	t.Helper()
 	exe := findChromium(t)
 	opts := []chromedp.ExecAllocatorOption{
@@ -75,6 +79,7 @@ func newPage(t *testing.T, srv *apptest.Server) *page {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 800),
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
@@ -86,11 +91,16 @@ func newPage(t *testing.T, srv *apptest.Server) *page {
 	}
 	messages := chromedp.Console(ctx)
 	done := make(chan struct{})
+	drained := make(chan struct{})
 	go func() {
 		defer close(done)
 		for m, err := range messages {
 			if err != nil {
 				return
+			}
+			if m.Text == drainMarker {
+				close(drained)
+				continue
 			}
 			if m.IsException() || (m.Type == chromedp.ConsoleError && m.Source != "network") ||
 				strings.Contains(m.Text, "Content Security Policy") {
@@ -101,6 +111,18 @@ func newPage(t *testing.T, srv *apptest.Server) *page {
 		}
 	}()
 	t.Cleanup(func() {
+		// Messages arrive in order: once the marker is seen, everything
+		// the page said before it has been looked at.
+		ctx, cancelEval := context.WithTimeout(ctx, 5*time.Second)
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(console.info("`+drainMarker+`"), true)`))
+		cancelEval()
+		if err == nil {
+			select {
+			case <-drained:
+			case <-time.After(5 * time.Second):
+				t.Errorf("the browser console was not drained within 5s")
+			}
+		}
 		cancel()
 		<-done
 		for _, prob := range p.takeProblems() {
@@ -157,8 +179,8 @@ func (p *page) waitFor(what, expr string, d time.Duration) time.Duration {
 			return time.Since(start)
 		}
 		if time.Now().After(deadline) {
-			body := eval[string](p, `document.querySelector("#app")?.innerText.slice(0, 2000) || ""`)
-			p.t.Fatalf("timed out after %s waiting for %s; page says:\n%s", d, what, body)
+			body := eval[string](p, `location.href + "\n" + (document.querySelector("#app")?.innerText.slice(0, 2000) || "")`)
+			p.t.Fatalf("timed out after %s waiting for %s; page at %s", d, what, body)
 		}
 		time.Sleep(10 * time.Millisecond) // polling the DOM, not ordering events
 	}

@@ -52,7 +52,10 @@ export class ApiError extends Error {
 const unauthenticated = new Set();
 export function onUnauthenticated(fn) { unauthenticated.add(fn); return () => unauthenticated.delete(fn); }
 
-async function errorFrom(resp) {
+// errorFrom turns a failed response into an ApiError. A 401 signs the user
+// out only when the request carried the token still in use: a late answer
+// to a request made with an older token must not throw away a new one.
+async function errorFrom(resp, sentToken) {
   let message = resp.statusText || `HTTP ${resp.status}`, code;
   try {
     const body = await resp.json();
@@ -62,7 +65,7 @@ async function errorFrom(resp) {
     code = e.code;
   } catch { /* not JSON: keep the status text */ }
   const err = new ApiError(resp.status, message, code);
-  if (resp.status === 401) unauthenticated.forEach((fn) => fn(err));
+  if (resp.status === 401 && sentToken === token.get()) unauthenticated.forEach((fn) => fn(err));
   return err;
 }
 
@@ -91,6 +94,7 @@ export function query(params) {
 export async function call(method, path, body, opts = {}) {
   const init = { method, headers: headers(body !== undefined ? { "Content-Type": "application/json" } : {}), signal: opts.signal, cache: "no-store" };
   if (body !== undefined) init.body = JSON.stringify(body);
+  const sent = token.get();
   let resp;
   try {
     resp = await fetch(path, init);
@@ -98,7 +102,7 @@ export async function call(method, path, body, opts = {}) {
     if (e.name === "AbortError") throw e;
     throw new ApiError(0, "the server cannot be reached");
   }
-  if (!resp.ok) throw await errorFrom(resp);
+  if (!resp.ok) throw await errorFrom(resp, sent);
   const text = await resp.text();
   return text ? JSON.parse(text) : {};
 }
@@ -114,6 +118,7 @@ export const del = (path, opts) => call("DELETE", path, undefined, opts);
 // subscription is live. It resolves when the stream ends and rejects with
 // an ApiError on an error line or status.
 export async function stream(path, params, { signal, onOpen, onMessage }) {
+  const sent = token.get();
   let resp;
   try {
     resp = await fetch(path + query(params), { headers: headers({ Accept: "application/x-ndjson" }), signal, cache: "no-store" });
@@ -121,7 +126,7 @@ export async function stream(path, params, { signal, onOpen, onMessage }) {
     if (e.name === "AbortError") throw e;
     throw new ApiError(0, "the server cannot be reached");
   }
-  if (!resp.ok) throw await errorFrom(resp);
+  if (!resp.ok) throw await errorFrom(resp, sent);
   onOpen?.(resp);
   const reader = resp.body.getReader();
   const decoder = new TextDecoder();

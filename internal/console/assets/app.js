@@ -34,7 +34,7 @@ const NAV = [
   ["Live tail", "#/", (p) => p.length === 0 || p[0] === "events"],
   ["Jobs", "#/jobs", (p) => p[0] === "jobs"],
   ["Webhooks", "#/webhooks", (p) => p[0] === "webhooks"],
-  ["Consumer groups", "#/groups", (p) => p[0] === "groups"],
+  ["Groups", "#/groups", (p) => p[0] === "groups"],
 ];
 
 function SignIn({ reason, onSignedIn }) {
@@ -66,8 +66,8 @@ function SignIn({ reason, onSignedIn }) {
       <input id="token" name="token" type="password" autocomplete="off" required value=${value}
         onInput=${(e) => setValue(e.target.value)} aria-describedby="token-help" />
       <p id="token-help" class="muted">An <code>admin</code> or <code>subscribe</code> token. It is kept in this tab only
-        (sessionStorage) and sent as <code>Authorization: Bearer</code>. The first start prints one, and saves it as
-        <code>data/admin-token</code>.</p>
+        (sessionStorage) and sent as <code>Authorization: Bearer</code>.
+        The first start prints one and saves it as <code>data/admin-token</code>.</p>
       <button type="submit" class="primary" disabled=${busy}>${busy ? "Checking…" : "Sign in"}</button>
       <${ErrorBox} error=${error} what="sign in" />
     </form>
@@ -83,6 +83,10 @@ function App() {
     setReason("Your token was refused or has expired. Sign in again.");
     setSignedIn(false);
   }), []);
+
+  // A token can also arrive later in the fragment (#/route?token=T) of a
+  // link opened in this tab.
+  useEffect(() => { if (!signedIn && token.get()) { setReason(""); setSignedIn(true); } }, [route]);
 
   if (!signedIn) return html`<${SignIn} reason=${reason} onSignedIn=${() => { setReason(""); setSignedIn(true); }} />`;
 

@@ -50,15 +50,18 @@ export function StatusBar() {
     // Every 10 seconds, and on every page change so a page never shows
     // stale numbers under fresh content.
     const id = setInterval(tick, 10000);
-    addEventListener("hashchange", tick);
-    return () => { stop = true; clearInterval(id); removeEventListener("hashchange", tick); };
+    // A moment after the change, so the new page's streams are counted.
+    let later;
+    const onHash = () => { clearTimeout(later); later = setTimeout(tick, 600); };
+    addEventListener("hashchange", onHash);
+    return () => { stop = true; clearInterval(id); clearTimeout(later); removeEventListener("hashchange", onHash); };
   }, []);
   const log = !s.log ? "—" : s.log.empty ? "empty" : `#${s.log.first} … #${s.log.last}`;
   return html`<footer class="statusbar" aria-label="Server status">
     <span><span class=${"dot " + (s.ready === "ready" ? "ok" : s.ready ? "bad" : "")} aria-hidden="true"></span>
       <span data-testid="readiness">${s.ready || "checking…"}</span></span>
     <span>log <span data-testid="bounds">${log}</span></span>
-    <span><span data-testid="streams">${s.open ?? "—"}</span> open streams</span>
-    ${s.at ? html`<span class="muted" title=${s.at.toISOString()}>updated ${s.at.toLocaleTimeString()}</span>` : null}
+    <span><span data-testid="streams">${s.open ?? "—"}</span> open ${s.open === 1 ? "stream" : "streams"}</span>
+    ${s.at ? html`<span class="muted updated" title=${s.at.toISOString()}>updated ${s.at.toLocaleTimeString()}</span>` : null}
   </footer>`;
 }

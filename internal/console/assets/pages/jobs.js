@@ -154,6 +154,7 @@ function Outputs({ job }) {
     if (kind === "billing") continue;
     list.forEach((item, i) => {
       for (const [field, url] of urlsOf(item)) {
+        if (kind === "videos" && field === "thumbnailUrl" && item.url) continue; // the video's poster
         const name = `${kind.replace(/s$/, "")} ${item.id || item.index || i + 1}${field === "url" ? "" : " (" + field.replace(/Url$/, "") + ")"}`;
         let media = null;
         if (kind === "videos" && field !== "thumbnailUrl") media = html`<video controls preload="metadata" src=${url} poster=${item.thumbnailUrl || undefined} aria-label=${name}></video>`;

@@ -41,7 +41,7 @@ function CreateForm({ onCreated }) {
   return html`<form class="card create" onSubmit=${submit} aria-labelledby="create-h">
     <h2 id="create-h">New registration</h2>
     <div class="row">
-      <label>Id <span class="muted">(optional)</span><input name="webhook-id" value=${f.id} onInput=${set("id")} pattern="[a-z0-9][a-z0-9-]*" spellcheck="false" placeholder="generated" /></label>
+      <label>Id<input name="webhook-id" value=${f.id} onInput=${set("id")} pattern="[a-z0-9][a-z0-9\\-]*" spellcheck="false" placeholder="optional: generated" /></label>
       <label>Display name<input name="display-name" value=${f.name} onInput=${set("name")} /></label>
       <label>Signature scheme<select name="scheme" value=${f.scheme} onChange=${set("scheme")}>
         ${SCHEMES.map((s) => html`<option value=${s}>${label(s, "SIGNATURE_SCHEME_")}</option>`)}</select></label>
