@@ -10,14 +10,18 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/accessibility"
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/chromedp"
 
 	"github.com/klingfan/klingfan/internal/apptest"
+	"github.com/klingfan/klingfan/internal/config"
 )
 
 // klingSecret signs deliveries to POST /webhooks/klingai in these tests.
@@ -224,7 +228,56 @@ func postKling(t *testing.T, srv *apptest.Server, event, jobID string, data map[
 	}
 }
 
+// subscribeToken is a token with the subscribe scope only.
+const subscribeToken = "test-subscribe-token-0123456789"
+
+// startServer starts klingfan with the "default" registration and, besides
+// the admin token, a subscribe-only token named "reader".
 func startServer(t *testing.T) *apptest.Server {
 	t.Helper()
-	return apptest.Start(t, "", apptest.WithEnv("KLINGAI_WEBHOOK_SECRET", klingSecret))
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("reader subscribe "+subscribeToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return apptest.Start(t, "", apptest.WithEnv("KLINGAI_WEBHOOK_SECRET", klingSecret),
+		apptest.WithConfig(func(c *config.Config) { c.TokensFile = tokens }))
+}
+
+// interactiveRoles are the roles a person operates; each needs a name a
+// screen reader can say.
+var interactiveRoles = map[string]bool{
+	"button": true, "link": true, "textbox": true, "combobox": true, "checkbox": true,
+	"searchbox": true, "spinbutton": true, "radio": true, "switch": true, "slider": true,
+}
+
+// unnamedControls lists the controls on the page that have no accessible
+// name, from Chromium's own accessibility tree.
+func (p *page) unnamedControls() (unnamed []string, checked int) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	res, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (accessibility.GetFullAXTreeResult, error) {
+		return cdp.Call(ctx, tg, accessibility.GetFullAXTree, accessibility.GetFullAXTreeParams{})
+	})
+	if err != nil {
+		p.t.Fatalf("accessibility tree: %v", err)
+	}
+	for _, n := range res.Nodes {
+		if n.Ignored || n.Role == nil {
+			continue
+		}
+		var role, name string
+		_ = json.Unmarshal(n.Role.Value, &role)
+		if !interactiveRoles[role] {
+			continue
+		}
+		checked++
+		if n.Name != nil {
+			_ = json.Unmarshal(n.Name.Value, &name)
+		}
+		if strings.TrimSpace(name) == "" {
+			unnamed = append(unnamed, fmt.Sprintf("%s (DOM node %d)", role, n.BackendDOMNodeID))
+		}
+	}
+	return unnamed, checked
 }

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
 	"github.com/klingfan/klingfan/internal/apptest"
 )
 
@@ -60,6 +63,56 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.waitFor("job-x's status", `document.querySelector("[data-testid=job-status]")?.textContent.includes("succeeded")`, 5*time.Second)
 		p.waitFor("job-x's video preview", `document.querySelector("video[src='https://cdn.example.com/x.mp4']")`, time.Second)
 		p.waitFor("job-x's timeline", `document.querySelectorAll(".timeline li").length === 1`, time.Second)
+	})
+
+	t.Run("filters narrow the tail", func(t *testing.T) {
+		p.t = t
+		p.open("/console/#/")
+		p.waitFor("the tail", `document.querySelector('[data-testid=events] a[data-job="job-x"]')`, 5*time.Second)
+		p.typeInto("form.filters input[list]", "default")
+		eval[bool](p, `(document.querySelector("form.filters label:nth-of-type(3) input").focus(), true)`)
+		p.typeInto("form.filters label:nth-of-type(3) input", "job-y")
+		p.click("form.filters button[type=submit]")
+		p.waitFor("only job-y", `(() => { const rows = [...document.querySelectorAll("[data-testid=events] a")]; return rows.length > 0 && rows.every((a) => a.dataset.job === "job-y"); })()`, 5*time.Second)
+		postKling(t, srv, "video.completed", "job-y", nil)
+		postKling(t, srv, "video.completed", "job-other", nil)
+		p.waitFor("job-y's new event", `document.querySelectorAll('[data-testid=events] a[data-job="job-y"]').length === 2`, 5*time.Second)
+		if n := eval[int](p, `document.querySelectorAll('[data-testid=events] a:not([data-job="job-y"])').length`); n != 0 {
+			t.Errorf("%d events of other jobs shown under a job filter", n)
+		}
+		p.click("form.filters button[type=button]") // Clear
+		p.waitFor("every job again", `document.querySelector('[data-testid=events] a[data-job="job-other"]')`, 5*time.Second)
+	})
+
+	t.Run("pause, then resume after the last event shown", func(t *testing.T) {
+		p.t = t
+		p.click(".page-head button[aria-pressed]")
+		p.waitFor("paused", `document.querySelector("[data-testid=conn]").textContent === "paused"`, 2*time.Second)
+		postKling(t, srv, "video.processing", "job-while-paused", nil)
+		if eval[bool](p, `!!document.querySelector('[data-testid=events] a[data-job="job-while-paused"]')`) {
+			t.Errorf("a paused tail showed a new event")
+		}
+		p.click(".page-head button[aria-pressed]")
+		p.waitFor("the event posted while paused", `document.querySelector('[data-testid=events] a[data-job="job-while-paused"]')`, 5*time.Second)
+		p.waitFor("live again", `document.querySelector("[data-testid=conn]").textContent === "live"`, 2*time.Second)
+	})
+
+	t.Run("keyboard: Tab reaches an event, Enter opens it", func(t *testing.T) {
+		p.t = t
+		eval[bool](p, `(document.activeElement?.blur(), window.scrollTo(0, 0), true)`)
+		reached := false
+		for range 40 {
+			p.run("press Tab", chromedp.KeyEvent(kb.Tab))
+			if eval[bool](p, `!!document.activeElement?.closest("[data-testid=events]")`) {
+				reached = true
+				break
+			}
+		}
+		if !reached {
+			t.Fatalf("40 Tab presses did not reach an event row; focus is on %s", eval[string](p, `document.activeElement?.outerHTML.slice(0, 200) || "nothing"`))
+		}
+		p.run("press Enter", chromedp.KeyEvent(kb.Enter))
+		p.waitFor("the event page", `location.hash.startsWith("#/events/") && document.querySelector("#raw-body")`, 5*time.Second)
 	})
 
 	var firstSecret string
@@ -138,6 +191,38 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.waitFor("readiness", `document.querySelector("[data-testid=readiness]")?.textContent === "ready"`, 5*time.Second)
 		p.waitFor("log bounds", `/^#1 … #\d+$/.test(document.querySelector("[data-testid=bounds]")?.textContent)`, 5*time.Second)
 		p.waitFor("stream count", `/^\d+$/.test(document.querySelector("[data-testid=streams]")?.textContent)`, 5*time.Second)
+	})
+
+	t.Run("every control has an accessible name", func(t *testing.T) {
+		p.t = t
+		for _, c := range []struct{ route, ready string }{
+			{"#/", `document.querySelector("[data-testid=events] a")`},
+			{"#/events/1", `document.querySelector("#raw-body")`},
+			{"#/jobs", `document.querySelector("table, .notice")`},
+			{"#/jobs/job-x", `document.querySelector("[data-testid=job-status]")`},
+			{"#/webhooks", `document.querySelector("[data-webhook=default]")`},
+			{"#/groups", `document.querySelector(".hooks, .empty, .notice")`},
+		} {
+			p.open("/console/" + c.route)
+			p.waitFor(c.route, c.ready, 5*time.Second)
+			bad, checked := p.unnamedControls()
+			if checked < 7 { // the header alone has seven
+				t.Errorf("%s: only %d controls in the accessibility tree; is it read?", c.route, checked)
+			}
+			if len(bad) > 0 {
+				t.Errorf("%s: controls without an accessible name: %v", c.route, bad)
+			}
+			t.Logf("%s: %d controls, all named", c.route, checked)
+		}
+	})
+
+	t.Run("a 403 names the missing scope", func(t *testing.T) {
+		p.t = t
+		p.open("/console/#/webhooks?token=" + subscribeToken)
+		p.waitFor("the scope error", `document.querySelector(".error")?.textContent.includes('lacks the "admin" scope')`, 5*time.Second)
+		// The same token may follow the log.
+		p.open("/console/#/")
+		p.waitFor("the tail with a subscribe token", `document.querySelector("[data-testid=conn]")?.textContent === "live"`, 5*time.Second)
 	})
 
 	t.Run("a refused token sends you to sign in, and the field signs you in", func(t *testing.T) {
