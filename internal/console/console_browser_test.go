@@ -84,6 +84,27 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.waitFor("every job again", `document.querySelector('[data-testid=events] a[data-job="job-other"]')`, 5*time.Second)
 	})
 
+	// The server may not know jobKinds and filter yet (they belong to the
+	// Kling coverage work), so the console must send them only when set.
+	t.Run("kind and CEL filter are sent only when set", func(t *testing.T) {
+		p.t = t
+		eval[bool](p, `(() => { window.sent = []; const f = window.fetch; window.fetch = (u, i) => { window.sent.push(String(u)); return f(u, i); }; return true; })()`)
+		lastSubscribe := `(() => { const u = window.sent.filter((s) => s.startsWith("/v1/events:subscribe")).at(-1); return u ? Object.fromEntries(new URL(u, location.href).searchParams) : null; })()`
+		p.click(".page-head button[aria-pressed]") // pause and resume: one new subscribe call
+		p.click(".page-head button[aria-pressed]")
+		p.waitFor("a subscribe call", lastSubscribe, 5*time.Second)
+		if got := eval[map[string]string](p, lastSubscribe); got["filter"] != "" || got["jobKinds"] != "" {
+			t.Errorf("unset filters were sent: %v", got)
+		}
+		p.typeInto("form.filters label.wide input", `event.job.job_id == "job-x"`)
+		p.run("choose a kind", chromedp.SetValue(chromedp.CSS("form.filters label:nth-of-type(2) select"), "JOB_KIND_VIDEO"))
+		eval[bool](p, `(document.querySelector("form.filters label:nth-of-type(2) select").dispatchEvent(new Event("change", {bubbles: true})), true)`)
+		p.click("form.filters button[type=submit]")
+		p.waitFor("a subscribe call with both", lastSubscribe+`?.filter === 'event.job.job_id == "job-x"' && `+lastSubscribe+`?.jobKinds === "JOB_KIND_VIDEO"`, 5*time.Second)
+		p.click("form.filters button[type=button]") // Clear
+		p.waitFor("live again", `document.querySelector("[data-testid=conn]").textContent === "live"`, 5*time.Second)
+	})
+
 	t.Run("pause, then resume after the last event shown", func(t *testing.T) {
 		p.t = t
 		p.click(".page-head button[aria-pressed]")
