@@ -32,6 +32,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		if got := eval[string](p, "document.cookie"); got != "" {
 			t.Errorf("cookies set: %q", got)
 		}
+		if !strings.Contains(srv.Stdout.String(), srv.HTTPURL+"/console/") {
+			t.Errorf("the start-up banner does not print the console address:\n%s", srv.Stdout.String())
+		}
 	})
 
 	t.Run("a posted delivery appears in the live tail within a second", func(t *testing.T) {
@@ -55,6 +58,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		if norm := p.text("#normalized"); !strings.Contains(norm, `"jobId": "job-x"`) || strings.Contains(norm, "rawBody") {
 			t.Errorf("normalized event: %s", norm)
 		}
+		// Headless Chromium may refuse the clipboard; then the text is
+		// selected for the user to copy. Either way the button says so.
+		p.click(`button[aria-label="Copy raw body"]`)
+		p.waitFor("the copy button's answer", `/Copied|Selected/.test(document.querySelector('button[aria-label="Copy raw body"]').textContent)`, 2*time.Second)
 	})
 
 	t.Run("a job page shows its status", func(t *testing.T) {
