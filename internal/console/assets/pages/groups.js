@@ -9,7 +9,7 @@ import { ErrorBox, Time, Unavailable } from "../ui.js";
 const PATHS = {
   list: "/v1/consumerGroups",
   deadLetters: (id) => `/v1/consumerGroups/${encodeURIComponent(id)}/deadLetters`,
-  redrive: (id) => `/v1/consumerGroups/${encodeURIComponent(id)}:redriveDeadLetters`,
+  redrive: (id) => `/v1/consumerGroups/${encodeURIComponent(id)}/deadLetters:redrive`,
   seek: (id) => `/v1/consumerGroups/${encodeURIComponent(id)}:seek`,
 };
 
@@ -43,20 +43,21 @@ function GroupCard({ g, onChange }) {
   const [note, setNote] = useState("");
   const [seek, setSeek] = useState({ mode: "afterSequence", value: "" });
   async function loadDead() {
-    try { const r = await get(PATHS.deadLetters(g.id), { pageSize: 50 }); setDead(r.deadLetters || r.events || []); } catch (e) { setError({ e, what: "list dead letters" }); }
+    try { const r = await get(PATHS.deadLetters(g.id), { pageSize: 50 }); setDead(r.deadLetters || []); } catch (e) { setError({ e, what: "list dead letters" }); }
   }
   async function redrive(sequences) {
     setError(null);
     try {
-      await post(PATHS.redrive(g.id), { sequences });
-      setNote(sequences.length ? `Redrove #${sequences.join(", #")}.` : "Redrove every dead letter.");
+      const r = await post(PATHS.redrive(g.id), { sequences });
+      const n = r.redriven ?? sequences.length;
+      setNote(`Redrove ${n} dead ${n === 1 ? "letter" : "letters"}${sequences.length ? " (#" + sequences.join(", #") + ")" : ""}.`);
       onChange(); if (dead) loadDead();
     } catch (e) { setError({ e, what: "redrive" }); }
   }
   async function doSeek(e) {
     e.preventDefault();
     setError(null);
-    const body = { id: g.id };
+    const body = {};
     if (seek.mode === "fromBeginning") body.fromBeginning = true;
     else if (seek.mode === "since") body.since = new Date(seek.value).toISOString();
     else body.afterSequence = seek.value;
@@ -82,11 +83,12 @@ function GroupCard({ g, onChange }) {
       <button type="button" onClick=${loadDead} aria-label=${"Show dead letters of " + g.id}>Dead letters</button>
       <button type="button" onClick=${() => redrive([])} disabled=${!Number(g.deadLettered)} aria-label=${"Redrive every dead letter of " + g.id}>Redrive all</button>
     </div>
-    ${dead ? (dead.length ? html`<ol class="timeline">${dead.map((d) => {
-      const ev = d.event || d;
-      return html`<li><a href=${"#/events/" + ev.sequence}>#${ev.sequence}</a> ${ev.job?.jobId || ""} ${d.deliveryAttempt ? html`<span class="muted">${d.deliveryAttempt} attempts</span>` : null}
-        <button type="button" class="small" onClick=${() => redrive([ev.sequence])}>Redrive</button></li>`;
-    })}</ol>` : html`<p class="muted">No dead letters.</p>`) : null}
+    ${dead ? (dead.length ? html`<ol class="timeline" aria-label=${"Dead letters of " + g.id}>${dead.map((d) => html`<li key=${d.sequence}>
+        <a href=${"#/events/" + d.sequence}>#${d.sequence}</a>
+        <span class="muted">${d.deliveryAttempts} ${d.deliveryAttempts === 1 ? "attempt" : "attempts"}</span>
+        <span>dead-lettered <${Time} value=${d.deadLetterTime} /></span>
+        <button type="button" class="small" onClick=${() => redrive([d.sequence])} aria-label=${"Redrive event " + d.sequence}>Redrive</button></li>`)}</ol>`
+      : html`<p class="muted">No dead letters.</p>`) : null}
     <form class="row seek" onSubmit=${doSeek} aria-label=${"Seek " + g.id}>
       <label>Replay
         <select value=${seek.mode} onChange=${(e) => setSeek({ ...seek, mode: e.target.value })}>
