@@ -72,6 +72,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.waitFor("job-x's timeline", `document.querySelectorAll(".timeline li").length === 1`, time.Second)
 	})
 
+	t.Run("a job page follows the job as it changes", func(t *testing.T) {
+		p.t = t
+		postKling(t, srv, "video.processing", "job-live", map[string]any{"progress": 40})
+		p.open("/console/#/jobs/job-live")
+		p.waitFor("job-live processing and followed", `document.querySelector("[data-testid=job-status]")?.textContent.includes("processing") && document.querySelector("[data-testid=job-live]")?.textContent === "live"`, 5*time.Second)
+		postKling(t, srv, "video.completed", "job-live", map[string]any{"video_url": "https://cdn.example.com/live.mp4"})
+		took := p.waitFor("job-live succeeded without a reload", `document.querySelector("[data-testid=job-status]")?.textContent.includes("succeeded") && document.querySelectorAll(".timeline li").length === 2`, 2*time.Second)
+		t.Logf("the job page showed the completion %s after the post returned", took)
+	})
+
 	t.Run("filters narrow the tail", func(t *testing.T) {
 		p.t = t
 		p.open("/console/#/")

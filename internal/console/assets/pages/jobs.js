@@ -1,8 +1,8 @@
 // Jobs: the list with status filters, and one job's state, outputs and
 // event timeline. A server without the Jobs API gets a clear notice; one
 // job's page then falls back to what its events say.
-import { html, useEffect, useState } from "../vendor/htm-preact-standalone.mjs";
-import { JOB_STATUSES, get, label } from "../api.js";
+import { html, useEffect, useRef, useState } from "../vendor/htm-preact-standalone.mjs";
+import { JOB_STATUSES, get, label, stream } from "../api.js";
 import { Badge, ErrorBox, Time, Unavailable } from "../ui.js";
 
 export function JobsPage({ params }) {
@@ -62,21 +62,72 @@ async function jobsAPI(signal) {
   }
 }
 
+// JobPage follows the job as it changes: it subscribes to the job's events
+// and reloads the state on each one, and once when the subscription is live
+// (so an event between the first load and the subscription is not missed).
 export function JobPage({ jobId }) {
   const [state, setState] = useState(null);
   const [events, setEvents] = useState(null);
   const [error, setError] = useState(null);
   const [fallback, setFallback] = useState(false);
+  const [version, setVersion] = useState(0);
+  const [live, setLive] = useState(false);
+  const shown = useRef(null);
+  // The highest sequence of this job the stream has shown: the Jobs API's
+  // projection is written just after the append, so a state older than
+  // this is asked for again shortly.
+  const want = useRef(0n);
+  const retries = useRef(0);
+
+  useEffect(() => {
+    const ctl = new AbortController();
+    (async () => {
+      let delay = 1000;
+      while (!ctl.signal.aborted) {
+        try {
+          await stream("/v1/events:subscribe", { jobIds: [jobId] }, {
+            signal: ctl.signal,
+            onOpen: () => { setLive(true); delay = 1000; setVersion((v) => v + 1); },
+            onMessage: (r) => {
+              const seq = BigInt(r.event?.sequence || 0);
+              if (seq > want.current) want.current = seq;
+              retries.current = 0;
+              setVersion((v) => v + 1);
+            },
+          });
+        } catch (e) {
+          if (ctl.signal.aborted || e.name === "AbortError") return;
+          if (["unauthenticated", "forbidden"].includes(e.kind)) { setLive(false); return; }
+        }
+        setLive(false);
+        await new Promise((res) => setTimeout(res, delay));
+        delay = Math.min(delay * 2, 10000);
+      }
+    })();
+    return () => { ctl.abort(); setLive(false); };
+  }, [jobId]);
+
   useEffect(() => {
     const ctl = new AbortController();
     const signal = ctl.signal;
-    setState(null); setEvents(null); setError(null); setFallback(false);
+    if (shown.current !== jobId) {
+      // Another job: start clean. A reload of the same job keeps what is
+      // on screen until the new answer replaces it.
+      shown.current = jobId;
+      want.current = 0n;
+      setState(null); setEvents(null); setError(null); setFallback(false);
+    }
     const timeline = get("/v1/events", { jobIds: [jobId], pageSize: 200, orderBy: "sequence" }, { signal }).then((r) => r.events || []);
     timeline.then(setEvents, (e) => e.name !== "AbortError" && setError(e));
     (async () => {
       try {
         const r = await get("/v1/jobs/" + encodeURIComponent(jobId), {}, { signal });
-        setState(r.jobState || r);
+        const st = r.jobState || r;
+        setState(st);
+        setFallback(false);
+        if (BigInt(st.lastSequence || 0) < want.current && retries.current++ < 20) {
+          setTimeout(() => !signal.aborted && setVersion((v) => v + 1), 150);
+        }
       } catch (e) {
         if (e.name === "AbortError") return;
         if (e.kind !== "missing") { setError(e); return; }
@@ -97,9 +148,11 @@ export function JobPage({ jobId }) {
       }
     })();
     return () => ctl.abort();
-  }, [jobId]);
+  }, [jobId, version]);
 
-  const head = html`<div class="page-head"><h1>Job <code>${jobId}</code></h1><a class="button" href="#/jobs">All jobs</a></div>`;
+  const head = html`<div class="page-head"><h1>Job <code>${jobId}</code></h1>
+    <span class=${"conn " + (live ? "live" : "")} role="status" data-testid="job-live">${live ? "live" : "not following"}</span>
+    <a class="button" href="#/jobs">All jobs</a></div>`;
   return html`<main class="page" id="main" tabindex="-1">
     ${head}
     <${ErrorBox} error=${error} what=${"load job " + jobId} />
