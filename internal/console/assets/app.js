@@ -25,6 +25,9 @@ function useRoute() {
   useEffect(() => {
     const on = () => { takeTokenFromURL(); setRoute(parseRoute()); };
     addEventListener("hashchange", on);
+    // The fragment may have changed between the first render and this
+    // effect (effects run after paint): catch up with it now.
+    on();
     return () => removeEventListener("hashchange", on);
   }, []);
   return route;

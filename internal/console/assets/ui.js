@@ -76,8 +76,7 @@ export function ErrorBox({ error, what }) {
 // Jobs or Consumer groups API on an older build).
 export function Unavailable({ name, path }) {
   return html`<div class="notice" role="status">
-    <strong>${name} are not available on this server.</strong>
-    It does not serve <code>${path}</code> yet; upgrade klingfan to a version with the ${name} API.
+    <strong>${name} are not available on this server.</strong> It does not serve <code>${path}</code> yet; upgrade klingfan to a version with the ${name} API.
   </div>`;
 }
 

@@ -75,8 +75,7 @@ function GroupCard({ g, onChange }) {
       <${Counter} name="redelivered" value=${g.redelivered} tone="warn" />
       <${Counter} name="dead letters" value=${g.deadLettered} tone="bad" />
     </div>
-    <p class="muted">${filters.length ? "Events: " + filters.join(", ") : "Every event"}${g.filter ? html`, where <code>${g.filter}</code>` : null}
-      · ack wait ${g.ackWait || "30s"} · max deliveries ${g.maxDeliveries || 5}</p>
+    <p class="muted">${filters.length ? "Events: " + filters.join(", ") : "Every event"}${g.filter ? html`, where <code>${g.filter}</code>` : null} · ack wait ${g.ackWait || "30s"} · max deliveries ${g.maxDeliveries || 5}</p>
     ${error ? html`<${ErrorBox} error=${error.e} what=${error.what} />` : null}
     ${note ? html`<p class="notice ok" role="status">${note}</p>` : null}
     <div class="actions">

@@ -159,8 +159,7 @@ function DeleteForm({ webhook, onCancel, onDeleted }) {
     try { await del("/v1/webhooks/" + encodeURIComponent(webhook.id)); onDeleted(); } catch (err) { setError(err); }
   }
   return html`<form onSubmit=${submit}>
-    <p>Deliveries to <code>${webhook.ingestUrl}</code> will be refused with 404. Events already logged stay in the log.
-      This cannot be undone.</p>
+    <p>Deliveries to <code>${webhook.ingestUrl}</code> will be refused with 404. Events already logged stay in the log. This cannot be undone.</p>
     <${ErrorBox} error=${error} what="delete the registration" />
     <div class="actions"><button type="button" onClick=${onCancel} autofocus>Cancel</button><button type="submit" class="danger">Delete ${webhook.id}</button></div>
   </form>`;
