@@ -31,6 +31,14 @@ test-short: ## Run the tests without lint and the generate check.
 soak: ## SIGKILL and restart the server under load, KLINGFAN_SOAK_CYCLES times (default 20), without -race.
 	KLINGFAN_SOAK_CYCLES=$${KLINGFAN_SOAK_CYCLES:-20} $(GO) test -count=1 -v -run '^TestCrashRecovery$$' -timeout 60m ./internal/crashtest
 
+.PHONY: screenshots
+screenshots: ## Write PNGs of every console page (1280x800 and 390x844) to docs/console/; needs chromium.
+	KLINGFAN_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run '^TestScreenshots$$' ./internal/console
+
+.PHONY: check-console-vendor
+check-console-vendor: ## Prove the console's vendored library is byte-for-byte the pinned npm package's file (needs npm).
+	./scripts/console-vendor.sh --check
+
 .PHONY: generate
 generate: ## Regenerate gen/ and the OpenAPI spec from proto/ with the pinned local plugins.
 	$(BUF) generate

@@ -30,6 +30,7 @@ klingfan is running
   REST     curl -H "Authorization: Bearer %[5]s" %[2]s/v1/webhooks
   stream   curl -N -H "Authorization: Bearer %[5]s" '%[2]s/v1/events:subscribe'
   CLI      ./bin/klingctl listen      (./bin/klingctl --help for more)
+  console  %[2]s/console/   (sign in with the admin token)
 Stop with Ctrl-C.
 
 `, displayAddr(grpcAddr), base, strings.TrimRight(s.cfg.PublicURL, "/"), s.defaultStatus(), token, plaintext)

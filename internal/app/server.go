@@ -32,6 +32,7 @@ import (
 	"github.com/klingfan/klingfan/internal/api"
 	"github.com/klingfan/klingfan/internal/auth"
 	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/console"
 	"github.com/klingfan/klingfan/internal/groups"
 	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/ingest"
@@ -419,6 +420,7 @@ func (s *server) routes(gateway *runtime.ServeMux) http.Handler {
 	mux.Handle("/v1/", s.guardREST(gateway))
 	mux.Handle("GET "+BackupPath, s.serveBackup(gateway))
 	mux.Handle("GET /openapi.json", openapi.Handler())
+	mux.Handle(console.Path, console.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
