@@ -166,7 +166,7 @@ var streamSettings = []setting{
 		set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.Replicas = s.Replicas }},
 	{name: "max age (--retention)", show: func(c jetstream.StreamConfig) string { return showAge(c.MaxAge) },
 		set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.MaxAge = s.MaxAge }},
-	{name: "max bytes (--retention-bytes)", show: func(c jetstream.StreamConfig) string { return capString(c.MaxBytes) },
+	{name: maxBytesSetting, show: func(c jetstream.StreamConfig) string { return capString(c.MaxBytes) },
 		set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.MaxBytes = s.MaxBytes }},
 	{name: "duplicate window (--dedup-window)", show: func(c jetstream.StreamConfig) string { return c.Duplicates.String() },
 		set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.Duplicates = s.Duplicates }},
@@ -174,6 +174,20 @@ var streamSettings = []setting{
 		set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.Discard = s.Discard }},
 	{name: "allow direct", show: func(c jetstream.StreamConfig) string { return fmt.Sprint(c.AllowDirect) },
 		set: func(d *jetstream.StreamConfig, s jetstream.StreamConfig) { d.AllowDirect = s.AllowDirect }},
+}
+
+// maxBytesSetting names the stream's size cap in streamSettings.
+const maxBytesSetting = "max bytes (--retention-bytes)"
+
+// ownedStreamSettings are the streamSettings this replica's flags decide.
+// A replica on an external server without --retention-bytes does not own
+// the size cap: the embedded server that made the stream derived it from
+// its disk, or an operator set it, and neither is drift to refuse.
+func ownedStreamSettings(cfg Config) []setting {
+	if cfg.URL == "" || cfg.RetentionBytes != 0 {
+		return streamSettings
+	}
+	return slices.DeleteFunc(slices.Clone(streamSettings), func(st setting) bool { return st.name == maxBytesSetting })
 }
 
 func showAge(d time.Duration) string {
@@ -266,7 +280,7 @@ func (s *Store) ensureStream(ctx context.Context, cfg Config, apply bool) (jetst
 			s.log.Info("created stream", slog.String("stream", StreamName), slog.Int("replicas", cfg.Replicas))
 		},
 		compare: func(_ context.Context, stream jetstream.Stream) ([]Difference, jetstream.StreamConfig, error) {
-			diffs, merged := compare(name, streamSettings, stream.CachedInfo().Config, want)
+			diffs, merged := compare(name, ownedStreamSettings(cfg), stream.CachedInfo().Config, want)
 			return diffs, merged, nil
 		},
 		update: func(ctx context.Context, merged jetstream.StreamConfig) (jetstream.Stream, error) {
