@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -19,14 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/test/bufconn"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/api"
@@ -210,6 +206,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 		Log:       s.store,
 		Replicas:  cfg.Replicas,
 		TTL:       cfg.Retention,
+		MaxBytes:  s.store.ProjectionMaxBytes(),
 		Metrics:   jobs.NewMetrics(s.metrics),
 		Logger:    s.log,
 	})
@@ -332,86 +329,6 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	return s, nil
 }
 
-// gatewayMux builds the grpc-gateway mux over an in-memory connection to the
-// gRPC server.
-func (s *server) gatewayMux(ctx context.Context) (*runtime.ServeMux, error) {
-	s.gatewayLn = bufconn.Listen(1 << 20)
-	dial := append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayLn.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}, s.tracing.GRPCDialOptions()...)
-	conn, err := grpc.NewClient("passthrough:///klingfan", dial...)
-	if err != nil {
-		return nil, fmt.Errorf("app: gateway connection: %w", err)
-	}
-	s.gatewayConn = conn
-	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: false},
-			// Unknown fields are a client mistake worth a 400, not silence.
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
-		runtime.WithForwardResponseOption(flushLiveStream),
-	)
-	if err := gatewayv1.RegisterEventServiceHandler(ctx, mux, conn); err != nil {
-		return nil, fmt.Errorf("app: register event gateway: %w", err)
-	}
-	if err := gatewayv1.RegisterWebhookServiceHandler(ctx, mux, conn); err != nil {
-		return nil, fmt.Errorf("app: register webhook gateway: %w", err)
-	}
-	if err := gatewayv1.RegisterJobServiceHandler(ctx, mux, conn); err != nil {
-		return nil, fmt.Errorf("app: register job gateway: %w", err)
-	}
-	if err := gatewayv1.RegisterConsumerGroupServiceHandler(ctx, mux, conn); err != nil {
-		return nil, fmt.Errorf("app: register consumer group gateway: %w", err)
-	}
-	return mux, nil
-}
-
-// flushLiveStream sends the HTTP response headers of a REST subscription as
-// soon as the gRPC stream says it is live (its header carries the head
-// sequence), so a REST client, like a gRPC one, can wait for headers and
-// then rely on seeing every later event.
-func flushLiveStream(ctx context.Context, w http.ResponseWriter, msg proto.Message) error {
-	if msg != nil {
-		return nil
-	}
-	md, ok := runtime.ServerMetadataFromContext(ctx)
-	if !ok || (len(md.HeaderMD.Get(api.HeadSequenceHeader)) == 0 && len(md.HeaderMD.Get(api.ConsumerLiveHeader)) == 0) {
-		return nil
-	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	return http.NewResponseController(w).Flush()
-}
-
-// REST bounds: a request body the API could ever need is small, and only
-// the subscription stream may stay open.
-const (
-	maxRESTBody     = 1 << 20
-	restReadTimeout = 30 * time.Second
-	subscribePath   = "/v1/events:subscribe"
-)
-
-// guardREST checks the bearer token before grpc-gateway reads a body (it
-// reads the whole body before calling gRPC, where the full check runs),
-// bounds the body's size and, except on the subscription stream, the time
-// to send it.
-func (s *server) guardREST(gateway *runtime.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.authn.Recognize(r.Header); err != nil {
-			_, out := runtime.MarshalerForRequest(gateway, r)
-			runtime.HTTPError(r.Context(), gateway, out, w, r, err)
-			return
-		}
-		if r.URL.Path != subscribePath && !isConsumePath(r.URL.Path) {
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(restReadTimeout))
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxRESTBody)
-		gateway.ServeHTTP(w, r)
-	})
-}
-
 // routes lays out the HTTP side: REST under /v1, and the open operational
 // endpoints.
 func (s *server) routes(gateway *runtime.ServeMux) http.Handler {
@@ -517,10 +434,4 @@ func (s *server) close() {
 			s.log.Warn("closing store", "error", err)
 		}
 	}
-}
-
-// isConsumePath reports whether path is a consumer group's NDJSON stream,
-// which, like the subscription stream, stays open.
-func isConsumePath(path string) bool {
-	return strings.HasPrefix(path, "/v1/consumerGroups/") && strings.HasSuffix(path, ":consume")
 }

@@ -58,6 +58,10 @@ type Config struct {
 	// live as long as the log keeps the events they came from. 0 keeps
 	// them forever.
 	TTL time.Duration
+	// MaxBytes, when positive, caps the bucket: past it the states written
+	// longest ago are dropped first, as the log drops its oldest events,
+	// rather than refusing new states or filling the store. 0 or -1: no cap.
+	MaxBytes int64
 	// Metrics, when set, counts finished jobs, their cost and duration.
 	Metrics *Metrics
 	// Logger receives the projection's diagnostics.
@@ -110,6 +114,19 @@ func Open(ctx context.Context, cfg Config) (*Projection, error) {
 	stream, err := cfg.JetStream.Stream(ctx, kvStream)
 	if err != nil {
 		return nil, classify("open bucket stream", err)
+	}
+	if cfg.MaxBytes > 0 {
+		// A key-value bucket refuses writes at its cap (discard new); a
+		// projection would then stop following the log. The bucket's own
+		// stream can drop its oldest writes instead, and the checkpoint,
+		// rewritten every second, is never among them.
+		sc := stream.CachedInfo().Config
+		if sc.MaxBytes != cfg.MaxBytes || sc.Discard != jetstream.DiscardOld {
+			sc.MaxBytes, sc.Discard = cfg.MaxBytes, jetstream.DiscardOld
+			if stream, err = cfg.JetStream.UpdateStream(ctx, sc); err != nil {
+				return nil, classify("cap bucket", err)
+			}
+		}
 	}
 	return &Projection{cfg: cfg, log: cfg.Logger, nc: cfg.JetStream.Conn(), kv: kv, stream: stream,
 		written: make(map[string]cachedState)}, nil

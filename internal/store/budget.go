@@ -36,6 +36,24 @@ func diskReserve(total int64) int64 { return min(max(total/20, 1<<20), 1<<30) }
 // bucketReserve is the part of the store budget kept free of events for
 // the registrations bucket and the file store's own index files, so a full
 // log never stops an operator from changing a registration.
+// ProjectionShare is the part of a store budget kept for projections of
+// the log (the job states): they grow with the log, so without a share of
+// their own a full log would leave them no room, and with discard-oldest on
+// the log the store would still fill up and refuse deliveries.
+func ProjectionShare(budget int64) int64 { return budget / 4 }
+
+// ProjectionMaxBytes is the size cap for the projections' bucket: its share
+// of the embedded store's budget when the store opened, or -1 (no cap) with
+// an external deployment, whose operator sizes the cluster.
+func (s *Store) ProjectionMaxBytes() int64 {
+	s.space.mu.Lock()
+	defer s.space.mu.Unlock()
+	if s.space.storeMax <= 0 {
+		return -1
+	}
+	return ProjectionShare(s.space.storeMax)
+}
+
 func bucketReserve(budget int64) int64 { return min(max(budget/16, 512<<10), 256<<20) }
 
 // Usage is the log's size against its limits, refreshed every
@@ -123,7 +141,7 @@ func (s *Store) planBudget(cfg *Config, storeDir string) error {
 func streamCap(budget, retentionBytes int64) int64 {
 	limit := int64(-1)
 	if budget > 0 {
-		limit = budget - bucketReserve(budget)
+		limit = budget - bucketReserve(budget) - ProjectionShare(budget)
 	}
 	if retentionBytes > 0 && (limit < 0 || retentionBytes < limit) {
 		limit = retentionBytes
