@@ -15,9 +15,7 @@ import (
 
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -202,14 +200,19 @@ func TestDeliveryTraceReachesSubscriber(t *testing.T) {
 		t.Errorf("rejection log line lacks trace and span ids: %q", line)
 	}
 
-	// So does a refused gRPC call's, through otelgrpc's span.
+	// So does a gRPC call's, through otelgrpc's span. (A call without a
+	// token is refused before any stream or span exists, so the call here
+	// is an accepted one that logs.)
 	const grpcTrace = "5bf92f3577b34da6a3ce929d0e0e4736"
 	mdctx := metadata.AppendToOutgoingContext(ctx, "traceparent", "00-"+grpcTrace+"-"+senderSpan+"-01")
-	if _, err := gatewayv1.NewEventServiceClient(f.srv.Dial(t)).GetEvent(mdctx, &gatewayv1.GetEventRequest{Sequence: 1}); status.Code(err) != codes.Unauthenticated {
-		t.Fatalf("GetEvent without a token: %v", err)
+	if _, err := gatewayv1.NewWebhookServiceClient(f.srv.DialAdmin(t)).CreateWebhook(mdctx, &gatewayv1.CreateWebhookRequest{
+		WebhookId: "traced",
+		Webhook:   &gatewayv1.Webhook{SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN},
+	}); err != nil {
+		t.Fatalf("CreateWebhook: %v", err)
 	}
-	if line := lineWith(logs.String(), "trace_id="+grpcTrace); !strings.Contains(line, "request denied") {
-		t.Errorf("no request-denied log line in the gRPC call's trace: %q", line)
+	if line := lineWith(logs.String(), "trace_id="+grpcTrace); !strings.Contains(line, "webhook created") {
+		t.Errorf("no webhook-created log line in the gRPC call's trace: %q", line)
 	}
 
 	// OpenMetrics scrapes carry the sampled delivery's trace as an exemplar.
