@@ -436,6 +436,7 @@ func TestHostileInputTable(t *testing.T) {
 				}
 			}
 		},
+		"api: REST `/v1` without a client certificate when `--tls-client-ca` is set": expectRESTNeedsClientCert,
 		"api: no token": func(t *testing.T) {
 			_, err := gatewayv1.NewEventServiceClient(h.srv.Dial(t)).ListEvents(ctx, &gatewayv1.ListEventsRequest{})
 			grpcCode(t, err, codes.Unauthenticated)

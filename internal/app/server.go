@@ -318,7 +318,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	// subscription streams that live for hours. Ingest sets per-request
 	// deadlines itself; headers and idle connections are bounded for all.
 	s.http = &http.Server{
-		Handler:           tracing.HTTPHandler(s.routes(mux)),
+		Handler:           tracing.HTTPHandler(requireClientCert(s.tlsConfig, s.routes(mux))),
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       httpIdleTimeout,
 		MaxHeaderBytes:    64 << 10,

@@ -4,8 +4,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"strings"
 
 	"github.com/klingfan/klingfan/internal/certpool"
 
@@ -16,10 +19,13 @@ import (
 // --tls-key, or returns nil without them. Every file is read now, so an
 // unreadable or mismatched file fails start-up with an error naming it.
 //
-// The returned configuration serves HTTP as it is. With --tls-client-ca its
-// ClientCAs holds that pool, but ClientAuth stays NoClientCert: only the
-// gRPC listener (grpcTLS) requires client certificates, because Kling's
-// callbacks and the health probes cannot present one.
+// The returned configuration serves HTTP as it is. With --tls-client-ca the
+// HTTP listener verifies a client certificate when one is given
+// (VerifyClientCertIfGiven) but does not demand one in the handshake,
+// because Kling's callbacks and the health probes share that listener and
+// cannot present one; requireClientCert then refuses the management paths
+// (REST /v1, backup, reconcile) to a request without a verified
+// certificate. The gRPC listener (grpcTLS) requires one in the handshake.
 func loadTLS(cfg config.Config) (*tls.Config, error) {
 	if cfg.TLSCert == "" && cfg.TLSKey == "" {
 		return nil, nil
@@ -50,8 +56,35 @@ func loadTLS(cfg config.Config) (*tls.Config, error) {
 			return nil, fmt.Errorf("app: %w", err)
 		}
 		c.ClientCAs = pool
+		c.ClientAuth = tls.VerifyClientCertIfGiven
 	}
 	return c, nil
+}
+
+// requireClientCert guards the management paths on the HTTP listener when
+// --tls-client-ca is set: a request that did not present a certificate
+// verified against that CA gets 401 before its token or body is looked at.
+// Ingest, the probes, /metrics, the console's static files and the OpenAPI
+// document stay open, as they were without mutual TLS.
+func requireClientCert(c *tls.Config, next http.Handler) http.Handler {
+	if c == nil || c.ClientCAs == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isManagementPath(r.URL.Path) && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":"a client certificate signed by --tls-client-ca is required"}`+"\n")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isManagementPath reports whether path is one that mutual TLS guards: the
+// REST API (backup included) and the admin endpoints.
+func isManagementPath(path string) bool {
+	return strings.HasPrefix(path, "/v1/") || path == "/v1" || strings.HasPrefix(path, "/admin/")
 }
 
 // grpcTLS derives the gRPC listener's configuration from the shared one:
@@ -60,6 +93,7 @@ func loadTLS(cfg config.Config) (*tls.Config, error) {
 func grpcTLS(shared *tls.Config) *tls.Config {
 	c := shared.Clone()
 	c.NextProtos = []string{"h2"}
+	c.ClientAuth = tls.NoClientCert
 	if c.ClientCAs != nil {
 		c.ClientAuth = tls.RequireAndVerifyClientCert
 	}

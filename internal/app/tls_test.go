@@ -95,7 +95,8 @@ func TestTLSOnBothListeners(t *testing.T) {
 }
 
 // --tls-client-ca requires a client certificate from that CA on gRPC; the
-// HTTP listener, which Kling and the probes reach, does not ask for one.
+// HTTP listener, which Kling and the probes reach, does not demand one in
+// the handshake (REST /v1 is checked per request: expectRESTNeedsClientCert).
 func TestMutualTLSOnGRPC(t *testing.T) {
 	pki := apptest.NewPKI(t, "")
 	stranger := apptest.NewPKI(t, "")
@@ -180,5 +181,62 @@ func TestTLSStartupErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// expectRESTNeedsClientCert: with --tls-client-ca, REST /v1 (and the admin
+// paths) answer 401 to a request without a client certificate from the CA,
+// whatever its token, while ingest and the probes, which Kling and load
+// balancers reach without one, are served as before.
+func expectRESTNeedsClientCert(t *testing.T) {
+	pki := apptest.NewPKI(t, "")
+	stranger := apptest.NewPKI(t, "")
+	srv := apptest.Start(t, "", apptest.WithTLS(pki, true), apptest.WithEnv("KLINGAI_WEBHOOK_SECRET", secret))
+	foreign := pki.ClientTLS(false)
+	foreign.Certificates = []tls.Certificate{stranger.Client}
+	body := []byte(`{"event":"video.completed","timestamp":"2026-01-02T03:04:05Z","data":{"job_id":"mtls-1","status":"completed"}}`)
+	tests := []struct {
+		name   string
+		client *tls.Config
+		method string
+		path   string
+		want   int
+	}{
+		{"REST with the CA's client certificate", pki.ClientTLS(true), http.MethodGet, "/v1/webhooks", 200},
+		{"REST without a client certificate", pki.ClientTLS(false), http.MethodGet, "/v1/webhooks", 401},
+		{"backup without a client certificate", pki.ClientTLS(false), http.MethodGet, app.BackupPath, 401},
+		{"reconcile without a client certificate", pki.ClientTLS(false), http.MethodPost, "/admin/reconcile", 401},
+		{"ingest without a client certificate", pki.ClientTLS(false), http.MethodPost, "/webhooks/klingai", 200},
+		{"readiness without a client certificate", pki.ClientTLS(false), http.MethodGet, "/readyz", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rd io.Reader
+			if tt.method == http.MethodPost {
+				rd = strings.NewReader(string(body))
+			}
+			req, _ := http.NewRequest(tt.method, srv.HTTPURL+tt.path, rd)
+			req.Header.Set("Authorization", "Bearer "+apptest.AdminToken)
+			if tt.path == "/webhooks/klingai" {
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set(verify.HeaderKlingSignature, verify.SignKling([]byte(secret), body))
+			}
+			resp, err := httpsClient(t, tt.client).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, out, tt.want)
+			}
+			if tt.want == 401 && !strings.Contains(string(out), "client certificate") {
+				t.Errorf("body %s does not say a client certificate is needed", out)
+			}
+		})
+	}
+	// A certificate from another CA fails the handshake itself.
+	if _, err := httpsClient(t, foreign).Get(srv.HTTPURL + "/readyz"); err == nil {
+		t.Error("a client certificate from another CA was accepted")
 	}
 }
