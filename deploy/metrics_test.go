@@ -1,20 +1,28 @@
 package deploy_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"sigs.k8s.io/yaml"
 
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/app"
 	"github.com/klingfan/klingfan/internal/apptest"
+	"github.com/klingfan/klingfan/internal/config"
 	"github.com/klingfan/klingfan/internal/verify"
 )
 
@@ -56,17 +64,67 @@ func TestDashboardsAndAlertsNameExportedMetrics(t *testing.T) {
 	}
 }
 
-// scrapeNames returns every series name a running klingfan exports,
-// histogram and summary series (_bucket, _sum, _count) included.
+// scrapeNames returns every series name a running klingfan exports, once it
+// has taken a delivery, folded a billed job and failed a reconcile pass,
+// so the labelled series exist (histogram series included).
 func scrapeNames(t *testing.T) map[string]bool {
 	t.Helper()
 	const secret = "deploy-test-secret"
-	srv := apptest.Start(t, "", apptest.WithEnv("KLINGAI_WEBHOOK_SECRET", secret))
+	// The reconciler's metrics exist only on a replica that runs it, so it
+	// is configured here, against a loopback port nothing listens on: one
+	// pass on request then fails and exports the passes and API-error
+	// series, as a real failing reconciler would.
+	srv := apptest.Start(t, "", apptest.WithEnv("KLINGAI_WEBHOOK_SECRET", secret), apptest.WithConfig(func(c *config.Config) {
+		c.Reconcile.APIURL = "http://" + closedLoopbackAddr(t)
+		c.Reconcile.APIKey = "deploy-test-key"
+		c.Reconcile.WebhookID = "deploy-test"
+		c.Reconcile.Interval = 0
+	}))
 	body := []byte(`{"event":"video.completed","data":{"job_id":"metrics-1"}}`)
 	if status, out := srv.Post(t, "/webhooks/klingai", http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(secret), body)}}, body); status != http.StatusOK {
 		t.Fatalf("delivery: %d %s", status, out)
 	}
-	resp, err := http.Get(srv.HTTPURL + "/metrics")
+	// A finished Kling job with unit and cash billing, so the job outcome
+	// and cost series exist once the projection folds it.
+	hookSecret := verify.NewStandardSecret()
+	active := true
+	if _, err := gatewayv1.NewWebhookServiceClient(srv.DialAdmin(t)).CreateWebhook(context.Background(), &gatewayv1.CreateWebhookRequest{
+		WebhookId: "deploy-test", Secret: hookSecret,
+		Webhook: &gatewayv1.Webhook{SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS, Active: &active},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := verify.DecodeStandardSecret(hookSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	job := []byte(fmt.Sprintf(`{"task_id":"metrics-job","task_status":"succeed","created_at":%d,"updated_at":%d,`+
+		`"final_unit_deduction":"2.5","final_balance_deduction":{"quota":"0.7","list_price":"1"},"task_result":{"videos":[{"id":"v","url":"https://x.invalid/v.mp4","duration":"5"}]}}`,
+		now.Add(-time.Minute).UnixMilli(), now.UnixMilli()))
+	if status, out := srv.Post(t, "/webhooks/kling/deploy-test", http.Header{
+		verify.HeaderWebhookID:        {"msg-metrics-job"},
+		verify.HeaderWebhookTimestamp: {strconv.FormatInt(now.Unix(), 10)},
+		verify.HeaderWebhookSignature: {verify.SignStandard(key, "msg-metrics-job", now, job)},
+	}, job); status != http.StatusOK {
+		t.Fatalf("job delivery: %d %s", status, out)
+	}
+	if status, out := srv.Post(t, app.ReconcilePath, http.Header{"Authorization": {"Bearer " + apptest.AdminToken}}, nil); status < 400 {
+		t.Fatalf("a pass against a closed port answered %d %s, want a failure", status, out)
+	}
+	var names map[string]bool
+	apptest.Eventually(t, 10*time.Second, "job cost series exported", func() bool {
+		names = scrape(t, srv.HTTPURL+"/metrics")
+		return names["klingfan_job_cash_total"] && names["klingfan_job_units_total"]
+	})
+	return names
+}
+
+// scrape returns every series name the metrics endpoint at url exports,
+// so the labelled series exist (histogram series included).
+func scrape(t *testing.T, url string) map[string]bool {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +145,21 @@ func scrapeNames(t *testing.T) map[string]bool {
 		}
 	}
 	return names
+}
+
+// closedLoopbackAddr returns a loopback address nothing listens on: a
+// port the kernel handed out and that was closed again.
+func closedLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
 
 // dashboardExprs collects the queries of every panel (rows included) and

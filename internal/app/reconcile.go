@@ -46,7 +46,12 @@ func (s *server) setupOutcomes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client, err := klingapi.New(rc.APIURL, klingapi.Credentials{AccessKey: rc.AccessKey, SecretKey: rc.SecretKey, APIKey: rc.APIKey}, klingapi.Options{Now: s.now})
+	client, err := klingapi.New(rc.APIURL, klingapi.Credentials{AccessKey: rc.AccessKey, SecretKey: rc.SecretKey, APIKey: rc.APIKey}, klingapi.Options{
+		Now: s.now,
+		// The same 30s timeout klingapi picks by default; the transport
+		// gives each call a span under the pass's when tracing is on.
+		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: s.tracing.HTTPTransport(nil)},
+	})
 	if err != nil {
 		return err
 	}
@@ -59,7 +64,7 @@ func (s *server) setupOutcomes(ctx context.Context) error {
 		API: client, Append: guard, History: reconcile.LogHistory{Log: s.store}, KV: kv,
 		Families: families, TasksAPI: tasksAPI, WebhookID: rc.WebhookID,
 		Interval: rc.Interval, Lookback: rc.Lookback, Grace: 2 * time.Minute,
-		Holder: host + "/" + strconv.Itoa(os.Getpid()), Logger: s.log, Registerer: s.metrics, Now: s.now,
+		Holder: host + "/" + strconv.Itoa(os.Getpid()), Logger: s.log, Registerer: s.metrics, Tracer: s.tracing.Tracer(), Now: s.now,
 	})
 	s.log.Info("reconciler enabled", "api", rc.APIURL, "interval", rc.Interval, "lookback", rc.Lookback, "webhook", rc.WebhookID)
 	return nil

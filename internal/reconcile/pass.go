@@ -7,6 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -53,6 +56,29 @@ func (r *Reconciler) Pass(ctx context.Context, since time.Time, dryRun bool) (Re
 // pass is Pass that leaves tasks updated after until (when set) to their
 // callbacks, which may still be on their way.
 func (r *Reconciler) pass(ctx context.Context, since, until time.Time, dryRun bool) (Report, error) {
+	if r.cfg.Tracer != nil {
+		var span trace.Span
+		ctx, span = r.cfg.Tracer.Start(ctx, "reconcile.pass", trace.WithAttributes(
+			attribute.String("reconcile.since", since.UTC().Format(time.RFC3339)),
+			attribute.Bool("reconcile.dry_run", dryRun),
+		))
+		defer span.End()
+		rep, err := r.passUntraced(ctx, since, until, dryRun)
+		span.SetAttributes(
+			attribute.Int("reconcile.tasks_checked", rep.TasksChecked),
+			attribute.Int("reconcile.events_recovered", len(rep.Recovered)),
+		)
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		return rep, err
+	}
+	return r.passUntraced(ctx, since, until, dryRun)
+}
+
+// passUntraced is the pass itself, inside the pass span when there is one.
+func (r *Reconciler) passUntraced(ctx context.Context, since, until time.Time, dryRun bool) (Report, error) {
 	rep := &Report{Started: r.now(), Since: since, DryRun: dryRun, Recovered: []Recovery{}}
 	ps := &passState{report: rep, until: until}
 	g, gctx := errgroup.WithContext(ctx)

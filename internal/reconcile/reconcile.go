@@ -22,6 +22,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/klingapi"
@@ -90,7 +91,10 @@ type Config struct {
 	Holder     string
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	Now        func() time.Time
+	// Tracer, when set, gives every pass a span; the API client's own
+	// transport adds the child spans of its calls. Nil when tracing is off.
+	Tracer trace.Tracer
+	Now    func() time.Time
 }
 
 // Reconciler runs reconcile passes.

@@ -31,6 +31,26 @@ func (t *Tracing) HTTPHandler(h http.Handler) http.Handler {
 	)
 }
 
+// HTTPTransport wraps base (http.DefaultTransport when nil) in otelhttp so
+// every outgoing request, such as the reconciler's calls to the Kling API,
+// gets a client span under the caller's span. It returns base unchanged
+// when tracing is off, so the untraced client runs exactly as before.
+func (t *Tracing) HTTPTransport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if t == nil {
+		return base
+	}
+	return otelhttp.NewTransport(base,
+		otelhttp.WithTracerProvider(t.provider),
+		otelhttp.WithPropagators(t.propagator),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			return "kling.api " + r.Method
+		}),
+	)
+}
+
 // GRPCServerOptions returns the otelgrpc stats handler that gives every
 // gRPC call a server span; none when tracing is off.
 func (t *Tracing) GRPCServerOptions() []grpc.ServerOption {
