@@ -340,27 +340,9 @@ func (s *EventService) getEvent(ctx context.Context, req *gatewayv1.GetEventRequ
 	return &gatewayv1.GetEventResponse{Event: ev}, nil
 }
 
-// filterRequest is what SubscribeRequest and ListEventsRequest share.
-type filterRequest interface {
-	GetEventTypes() []gatewayv1.EventType
-	GetJobIds() []string
-	GetWebhookIds() []string
-	GetJobKinds() []gatewayv1.JobKind
-	GetFilter() string
-}
-
 // newFilter validates and builds the hub filter of a Subscribe or
 // ListEvents request, compiling its CEL expression once.
-func newFilter(req filterRequest) (*hub.Filter, error) {
-	f, err := hub.NewFilter(req.GetEventTypes(), req.GetJobIds(), req.GetWebhookIds())
-	if err != nil {
-		return nil, err
-	}
-	if f, err = f.WithJobKinds(req.GetJobKinds()); err != nil {
-		return nil, err
-	}
-	return f.WithExpression(req.GetFilter())
-}
+func newFilter(req hub.Selection) (*hub.Filter, error) { return hub.FilterOf(req) }
 
 func viewFull(v gatewayv1.EventView) (bool, error) {
 	switch v {

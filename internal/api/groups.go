@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -57,6 +58,8 @@ func checkGroup(prefix string, in *gatewayv1.ConsumerGroup) (*gatewayv1.Consumer
 		EventTypes:    in.GetEventTypes(),
 		JobIds:        in.GetJobIds(),
 		WebhookIds:    in.GetWebhookIds(),
+		JobKinds:      in.GetJobKinds(),
+		Filter:        in.GetFilter(),
 		Start:         in.Start,
 		AckWait:       in.GetAckWait(),
 		MaxDeliveries: in.GetMaxDeliveries(),
@@ -65,7 +68,13 @@ func checkGroup(prefix string, in *gatewayv1.ConsumerGroup) (*gatewayv1.Consumer
 	if err := checkDisplayName(prefix+"display_name", cg.DisplayName); err != nil {
 		return nil, err
 	}
-	if _, err := hub.NewFilter(cg.EventTypes, cg.JobIds, cg.WebhookIds); err != nil {
+	if _, err := hub.FilterOf(cg); err != nil {
+		// The same check and reasons as Subscribe's, with the field named
+		// where it sits in this request.
+		var fe *hub.FilterError
+		if errors.As(err, &fe) {
+			return nil, invalid(prefix+fe.Field, fe.Reason)
+		}
 		return nil, err
 	}
 	if st, ok := cg.Start.(*gatewayv1.ConsumerGroup_Since); ok && st.Since.CheckValid() != nil {
@@ -198,12 +207,16 @@ func (s *ConsumerGroupService) update(ctx context.Context, req *gatewayv1.Update
 			next.JobIds = in.GetJobIds()
 		case "webhook_ids", "webhookIds":
 			next.WebhookIds = in.GetWebhookIds()
+		case "job_kinds", "jobKinds":
+			next.JobKinds = in.GetJobKinds()
+		case "filter":
+			next.Filter = in.GetFilter()
 		case "ack_wait", "ackWait":
 			next.AckWait = in.GetAckWait()
 		case "max_deliveries", "maxDeliveries":
 			next.MaxDeliveries = in.GetMaxDeliveries()
 		default:
-			return nil, invalid("update_mask", "cannot update "+p+": use display_name, event_types, job_ids, webhook_ids, ack_wait or max_deliveries (SeekConsumerGroup moves the start)")
+			return nil, invalid("update_mask", "cannot update "+p+": use display_name, event_types, job_ids, webhook_ids, job_kinds, filter, ack_wait or max_deliveries (SeekConsumerGroup moves the start)")
 		}
 	}
 	next, err = checkGroup("consumer_group.", next)

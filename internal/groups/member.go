@@ -144,7 +144,7 @@ func (m *Member) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f, err := hub.NewFilter(def.GetEventTypes(), def.GetJobIds(), def.GetWebhookIds())
+	f, err := hub.FilterOf(def)
 	if err != nil {
 		return fmt.Errorf("groups: %q has an unusable filter: %w", m.id, err)
 	}

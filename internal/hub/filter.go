@@ -96,6 +96,30 @@ func NewFilter(types []gatewayv1.EventType, jobIDs, webhookIDs []string) (*Filte
 	return f, nil
 }
 
+// Selection is what every request that selects events carries:
+// SubscribeRequest, ListEventsRequest and ConsumerGroup share these getters.
+type Selection interface {
+	GetEventTypes() []gatewayv1.EventType
+	GetJobIds() []string
+	GetWebhookIds() []string
+	GetJobKinds() []gatewayv1.JobKind
+	GetFilter() string
+}
+
+// FilterOf validates and builds the filter of a Selection, compiling its
+// CEL expression once, so a stream, a page of ListEvents and a consumer
+// group member select events (and refuse bad input) the same way.
+func FilterOf(s Selection) (*Filter, error) {
+	f, err := NewFilter(s.GetEventTypes(), s.GetJobIds(), s.GetWebhookIds())
+	if err != nil {
+		return nil, err
+	}
+	if f, err = f.WithJobKinds(s.GetJobKinds()); err != nil {
+		return nil, err
+	}
+	return f.WithExpression(s.GetFilter())
+}
+
 // WithJobKinds returns a copy of f that also requires one of kinds (none:
 // any kind). JOB_KIND_UNSPECIFIED is allowed: it selects the events whose
 // kind the delivery did not tell.

@@ -55,6 +55,21 @@ type ConsumerGroup struct {
 	JobIds []string `protobuf:"bytes,4,rep,name=job_ids,json=jobIds,proto3" json:"job_ids,omitempty"`
 	// Only events that arrived on these registrations; empty means all.
 	WebhookIds []string `protobuf:"bytes,5,rep,name=webhook_ids,json=webhookIds,proto3" json:"webhook_ids,omitempty"`
+	// Only events about jobs of these kinds, as SubscribeRequest.job_kinds. An
+	// event whose job kind is not known (JOB_KIND_UNSPECIFIED) matches only
+	// when JOB_KIND_UNSPECIFIED is listed.
+	JobKinds []JobKind `protobuf:"varint,6,rep,packed,name=job_kinds,json=jobKinds,proto3,enum=kling.gateway.v1.JobKind" json:"job_kinds,omitempty"`
+	// A CEL expression over the event, as SubscribeRequest.filter: only events
+	// for which it is true. A malformed or too costly expression is refused
+	// with INVALID_ARGUMENT saying where it is wrong.
+	//
+	// Event types, job kinds and this expression are evaluated by the member
+	// that pulls an event (job_ids and webhook_ids narrow the JetStream
+	// consumer itself): an event they reject is acknowledged for the group at
+	// once and never sent, so it is never ack_pending, redelivered or
+	// dead-lettered, and it leaves `pending` as soon as any member pulls past
+	// it.
+	Filter string `protobuf:"bytes,7,opt,name=filter,proto3" json:"filter,omitempty"`
 	// Where the group starts reading when it is created. Unset means "now":
 	// only events appended after the group was created. SeekConsumerGroup
 	// moves an existing group.
@@ -71,7 +86,10 @@ type ConsumerGroup struct {
 	// How many times an event is delivered before it is moved to the group's
 	// dead letters. Default 5; between 1 and 1,000.
 	MaxDeliveries int32 `protobuf:"varint,12,opt,name=max_deliveries,json=maxDeliveries,proto3" json:"max_deliveries,omitempty"`
-	// Output only. Matching events not yet delivered to any member.
+	// Output only. Events not yet pulled by any member. Events that only
+	// event_types, job_kinds or filter reject count here until a member pulls
+	// past them (then they are acknowledged without being delivered), so with
+	// no member attached this is an upper bound of the matching events.
 	Pending uint64 `protobuf:"varint,13,opt,name=pending,proto3" json:"pending,omitempty"`
 	// Output only. Events delivered and not yet acknowledged.
 	AckPending uint64 `protobuf:"varint,14,opt,name=ack_pending,json=ackPending,proto3" json:"ack_pending,omitempty"`
@@ -152,6 +170,20 @@ func (x *ConsumerGroup) GetWebhookIds() []string {
 		return x.WebhookIds
 	}
 	return nil
+}
+
+func (x *ConsumerGroup) GetJobKinds() []JobKind {
+	if x != nil {
+		return x.JobKinds
+	}
+	return nil
+}
+
+func (x *ConsumerGroup) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
 }
 
 func (x *ConsumerGroup) GetStart() isConsumerGroup_Start {
@@ -348,7 +380,7 @@ var File_kling_gateway_v1_consumer_group_proto protoreflect.FileDescriptor
 
 const file_kling_gateway_v1_consumer_group_proto_rawDesc = "" +
 	"\n" +
-	"%kling/gateway/v1/consumer_group.proto\x12\x10kling.gateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckling/gateway/v1/event.proto\"\xff\x04\n" +
+	"%kling/gateway/v1/consumer_group.proto\x12\x10kling.gateway.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckling/gateway/v1/event.proto\"\xcf\x05\n" +
 	"\rConsumerGroup\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12<\n" +
@@ -356,7 +388,9 @@ const file_kling_gateway_v1_consumer_group_proto_rawDesc = "" +
 	"eventTypes\x12\x17\n" +
 	"\ajob_ids\x18\x04 \x03(\tR\x06jobIds\x12\x1f\n" +
 	"\vwebhook_ids\x18\x05 \x03(\tR\n" +
-	"webhookIds\x12'\n" +
+	"webhookIds\x126\n" +
+	"\tjob_kinds\x18\x06 \x03(\x0e2\x19.kling.gateway.v1.JobKindR\bjobKinds\x12\x16\n" +
+	"\x06filter\x18\a \x01(\tR\x06filter\x12'\n" +
 	"\x0efrom_beginning\x18\b \x01(\bH\x00R\rfromBeginning\x12'\n" +
 	"\x0eafter_sequence\x18\t \x01(\x04H\x00R\rafterSequence\x122\n" +
 	"\x05since\x18\n" +
@@ -396,22 +430,24 @@ var file_kling_gateway_v1_consumer_group_proto_goTypes = []any{
 	(*ConsumerGroup)(nil),         // 0: kling.gateway.v1.ConsumerGroup
 	(*DeadLetter)(nil),            // 1: kling.gateway.v1.DeadLetter
 	(EventType)(0),                // 2: kling.gateway.v1.EventType
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 4: google.protobuf.Duration
-	(*Event)(nil),                 // 5: kling.gateway.v1.Event
+	(JobKind)(0),                  // 3: kling.gateway.v1.JobKind
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 5: google.protobuf.Duration
+	(*Event)(nil),                 // 6: kling.gateway.v1.Event
 }
 var file_kling_gateway_v1_consumer_group_proto_depIdxs = []int32{
 	2, // 0: kling.gateway.v1.ConsumerGroup.event_types:type_name -> kling.gateway.v1.EventType
-	3, // 1: kling.gateway.v1.ConsumerGroup.since:type_name -> google.protobuf.Timestamp
-	4, // 2: kling.gateway.v1.ConsumerGroup.ack_wait:type_name -> google.protobuf.Duration
-	3, // 3: kling.gateway.v1.ConsumerGroup.create_time:type_name -> google.protobuf.Timestamp
-	3, // 4: kling.gateway.v1.DeadLetter.dead_letter_time:type_name -> google.protobuf.Timestamp
-	5, // 5: kling.gateway.v1.DeadLetter.event:type_name -> kling.gateway.v1.Event
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	3, // 1: kling.gateway.v1.ConsumerGroup.job_kinds:type_name -> kling.gateway.v1.JobKind
+	4, // 2: kling.gateway.v1.ConsumerGroup.since:type_name -> google.protobuf.Timestamp
+	5, // 3: kling.gateway.v1.ConsumerGroup.ack_wait:type_name -> google.protobuf.Duration
+	4, // 4: kling.gateway.v1.ConsumerGroup.create_time:type_name -> google.protobuf.Timestamp
+	4, // 5: kling.gateway.v1.DeadLetter.dead_letter_time:type_name -> google.protobuf.Timestamp
+	6, // 6: kling.gateway.v1.DeadLetter.event:type_name -> kling.gateway.v1.Event
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_kling_gateway_v1_consumer_group_proto_init() }
