@@ -9,6 +9,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/app"
@@ -194,6 +197,10 @@ func TestReconcileRecoversDroppedCallbacks(t *testing.T) {
 		t.Errorf("recovered %d outcomes from the query API, %d were missing", recoveredTerminals, missing)
 	}
 
+	// GetJob, through real gRPC, agrees with the simulator for every task
+	// once the asynchronous jobs projection has folded the pass.
+	w.waitJobsAgree(t, after)
+
 	if ready := w.get(t, "/readyz"); !strings.Contains(ready, `"reconcile":{`) || !strings.Contains(ready, fmt.Sprintf(`"recovered":%d`, missing)) {
 		t.Errorf("/readyz does not describe the last pass: %s", ready)
 	}
@@ -275,6 +282,72 @@ func TestReconcileAPIFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitJobsAgree polls GetJob until every simulated task's job state has
+// the simulator's final status and, where the logged outcome carries
+// outputs, the same outputs; it fails at the deadline with the last
+// disagreement.
+func (w *world) waitJobsAgree(t *testing.T, logged map[string][]*gatewayv1.Event) {
+	t.Helper()
+	jobs := gatewayv1.NewJobServiceClient(w.srv.DialAdmin(t))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		disagree, withOutputs := "", 0
+		for _, task := range w.sim.Tasks() {
+			resp, err := jobs.GetJob(context.Background(), &gatewayv1.GetJobRequest{JobId: task.ID, WebhookId: simWebhook})
+			if err != nil {
+				disagree = fmt.Sprintf("job %s: GetJob: %v", task.ID, err)
+				break
+			}
+			got := resp.GetJobState().GetJob()
+			if want := wantStatus(task.Status); got.GetStatus() != want {
+				disagree = fmt.Sprintf("job %s: GetJob says %v, simulator says %s", task.ID, got.GetStatus(), task.Status)
+				break
+			}
+			if ts := terminals(logged[task.ID]); len(ts) == 1 && !sameOutputs(got, ts[0].GetJob()) {
+				disagree = fmt.Sprintf("job %s: GetJob outputs %v differ from the outcome's %v", task.ID, got, ts[0].GetJob())
+				break
+			}
+			if len(got.GetVideos())+len(got.GetImages())+len(got.GetAudios()) > 0 {
+				withOutputs++
+			}
+		}
+		if disagree == "" && withOutputs == 0 {
+			t.Fatal("no job state carries outputs; the output comparison proves nothing")
+		}
+		if disagree == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(disagree)
+		}
+		time.Sleep(50 * time.Millisecond) // polling an asynchronous projection, not ordering events
+	}
+}
+
+// sameOutputs compares what a job made: videos, images and audio tracks.
+func sameOutputs(a, b *gatewayv1.Job) bool {
+	eq := func(x, y []proto.Message) bool {
+		if len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !proto.Equal(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return eq(msgs(a.GetVideos()), msgs(b.GetVideos())) && eq(msgs(a.GetImages()), msgs(b.GetImages())) && eq(msgs(a.GetAudios()), msgs(b.GetAudios()))
+}
+
+func msgs[M proto.Message](in []M) []proto.Message {
+	out := make([]proto.Message, len(in))
+	for i, m := range in {
+		out[i] = m
+	}
+	return out
 }
 
 func (w *world) metrics(t *testing.T) string { return w.get(t, "/metrics") }
