@@ -210,29 +210,33 @@ func (c *client) webhooks() (gatewayv1.WebhookServiceClient, error) {
 	return gatewayv1.NewWebhookServiceClient(conn), nil
 }
 
-// callWebhooks dials the WebhookService and makes one call of method,
-// bounded by --timeout: the dial-and-call every webhooks subcommand does.
-func callWebhooks[Req, Resp any](c *client, ctx context.Context, method func(gatewayv1.WebhookServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
-	svc, err := c.webhooks()
+// call dials, builds a service client with newClient and makes one call of
+// method, bounded by --timeout: the dial-and-call every unary subcommand
+// does, whatever its service.
+func call[Svc, Req, Resp any](c *client, ctx context.Context, newClient func(grpc.ClientConnInterface) Svc, method func(Svc, context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
+	conn, err := c.dial()
 	if err != nil {
 		var zero Resp
 		return zero, err
 	}
 	ctx, cancel := c.unary(ctx)
 	defer cancel()
-	return method(svc, ctx, req)
+	return method(newClient(conn), ctx, req)
 }
 
-// callEvents is callWebhooks for the EventService.
+// callWebhooks is call for the WebhookService.
+func callWebhooks[Req, Resp any](c *client, ctx context.Context, method func(gatewayv1.WebhookServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
+	return call(c, ctx, gatewayv1.NewWebhookServiceClient, method, req)
+}
+
+// callEvents is call for the EventService.
 func callEvents[Req, Resp any](c *client, ctx context.Context, method func(gatewayv1.EventServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
-	svc, err := c.events()
-	if err != nil {
-		var zero Resp
-		return zero, err
-	}
-	ctx, cancel := c.unary(ctx)
-	defer cancel()
-	return method(svc, ctx, req)
+	return call(c, ctx, gatewayv1.NewEventServiceClient, method, req)
+}
+
+// callGroups is call for the ConsumerGroupService.
+func callGroups[Req, Resp any](c *client, ctx context.Context, method func(gatewayv1.ConsumerGroupServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
+	return call(c, ctx, gatewayv1.NewConsumerGroupServiceClient, method, req)
 }
 
 // unary bounds one unary call by --timeout.

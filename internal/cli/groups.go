@@ -75,13 +75,8 @@ func (c *client) groupsCreateCommand() *cobra.Command {
 				}
 				cg.Start = &gatewayv1.ConsumerGroup_Since{Since: timestamppb.New(t)}
 			}
-			svc, err := c.consumerGroups()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.unary(cmd.Context())
-			defer cancel()
-			resp, err := svc.CreateConsumerGroup(ctx, &gatewayv1.CreateConsumerGroupRequest{ConsumerGroup: cg, ConsumerGroupId: id})
+			resp, err := callGroups(c, cmd.Context(), gatewayv1.ConsumerGroupServiceClient.CreateConsumerGroup,
+				&gatewayv1.CreateConsumerGroupRequest{ConsumerGroup: cg, ConsumerGroupId: id})
 			if err != nil {
 				return err
 			}
@@ -160,13 +155,8 @@ func (c *client) groupsGetCommand() *cobra.Command {
 		Short: "Show one consumer group",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			svc, err := c.consumerGroups()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.unary(cmd.Context())
-			defer cancel()
-			resp, err := svc.GetConsumerGroup(ctx, &gatewayv1.GetConsumerGroupRequest{Id: a[0]})
+			resp, err := callGroups(c, cmd.Context(), gatewayv1.ConsumerGroupServiceClient.GetConsumerGroup,
+				&gatewayv1.GetConsumerGroupRequest{Id: a[0]})
 			if err != nil {
 				return err
 			}
@@ -186,13 +176,8 @@ func (c *client) groupsDeleteCommand() *cobra.Command {
 		Short: "Delete a consumer group, its position and its dead letters",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			svc, err := c.consumerGroups()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.unary(cmd.Context())
-			defer cancel()
-			if _, err := svc.DeleteConsumerGroup(ctx, &gatewayv1.DeleteConsumerGroupRequest{Id: a[0]}); err != nil {
+			if _, err := callGroups(c, cmd.Context(), gatewayv1.ConsumerGroupServiceClient.DeleteConsumerGroup,
+				&gatewayv1.DeleteConsumerGroupRequest{Id: a[0]}); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.env.Stdout, "Deleted consumer group %s.\n", a[0])

@@ -65,13 +65,8 @@ folded from every event the gateway logged for it.`,
   klingctl jobs get CjhMbGdXnAEAAAAAAfgVZQ --json | jq -r .job.videos[0].url`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			svc, err := c.jobService()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.unary(cmd.Context())
-			defer cancel()
-			resp, err := svc.GetJob(ctx, &gatewayv1.GetJobRequest{JobId: a[0], WebhookId: webhook})
+			resp, err := call(c, cmd.Context(), gatewayv1.NewJobServiceClient, gatewayv1.JobServiceClient.GetJob,
+				&gatewayv1.GetJobRequest{JobId: a[0], WebhookId: webhook})
 			if err != nil {
 				return err
 			}
