@@ -64,9 +64,10 @@ func (s *server) setupOutcomes(ctx context.Context) error {
 		API: client, Append: guard, History: reconcile.LogHistory{Log: s.store}, KV: kv,
 		Families: families, TasksAPI: tasksAPI, WebhookID: rc.WebhookID,
 		Interval: rc.Interval, Lookback: rc.Lookback, Grace: 2 * time.Minute,
+		Jobs: s.jobs, StaleAfter: rc.StaleAfter,
 		Holder: host + "/" + strconv.Itoa(os.Getpid()), Logger: s.log, Registerer: s.metrics, Tracer: s.tracing.Tracer(), Now: s.now,
 	})
-	s.log.Info("reconciler enabled", "api", rc.APIURL, "interval", rc.Interval, "lookback", rc.Lookback, "webhook", rc.WebhookID)
+	s.log.Info("reconciler enabled", "api", rc.APIURL, "interval", rc.Interval, "lookback", rc.Lookback, "stale_after", rc.StaleAfter, "webhook", rc.WebhookID)
 	return nil
 }
 

@@ -118,6 +118,9 @@ func printReport(w io.Writer, rep report.Report) {
 	}
 	fmt.Fprintf(w, "checked %d tasks updated since %s in %s\n", rep.TasksChecked,
 		rep.Since.UTC().Format(time.RFC3339), rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+	if n := rep.StaleQueries; len(n) > 0 {
+		fmt.Fprintf(w, "stale jobs queried one by one: %d found, %d unknown to Kling, %d skipped\n", n["found"], n["not_found"], n["skipped"])
+	}
 	fmt.Fprintf(w, "%s: %d\n", verb, len(rep.Recovered))
 	for _, r := range rep.Recovered {
 		note := ""

@@ -25,6 +25,9 @@ type Reconcile struct {
 	// Families is the --reconcile-families list as given ("" = all).
 	Families  string
 	WebhookID string
+	// StaleAfter is how long a job may stay submitted or processing before
+	// a pass asks Kling about it by id; 0 disables those queries.
+	StaleAfter time.Duration
 
 	intervalSet bool
 }
@@ -51,6 +54,7 @@ func registerReconcileFlags(fs *flag.FlagSet, r *Reconcile) {
 	fs.DurationVar(&r.Lookback, "reconcile-lookback", 24*time.Hour, "how far back reconcile passes list Kling's tasks")
 	fs.StringVar(&r.Families, "reconcile-families", "", "comma-separated task families to list, e.g. text2video,generations, plus `tasks` for the newer POST /tasks (default: all)")
 	fs.StringVar(&r.WebhookID, "reconcile-webhook", "default", "the registration that reconciled events belong to")
+	fs.DurationVar(&r.StaleAfter, "reconcile-stale-after", 30*time.Minute, "each pass also queries, one by one, jobs still submitted or processing whose state has not changed for this long (0 disables)")
 }
 
 // finish reads the credentials and applies the defaults that
@@ -74,6 +78,9 @@ func (r *Reconcile) validate() []error {
 	}
 	if r.Lookback <= 0 {
 		errs = append(errs, fmt.Errorf("--reconcile-lookback %s: must be positive", r.Lookback))
+	}
+	if r.StaleAfter < 0 {
+		errs = append(errs, fmt.Errorf("--reconcile-stale-after %s: must not be negative (0 disables)", r.StaleAfter))
 	}
 	if (r.AccessKey == "") != (r.SecretKey == "") && r.APIKey == "" {
 		errs = append(errs, errors.New("KLING_ACCESS_KEY and KLING_SECRET_KEY must be set together"))

@@ -32,6 +32,10 @@ type Query struct {
 	WebhookIDs []string
 	// UpdatedAfter, when not zero, keeps states with update_time at or after it.
 	UpdatedAfter time.Time
+	// UpdatedBefore, when not zero, keeps states with update_time before
+	// it: the reconciler's stale-job query asks for jobs nothing has
+	// changed for a while.
+	UpdatedBefore time.Time
 	// Limit is the page size (at least 1).
 	Limit int
 	// OldestFirst lists in update order; the default is newest first.
@@ -92,6 +96,9 @@ func (q Query) matches(st *gatewayv1.JobState) bool {
 		return false
 	}
 	if !q.UpdatedAfter.IsZero() && st.GetUpdateTime().AsTime().Before(q.UpdatedAfter) {
+		return false
+	}
+	if !q.UpdatedBefore.IsZero() && !st.GetUpdateTime().AsTime().Before(q.UpdatedBefore) {
 		return false
 	}
 	return true

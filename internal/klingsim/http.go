@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -82,12 +84,13 @@ func (s *Sim) family(r *http.Request) (klingapi.Family, bool) {
 }
 
 func (s *Sim) getLegacy(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.countQuery(id)
 	f, ok := s.family(r)
 	if !ok {
 		answerError(w, http.StatusNotFound, klingapi.CodeNotFound, "unknown task family")
 		return
 	}
-	id := r.PathValue("id")
 	tasks := s.sortedByUpdate(func(t *task) bool { return !t.v2 && t.family == f && t.id == id })
 	if len(tasks) == 0 {
 		answerError(w, http.StatusNotFound, klingapi.CodeNotFound, "task not found")
@@ -164,6 +167,9 @@ func (s *Sim) getTasks(w http.ResponseWriter, r *http.Request) {
 		if id != "" {
 			want[id] = true
 		}
+	}
+	if !external {
+		s.countQuery(slices.Collect(maps.Keys(want))...)
 	}
 	tasks := s.sortedByUpdate(func(t *task) bool {
 		if external {

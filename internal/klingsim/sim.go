@@ -27,6 +27,13 @@ type Faults struct {
 	MaxDelay time.Duration
 }
 
+func (f Faults) withDefaults() Faults {
+	if f.MaxDelay == 0 {
+		f.MaxDelay = 2 * time.Second
+	}
+	return f
+}
+
 // Config configures a Sim.
 type Config struct {
 	// AccessKey and SecretKey accept JWT bearer tokens; APIKey accepts a
@@ -66,8 +73,9 @@ type Sim struct {
 	tasks   map[string]*task
 	order   []string // creation order
 	next    int
-	held    *callback // a callback held back to be sent after the next one
-	limited int       // requests still to answer with a rate limit
+	held    *callback      // a callback held back to be sent after the next one
+	limited int            // requests still to answer with a rate limit
+	queries map[string]int // single-task queries by task id
 
 	wg    sync.WaitGroup
 	stats struct{ sent, dropped, duplicated, delayed, reordered, failed atomic.Int64 }
@@ -87,10 +95,8 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Faults.MaxDelay == 0 {
-		cfg.Faults.MaxDelay = 2 * time.Second
-	}
-	s := &Sim{cfg: cfg, http: cfg.HTTPClient, tasks: map[string]*task{}, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
+	cfg.Faults = cfg.Faults.withDefaults()
+	s := &Sim{cfg: cfg, http: cfg.HTTPClient, tasks: map[string]*task{}, queries: map[string]int{}, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
 	if s.http == nil {
 		s.http = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -233,6 +239,31 @@ func (s *Sim) RateLimit(n int) {
 	s.mu.Unlock()
 }
 
+// SetFaults changes the fault shares of the callbacks posted from now on,
+// so a demo or test can, say, lose every later callback of the tasks that
+// exist.
+func (s *Sim) SetFaults(f Faults) {
+	s.mu.Lock()
+	s.cfg.Faults = f.withDefaults()
+	s.mu.Unlock()
+}
+
+// Queries returns how many single-task queries (GET /v1/{group}/{family}/{id}
+// and GET /tasks?task_ids=) asked for the task id, found or not.
+func (s *Sim) Queries(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queries[id]
+}
+
+func (s *Sim) countQuery(ids ...string) {
+	s.mu.Lock()
+	for _, id := range ids {
+		s.queries[id]++
+	}
+	s.mu.Unlock()
+}
+
 // Resend posts a task's current state again, fault-free: a late callback.
 func (s *Sim) Resend(id string) error {
 	s.mu.Lock()
@@ -260,8 +291,8 @@ func (s *Sim) post(cb *callback) {
 	if s.cfg.CallbackURL == "" {
 		return
 	}
-	f := s.cfg.Faults
 	s.mu.Lock()
+	f := s.cfg.Faults
 	drop := s.rng.Float64() < f.Drop
 	dup := s.rng.Float64() < f.Duplicate
 	delay := time.Duration(0)

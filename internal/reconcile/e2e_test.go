@@ -37,18 +37,18 @@ type world struct {
 	api *httptest.Server
 }
 
-func newWorld(t *testing.T, faults klingsim.Faults, creds klingsim.Config) *world {
+func newWorld(t *testing.T, faults klingsim.Faults, creds klingsim.Config, opts ...apptest.Option) *world {
 	t.Helper()
 	w := &world{}
 	var simHandler http.Handler = http.NotFoundHandler()
 	w.api = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { simHandler.ServeHTTP(rw, r) }))
 	t.Cleanup(w.api.Close)
-	w.srv = apptest.Start(t, "", apptest.WithConfig(func(c *config.Config) {
+	w.srv = apptest.Start(t, "", append([]apptest.Option{apptest.WithConfig(func(c *config.Config) {
 		c.Reconcile.APIURL = w.api.URL
 		c.Reconcile.APIKey = simAPIKey
 		c.Reconcile.WebhookID = simWebhook
 		c.Reconcile.Interval = 0 // passes run on request in these tests
-	}))
+	})}, opts...)...)
 	secret := verify.NewStandardSecret()
 	active := true
 	hooks := gatewayv1.NewWebhookServiceClient(w.srv.DialAdmin(t))

@@ -23,6 +23,12 @@ func (oneTaskAPI) ListTasks(context.Context, klingapi.TaskQuery) (klingapi.TaskP
 	return klingapi.TaskPage{}, nil
 }
 
+func (oneTaskAPI) GetTask(context.Context, klingapi.Family, string, bool) (klingapi.Task, error) {
+	return klingapi.Task{}, klingapi.ErrNotFound
+}
+
+func (oneTaskAPI) GetTasks(context.Context, []string, bool) ([]klingapi.Task, error) { return nil, nil }
+
 type nothingLogged struct{}
 
 func (nothingLogged) Logged(context.Context, string, string) (Logged, error) { return Logged{}, nil }

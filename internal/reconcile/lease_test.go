@@ -88,6 +88,16 @@ func (c *countingAPI) ListTasks(context.Context, klingapi.TaskQuery) (klingapi.T
 	return klingapi.TaskPage{}, nil
 }
 
+func (c *countingAPI) GetTask(context.Context, klingapi.Family, string, bool) (klingapi.Task, error) {
+	c.calls.Add(1)
+	return klingapi.Task{}, klingapi.ErrNotFound
+}
+
+func (c *countingAPI) GetTasks(context.Context, []string, bool) ([]klingapi.Task, error) {
+	c.calls.Add(1)
+	return nil, nil
+}
+
 // TestRunOneReplicaAtATime: two replicas run periodic passes on one
 // bucket; only the lease holder passes, and the other takes over when the
 // holder stops.

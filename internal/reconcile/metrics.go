@@ -8,6 +8,7 @@ type metrics struct {
 	checked   prometheus.Counter
 	recovered prometheus.Counter
 	apiErrors *prometheus.CounterVec
+	stale     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -28,9 +29,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "klingfan_reconcile_api_errors_total",
 			Help: "Errors from Kling's task query API, by Kling code (or http_<status>, unreachable).",
 		}, []string{"code"}),
+		stale: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "klingfan_reconcile_stale_queries_total",
+			Help: "Jobs left non-terminal past --reconcile-stale-after that a pass asked Kling about, by outcome (found, not_found, skipped).",
+		}, []string{"outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.passes, m.checked, m.recovered, m.apiErrors)
+		reg.MustRegister(m.passes, m.checked, m.recovered, m.apiErrors, m.stale)
 	}
 	return m
 }

@@ -32,8 +32,16 @@ type (
 type passState struct {
 	until time.Time // zero: no upper bound
 
-	mu     sync.Mutex
-	report *Report
+	mu      sync.Mutex
+	report  *Report
+	checked map[string]bool // task ids check saw, so the stale queries skip them
+}
+
+// wasChecked reports whether check saw the task id in this pass.
+func (p *passState) wasChecked(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.checked[id]
 }
 
 func (p *passState) apiError(err error) {
@@ -80,7 +88,7 @@ func (r *Reconciler) pass(ctx context.Context, since, until time.Time, dryRun bo
 // passUntraced is the pass itself, inside the pass span when there is one.
 func (r *Reconciler) passUntraced(ctx context.Context, since, until time.Time, dryRun bool) (Report, error) {
 	rep := &Report{Started: r.now(), Since: since, DryRun: dryRun, Recovered: []Recovery{}}
-	ps := &passState{report: rep, until: until}
+	ps := &passState{report: rep, until: until, checked: map[string]bool{}}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Concurrency)
 	for _, f := range r.cfg.Families {
@@ -90,6 +98,12 @@ func (r *Reconciler) passUntraced(ctx context.Context, since, until time.Time, d
 		g.Go(func() error { return r.walkTasks(gctx, ps, since, dryRun) })
 	}
 	err := g.Wait()
+	if err == nil {
+		// After the listings, so what they found is not asked again; not
+		// after a failed listing, which a broken API or credentials would
+		// only repeat once per stale job.
+		err = r.queryStale(ctx, ps, dryRun)
+	}
 	rep.Finished = r.now()
 	if err != nil {
 		rep.Error = err.Error()
@@ -188,6 +202,9 @@ func (r *Reconciler) call(ctx context.Context, ps *passState, fn func() error) e
 // check compares one task with the log and appends its state when the log
 // never had it.
 func (r *Reconciler) check(ctx context.Context, ps *passState, family string, t klingapi.Task, dryRun bool) error {
+	ps.mu.Lock()
+	ps.checked[t.ID] = true
+	ps.mu.Unlock()
 	if !ps.until.IsZero() && time.UnixMilli(t.UpdatedAt).After(ps.until) {
 		return nil // its callback may still be on the way; the next pass looks again
 	}
@@ -250,6 +267,11 @@ type Logged struct {
 	Statuses map[gatewayv1.JobStatus]bool
 	// Terminal is set once a terminal status is logged.
 	Terminal bool
+	// Events counts the job's events other than test events.
+	Events int
+	// Shape is the API generation the job's events came in, which says
+	// how a stale job is queried; the first event that tells wins.
+	Shape Shape
 }
 
 // History answers "what did klingfan log for this job". LogHistory reads
@@ -277,6 +299,10 @@ func (h LogHistory) Logged(ctx context.Context, webhookID, jobID string) (Logged
 	for _, e := range events {
 		if e.GetTest() {
 			continue
+		}
+		l.Events++
+		if l.Shape == ShapeUnknown {
+			l.Shape = shapeOf(e)
 		}
 		l.Statuses[e.GetJob().GetStatus()] = true
 		l.Terminal = l.Terminal || outcome.Terminal(e.GetJob().GetStatus())

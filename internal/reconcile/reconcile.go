@@ -49,6 +49,9 @@ const (
 type API interface {
 	ListPage(ctx context.Context, f klingapi.Family, pageNum, pageSize int) ([]klingapi.Task, error)
 	ListTasks(ctx context.Context, q klingapi.TaskQuery) (klingapi.TaskPage, error)
+	// GetTask and GetTasks query single tasks, for the stale-job queries.
+	GetTask(ctx context.Context, f klingapi.Family, id string, external bool) (klingapi.Task, error)
+	GetTasks(ctx context.Context, ids []string, external bool) ([]klingapi.Task, error)
 }
 
 // Appender is the guarded append path (outcome.Guard).
@@ -81,6 +84,14 @@ type Config struct {
 	PageSize int
 	// Concurrency bounds listings in flight; 2 when zero.
 	Concurrency int
+	// Jobs lists job states for the stale-job queries: after the listings,
+	// every pass queries, one by one, the registration's jobs that are
+	// still submitted or processing and whose state has not changed for
+	// StaleAfter. Nil or a zero StaleAfter turns the queries off.
+	Jobs       JobLister
+	StaleAfter time.Duration
+	// StaleLimit bounds the stale jobs one pass queries; 500 when zero.
+	StaleLimit int
 	// Backoff is the first wait after a rate-limit answer; 1s when zero.
 	// MaxRetries bounds the retries of one request; 5 when zero.
 	Backoff    time.Duration

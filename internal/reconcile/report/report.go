@@ -24,6 +24,11 @@ type Report struct {
 	// Recovered lists the states that were missing from the log (appended
 	// unless DryRun).
 	Recovered []Recovery `json:"recovered"`
+	// StaleQueries counts the jobs left non-terminal past the stale
+	// threshold that the pass asked Kling about one by one, by outcome:
+	// found (Kling answered; a missing state is in Recovered), not_found,
+	// skipped.
+	StaleQueries map[string]int `json:"stale_queries,omitempty"`
 	// APIErrors counts Kling API errors by code label.
 	APIErrors map[string]int `json:"api_errors,omitempty"`
 	Error     string         `json:"error,omitempty"`

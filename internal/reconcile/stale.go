@@ -1,0 +1,276 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/jobs"
+	"github.com/klingfan/klingfan/internal/klingapi"
+)
+
+// defaultStaleLimit bounds the stale jobs one pass queries when
+// Config.StaleLimit is zero. Each may cost one request per configured
+// family, so the bound keeps a pass's request count predictable when many
+// jobs are stuck (say, tasks Kling no longer knows).
+const defaultStaleLimit = 500
+
+// staleListPage is how many states one jobs listing call asks for.
+const staleListPage = 200
+
+// nonTerminal are the job statuses a stale job can be in. A job whose
+// status klingfan could not read (UNSPECIFIED) is left alone: its events
+// say something klingfan does not understand, and asking Kling again
+// would not change that.
+var nonTerminal = []gatewayv1.JobStatus{gatewayv1.JobStatus_JOB_STATUS_SUBMITTED, gatewayv1.JobStatus_JOB_STATUS_PROCESSING}
+
+// JobLister lists job states; *jobs.Projection implements it.
+type JobLister interface {
+	List(ctx context.Context, q jobs.Query) ([]*gatewayv1.JobState, uint64, error)
+}
+
+// Shape is the API generation a job's events came in, which says how to
+// query it: the legacy API by family and task id, the newer one by id.
+type Shape int
+
+// Shapes a job can have.
+const (
+	// ShapeUnknown: only signed JSON events (X-Kling-Signature), which
+	// name no API generation, or nothing but test events.
+	ShapeUnknown Shape = iota
+	// ShapeLegacy: task_id/task_status callbacks or query answers.
+	ShapeLegacy
+	// ShapeNew: id/status callbacks or query answers of the newer API.
+	ShapeNew
+)
+
+// shapeOf reads an event's API generation from its source format, or for
+// a recovered event from its raw body (the query answer).
+func shapeOf(e *gatewayv1.Event) Shape {
+	switch e.GetSourceFormat() {
+	case gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY:
+		return ShapeLegacy
+	case gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2:
+		return ShapeNew
+	case gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_QUERY:
+		var f struct {
+			TaskID string `json:"task_id"`
+			ID     string `json:"id"`
+		}
+		if json.Unmarshal(e.GetRawBody(), &f) == nil {
+			switch {
+			case f.TaskID != "":
+				return ShapeLegacy
+			case f.ID != "":
+				return ShapeNew
+			}
+		}
+	}
+	return ShapeUnknown
+}
+
+// staleOutcome labels klingfan_reconcile_stale_queries_total.
+const (
+	staleFound    = "found"     // Kling answered; check compared it with the log
+	staleNotFound = "not_found" // no configured family (or the newer API) knows it
+	staleSkipped  = "skipped"   // nothing to ask: a test job, already terminal, or a new-shape job without the newer API configured
+)
+
+// queryStale queries, one by one with at most Concurrency requests in
+// flight, each non-terminal job of the reconciled registration whose state
+// has not changed since before now-StaleAfter, and hands what Kling answers
+// to check. Jobs the listings already checked this pass are not asked
+// again. It runs after the listings, so a task they found is not queried
+// twice, and catches what they cannot see: tasks updated before the
+// lookback, and families or generations the listings do not cover.
+func (r *Reconciler) queryStale(ctx context.Context, ps *passState, dryRun bool) error {
+	if r.cfg.Jobs == nil || r.cfg.StaleAfter <= 0 {
+		return nil
+	}
+	limit := r.cfg.StaleLimit
+	if limit <= 0 {
+		limit = defaultStaleLimit
+	}
+	stale, err := r.staleJobs(ctx, ps, r.now().Add(-r.cfg.StaleAfter), limit)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.Concurrency)
+	for _, st := range stale {
+		g.Go(func() error { return r.queryOne(gctx, ps, st, dryRun) })
+	}
+	return g.Wait()
+}
+
+// staleJobs lists up to limit stale jobs, most recently updated first:
+// those are the likeliest to be resolvable when more are stuck than one
+// pass asks about.
+func (r *Reconciler) staleJobs(ctx context.Context, ps *passState, before time.Time, limit int) ([]*gatewayv1.JobState, error) {
+	q := jobs.Query{
+		Statuses: nonTerminal, WebhookIDs: []string{r.cfg.WebhookID},
+		UpdatedBefore: before, Limit: min(limit, staleListPage),
+	}
+	var out []*gatewayv1.JobState
+	for len(out) < limit {
+		page, next, err := r.cfg.Jobs.List(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("reconcile: list stale jobs: %w", err)
+		}
+		for _, st := range page {
+			if len(out) < limit && !ps.wasChecked(st.GetJobId()) {
+				out = append(out, st)
+			}
+		}
+		if next == 0 {
+			break
+		}
+		q.Cursor = next
+	}
+	return out, nil
+}
+
+// queryOne asks Kling about one stale job and checks the answer.
+func (r *Reconciler) queryOne(ctx context.Context, ps *passState, st *gatewayv1.JobState, dryRun bool) error {
+	id := st.GetJobId()
+	logged, err := r.cfg.History.Logged(ctx, r.cfg.WebhookID, id)
+	if err != nil {
+		return fmt.Errorf("reconcile: read job %q: %w", id, err)
+	}
+	if logged.Terminal || logged.Events == 0 {
+		// The projection lags the log, or the job holds test events only.
+		r.staleDone(ps, staleSkipped)
+		return nil
+	}
+	var tried int
+	for _, c := range r.candidates(logged.Shape, st.GetJob().GetKind()) {
+		tried++
+		task, found, err := r.get(ctx, ps, c, id)
+		if err != nil {
+			return fmt.Errorf("reconcile: query stale job %q in %s: %w", id, c.label(), err)
+		}
+		if !found {
+			continue
+		}
+		r.staleDone(ps, staleFound)
+		return r.check(ctx, ps, c.label(), task, dryRun)
+	}
+	if tried == 0 {
+		r.staleDone(ps, staleSkipped)
+		r.log.Debug("stale job not queried: it came in the newer API's shape and the newer API is not configured (--reconcile-families tasks)", "job", id)
+		return nil
+	}
+	r.staleDone(ps, staleNotFound)
+	r.log.Info("stale job unknown to Kling's task API", "job", id, "tried", tried, "updated", st.GetUpdateTime().AsTime())
+	return nil
+}
+
+// candidate is one place a task may be queried: a legacy family, or the
+// newer API (tasks set).
+type candidate struct {
+	family klingapi.Family
+	tasks  bool
+}
+
+func (c candidate) label() string {
+	if c.tasks {
+		return "tasks"
+	}
+	return c.family.String()
+}
+
+// candidates orders where to look for a job, cheapest first. The job state
+// does not carry Kling's family, and a legacy callback does not name it,
+// so a legacy job is looked for in the configured families in turn, those
+// of its kind's group (videos, images, audio) first; kind is often unknown
+// before a job's outputs exist, and then every configured family is tried.
+// A new-shape job is asked of GET /tasks?task_ids= when the newer API is
+// configured; a job of unknown shape is asked there first, then by family.
+func (r *Reconciler) candidates(shape Shape, kind gatewayv1.JobKind) []candidate {
+	var out []candidate
+	if r.cfg.TasksAPI && shape != ShapeLegacy {
+		out = append(out, candidate{tasks: true})
+	}
+	if shape == ShapeNew {
+		return out
+	}
+	group := groupOfKind(kind)
+	fams := slices.Clone(r.cfg.Families)
+	slices.SortStableFunc(fams, func(a, b klingapi.Family) int {
+		switch {
+		case a.Group == group && b.Group != group:
+			return -1
+		case a.Group != group && b.Group == group:
+			return 1
+		}
+		return 0
+	})
+	for _, f := range fams {
+		out = append(out, candidate{family: f})
+	}
+	return out
+}
+
+// groupOfKind is the legacy path group of a job kind, "" when none fits.
+func groupOfKind(k gatewayv1.JobKind) string {
+	switch k {
+	case gatewayv1.JobKind_JOB_KIND_VIDEO:
+		return "videos"
+	case gatewayv1.JobKind_JOB_KIND_IMAGE:
+		return "images"
+	case gatewayv1.JobKind_JOB_KIND_AUDIO:
+		return "audio"
+	}
+	return ""
+}
+
+// get queries one task where c says, through call (so rate limits back
+// off like the listings). An unknown task there is not an error: the next
+// candidate may know it, and it is not counted as an API error.
+func (r *Reconciler) get(ctx context.Context, ps *passState, c candidate, id string) (klingapi.Task, bool, error) {
+	var (
+		task  klingapi.Task
+		found bool
+	)
+	err := r.call(ctx, ps, func() error {
+		if c.tasks {
+			tasks, err := r.cfg.API.GetTasks(ctx, []string{id}, false)
+			if err != nil {
+				return err
+			}
+			for _, t := range tasks {
+				if t.ID == id {
+					task, found = t, true
+				}
+			}
+			return nil
+		}
+		t, err := r.cfg.API.GetTask(ctx, c.family, id, false)
+		if errors.Is(err, klingapi.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		task, found = t, t.ID == id
+		return nil
+	})
+	return task, found, err
+}
+
+// staleDone counts one stale job's outcome.
+func (r *Reconciler) staleDone(ps *passState, outcome string) {
+	r.m.stale.WithLabelValues(outcome).Inc()
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.report.StaleQueries == nil {
+		ps.report.StaleQueries = map[string]int{}
+	}
+	ps.report.StaleQueries[outcome]++
+}

@@ -1,0 +1,112 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/jobs"
+	"github.com/klingfan/klingfan/internal/klingapi"
+)
+
+// rateLimitedOnce answers the first single-task query with code 1302 and
+// then knows one finished task in the first family.
+type rateLimitedOnce struct{ gets atomic.Int64 }
+
+func (*rateLimitedOnce) ListPage(context.Context, klingapi.Family, int, int) ([]klingapi.Task, error) {
+	return nil, nil
+}
+
+func (*rateLimitedOnce) ListTasks(context.Context, klingapi.TaskQuery) (klingapi.TaskPage, error) {
+	return klingapi.TaskPage{}, nil
+}
+
+func (a *rateLimitedOnce) GetTask(_ context.Context, f klingapi.Family, id string, _ bool) (klingapi.Task, error) {
+	if a.gets.Add(1) == 1 {
+		return klingapi.Task{}, &klingapi.APIError{HTTPStatus: 429, Code: klingapi.CodeRateLimited, Message: "too frequent"}
+	}
+	if f != klingapi.Families[0] {
+		return klingapi.Task{}, klingapi.ErrNotFound
+	}
+	raw, _ := json.Marshal(map[string]any{"task_id": id, "task_status": "failed", "updated_at": 1})
+	return klingapi.Task{ID: id, Status: "failed", UpdatedAt: 1, Raw: raw}, nil
+}
+
+func (*rateLimitedOnce) GetTasks(context.Context, []string, bool) ([]klingapi.Task, error) {
+	return nil, nil
+}
+
+// oneStaleJob lists one submitted job to any query it matches.
+type oneStaleJob struct{ queries []jobs.Query }
+
+func (l *oneStaleJob) List(_ context.Context, q jobs.Query) ([]*gatewayv1.JobState, uint64, error) {
+	l.queries = append(l.queries, q)
+	return []*gatewayv1.JobState{{JobId: "j1", WebhookId: "w", UpdateTime: timestamppb.New(time.Unix(0, 0)),
+		Job: &gatewayv1.Job{JobId: "j1", Status: gatewayv1.JobStatus_JOB_STATUS_SUBMITTED}}}, 0, nil
+}
+
+type submittedLegacy struct{}
+
+func (submittedLegacy) Logged(context.Context, string, string) (Logged, error) {
+	return Logged{Statuses: map[gatewayv1.JobStatus]bool{gatewayv1.JobStatus_JOB_STATUS_SUBMITTED: true}, Events: 1, Shape: ShapeLegacy}, nil
+}
+
+// TestStaleQueryBacksOffOnRateLimit: a stale-job query answered 1302 is
+// retried after the backoff like a listing, counted as an API error, and
+// the job found; the jobs listing asks for the reconciled registration's
+// non-terminal jobs not updated since StaleAfter ago.
+func TestStaleQueryBacksOffOnRateLimit(t *testing.T) {
+	api, lister, app := &rateLimitedOnce{}, &oneStaleJob{}, &countingAppender{}
+	now := time.Date(2026, 11, 28, 5, 0, 0, 0, time.UTC)
+	r := New(Config{API: api, Append: app, History: submittedLegacy{}, Jobs: lister, StaleAfter: 30 * time.Minute,
+		Families: klingapi.Families[:2], WebhookID: "w", Lookback: time.Hour, Backoff: time.Millisecond, Now: func() time.Time { return now }})
+	rep, err := r.RunOnce(context.Background(), 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if app.n.Load() != 1 || rep.APIErrors["1302"] != 1 || rep.StaleQueries["found"] != 1 || api.gets.Load() != 2 {
+		t.Fatalf("appended %d, report %+v, %d queries; want 1 append, one 1302, found after 2 queries", app.n.Load(), rep, api.gets.Load())
+	}
+	if len(rep.Recovered) != 1 || rep.Recovered[0].Family != klingapi.Families[0].String() {
+		t.Errorf("recovered %+v", rep.Recovered)
+	}
+	q := lister.queries[0]
+	if !q.UpdatedBefore.Equal(now.Add(-30*time.Minute)) || !slices.Equal(q.WebhookIDs, []string{"w"}) || !slices.Equal(q.Statuses, nonTerminal) {
+		t.Errorf("stale jobs listed with %+v", q)
+	}
+}
+
+// TestStaleCandidates: where a stale job is looked for, in order.
+func TestStaleCandidates(t *testing.T) {
+	fams := []klingapi.Family{{Group: "videos", Name: "text2video"}, {Group: "images", Name: "generations"}, {Group: "audio", Name: "text-to-audio"}}
+	for _, tc := range []struct {
+		name  string
+		tasks bool
+		shape Shape
+		kind  gatewayv1.JobKind
+		want  []string
+	}{
+		{"legacy, kind unknown: configured order", true, ShapeLegacy, gatewayv1.JobKind_JOB_KIND_UNSPECIFIED, []string{"videos/text2video", "images/generations", "audio/text-to-audio"}},
+		{"legacy image: its group first", true, ShapeLegacy, gatewayv1.JobKind_JOB_KIND_IMAGE, []string{"images/generations", "videos/text2video", "audio/text-to-audio"}},
+		{"new shape: the newer API only", true, ShapeNew, gatewayv1.JobKind_JOB_KIND_VIDEO, []string{"tasks"}},
+		{"new shape without the newer API: nowhere", false, ShapeNew, gatewayv1.JobKind_JOB_KIND_VIDEO, nil},
+		{"unknown shape: newer API, then families", true, ShapeUnknown, gatewayv1.JobKind_JOB_KIND_AUDIO, []string{"tasks", "audio/text-to-audio", "videos/text2video", "images/generations"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := New(Config{Families: fams, TasksAPI: tc.tasks})
+			var got []string
+			for _, c := range r.candidates(tc.shape, tc.kind) {
+				got = append(got, c.label())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("candidates = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,137 @@
+package reconcile_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/apptest"
+	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingsim"
+)
+
+// TestStaleJobsQueriedOneByOne: tasks whose later callbacks were all lost
+// and whose last update at Kling is older than the listing lookback stay
+// submitted in klingfan; once their state is older than
+// --reconcile-stale-after, a pass asks Kling about each one by id (a legacy
+// task in the configured families in turn, a new-shape task through
+// GET /tasks?task_ids=) and appends the outcome, while a job younger than
+// the threshold is not asked about at all.
+func TestStaleJobsQueriedOneByOne(t *testing.T) {
+	clock := apptest.NewClock(time.Now())
+	// Every family but audio/video-to-audio, plus the newer API: a task
+	// in that family is known to Kling but in no family klingfan asks.
+	unlisted := klingapi.Families[len(klingapi.Families)-1]
+	var listed []string
+	for _, f := range klingapi.Families[:len(klingapi.Families)-1] {
+		listed = append(listed, f.String())
+	}
+	w := newWorld(t, klingsim.Faults{}, klingsim.Config{APIKey: simAPIKey, Now: clock.Now},
+		apptest.WithClock(clock.Now),
+		apptest.WithConfig(func(c *config.Config) {
+			c.Reconcile.Families = strings.Join(append(listed, "tasks"), ",")
+			c.Reconcile.Lookback = 10 * time.Minute
+			c.Reconcile.StaleAfter = 30 * time.Minute
+		}))
+	lipSync := klingapi.Families[5]
+	if lipSync.Name != "lip-sync" {
+		t.Fatalf("families reordered: %v", klingapi.Families)
+	}
+
+	// Each task's first callback (submitted) arrives; every later one is lost.
+	legacy := w.sim.Create(lipSync, false, "stale-legacy")
+	v2 := w.sim.Create(klingapi.Families[0], true, "stale-v2")
+	unknown := w.sim.Create(unlisted, false, "stale-unlisted")
+	w.sim.Flush()
+	w.sim.SetFaults(klingsim.Faults{Drop: 1})
+	w.sim.Step()
+	w.sim.Step()
+	w.sim.Flush()
+
+	// 40 minutes on, past the lookback and the stale threshold, a new job
+	// arrives in the unlisted family and stays submitted: it is young.
+	clock.Advance(40 * time.Minute)
+	w.sim.SetFaults(klingsim.Faults{})
+	young := w.sim.Create(unlisted, false, "young")
+	w.sim.Flush()
+	w.waitJobStatus(t, gatewayv1.JobStatus_JOB_STATUS_SUBMITTED, legacy, v2, unknown, young)
+
+	code, rep := w.reconcile(t, "")
+	if code != http.StatusOK || rep.Error != "" {
+		t.Fatalf("reconcile: %d %+v", code, rep)
+	}
+	simStatus := map[string]string{}
+	for _, task := range w.sim.Tasks() {
+		simStatus[task.ID] = task.Status
+	}
+	gotFamily := map[string]string{}
+	for _, r := range rep.Recovered {
+		gotFamily[r.JobID] = r.Family
+		if r.Status != simStatus[r.JobID] || r.Sequence == 0 {
+			t.Errorf("recovered %+v, simulator says %s", r, simStatus[r.JobID])
+		}
+	}
+	if want := map[string]string{legacy: lipSync.String(), v2: "tasks"}; !maps.Equal(gotFamily, want) {
+		t.Errorf("recovered jobs by family = %v, want %v (report %+v)", gotFamily, want, rep)
+	}
+	if want := map[string]int{"found": 2, "not_found": 1}; !maps.Equal(rep.StaleQueries, want) {
+		t.Errorf("stale queries = %v, want %v", rep.StaleQueries, want)
+	}
+	logged := w.logged(t)
+	for _, id := range []string{legacy, v2} {
+		ts := terminals(logged[id])
+		if len(ts) != 1 || ts[0].GetSourceFormat() != gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_QUERY || ts[0].GetJob().GetStatus() != wantStatus(simStatus[id]) {
+			t.Errorf("job %s: terminal events %v, want one recovered %s", id, ts, simStatus[id])
+		}
+	}
+	if n := len(terminals(logged[unknown])); n != 0 {
+		t.Errorf("job %s in an unlisted family: %d terminal events, want none", unknown, n)
+	}
+
+	// One by one: the legacy task was looked for family by family until
+	// found, the new-shape one asked once by id, the unlisted one in every
+	// listed family; the young job never.
+	queries := map[string]int{legacy: w.sim.Queries(legacy), v2: w.sim.Queries(v2), unknown: w.sim.Queries(unknown), young: w.sim.Queries(young)}
+	if want := map[string]int{legacy: slices.Index(klingapi.Families, lipSync) + 1, v2: 1, unknown: len(listed), young: 0}; !maps.Equal(queries, want) {
+		t.Errorf("single-task queries by job = %v, want %v", queries, want)
+	}
+	m := w.metrics(t)
+	for _, line := range []string{
+		`klingfan_reconcile_stale_queries_total{outcome="found"} 2`,
+		`klingfan_reconcile_stale_queries_total{outcome="not_found"} 1`,
+	} {
+		if !strings.Contains(m, line) {
+			t.Errorf("metrics lack %s:\n%s", line, grep(m, "klingfan_reconcile"))
+		}
+	}
+
+	// Once the projection has the outcomes, the next pass leaves the
+	// resolved jobs alone.
+	w.waitJobStatus(t, wantStatus(simStatus[legacy]), legacy)
+	w.waitJobStatus(t, wantStatus(simStatus[v2]), v2)
+	if _, rep2 := w.reconcile(t, ""); len(rep2.Recovered) != 0 {
+		t.Errorf("second pass recovered %+v", rep2.Recovered)
+	}
+	if got := w.sim.Queries(legacy) + w.sim.Queries(v2) + w.sim.Queries(young); got != queries[legacy]+queries[v2] {
+		t.Errorf("the second pass queried resolved or young jobs again: %d queries in all, want %d", got, queries[legacy]+queries[v2])
+	}
+}
+
+// waitJobStatus polls GetJob until every job has status.
+func (w *world) waitJobStatus(t *testing.T, status gatewayv1.JobStatus, ids ...string) {
+	t.Helper()
+	jobs := gatewayv1.NewJobServiceClient(w.srv.DialAdmin(t))
+	for _, id := range ids {
+		apptest.Eventually(t, 20*time.Second, fmt.Sprintf("job %s %v", id, status), func() bool {
+			resp, err := jobs.GetJob(context.Background(), &gatewayv1.GetJobRequest{JobId: id, WebhookId: simWebhook})
+			return err == nil && resp.GetJobState().GetJob().GetStatus() == status
+		})
+	}
+}
