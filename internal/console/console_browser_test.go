@@ -210,6 +210,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.waitFor("orders gone", `!document.querySelector('[data-webhook="orders"]') && document.querySelector('[data-webhook="default"]')`, 5*time.Second)
 	})
 
+	t.Run("consumer groups: counters, dead letters, redrive, seek", func(t *testing.T) {
+		p.t = t
+		testGroupsPage(t, p, srv)
+	})
+
 	t.Run("jobs and groups pages answer, or say the API is missing", func(t *testing.T) {
 		p.t = t
 		for _, c := range []struct{ route, ready string }{

@@ -65,7 +65,7 @@ function GroupCard({ g, onChange }) {
   }
   const filters = [...(g.eventTypes || []).map((t) => label(t, "EVENT_TYPE_VIDEO_")), ...(g.jobKinds || []).map((k) => label(k, "JOB_KIND_")),
     ...(g.jobIds || []).map((j) => "job " + j), ...(g.webhookIds || []).map((w) => "webhook " + w)];
-  return html`<li class="card hook">
+  return html`<li class="card hook" data-group=${g.id}>
     <div class="hook-head"><h3>${g.displayName || g.id} ${g.displayName ? html`<code class="muted">${g.id}</code>` : null}</h3>
       <span class="muted">created <${Time} value=${g.createTime} /></span></div>
     <div class="counters">
