@@ -21,8 +21,16 @@ import (
 // jobs are stuck (say, tasks Kling no longer knows).
 const defaultStaleLimit = 500
 
-// staleListPage is how many states one jobs listing call asks for.
-const staleListPage = 200
+// staleListPage is how many states one jobs listing call asks for, and
+// staleListCalls how many calls one pass makes at most. A call reads at
+// most 20,000 states (jobs.List's scan bound), so a pass looks at the
+// 200,000 most recently written job states: on a busy gateway a job stuck
+// for longer than that many jobs ago is not reached, which bounds what
+// each pass costs the jobs bucket.
+const (
+	staleListPage  = 200
+	staleListCalls = 10
+)
 
 // nonTerminal are the job statuses a stale job can be in. A job whose
 // status klingfan could not read (UNSPECIFIED) is left alone: its events
@@ -118,7 +126,7 @@ func (r *Reconciler) staleJobs(ctx context.Context, ps *passState, before time.T
 		UpdatedBefore: before, Limit: min(limit, staleListPage),
 	}
 	var out []*gatewayv1.JobState
-	for len(out) < limit {
+	for calls := 0; len(out) < limit && calls < staleListCalls; calls++ {
 		page, next, err := r.cfg.Jobs.List(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("reconcile: list stale jobs: %w", err)
