@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -127,7 +128,7 @@ func expectClosed(t *testing.T, addr string, first string) {
 	// Send nothing more; the server must give up on us.
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, err = io.Copy(io.Discard, conn)
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 		t.Fatal("the server kept a stalled connection open")
 	}
 }
@@ -381,7 +382,7 @@ func TestHostileInputTable(t *testing.T) {
 			}
 			defer extra.Close()
 			_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if n, err := extra.Read(make([]byte, 1)); err != io.EOF {
+			if n, err := extra.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 				t.Fatalf("a third connection from the same address: read %d, %v; want it closed at once", n, err)
 			}
 			held[0].Close()

@@ -130,7 +130,7 @@ func (r *runner) runMemory(ctx context.Context) (*MemoryResult, error) {
 	}()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "ready") {
-		return nil, fmt.Errorf("bench: stream clients did not get ready: %q %v", line, err)
+		return nil, fmt.Errorf("bench: stream clients did not get ready: %q: %w", line, err)
 	}
 	opened := time.Since(start)
 	res := &MemoryResult{Streams: n, Connections: conns, OpenSeconds: round2(opened.Seconds())}

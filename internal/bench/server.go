@@ -99,7 +99,7 @@ func startServer(ctx context.Context, dir string, logger *slog.Logger, tweak fun
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("bench: server not ready after %s: %v", time.Since(start), err)
+			return nil, fmt.Errorf("bench: server not ready after %s: %w", time.Since(start), err)
 		}
 		time.Sleep(2 * time.Millisecond) // polling readiness; bounds the start-up figure's resolution
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -150,7 +151,7 @@ func (c *client) post(cmd *cobra.Command, u *url.URL, header http.Header, body [
 // unwrapURLError drops the "Post <url>:" prefix, which would repeat the
 // URL (and a token in it).
 func unwrapURLError(err error) error {
-	if ue, ok := err.(*url.Error); ok {
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
 		return ue.Err
 	}
 	return err

@@ -152,7 +152,9 @@ func deliver(ctx context.Context, r *replica, d delivery) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: not acknowledged by %s (last: status %d, err %v): %w", d.job, r.name, status, err, ctx.Err())
+			// The last attempt's err (often nil, after a 503) is context for
+			// the reader; the deadline is the cause.
+			return fmt.Errorf("%s: not acknowledged by %s (last: status %d, err %v): %w", d.job, r.name, status, err, ctx.Err()) //nolint:errorlint // see above
 		case <-time.After(50 * time.Millisecond): // Kling's retry delay, not ordering
 		}
 	}

@@ -237,7 +237,10 @@ func waitReady(ctx context.Context, p *process) error {
 	for {
 		select {
 		case <-p.done:
-			return fmt.Errorf("exited during start: %v", p.waitErr)
+			if p.waitErr == nil {
+				return errors.New("exited during start with status 0")
+			}
+			return fmt.Errorf("exited during start: %w", p.waitErr)
 		default:
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.httpURL+"/readyz", nil)
@@ -252,7 +255,7 @@ func waitReady(ctx context.Context, p *process) error {
 		last = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("not ready after %s: %v", readyTimeout, last)
+			return fmt.Errorf("not ready after %s: %w", readyTimeout, last)
 		case <-p.done:
 		case <-time.After(20 * time.Millisecond): // polling a condition
 		}

@@ -191,7 +191,7 @@ func (h *Hub) Subscribe(ctx context.Context, f *Filter, start Start, full bool) 
 	if start.Kind != StartNow {
 		first, last, err := h.log.Bounds(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrLogUnavailable, err)
+			return nil, fmt.Errorf("%w: %v", ErrLogUnavailable, err) //nolint:errorlint // the kind is ErrLogUnavailable; the store's cause is text only, so a timeout inside is not mapped as the caller's own deadline
 		}
 		switch start.Kind {
 		case StartAfter:
@@ -205,7 +205,7 @@ func (h *Hub) Subscribe(ctx context.Context, f *Filter, start Start, full bool) 
 		case StartSince:
 			seq, err := h.log.SeqAt(ctx, start.Since)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrLogUnavailable, err)
+				return nil, fmt.Errorf("%w: %v", ErrLogUnavailable, err) //nolint:errorlint // the kind is ErrLogUnavailable; the store's cause is text only, so a timeout inside is not mapped as the caller's own deadline
 			}
 			s.next = max(seq, first)
 			s.filter = f.Since(start.Since)

@@ -171,7 +171,7 @@ func TestHandOffHasNoGapsOrDuplicates(t *testing.T) {
 							return
 						}
 						if b, err := it.Encoded(); err != nil || len(b) == 0 {
-							results[ri] <- result{got, fmt.Errorf("encoding: %v", err)}
+							results[ri] <- result{got, fmt.Errorf("encoding: %w", err)}
 							return
 						}
 						got = append(got, ev.GetSequence())

@@ -141,7 +141,7 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w: %v", ErrLogUnavailable, err)
+		return fmt.Errorf("%w: %v", ErrLogUnavailable, err) //nolint:errorlint // the kind is ErrLogUnavailable; the store's cause is text only, so a timeout inside is not mapped as the caller's own deadline
 	}
 	if len(events) > 0 {
 		if first := events[0].GetSequence(); first > s.next && s.filter.WebhookIDs() == nil && s.filter.JobIDs() == nil {

@@ -130,20 +130,20 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, webhookID strin
 
 // httpStatus is the one place a rejection's kind becomes an HTTP status.
 func httpStatus(kind error) int {
-	switch kind {
-	case ErrUnknownWebhook:
+	switch {
+	case errors.Is(kind, ErrUnknownWebhook):
 		return http.StatusUnauthorized // like a bad signature: see precheck
-	case ErrInactive:
+	case errors.Is(kind, ErrInactive):
 		return http.StatusForbidden
-	case ErrUnauthorized:
+	case errors.Is(kind, ErrUnauthorized):
 		return http.StatusUnauthorized
-	case ErrMalformed:
+	case errors.Is(kind, ErrMalformed):
 		return http.StatusBadRequest
-	case ErrTooLarge:
+	case errors.Is(kind, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case ErrMediaType:
+	case errors.Is(kind, ErrMediaType):
 		return http.StatusUnsupportedMediaType
-	case ErrRateLimited:
+	case errors.Is(kind, ErrRateLimited):
 		return http.StatusTooManyRequests
 	default:
 		return http.StatusServiceUnavailable

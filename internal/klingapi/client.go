@@ -241,12 +241,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: %s %s: %v", ErrUnavailable, method, redactPath(path), err)
+		return fmt.Errorf("%w: %s %s: %v", ErrUnavailable, method, redactPath(path), err) //nolint:errorlint // the kind is ErrUnavailable; the transport's cause is text only, so its timeout is not taken for the caller's deadline
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
-		return fmt.Errorf("%w: read answer: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: read answer: %v", ErrUnavailable, err) //nolint:errorlint // the kind is ErrUnavailable; the transport's cause is text only, so its timeout is not taken for the caller's deadline
 	}
 	var env envelope
 	jerr := json.Unmarshal(data, &env)

@@ -93,7 +93,7 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error repeats too much of the body: %q", err)
 			}
 			other := normalize.ErrUnknownShape
-			if tt.want == normalize.ErrUnknownShape {
+			if errors.Is(tt.want, normalize.ErrUnknownShape) {
 				other = normalize.ErrMalformed
 			}
 			if errors.Is(err, other) {

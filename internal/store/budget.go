@@ -269,12 +269,12 @@ func (s *Store) refreshUsage(ctx context.Context, storeDir string) {
 		s.setFullLocked(true, fmt.Sprintf("store full: the disk of the data directory has %s free", mib(u.DiskFree)))
 		s.space.cause = errDiskLow
 	case s.space.diskLow.Load():
-		if s.space.cause == errDiskLow {
+		if errors.Is(s.space.cause, errDiskLow) {
 			s.space.reason = fmt.Sprintf("store full: the disk of the data directory has %s free", mib(u.DiskFree))
 		}
 	case s.space.full.Load() && hasRoom(u):
 		s.setFullLocked(false, "")
-	case s.space.full.Load() && s.space.cause != nil && s.space.cause != errDiskLow:
+	case s.space.full.Load() && s.space.cause != nil && !errors.Is(s.space.cause, errDiskLow):
 		s.space.reason = s.fullReasonLocked(s.space.cause) // keep the sizes current
 	}
 }
