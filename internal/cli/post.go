@@ -137,7 +137,9 @@ func (c *client) post(cmd *cobra.Command, u *url.URL, header http.Header, body [
 	out := c.env.Stdout
 	fmt.Fprintf(out, "HTTP %s\n", resp.Status)
 	if len(answer) > 0 {
-		out.Write(answer)
+		if _, err := out.Write(answer); err != nil {
+			return err
+		}
 		if answer[len(answer)-1] != '\n' {
 			fmt.Fprintln(out)
 		}

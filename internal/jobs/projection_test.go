@@ -38,6 +38,7 @@ func openStore(t *testing.T, dir string) *store.Store {
 
 // replica is one projection over a store, as one klingfan process runs it.
 type replica struct {
+	t    *testing.T
 	p    *jobs.Projection
 	reg  *prometheus.Registry
 	stop context.CancelFunc
@@ -54,7 +55,7 @@ func runReplica(t *testing.T, s *store.Store) *replica {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &replica{p: p, reg: reg, stop: cancel, done: make(chan error, 1)}
+	r := &replica{t: t, p: p, reg: reg, stop: cancel, done: make(chan error, 1)}
 	go func() { r.done <- p.Run(ctx) }()
 	t.Cleanup(r.halt)
 	return r
@@ -63,7 +64,10 @@ func runReplica(t *testing.T, s *store.Store) *replica {
 func (r *replica) halt() {
 	if r.stop != nil {
 		r.stop()
-		<-r.done
+		// Run returns nil when its context ends; anything else is a failure.
+		if err := <-r.done; err != nil {
+			r.t.Errorf("projection stopped with an error: %v", err)
+		}
 		r.stop = nil
 	}
 }
