@@ -17,7 +17,7 @@ func (s *server) printBanner(w io.Writer, grpcAddr, httpAddr net.Addr) {
 		scheme, plaintext = "https", ""
 	}
 	base := fmt.Sprintf("%s://%s", scheme, displayAddr(httpAddr))
-	token := "$KLINGFAN_ADMIN_TOKEN"
+	token := "$KLINGFAN_ADMIN_TOKEN" //nolint:gosec // G101: the name of a variable for the reader's shell, not a credential
 	if s.cfg.AdminToken == "" && s.cfg.TokensFile == "" {
 		token = "$(cat " + filepath.Join(s.cfg.DataDir, auth.AdminTokenFile) + ")"
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime"
+	"time"
 )
 
 // serveDebug serves the pprof handlers on addr, which must be a loopback
@@ -27,7 +28,7 @@ func serveDebug(addr string) (func(), error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	srv := &http.Server{Handler: mux}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	runtime.SetBlockProfileRate(10_000) // one sample per 10µs blocked
 	runtime.SetMutexProfileFraction(10)

@@ -109,7 +109,7 @@ func (r *runner) runMemory(ctx context.Context) (*MemoryResult, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, exe, StreamClientsCommand,
+	cmd := exec.CommandContext(cctx, exe, StreamClientsCommand, //nolint:gosec // G204: this very binary, with arguments the harness built
 		"-addr", srv.grpcAddr, "-n", strconv.Itoa(n), "-conns", strconv.Itoa(conns))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()

@@ -12,7 +12,7 @@ import (
 // Secrets and tokens of the servers the harness starts. They only ever
 // protect loopback listeners in temporary directories.
 const (
-	benchSecret = "klingbench-webhook-secret-0123456789"
+	benchSecret = "klingbench-webhook-secret-0123456789" //nolint:gosec // G101: guards a loopback server in a temporary directory, see above
 	benchToken  = "klingbench-admin-token-0123456789abcdef"
 )
 

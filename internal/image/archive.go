@@ -34,7 +34,7 @@ func WriteOCIArchive(dst string, img v1.Image, ref string) (err error) {
 	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{refNameAnnotation: ref})); err != nil {
 		return fmt.Errorf("image: OCI layout: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil { //nolint:gosec // G301: a build output directory such as bin/, not a secret
 		return fmt.Errorf("image: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".klingimage-*.tar")
@@ -54,7 +54,7 @@ func WriteOCIArchive(dst string, img v1.Image, ref string) (err error) {
 		return fmt.Errorf("image: %w", err)
 	}
 	// CreateTemp makes it 0600; an image is not a secret.
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil { //nolint:gosec // G302: see above
 		return fmt.Errorf("image: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
@@ -88,7 +88,7 @@ func tarDir(w io.Writer, root string) error {
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		f, err := os.Open(p)
+		f, err := os.Open(p) //nolint:gosec // G122: root is the private temporary directory layout.Write just filled
 		if err != nil {
 			return err
 		}
