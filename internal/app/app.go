@@ -62,7 +62,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		return err
 	}
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := tracing.Shutdown(sctx); err != nil {
 			opts.Logger.Warn("flushing traces", "error", err)
@@ -124,7 +124,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("klingfan shutting down")
-		srv.shutdown(cfg.ShutdownGrace)
+		srv.shutdown(gctx, cfg.ShutdownGrace)
 		return nil
 	})
 	err = g.Wait()

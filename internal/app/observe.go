@@ -37,6 +37,8 @@ func (s *server) fanOut(publish func(*gatewayv1.Event)) func(*gatewayv1.Event) {
 // newLogReadyGauge reports, at each scrape, whether the log answers (the
 // same check as /readyz), so an alert can fire on an unavailable log even
 // when no delivery arrives to be refused.
+//
+//nolint:contextcheck // a scrape brings no context; each check gets its own deadline
 func newLogReadyGauge(st *store.Store) prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "klingfan_log_ready",

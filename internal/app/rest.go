@@ -89,7 +89,7 @@ const (
 // to send it.
 func (s *server) guardREST(gateway *runtime.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.authn.Recognize(r.Header); err != nil {
+		if err := s.authn.Recognize(r.Context(), r.Header); err != nil {
 			_, out := runtime.MarshalerForRequest(gateway, r)
 			runtime.HTTPError(r.Context(), gateway, out, w, r, err)
 			return

@@ -403,13 +403,14 @@ func serveHTTPOn(srv *http.Server, ln net.Listener, tlsConfig *tls.Config) error
 }
 
 // shutdown stops accepting work and ends what is running, waiting at most
-// grace for in-flight requests.
-func (s *server) shutdown(grace time.Duration) {
+// grace for in-flight requests. It runs once ctx has ended, so the grace
+// period keeps ctx's values but not its cancellation.
+func (s *server) shutdown(ctx context.Context, grace time.Duration) {
 	s.health.Shutdown()
 	// End streams first, with UNAVAILABLE, so clients reconnect and resume
 	// elsewhere; GracefulStop would otherwise wait for them forever.
 	s.hub.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	_ = s.http.Shutdown(ctx)
 	s.shutdownIngest(ctx)

@@ -270,8 +270,8 @@ func (a *Authenticator) Authorize(ctx context.Context, fullMethod string) (conte
 // unauthenticated client cannot make the server buffer one; the gRPC
 // interceptor still makes the full decision. It returns the same status
 // errors as Authorize.
-func (a *Authenticator) Recognize(h http.Header) error {
-	ctx := metadata.NewIncomingContext(context.Background(), metadata.MD{"authorization": h.Values("Authorization")})
+func (a *Authenticator) Recognize(ctx context.Context, h http.Header) error {
+	ctx = metadata.NewIncomingContext(ctx, metadata.MD{"authorization": h.Values("Authorization")})
 	tok, err := bearer(ctx)
 	if err != nil {
 		return err

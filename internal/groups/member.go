@@ -92,6 +92,8 @@ func (g *Groups) Attach(ctx context.Context, id string, maxInFlight int) (*Membe
 
 // Close detaches the member. Its unacknowledged deliveries go to other
 // members once their ack_wait passes.
+//
+//nolint:contextcheck // called when the member's stream has ended; removing its key gets its own deadline
 func (m *Member) Close() {
 	for _, s := range m.subs {
 		_ = s.Unsubscribe()

@@ -49,7 +49,7 @@ func Serve(ctx context.Context, c ServeConfig) error {
 	go sim.Run(ctx, c.Rate, c.StepInterval)
 	go func() {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()

@@ -15,15 +15,15 @@ import (
 	"github.com/klingfan/klingfan/internal/store"
 )
 
-func openGuard(t *testing.T) (*outcome.Guard, *store.Store, *prometheus.Registry) {
+func openGuard(ctx context.Context, t *testing.T) (*outcome.Guard, *store.Store, *prometheus.Registry) {
 	t.Helper()
-	st, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir()})
+	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	reg := prometheus.NewRegistry()
-	g, err := outcome.New(context.Background(), outcome.Config{Log: st, JetStream: st.JetStream(), Retention: time.Hour, Registerer: reg})
+	g, err := outcome.New(ctx, outcome.Config{Log: st, JetStream: st.JetStream(), Retention: time.Hour, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestGuardLogsOneOutcomePerJob(t *testing.T) {
 		}, 2, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g, st, reg := openGuard(t)
+			g, st, reg := openGuard(ctx, t)
 			var first uint64
 			for i, ev := range tc.events {
 				seq, dup, err := g.Append(ctx, ev)
@@ -113,7 +113,7 @@ func TestGuardLogsOneOutcomePerJob(t *testing.T) {
 // duplicated callbacks) on one job: exactly one outcome is logged.
 func TestGuardConcurrentOutcomes(t *testing.T) {
 	ctx := context.Background()
-	g, st, _ := openGuard(t)
+	g, st, _ := openGuard(ctx, t)
 	// A second guard on the same log plays another replica.
 	g2, err := outcome.New(ctx, outcome.Config{Log: st})
 	if err != nil {
@@ -163,7 +163,7 @@ func lateOutcomes(t *testing.T, reg *prometheus.Registry) float64 {
 // is kept, raw body included, in the audit stream, pointing at the outcome.
 func TestLateOutcomeKeptForAudit(t *testing.T) {
 	ctx := context.Background()
-	g, st, _ := openGuard(t)
+	g, st, _ := openGuard(ctx, t)
 	first := event("j", "query:j:succeed", gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED)
 	seq, _, err := g.Append(ctx, first)
 	if err != nil {

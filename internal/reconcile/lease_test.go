@@ -52,7 +52,7 @@ func TestLeaseOneHolderAndTakeover(t *testing.T) {
 	if a.holdLease(ctx) {
 		t.Fatal("a still believes it holds the lease b took over")
 	}
-	b.releaseLease()
+	b.releaseLease(ctx)
 	if !a.holdLease(ctx) {
 		t.Fatal("a could not take the lease b released")
 	}

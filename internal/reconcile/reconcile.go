@@ -215,7 +215,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	defer func() { <-done; r.releaseLease() }()
+	defer func() { <-done; r.releaseLease(ctx) }()
 
 	select { // the first pass waits for the first lease attempt
 	case <-renewed:
@@ -315,11 +315,13 @@ func (r *Reconciler) holdLease(ctx context.Context) bool {
 	return err == nil
 }
 
-func (r *Reconciler) releaseLease() {
+// releaseLease gives the lease up as Run returns, when ctx has usually
+// ended: the delete keeps ctx's values but not its cancellation.
+func (r *Reconciler) releaseLease(ctx context.Context) {
 	if r.cfg.KV == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	if e, err := r.cfg.KV.Get(ctx, leaseKey); err == nil {
 		var cur leaseValue

@@ -33,9 +33,6 @@ const (
 // before the disk does.
 func diskReserve(total int64) int64 { return min(max(total/20, 1<<20), 1<<30) }
 
-// bucketReserve is the part of the store budget kept free of events for
-// the registrations bucket and the file store's own index files, so a full
-// log never stops an operator from changing a registration.
 // ProjectionShare is the part of a store budget kept for projections of
 // the log (the job states): they grow with the log, so without a share of
 // their own a full log would leave them no room, and with discard-oldest on
@@ -54,6 +51,9 @@ func (s *Store) ProjectionMaxBytes() int64 {
 	return ProjectionShare(s.space.storeMax)
 }
 
+// bucketReserve is the part of the store budget kept free of events for
+// the registrations bucket and the file store's own index files, so a full
+// log never stops an operator from changing a registration.
 func bucketReserve(budget int64) int64 { return min(max(budget/16, 512<<10), 256<<20) }
 
 // Usage is the log's size against its limits, refreshed every
@@ -189,6 +189,7 @@ func (s *Store) startSpaceMonitor(ctx context.Context, interval time.Duration, s
 	s.refreshUsage(ctx, storeDir)
 	s.space.quit = make(chan struct{})
 	s.space.done = make(chan struct{})
+	base := context.WithoutCancel(ctx) // the monitor outlives Open's ctx; Close stops it
 	go func() {
 		defer close(s.space.done)
 		t := time.NewTicker(interval)
@@ -198,7 +199,7 @@ func (s *Store) startSpaceMonitor(ctx context.Context, interval time.Duration, s
 			case <-s.space.quit:
 				return
 			case <-t.C:
-				ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+				ctx, cancel := context.WithTimeout(base, requestTimeout)
 				s.refreshUsage(ctx, storeDir)
 				cancel()
 			}
@@ -207,6 +208,8 @@ func (s *Store) startSpaceMonitor(ctx context.Context, interval time.Duration, s
 }
 
 // stopSpaceMonitor stops what startSpaceMonitor started, if anything.
+//
+//nolint:contextcheck // runs in Close, after callers' contexts may have ended: its last read has its own deadline
 func (s *Store) stopSpaceMonitor() {
 	if s.space.quit != nil {
 		close(s.space.quit)
@@ -329,8 +332,8 @@ func (s *Store) SetLimits(ctx context.Context, l Limits) error {
 	}
 	s.space.mu.Lock()
 	s.space.limits = l
-	budget := s.space.storeMax
 	s.space.mu.Unlock()
+	var budget int64 // stays 0 (no cap of its own) with an external deployment
 	if s.ns != nil {
 		want := l.MaxStoreBytes
 		if want == 0 {
@@ -344,8 +347,6 @@ func (s *Store) SetLimits(ctx context.Context, l Limits) error {
 		s.space.mu.Lock()
 		budget = s.space.storeMax
 		s.space.mu.Unlock()
-	} else {
-		budget = 0
 	}
 	if err := s.setStreamCap(ctx, streamCap(budget, l.RetentionBytes), l.Refuse); err != nil {
 		return err

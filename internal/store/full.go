@@ -57,7 +57,7 @@ func (s *Store) fullErr() error {
 // noteAppend records the outcome of an append: a space error makes the
 // log full (logged once), a success clears it. It returns the error to
 // hand to the caller, a *FullError for space errors.
-func (s *Store) noteAppend(startGen uint64, err error) error {
+func (s *Store) noteAppend(ctx context.Context, startGen uint64, err error) error {
 	if err == nil {
 		if s.space.full.Load() && s.space.gen.Load() == startGen {
 			s.space.mu.Lock()
@@ -73,7 +73,7 @@ func (s *Store) noteAppend(startGen uint64, err error) error {
 	}
 	if !s.space.full.Load() {
 		// Fresh sizes for the reason, fetched before taking the lock.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		s.refreshUsage(ctx, s.storeDir())
 		cancel()
 	}

@@ -433,14 +433,14 @@ func (s *Store) reapConsumer(cons jetstream.Consumer) {
 // runReaper deletes the consumers queued by reapConsumer until quit closes.
 // Close stops it before draining the connection; whatever is still queued
 // is then left to the server's inactivity threshold.
-func (s *Store) runReaper(quit <-chan struct{}, done chan<- struct{}) {
+func (s *Store) runReaper(ctx context.Context, quit <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	for {
 		select {
 		case <-quit:
 			return
 		case name := <-s.reap:
-			s.deleteConsumerNamed(context.Background(), name)
+			s.deleteConsumerNamed(ctx, name)
 		}
 	}
 }

@@ -222,7 +222,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.reap = make(chan string, reapQueue)
 	s.reaperQuit = make(chan struct{})
 	s.reaperDone = make(chan struct{})
-	go s.runReaper(s.reaperQuit, s.reaperDone)
+	go s.runReaper(context.WithoutCancel(ctx), s.reaperQuit, s.reaperDone) // runs until Close, past Open's ctx
 	s.startSpaceMonitor(ctx, cfg.SpaceCheckInterval, filepath.Join(cfg.DataDir, "jetstream"))
 	s.log.Info("store opened",
 		slog.Bool("embedded", s.ns != nil),
