@@ -17,11 +17,11 @@ type perAddrListener struct {
 	open map[string]int // guarded by mu
 }
 
-func limitPerAddr(ln net.Listener, max int) net.Listener {
-	if max <= 0 {
+func limitPerAddr(ln net.Listener, limit int) net.Listener {
+	if limit <= 0 {
 		return ln
 	}
-	return &perAddrListener{Listener: ln, max: max, open: make(map[string]int)}
+	return &perAddrListener{Listener: ln, max: limit, open: make(map[string]int)}
 }
 
 func (l *perAddrListener) Accept() (net.Conn, error) {

@@ -195,6 +195,9 @@ func TestSubscribeResumeAfterDisconnect(t *testing.T) {
 		first = append(first, f.post("job-r", gatewayv1.EventType_EVENT_TYPE_VIDEO_PROCESSING))
 	}
 	got := receive(t, stream, 3)
+	if want := seqsOf(first, func(posted) bool { return true }); !slices.Equal(got, want) {
+		t.Fatalf("first stream got %v, want %v", got, want)
+	}
 	cancel() // the client goes away
 	var missed []posted
 	for range 4 {

@@ -89,7 +89,7 @@ func startHostile(t *testing.T) *hostile {
 // expectHTTP posts and checks the status and, for errors, the JSON body.
 func (h *hostile) expectHTTP(t *testing.T, path string, header http.Header, body []byte, want int) {
 	t.Helper()
-	before := h.lastSeq(t)
+	before := h.lastSeq(t.Context(), t)
 	status, out := h.srv.Post(t, path, header, body)
 	if status != want {
 		t.Fatalf("status %d (%s), want %d", status, out, want)
@@ -97,14 +97,14 @@ func (h *hostile) expectHTTP(t *testing.T, path string, header http.Header, body
 	if status >= 400 && !bytes.HasPrefix(out, []byte(`{"error":`)) {
 		t.Errorf("error body %q is not {\"error\": ...}", out)
 	}
-	if after := h.lastSeq(t); after != before {
+	if after := h.lastSeq(t.Context(), t); after != before {
 		t.Errorf("a refused delivery changed the log: last sequence %d -> %d", before, after)
 	}
 }
 
-func (h *hostile) lastSeq(t *testing.T) uint64 {
+func (h *hostile) lastSeq(ctx context.Context, t *testing.T) uint64 {
 	t.Helper()
-	resp, err := h.events().ListEvents(context.Background(), &gatewayv1.ListEventsRequest{OrderBy: "sequence desc", PageSize: 1})
+	resp, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{OrderBy: "sequence desc", PageSize: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,13 +264,13 @@ func TestHostileInputTable(t *testing.T) {
 			if status, out := h.srv.Post(t, "/webhooks/kling/replayed", sign(captured), captured); status != 200 {
 				t.Fatalf("first delivery: %d %s", status, out)
 			}
-			before := h.lastSeq(t)
+			before := h.lastSeq(ctx, t)
 			for i := range 20 {
 				if status, out := h.srv.Post(t, "/webhooks/kling/replayed", sign(captured), captured); status != 200 {
 					t.Fatalf("replay %d: %d %s, want 200", i, status, out)
 				}
 			}
-			if after := h.lastSeq(t); after != before {
+			if after := h.lastSeq(ctx, t); after != before {
 				t.Fatalf("a replay was logged: last sequence %d -> %d", before, after)
 			}
 			genuine := []byte(`{"event":"video.completed","data":{"job_id":"genuine"}}`)
@@ -342,7 +342,7 @@ func TestHostileInputTable(t *testing.T) {
 				}
 				held = append(held, c)
 				fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-				if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+				if err := readResponse(c); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -353,12 +353,12 @@ func TestHostileInputTable(t *testing.T) {
 			defer extra.Close()
 			fmt.Fprintf(extra, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 			_ = extra.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-			if _, err := http.ReadResponse(bufio.NewReader(extra), nil); err == nil {
+			if err := readResponse(extra); err == nil {
 				t.Fatal("a connection beyond the cap was served")
 			}
 			held[0].Close()
 			_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if _, err := http.ReadResponse(bufio.NewReader(extra), nil); err != nil {
+			if err := readResponse(extra); err != nil {
 				t.Fatalf("the waiting connection was not served once a slot freed: %v", err)
 			}
 		},
@@ -394,7 +394,7 @@ func TestHostileInputTable(t *testing.T) {
 				defer c.Close()
 				fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 				_ = c.SetReadDeadline(time.Now().Add(time.Second))
-				_, err = http.ReadResponse(bufio.NewReader(c), nil)
+				err = readResponse(c)
 				return err == nil
 			})
 		},
@@ -678,10 +678,19 @@ func tryHoldIdle(addr string) (net.Conn, error) {
 	}
 	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+	if err := readResponse(c); err != nil {
 		c.Close()
 		return nil, err
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	return c, nil
+}
+
+// readResponse reads one HTTP response from c and closes its body.
+func readResponse(c net.Conn) error {
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
 }

@@ -17,8 +17,8 @@ const subscribeMethod = "/kling.gateway.v1.EventService/Subscribe"
 // auxStreamCap refuses a health or reflection stream beyond maxAuxStreams
 // with RESOURCE_EXHAUSTED, so even a holder of a valid token cannot pin an
 // unbounded number of goroutines with streams no quota counts.
-func auxStreamCap(max int) grpc.StreamServerInterceptor {
-	slots := make(chan struct{}, max)
+func auxStreamCap(limit int) grpc.StreamServerInterceptor {
+	slots := make(chan struct{}, limit)
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if info.FullMethod == subscribeMethod {
 			return handler(srv, ss)
@@ -26,7 +26,7 @@ func auxStreamCap(max int) grpc.StreamServerInterceptor {
 		select {
 		case slots <- struct{}{}:
 		default:
-			return status.Errorf(codes.ResourceExhausted, "%s: the server already holds %d such streams", info.FullMethod, max)
+			return status.Errorf(codes.ResourceExhausted, "%s: the server already holds %d such streams", info.FullMethod, limit)
 		}
 		defer func() { <-slots }()
 		return handler(srv, ss)

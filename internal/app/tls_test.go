@@ -236,7 +236,8 @@ func expectRESTNeedsClientCert(t *testing.T) {
 		})
 	}
 	// A certificate from another CA fails the handshake itself.
-	if _, err := httpsClient(t, foreign).Get(srv.HTTPURL + "/readyz"); err == nil {
+	if resp, err := httpsClient(t, foreign).Get(srv.HTTPURL + "/readyz"); err == nil {
+		resp.Body.Close()
 		t.Error("a client certificate from another CA was accepted")
 	}
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"strings"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -204,12 +203,4 @@ func parseView(s string) (gatewayv1.EventView, error) {
 		return gatewayv1.EventView_EVENT_VIEW_FULL, nil
 	}
 	return 0, usagef("unknown view %q: use basic or full", s)
-}
-
-// plural returns "1 event" or "2 events".
-func plural(n int, word string) string {
-	if n == 1 {
-		return fmt.Sprintf("1 %s", word)
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -164,7 +164,7 @@ func eventLine(ev *gatewayv1.Event, colour bool) string {
 	b.WriteString("  ")
 	b.WriteString(paint(colour, ansiBold, fmt.Sprintf("%-22s", printable(orDash(job.GetJobId())))))
 	b.WriteString("  ")
-	b.WriteString(fmt.Sprintf("%-10s", printable(orDash(jobStatusName(job.GetStatus(), job.GetRawStatus())))))
+	fmt.Fprintf(&b, "%-10s", printable(orDash(jobStatusName(job.GetStatus(), job.GetRawStatus()))))
 	if out := outputOrMessage(job); out != "" {
 		b.WriteString("  ")
 		b.WriteString(printable(out))

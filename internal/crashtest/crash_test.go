@@ -25,9 +25,9 @@ import (
 const (
 	// senderCount is how many goroutines post deliveries concurrently.
 	senderCount = 8
-	// Kill moments are uniform in [killMin, killMax) after a run is ready.
-	killMin = 150 * time.Millisecond
-	killMax = 1500 * time.Millisecond
+	// Kill moments are uniform in [killEarliest, killLatest) after a run is ready.
+	killEarliest = 150 * time.Millisecond
+	killLatest   = 1500 * time.Millisecond
 	// deliveriesPerCycle bounds the distinct deliveries made per cycle.
 	deliveriesPerCycle = 20000
 	// shortCycles is the form `go test ./...` runs.
@@ -88,7 +88,7 @@ func TestCrashRecovery(t *testing.T) {
 	earlyKills := 0
 	for cycle := 1; cycle <= cycles; cycle++ {
 		p := c.current()
-		delay := killMin + time.Duration(rng.Int64N(int64(killMax-killMin)))
+		delay := killEarliest + time.Duration(rng.Int64N(int64(killLatest-killEarliest)))
 		select {
 		case <-ctx.Done():
 			t.Fatalf("crashtest: out of time in cycle %d", cycle)

@@ -225,21 +225,21 @@ func (a eventActivation) Parent() interpreter.Activation { return nil }
 type sizes struct{}
 
 func (sizes) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
-	var max uint64
+	var limit uint64
 	switch n.Type().Kind() {
 	case types.ListKind, types.MapKind:
-		max = maxListSize
+		limit = maxListSize
 	case types.StringKind:
-		max = maxStringSize
+		limit = maxStringSize
 	case types.BytesKind:
-		max = maxBytesSize
+		limit = maxBytesSize
 	default:
 		return nil
 	}
 	if s := n.ComputedSize(); s != nil {
 		return s
 	}
-	return &cost.SizeEstimate{Min: 0, Max: max}
+	return &cost.SizeEstimate{Min: 0, Max: limit}
 }
 
 func (sizes) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {

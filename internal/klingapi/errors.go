@@ -24,9 +24,11 @@ var (
 	// ErrAuth reports credentials Kling refused (codes 1000-1004, HTTP 401):
 	// retrying with the same credentials will not help.
 	ErrAuth = errors.New("klingapi: authentication failed")
-	// ErrTokenExpired and ErrTokenNotYetValid are the JWT-specific auth
-	// failures (1004 and 1003); both also match ErrAuth.
-	ErrTokenExpired     = fmt.Errorf("%w: token expired", ErrAuth)
+	// ErrTokenExpired is the JWT-specific auth failure 1004; it also
+	// matches ErrAuth.
+	ErrTokenExpired = fmt.Errorf("%w: token expired", ErrAuth)
+	// ErrTokenNotYetValid is the JWT-specific auth failure 1003; it also
+	// matches ErrAuth.
 	ErrTokenNotYetValid = fmt.Errorf("%w: token not yet valid", ErrAuth)
 	// ErrRateLimited reports a rate or concurrency limit (1302, 1303 or
 	// HTTP 429): back off and retry later.

@@ -37,9 +37,6 @@ type task struct {
 	units    string
 }
 
-// Terminal reports whether the task reached a final status.
-func (t *task) terminal() bool { return t.status == StatusSucceed || t.status == StatusFailed }
-
 // publicStatus is the status in the task's own API generation.
 func (t *task) publicStatus() string {
 	if t.v2 && t.status == StatusSucceed {

@@ -40,7 +40,7 @@ type world struct {
 func newWorld(t *testing.T, faults klingsim.Faults, creds klingsim.Config, opts ...apptest.Option) *world {
 	t.Helper()
 	w := &world{}
-	var simHandler http.Handler = http.NotFoundHandler()
+	simHandler := http.NotFoundHandler()
 	w.api = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { simHandler.ServeHTTP(rw, r) }))
 	t.Cleanup(w.api.Close)
 	w.srv = apptest.Start(t, "", append([]apptest.Option{apptest.WithConfig(func(c *config.Config) {

@@ -21,10 +21,12 @@ import (
 	"github.com/klingfan/klingfan/internal/reconcile/report"
 )
 
-// Report and Recovery are the pass report types, kept in a leaf package so
-// klingctl can decode them without linking the store.
+// The pass report types live in a leaf package so klingctl can decode them
+// without linking the store.
 type (
-	Report   = report.Report
+	// Report is what one reconcile pass found and did.
+	Report = report.Report
+	// Recovery is one state a pass found missing.
 	Recovery = report.Recovery
 )
 
