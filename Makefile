@@ -2,6 +2,10 @@
 
 GO      ?= go
 BUF     := $(GO) tool -modfile=tools/go.mod buf
+# golangci-lint is pinned in a module of its own, tools/golangci-lint/go.mod,
+# not in tools/go.mod: its many dependencies would otherwise raise the
+# versions that buf and the protoc plugins build with, and so change gen/.
+GOLANGCI := $(GO) tool -modfile=tools/golangci-lint/go.mod golangci-lint
 DATA    ?= ./data
 GENERATED := gen internal/openapi/spec
 
@@ -57,11 +61,12 @@ BREAKING_BASE ?= $(shell head=$$(git rev-parse HEAD); \
 	b=$$(git merge-base HEAD main 2>/dev/null || git merge-base HEAD origin/main 2>/dev/null || echo $$head); \
 	if [ "$$b" = "$$head" ]; then git rev-parse --verify -q HEAD~1 || echo $$head; else echo $$b; fi)
 
-lint: ## buf lint, buf format, buf breaking, go vet, gofmt.
+lint: ## buf lint, buf format, buf breaking, go vet, golangci-lint (.golangci.yml), gofmt.
 	$(BUF) lint
 	$(BUF) breaking --against "$$(git rev-parse --path-format=absolute --git-common-dir)#ref=$(BREAKING_BASE)"
 	$(BUF) format -d --exit-code
 	$(GO) vet ./...
+	$(GOLANGCI) run ./...
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
