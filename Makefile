@@ -114,7 +114,7 @@ cluster: build ## Demo cluster mode: three NATS nodes plus replicas on :8080/:90
 
 .PHONY: test-cluster
 test-cluster: ## Run the cluster harness in its long form (more load, repeated NATS node kills).
-	KLINGFAN_CLUSTER_LONG=1 $(GO) test -race -count=1 -v -timeout 20m ./internal/clustertest
+	KLINGFAN_CLUSTER_LONG=1 $(GO) test -race -count=1 -v -timeout 20m ./internal/natscluster
 
 .PHONY: demo
 demo: build ## klingfan + klingsim on loopback: lossy callbacks, listen, reconcile (DEMO_SECONDS, default 60).

@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/klingfan/klingfan/internal/clustertest"
+	"github.com/klingfan/klingfan/internal/natscluster"
 )
 
 func main() {
@@ -57,12 +57,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	opts := clustertest.Options{Dir: *dir, Name: "klingfan-dev", Nodes: *nodes, Host: *host, Logger: log}
+	opts := natscluster.Options{Dir: *dir, Name: "klingfan-dev", Nodes: *nodes, Host: *host, Logger: log}
 	for i := range *nodes {
 		opts.ClientPorts = append(opts.ClientPorts, *clientPort+i)
 		opts.RoutePorts = append(opts.RoutePorts, *routePort+i)
 	}
-	c, err := clustertest.Start(opts)
+	c, err := natscluster.Start(opts)
 	if err != nil {
 		return err
 	}

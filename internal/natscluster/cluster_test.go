@@ -1,4 +1,4 @@
-package clustertest_test
+package natscluster_test
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/apptest"
-	"github.com/klingfan/klingfan/internal/clustertest"
+	"github.com/klingfan/klingfan/internal/natscluster"
 	"github.com/klingfan/klingfan/internal/store"
 )
 
@@ -200,7 +200,7 @@ func TestNATSNodeLossUnderLoad(t *testing.T) {
 		if leader < 0 {
 			leader = k % h.nats.Nodes()
 		}
-		t.Logf("stopping NATS node %s (stream leader) after %d acknowledged deliveries", clustertest.NodeName(leader), nacked.Load())
+		t.Logf("stopping NATS node %s (stream leader) after %d acknowledged deliveries", natscluster.NodeName(leader), nacked.Load())
 		h.nats.StopNode(leader)
 		if k == kills-1 {
 			break // the last node stays down: two of three keep quorum

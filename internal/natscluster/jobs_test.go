@@ -1,4 +1,4 @@
-package clustertest_test
+package natscluster_test
 
 import (
 	"context"

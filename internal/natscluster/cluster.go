@@ -1,4 +1,4 @@
-// Package clustertest runs a real NATS JetStream cluster in-process: nodes
+// Package natscluster runs a real NATS JetStream cluster in-process: nodes
 // n1..nN on loopback, routed to each other, each with its own file store.
 // The cluster tests in this package start one on free ports and put two
 // klingfan replicas on it; cmd/natscluster starts one on fixed ports for
@@ -7,7 +7,7 @@
 // Nodes can be stopped and started again on the same ports and store
 // directories, which is how the tests kill a node mid-load and restart the
 // whole cluster.
-package clustertest
+package natscluster
 
 import (
 	"context"
@@ -61,7 +61,7 @@ type Cluster struct {
 // wait for JetStream to elect its meta leader; WaitReady does.
 func Start(opts Options) (*Cluster, error) {
 	if opts.Dir == "" {
-		return nil, errors.New("clustertest: a store directory is required")
+		return nil, errors.New("natscluster: a store directory is required")
 	}
 	if opts.Name == "" {
 		opts.Name = "klingfan"
@@ -74,7 +74,7 @@ func Start(opts Options) (*Cluster, error) {
 	}
 	pick := opts.ClientPorts == nil && opts.RoutePorts == nil
 	if !pick && (len(opts.ClientPorts) != opts.Nodes || len(opts.RoutePorts) != opts.Nodes) {
-		return nil, fmt.Errorf("clustertest: want %d client and route ports, got %d and %d", opts.Nodes, len(opts.ClientPorts), len(opts.RoutePorts))
+		return nil, fmt.Errorf("natscluster: want %d client and route ports, got %d and %d", opts.Nodes, len(opts.ClientPorts), len(opts.RoutePorts))
 	}
 	// Free ports are found by listening and closing, so another process
 	// may take one before a node binds it: try again with fresh ones.
@@ -119,7 +119,7 @@ func (c *Cluster) StartNode(i int) error {
 	}
 	ns, err := server.NewServer(c.nodeOptions(i))
 	if err != nil {
-		return fmt.Errorf("clustertest: configure %s: %w", NodeName(i), err)
+		return fmt.Errorf("natscluster: configure %s: %w", NodeName(i), err)
 	}
 	if c.opts.Logger != nil {
 		ns.SetLoggerV2(store.ServerLogger(c.opts.Logger.With(slog.String("node", NodeName(i)))), false, false, false)
@@ -128,7 +128,7 @@ func (c *Cluster) StartNode(i int) error {
 	if !ns.ReadyForConnections(nodeReadyTimeout) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return fmt.Errorf("clustertest: %s not accepting clients on port %d after %s", NodeName(i), c.opts.ClientPorts[i], nodeReadyTimeout)
+		return fmt.Errorf("natscluster: %s not accepting clients on port %d after %s", NodeName(i), c.opts.ClientPorts[i], nodeReadyTimeout)
 	}
 	c.nodes[i] = ns
 	return nil
@@ -234,7 +234,7 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("clustertest: JetStream has no meta leader: %w", ctx.Err())
+			return fmt.Errorf("natscluster: JetStream has no meta leader: %w", ctx.Err())
 		case <-tick.C:
 		}
 	}
@@ -263,7 +263,7 @@ func freePorts(host string, n int) ([]int, error) {
 	for range n {
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
-			return nil, fmt.Errorf("clustertest: find a free port: %w", err)
+			return nil, fmt.Errorf("natscluster: find a free port: %w", err)
 		}
 		// Held open until all are found, so the n ports are distinct.
 		defer ln.Close()

@@ -1,4 +1,4 @@
-package clustertest_test
+package natscluster_test
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/apptest"
-	"github.com/klingfan/klingfan/internal/clustertest"
+	"github.com/klingfan/klingfan/internal/natscluster"
 	"github.com/klingfan/klingfan/internal/config"
 	"github.com/klingfan/klingfan/internal/verify"
 )
@@ -33,7 +33,7 @@ func longRun() bool { return os.Getenv("KLINGFAN_CLUSTER_LONG") != "" }
 // fails.
 type harness struct {
 	t    *testing.T
-	nats *clustertest.Cluster
+	nats *natscluster.Cluster
 	log  *slog.Logger
 }
 
@@ -52,7 +52,7 @@ func newHarness(t *testing.T) *harness {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
-	c, err := clustertest.Start(clustertest.Options{Dir: t.TempDir(), Logger: log.With("component", "nats-server")})
+	c, err := natscluster.Start(natscluster.Options{Dir: t.TempDir(), Logger: log.With("component", "nats-server")})
 	if err != nil {
 		t.Fatal(err)
 	}
