@@ -95,7 +95,7 @@ func checkTolerance(field string, d *durationpb.Duration, limit time.Duration) (
 
 // checkSecret validates an imported secret for scheme. Its reasons never
 // quote the secret.
-func checkSecret(field string, scheme gatewayv1.SignatureScheme, secret string) error {
+func (s *WebhookService) checkSecret(field string, scheme gatewayv1.SignatureScheme, secret string) error {
 	switch {
 	case len(secret) > maxSecretBytes:
 		return invalid(field, fmt.Sprintf("at most %d bytes", maxSecretBytes))
@@ -105,7 +105,7 @@ func checkSecret(field string, scheme gatewayv1.SignatureScheme, secret string) 
 		// A short shared secret can be guessed from one captured delivery.
 		return invalid(field, fmt.Sprintf("at least %d characters", minSecretLength))
 	}
-	if _, err := registry.Key(scheme, secret); err != nil {
+	if _, err := s.reg.Key(scheme, secret); err != nil {
 		if scheme == gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS {
 			return invalid(field, `not a Standard Webhooks secret: want "whsec_" followed by base64`)
 		}

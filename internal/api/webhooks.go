@@ -146,11 +146,11 @@ func (s *WebhookService) createWebhook(ctx context.Context, req *gatewayv1.Creat
 	}
 	secret, origin := req.GetSecret(), "imported"
 	if secret != "" {
-		if err := checkSecret("secret", scheme, secret); err != nil {
+		if err := s.checkSecret("secret", scheme, secret); err != nil {
 			return nil, err
 		}
 	} else {
-		secret, origin = registry.NewSecret(scheme), "generated"
+		secret, origin = s.reg.NewSecret(scheme), "generated"
 	}
 	now := s.now()
 	w := &registry.Webhook{
@@ -393,8 +393,8 @@ func (s *WebhookService) rotateWebhookSecret(ctx context.Context, req *gatewayv1
 		// and the secret of the run that is stored is the one returned.
 		secret = imported
 		if secret == "" {
-			secret = registry.NewSecret(w.Scheme)
-		} else if err := checkSecret("secret", w.Scheme, secret); err != nil {
+			secret = s.reg.NewSecret(w.Scheme)
+		} else if err := s.checkSecret("secret", w.Scheme, secret); err != nil {
 			return err
 		}
 		registry.Rotate(w, secret, now, grace)

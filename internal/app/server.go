@@ -39,6 +39,7 @@ import (
 	"github.com/klingfan/klingfan/internal/registry"
 	"github.com/klingfan/klingfan/internal/store"
 	"github.com/klingfan/klingfan/internal/telemetry"
+	"github.com/klingfan/klingfan/internal/verify"
 )
 
 // eventOverhead is the room a stored event needs beyond its raw body and
@@ -168,7 +169,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	} else {
 		s.log.Warn("registration secrets are stored unencrypted in the KV bucket; set KLINGFAN_SECRET_KEY to encrypt them")
 	}
-	s.registry, err = registry.Open(ctx, s.store.KV(), s.log, regOpts...)
+	s.registry, err = registry.Open(ctx, s.store.KV(), s.log, verify.SchemeTable{}, regOpts...)
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,7 @@ func newRigWithStore(t *testing.T, sc store.Config, adjust ...func(*ingest.Confi
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	reg, err := registry.Open(ctx, st.KV(), log)
+	reg, err := registry.Open(ctx, st.KV(), log, verify.SchemeTable{})
 	if err != nil {
 		t.Fatal(err)
 	}

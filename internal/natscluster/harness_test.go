@@ -16,8 +16,8 @@ import (
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/apptest"
-	"github.com/klingfan/klingfan/internal/natscluster"
 	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/natscluster"
 	"github.com/klingfan/klingfan/internal/verify"
 )
 

@@ -20,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klingfan/klingfan/internal/store"
-	"github.com/klingfan/klingfan/internal/verify"
 )
 
 // Errors returned by the registry. The API layer maps them to status codes.
@@ -39,14 +38,17 @@ var (
 // POST /webhooks/klingai delivers to.
 const DefaultID = "default"
 
-// DefaultTolerance is the signature timestamp tolerance of a new registration.
-const DefaultTolerance = verify.DefaultTolerance
+// DefaultTolerance is the signature timestamp tolerance of a new
+// registration: the Standard Webhooks default, verify.DefaultTolerance (a
+// test keeps the two equal without the registry importing verify).
+const DefaultTolerance = 5 * time.Minute
 
 // Registry mirrors the KV bucket in memory and writes through to it.
 type Registry struct {
-	kv     jetstream.KeyValue
-	log    *slog.Logger
-	sealer *Sealer // nil: secrets are stored in plain text
+	kv      jetstream.KeyValue
+	log     *slog.Logger
+	sealer  *Sealer // nil: secrets are stored in plain text
+	schemes Schemes
 
 	mu   sync.RWMutex
 	byID map[string]*Webhook // guarded by mu; values are immutable snapshots
@@ -60,8 +62,8 @@ type Registry struct {
 // was lost long enough for the client to give the watch up), it is started
 // again, replaying the current values, so the cache keeps following the
 // bucket.
-func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, opts ...Option) (*Registry, error) {
-	r := &Registry{kv: kv, log: log, byID: make(map[string]*Webhook), unreadable: make(map[string]struct{})}
+func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, schemes Schemes, opts ...Option) (*Registry, error) {
+	r := &Registry{kv: kv, log: log, schemes: schemes, byID: make(map[string]*Webhook), unreadable: make(map[string]struct{})}
 	for _, o := range opts {
 		o(r)
 	}
@@ -216,7 +218,7 @@ func (r *Registry) decode(e jetstream.KeyValueEntry) (*Webhook, error) {
 		}
 		w.Secrets[i] = Secret{Value: v, ExpireTime: sec.ExpireTime}
 	}
-	if err := w.decodeKeys(); err != nil {
+	if err := w.decodeKeys(r.schemes); err != nil {
 		return nil, fmt.Errorf("registry: decode %q: %w", e.Key(), err)
 	}
 	w.revision = e.Revision()

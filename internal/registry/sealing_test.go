@@ -12,6 +12,7 @@ import (
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/registry"
 	"github.com/klingfan/klingfan/internal/store"
+	"github.com/klingfan/klingfan/internal/verify"
 )
 
 const (
@@ -41,7 +42,7 @@ func openRegistry(t *testing.T, st *store.Store, key string) *registry.Registry 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	r, err := registry.Open(ctx, st.KV(), slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
+	r, err := registry.Open(ctx, st.KV(), slog.New(slog.NewTextHandler(io.Discard, nil)), verify.SchemeTable{}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/registry"
+	"github.com/klingfan/klingfan/internal/verify"
 )
 
 // fragileKV hands out watchers the test can end, the way nats.go ends a
@@ -85,12 +86,12 @@ func TestWatchRestartsWhenItEnds(t *testing.T) {
 	kv := &fragileKV{KeyValue: st.KV()}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	r, err := registry.Open(ctx, kv, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := registry.Open(ctx, kv, slog.New(slog.NewTextHandler(io.Discard, nil)), verify.SchemeTable{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Another replica's registry, writing to the same bucket.
-	other, err := registry.Open(ctx, st.KV(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	other, err := registry.Open(ctx, st.KV(), slog.New(slog.NewTextHandler(io.Discard, nil)), verify.SchemeTable{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
-	"github.com/klingfan/klingfan/internal/verify"
 )
 
 // Webhook is one registration as stored. Values handed out by the Registry
@@ -82,10 +81,10 @@ func (w *Webhook) clone() *Webhook {
 
 // decodeKeys derives the verification key of every secret, in the scheme's
 // own format.
-func (w *Webhook) decodeKeys() error {
+func (w *Webhook) decodeKeys(schemes Schemes) error {
 	w.keys = make([][]byte, len(w.Secrets))
 	for i, s := range w.Secrets {
-		k, err := Key(w.Scheme, s.Value)
+		k, err := schemes.DecodeKey(w.Scheme, s.Value)
 		if err != nil {
 			return err
 		}
@@ -94,22 +93,24 @@ func (w *Webhook) decodeKeys() error {
 	return nil
 }
 
+// Schemes is what the registry needs from the signature schemes: the key a
+// secret stands for, and a fresh secret in a scheme's own format. The
+// scheme table in verify (verify.SchemeTable) provides it; it is injected
+// so that the registry, and the API above it, do not link the verifiers.
+type Schemes interface {
+	// DecodeKey turns a secret into the bytes the scheme verifies with; an
+	// error never quotes the secret.
+	DecodeKey(scheme gatewayv1.SignatureScheme, secret string) ([]byte, error)
+	// NewSecret generates a secret in the scheme's own format.
+	NewSecret(scheme gatewayv1.SignatureScheme) string
+}
+
 // Key turns a secret into the bytes the scheme verifies with.
-func Key(scheme gatewayv1.SignatureScheme, secret string) ([]byte, error) {
-	sch, ok := verify.Lookup(scheme)
-	if !ok {
-		// Every scheme but STANDARD_WEBHOOKS uses the secret as its key;
-		// an unknown one is refused where it is verified.
-		sch, _ = verify.Lookup(gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE)
-	}
-	return sch.DecodeKey(secret)
+func (r *Registry) Key(scheme gatewayv1.SignatureScheme, secret string) ([]byte, error) {
+	return r.schemes.DecodeKey(scheme, secret)
 }
 
 // NewSecret generates a secret in the scheme's own format.
-func NewSecret(scheme gatewayv1.SignatureScheme) string {
-	sch, ok := verify.Lookup(scheme)
-	if !ok {
-		sch, _ = verify.Lookup(gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE)
-	}
-	return sch.NewSecret()
+func (r *Registry) NewSecret(scheme gatewayv1.SignatureScheme) string {
+	return r.schemes.NewSecret(scheme)
 }

@@ -17,7 +17,7 @@ import (
 // Create stores a new registration; ErrAlreadyExists when the id is taken.
 func (r *Registry) Create(ctx context.Context, w *Webhook) (*Webhook, error) {
 	w = w.clone()
-	if err := w.decodeKeys(); err != nil {
+	if err := w.decodeKeys(r.schemes); err != nil {
 		return nil, err
 	}
 	data, err := r.encode(w)
@@ -59,7 +59,7 @@ func (r *Registry) Update(ctx context.Context, id string, fn func(*Webhook) erro
 			return nil, err
 		}
 		next.ID = id
-		if err := next.decodeKeys(); err != nil {
+		if err := next.decodeKeys(r.schemes); err != nil {
 			return nil, err
 		}
 		data, err := r.encode(next)
@@ -128,7 +128,7 @@ func Rotate(w *Webhook, secret string, now time.Time, grace time.Duration) {
 // with secret, creating it when missing. The environment is the authority
 // for this registration: a different stored secret is replaced at once.
 func (r *Registry) EnsureDefault(ctx context.Context, secret string, now time.Time) error {
-	if _, err := Key(gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE, secret); err != nil {
+	if _, err := r.Key(gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE, secret); err != nil {
 		return fmt.Errorf("registry: KLINGAI_WEBHOOK_SECRET: %w", err)
 	}
 	_, err := r.Create(ctx, &Webhook{

@@ -89,6 +89,31 @@ var schemes = []*Scheme{
 	},
 }
 
+// SchemeTable is the scheme table as the webhook registry and the API use
+// it: to decode a registration's keys and to mint its secrets. It is
+// injected (see registry.Schemes) so that those packages do not import
+// verify. An unknown scheme is treated as KLING_SIGNATURE, whose secret is
+// its own key; a delivery to it is still refused where it is verified.
+type SchemeTable struct{}
+
+// DecodeKey turns secret into the key bytes scheme verifies with.
+func (SchemeTable) DecodeKey(scheme gatewayv1.SignatureScheme, secret string) ([]byte, error) {
+	return lookupOrKling(scheme).DecodeKey(secret)
+}
+
+// NewSecret returns a fresh secret in scheme's own format.
+func (SchemeTable) NewSecret(scheme gatewayv1.SignatureScheme) string {
+	return lookupOrKling(scheme).NewSecret()
+}
+
+func lookupOrKling(id gatewayv1.SignatureScheme) *Scheme {
+	if s, ok := Lookup(id); ok {
+		return s
+	}
+	s, _ := Lookup(gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE)
+	return s
+}
+
 // Lookup returns the scheme for id, or false for UNSPECIFIED and unknown
 // values.
 func Lookup(id gatewayv1.SignatureScheme) (*Scheme, bool) {
