@@ -1,6 +1,8 @@
 package normalize
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
 
@@ -18,21 +20,14 @@ func videoAt(raw string, path fieldPath) (*gatewayv1.Video, error) {
 }
 
 // videoOf reads a video from its decoded object o at path.
-func videoOf(o object, path fieldPath) (v *gatewayv1.Video, err error) {
-	v = &gatewayv1.Video{}
-	if v.Id, err = o.id(path, "id"); err != nil {
-		return nil, err
-	}
-	if v.Url, err = o.str(path, "url"); err != nil {
-		return nil, err
-	}
-	if v.WatermarkUrl, err = o.str(path, "watermark_url"); err != nil {
-		return nil, err
-	}
-	if v.Duration, err = o.duration(path, "duration"); err != nil {
-		return nil, err
-	}
-	return v, nil
+func videoOf(o object, path fieldPath) (*gatewayv1.Video, error) {
+	v := &gatewayv1.Video{}
+	m := members{o: o, path: path}
+	m.id("id", &v.Id)
+	m.str("url", &v.Url)
+	m.str("watermark_url", &v.WatermarkUrl)
+	m.duration("duration", &v.Duration)
+	return orNil(v, m.err)
 }
 
 // legacyImageAt decodes a legacy {index, url, watermark_url} image at path.
@@ -55,35 +50,23 @@ func legacyImageAt(raw string, path fieldPath, position int) (*gatewayv1.Image, 
 		}
 		img.Index = n
 	}
-	if img.Id, err = o.id(path, "id"); err != nil {
-		return nil, err
-	}
-	if img.Url, err = o.str(path, "url"); err != nil {
-		return nil, err
-	}
-	if img.WatermarkUrl, err = o.str(path, "watermark_url"); err != nil {
-		return nil, err
-	}
-	return img, nil
+	m := members{o: o, path: path}
+	m.id("id", &img.Id)
+	m.str("url", &img.Url)
+	m.str("watermark_url", &img.WatermarkUrl)
+	return orNil(img, m.err)
 }
 
 // v2ImageOf reads a new-shape image output, which has no index of its own:
 // its position among the task's images is its index.
-func v2ImageOf(o object, path fieldPath, position int) (img *gatewayv1.Image, err error) {
-	img = &gatewayv1.Image{Index: int32(min(position, 1<<31-1))}
-	if img.Id, err = o.id(path, "id"); err != nil {
-		return nil, err
-	}
-	if img.Url, err = o.str(path, "url"); err != nil {
-		return nil, err
-	}
-	if img.WatermarkUrl, err = o.str(path, "watermark_url"); err != nil {
-		return nil, err
-	}
-	if img.GroupId, err = o.id(path, "group_id"); err != nil {
-		return nil, err
-	}
-	return img, nil
+func v2ImageOf(o object, path fieldPath, position int) (*gatewayv1.Image, error) {
+	img := &gatewayv1.Image{Index: int32(min(position, 1<<31-1))}
+	m := members{o: o, path: path}
+	m.id("id", &img.Id)
+	m.str("url", &img.Url)
+	m.str("watermark_url", &img.WatermarkUrl)
+	m.id("group_id", &img.GroupId)
+	return orNil(img, m.err)
 }
 
 // audioKeys names the members of an audio track, which differ between the
@@ -102,59 +85,43 @@ func audioAt(raw string, path fieldPath, keys audioKeys) (*gatewayv1.Audio, erro
 }
 
 // audioOf reads an audio track whose members keys names.
-func audioOf(o object, path fieldPath, keys audioKeys) (a *gatewayv1.Audio, err error) {
-	a = &gatewayv1.Audio{}
-	if a.Id, err = o.id(path, "id"); err != nil {
-		return nil, err
-	}
-	if a.Mp3Url, err = o.str(path, keys.mp3); err != nil {
-		return nil, err
-	}
-	if a.WavUrl, err = o.str(path, keys.wav); err != nil {
-		return nil, err
-	}
-	if a.Mp3Duration, err = o.duration(path, keys.mp3Duration); err != nil {
-		return nil, err
-	}
-	if a.WavDuration, err = o.duration(path, keys.wavDuration); err != nil {
-		return nil, err
-	}
-	return a, nil
+func audioOf(o object, path fieldPath, keys audioKeys) (*gatewayv1.Audio, error) {
+	a := &gatewayv1.Audio{}
+	m := members{o: o, path: path}
+	m.id("id", &a.Id)
+	m.str(keys.mp3, &a.Mp3Url)
+	m.str(keys.wav, &a.WavUrl)
+	m.duration(keys.mp3Duration, &a.Mp3Duration)
+	m.duration(keys.wavDuration, &a.WavDuration)
+	return orNil(a, m.err)
 }
 
 // voiceOf reads a custom voice output.
-func voiceOf(o object, path fieldPath) (v *gatewayv1.Voice, err error) {
-	v = &gatewayv1.Voice{}
-	if v.Id, err = o.id(path, "id"); err != nil {
-		return nil, err
-	}
-	if v.Name, err = o.str(path, "name"); err != nil {
-		return nil, err
-	}
-	if v.Url, err = o.str(path, "url"); err != nil {
-		return nil, err
-	}
-	if v.OwnedBy, err = o.str(path, "owned_by"); err != nil {
-		return nil, err
-	}
-	if v.Status, err = o.str(path, "status"); err != nil {
-		return nil, err
-	}
-	return v, nil
+func voiceOf(o object, path fieldPath) (*gatewayv1.Voice, error) {
+	v := &gatewayv1.Voice{}
+	m := members{o: o, path: path}
+	m.id("id", &v.Id)
+	m.str("name", &v.Name)
+	m.str("url", &v.Url)
+	m.str("owned_by", &v.OwnedBy)
+	m.str("status", &v.Status)
+	return orNil(v, m.err)
 }
 
 // elementOf reads an element output. Its inputs arrive as `materials[]` or
 // `references[]` depending on the element type; both land in materials.
-func elementOf(o object, path fieldPath) (e *gatewayv1.Element, err error) {
-	e = &gatewayv1.Element{}
-	if e.Id, err = o.id(path, "id"); err != nil {
-		return nil, err
-	}
-	if err := readStrings(o, path, []strField{{"name", &e.Name}, {"description", &e.Description}, {"element_type", &e.ElementType}, {"owned_by", &e.OwnedBy}, {"status", &e.Status}}); err != nil {
-		return nil, err
-	}
-	if e.Tags, err = o.strs(path, "tags"); err != nil {
-		return nil, err
+func elementOf(o object, path fieldPath) (*gatewayv1.Element, error) {
+	e := &gatewayv1.Element{}
+	m := members{o: o, path: path}
+	m.id("id", &e.Id)
+	m.str("name", &e.Name)
+	m.str("description", &e.Description)
+	m.str("element_type", &e.ElementType)
+	m.str("owned_by", &e.OwnedBy)
+	m.str("status", &e.Status)
+	m.strs("tags", &e.Tags)
+	if m.err != nil {
+		return nil, m.err
 	}
 	for _, key := range [...]string{"materials", "references"} {
 		items, err := o.array(path, key)
@@ -174,55 +141,86 @@ func elementOf(o object, path fieldPath) (e *gatewayv1.Element, err error) {
 
 // materialAt decodes one {type, role, url, id, name, owned_by} input of an
 // element.
-func materialAt(raw string, path fieldPath) (m *gatewayv1.Material, err error) {
+func materialAt(raw string, path fieldPath) (*gatewayv1.Material, error) {
 	o, err := decodeObject(raw, path, "")
 	if err != nil {
 		return nil, err
 	}
-	m = &gatewayv1.Material{}
-	if m.Id, err = o.id(path, "id"); err != nil {
-		return nil, err
-	}
-	if err := readStrings(o, path, []strField{{"type", &m.Type}, {"role", &m.Role}, {"url", &m.Url}, {"name", &m.Name}, {"owned_by", &m.OwnedBy}}); err != nil {
-		return nil, err
-	}
-	return m, nil
+	mat := &gatewayv1.Material{}
+	m := members{o: o, path: path}
+	m.id("id", &mat.Id)
+	m.str("type", &mat.Type)
+	m.str("role", &mat.Role)
+	m.str("url", &mat.Url)
+	m.str("name", &mat.Name)
+	m.str("owned_by", &mat.OwnedBy)
+	return orNil(mat, m.err)
 }
 
 // chargeAt decodes one new-shape billing entry. Amounts are decimal strings
 // kept exactly as sent (numbers keep their literal text), so nothing is
 // rounded on the way to an accounting system.
-func chargeAt(raw string, path fieldPath) (c *gatewayv1.Charge, err error) {
+func chargeAt(raw string, path fieldPath) (*gatewayv1.Charge, error) {
 	o, err := decodeObject(raw, path, "")
 	if err != nil {
 		return nil, err
 	}
-	c = &gatewayv1.Charge{}
-	if err := readStrings(o, path, []strField{{"charge_type", &c.ChargeType}, {"cash_type", &c.CashType}, {"currency", &c.Currency}, {"package_type", &c.PackageType}}); err != nil {
-		return nil, err
-	}
-	if c.Amount, err = o.decimal(path, "amount"); err != nil {
-		return nil, err
-	}
-	if c.ListPrice, err = o.decimal(path, "list_price"); err != nil {
-		return nil, err
-	}
-	return c, nil
+	c := &gatewayv1.Charge{}
+	m := members{o: o, path: path}
+	m.str("charge_type", &c.ChargeType)
+	m.str("cash_type", &c.CashType)
+	m.str("currency", &c.Currency)
+	m.str("package_type", &c.PackageType)
+	m.decimal("amount", &c.Amount)
+	m.decimal("list_price", &c.ListPrice)
+	return orNil(c, m.err)
 }
 
-// strField pairs a member name with where its string goes.
-type strField struct {
-	key string
-	dst *string
+// members reads an object's optional members in order and stops at the
+// first bad one (later reads do nothing), so that the member an error
+// names is the same every time and each output's reader is one line a
+// member.
+type members struct {
+	o    object
+	path fieldPath
+	err  error
 }
 
-// readStrings reads several optional string members in order, so that the
-// first bad one is the one an error names, every time.
-func readStrings(o object, path fieldPath, fields []strField) (err error) {
-	for _, f := range fields {
-		if *f.dst, err = o.str(path, f.key); err != nil {
-			return err
-		}
+func (m *members) id(key string, dst *string) {
+	if m.err == nil {
+		*dst, m.err = m.o.id(m.path, key)
 	}
-	return nil
+}
+
+func (m *members) str(key string, dst *string) {
+	if m.err == nil {
+		*dst, m.err = m.o.str(m.path, key)
+	}
+}
+
+func (m *members) strs(key string, dst *[]string) {
+	if m.err == nil {
+		*dst, m.err = m.o.strs(m.path, key)
+	}
+}
+
+func (m *members) decimal(key string, dst *string) {
+	if m.err == nil {
+		*dst, m.err = m.o.decimal(m.path, key)
+	}
+}
+
+func (m *members) duration(key string, dst **durationpb.Duration) {
+	if m.err == nil {
+		*dst, m.err = m.o.duration(m.path, key)
+	}
+}
+
+// orNil returns v, or nil when err is set, so that a half-read output
+// never escapes with its error.
+func orNil[T any](v *T, err error) (*T, error) {
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
 }
