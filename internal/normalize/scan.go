@@ -59,19 +59,12 @@ func scanObject(s string) (object, bool) {
 			return nil, false
 		}
 		o = append(o, member{key: key, raw: s[vstart:sc.i]})
-		sc.skipSpace()
-		if sc.i >= len(s) {
+		end, ok := sc.afterValue('}')
+		if !ok {
 			return nil, false
 		}
-		switch s[sc.i] {
-		case ',':
-			sc.i++
-			sc.skipSpace()
-		case '}':
-			sc.i++
+		if end {
 			return o, sc.atEnd()
-		default:
-			return nil, false
 		}
 	}
 }
@@ -97,21 +90,34 @@ func scanArray(s string) ([]string, bool) {
 			return nil, false
 		}
 		a = append(a, s[start:sc.i])
-		sc.skipSpace()
-		if sc.i >= len(s) {
+		end, ok := sc.afterValue(']')
+		if !ok {
 			return nil, false
 		}
-		switch s[sc.i] {
-		case ',':
-			sc.i++
-			sc.skipSpace()
-		case ']':
-			sc.i++
+		if end {
 			return a, sc.atEnd()
-		default:
-			return nil, false
 		}
 	}
+}
+
+// afterValue consumes what follows a member or an element: a comma and the
+// space before the next one (end false), or closing, which ends the
+// container (end true). ok is false for anything else.
+func (sc *scanner) afterValue(closing byte) (end, ok bool) {
+	sc.skipSpace()
+	if sc.i >= len(sc.s) {
+		return false, false
+	}
+	switch sc.s[sc.i] {
+	case ',':
+		sc.i++
+		sc.skipSpace()
+		return false, true
+	case closing:
+		sc.i++
+		return true, true
+	}
+	return false, false
 }
 
 type scanner struct {

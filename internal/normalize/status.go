@@ -29,21 +29,28 @@ func jobStatusOf(raw string) gatewayv1.JobStatus {
 	return gatewayv1.JobStatus_JOB_STATUS_UNSPECIFIED
 }
 
+// statusEventTypes pairs each job status a task callback can report with
+// the event type it makes. eventTypeOfStatus and its inverse both read it,
+// so the two directions cannot disagree.
+var statusEventTypes = [...]struct {
+	status gatewayv1.JobStatus
+	typ    gatewayv1.EventType
+}{
+	{gatewayv1.JobStatus_JOB_STATUS_SUBMITTED, gatewayv1.EventType_EVENT_TYPE_VIDEO_CREATED},
+	{gatewayv1.JobStatus_JOB_STATUS_PROCESSING, gatewayv1.EventType_EVENT_TYPE_VIDEO_PROCESSING},
+	{gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED, gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED},
+	{gatewayv1.JobStatus_JOB_STATUS_FAILED, gatewayv1.EventType_EVENT_TYPE_VIDEO_FAILED},
+	{gatewayv1.JobStatus_JOB_STATUS_CANCELLED, gatewayv1.EventType_EVENT_TYPE_VIDEO_CANCELLED},
+}
+
 // eventTypeOfStatus derives the event type of a task callback from its
 // normalized status. Deriving it from the JobStatus, rather than from a
 // second string table, guarantees that type and job.status never disagree.
 func eventTypeOfStatus(s gatewayv1.JobStatus) gatewayv1.EventType {
-	switch s {
-	case gatewayv1.JobStatus_JOB_STATUS_SUBMITTED:
-		return gatewayv1.EventType_EVENT_TYPE_VIDEO_CREATED
-	case gatewayv1.JobStatus_JOB_STATUS_PROCESSING:
-		return gatewayv1.EventType_EVENT_TYPE_VIDEO_PROCESSING
-	case gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED:
-		return gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED
-	case gatewayv1.JobStatus_JOB_STATUS_FAILED:
-		return gatewayv1.EventType_EVENT_TYPE_VIDEO_FAILED
-	case gatewayv1.JobStatus_JOB_STATUS_CANCELLED:
-		return gatewayv1.EventType_EVENT_TYPE_VIDEO_CANCELLED
+	for _, p := range statusEventTypes {
+		if p.status == s {
+			return p.typ
+		}
 	}
 	return gatewayv1.EventType_EVENT_TYPE_UNSPECIFIED
 }
@@ -52,17 +59,10 @@ func eventTypeOfStatus(s gatewayv1.JobStatus) gatewayv1.EventType {
 // job.status for signed events whose data carries no status, since the
 // event name alone says where the job stands.
 func statusOfEventType(t gatewayv1.EventType) gatewayv1.JobStatus {
-	switch t {
-	case gatewayv1.EventType_EVENT_TYPE_VIDEO_CREATED:
-		return gatewayv1.JobStatus_JOB_STATUS_SUBMITTED
-	case gatewayv1.EventType_EVENT_TYPE_VIDEO_PROCESSING:
-		return gatewayv1.JobStatus_JOB_STATUS_PROCESSING
-	case gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED:
-		return gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED
-	case gatewayv1.EventType_EVENT_TYPE_VIDEO_FAILED:
-		return gatewayv1.JobStatus_JOB_STATUS_FAILED
-	case gatewayv1.EventType_EVENT_TYPE_VIDEO_CANCELLED:
-		return gatewayv1.JobStatus_JOB_STATUS_CANCELLED
+	for _, p := range statusEventTypes {
+		if p.typ == t {
+			return p.status
+		}
 	}
 	return gatewayv1.JobStatus_JOB_STATUS_UNSPECIFIED
 }
