@@ -107,16 +107,11 @@ func (c *client) readPayload(name string) ([]byte, error) {
 }
 
 func (c *client) post(cmd *cobra.Command, u *url.URL, header http.Header, body []byte) error {
-	tlsCfg, err := c.tlsConfig()
+	hc, err := c.httpClient(c.timeout)
 	if err != nil {
 		return err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if tlsCfg != nil {
-		tr.TLSClientConfig = tlsCfg
-	}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: c.timeout}
+	defer hc.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return err

@@ -65,18 +65,13 @@ func (c *client) runReconcile(cmd *cobra.Command, u *url.URL) error {
 	if err != nil {
 		return err
 	}
-	tlsCfg, err := c.tlsConfig()
+	// A pass lists every family with backoff on rate limits: allow it
+	// longer than a unary call.
+	hc, err := c.httpClient(max(c.timeout, 10*time.Minute))
 	if err != nil {
 		return err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if tlsCfg != nil {
-		tr.TLSClientConfig = tlsCfg
-	}
-	defer tr.CloseIdleConnections()
-	// A pass lists every family with backoff on rate limits: allow it
-	// longer than a unary call.
-	hc := &http.Client{Transport: tr, Timeout: max(c.timeout, 10*time.Minute)}
+	defer hc.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, u.String(), nil)
 	if err != nil {
 		return err
