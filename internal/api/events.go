@@ -57,12 +57,24 @@ type EventService struct {
 	quota streamQuota
 }
 
-// NewEventService returns the service; pageKey authenticates page tokens
-// and must be the same on every replica.
-// maxStreamsPerToken bounds concurrent streams per token; 0 means no bound.
-func NewEventService(log EventLog, h *hub.Hub, logger *slog.Logger, now func() time.Time, pageKey []byte, maxStreamsPerToken int) *EventService {
-	return &EventService{Log: log, Hub: h, Logger: logger, Now: now, Tokens: pageTokens{key: pageKey},
-		quota: streamQuota{max: maxStreamsPerToken, open: make(map[string]map[*quotaSlot]struct{})}}
+// EventConfig is what EventService needs.
+type EventConfig struct {
+	Log    EventLog
+	Hub    *hub.Hub
+	Logger *slog.Logger
+	Now    func() time.Time
+	// PageKey authenticates page tokens and must be the same on every
+	// replica.
+	PageKey []byte
+	// MaxStreamsPerToken bounds the Subscribe streams one token holds at
+	// once; 0 leaves them unbounded.
+	MaxStreamsPerToken int
+}
+
+// NewEventService returns the service.
+func NewEventService(cfg EventConfig) *EventService {
+	return &EventService{Log: cfg.Log, Hub: cfg.Hub, Logger: cfg.Logger, Now: cfg.Now, Tokens: pageTokens{key: cfg.PageKey},
+		quota: streamQuota{max: cfg.MaxStreamsPerToken, open: make(map[string]map[*quotaSlot]struct{})}}
 }
 
 // streamQuota counts open streams per token name.

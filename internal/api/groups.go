@@ -37,16 +37,25 @@ const (
 // ConsumerGroupService serves kling.gateway.v1.ConsumerGroupService.
 type ConsumerGroupService struct {
 	gatewayv1.UnimplementedConsumerGroupServiceServer
+	groups *groups.Groups
+	log    *slog.Logger
+	now    func() time.Time
+	tokens pageTokens
+}
+
+// ConsumerGroupConfig is what ConsumerGroupService needs.
+type ConsumerGroupConfig struct {
 	Groups *groups.Groups
 	Logger *slog.Logger
 	Now    func() time.Time
-	Tokens pageTokens
+	// PageKey authenticates page tokens and must be the same on every
+	// replica.
+	PageKey []byte
 }
 
-// NewConsumerGroupService returns the service; pageKey authenticates page
-// tokens and must be the same on every replica.
-func NewConsumerGroupService(g *groups.Groups, logger *slog.Logger, now func() time.Time, pageKey []byte) *ConsumerGroupService {
-	return &ConsumerGroupService{Groups: g, Logger: logger, Now: now, Tokens: pageTokens{key: pageKey}}
+// NewConsumerGroupService returns the service.
+func NewConsumerGroupService(cfg ConsumerGroupConfig) *ConsumerGroupService {
+	return &ConsumerGroupService{groups: cfg.Groups, log: cfg.Logger, now: cfg.Now, tokens: pageTokens{key: cfg.PageKey}}
 }
 
 // checkGroup validates a group's settings (field names under prefix) and
@@ -99,7 +108,7 @@ func checkGroup(prefix string, in *gatewayv1.ConsumerGroup) (*gatewayv1.Consumer
 // CreateConsumerGroup creates a group.
 func (s *ConsumerGroupService) CreateConsumerGroup(ctx context.Context, req *gatewayv1.CreateConsumerGroupRequest) (*gatewayv1.CreateConsumerGroupResponse, error) {
 	cg, err := s.create(ctx, req)
-	return &gatewayv1.CreateConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.Logger, "CreateConsumerGroup", err)
+	return &gatewayv1.CreateConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.log, "CreateConsumerGroup", err)
 }
 
 func (s *ConsumerGroupService) create(ctx context.Context, req *gatewayv1.CreateConsumerGroupRequest) (*gatewayv1.ConsumerGroup, error) {
@@ -117,27 +126,27 @@ func (s *ConsumerGroupService) create(ctx context.Context, req *gatewayv1.Create
 		return nil, err
 	}
 	cg.Id = id
-	cg.CreateTime = timestamppb.New(s.Now())
-	return s.Groups.Create(ctx, cg)
+	cg.CreateTime = timestamppb.New(s.now())
+	return s.groups.Create(ctx, cg)
 }
 
 // GetConsumerGroup returns a group with its counters.
 func (s *ConsumerGroupService) GetConsumerGroup(ctx context.Context, req *gatewayv1.GetConsumerGroupRequest) (*gatewayv1.GetConsumerGroupResponse, error) {
 	cg, err := s.get(ctx, req.GetId())
-	return &gatewayv1.GetConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.Logger, "GetConsumerGroup", err)
+	return &gatewayv1.GetConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.log, "GetConsumerGroup", err)
 }
 
 func (s *ConsumerGroupService) get(ctx context.Context, id string) (*gatewayv1.ConsumerGroup, error) {
 	if err := checkWebhookID("id", id); err != nil {
 		return nil, err
 	}
-	return s.Groups.Get(ctx, id)
+	return s.groups.Get(ctx, id)
 }
 
 // ListConsumerGroups pages through the groups by id.
 func (s *ConsumerGroupService) ListConsumerGroups(ctx context.Context, req *gatewayv1.ListConsumerGroupsRequest) (*gatewayv1.ListConsumerGroupsResponse, error) {
 	resp, err := s.list(ctx, req)
-	return resp, toStatus(s.Logger, "ListConsumerGroups", err)
+	return resp, toStatus(s.log, "ListConsumerGroups", err)
 }
 
 func (s *ConsumerGroupService) list(ctx context.Context, req *gatewayv1.ListConsumerGroupsRequest) (*gatewayv1.ListConsumerGroupsResponse, error) {
@@ -147,17 +156,17 @@ func (s *ConsumerGroupService) list(ctx context.Context, req *gatewayv1.ListCons
 	}
 	var after string
 	if tok := req.GetPageToken(); tok != "" {
-		if after, err = s.Tokens.decodeString(tok, groupPageFingerprint); err != nil {
+		if after, err = s.tokens.decodeString(tok, groupPageFingerprint); err != nil {
 			return nil, invalid("page_token", err.Error())
 		}
 	}
-	cgs, more, err := s.Groups.List(ctx, after, size)
+	cgs, more, err := s.groups.List(ctx, after, size)
 	if err != nil {
 		return nil, err
 	}
 	resp := &gatewayv1.ListConsumerGroupsResponse{ConsumerGroups: cgs}
 	if more && len(cgs) > 0 {
-		resp.NextPageToken = s.Tokens.encodeString(cgs[len(cgs)-1].GetId(), groupPageFingerprint)
+		resp.NextPageToken = s.tokens.encodeString(cgs[len(cgs)-1].GetId(), groupPageFingerprint)
 	}
 	return resp, nil
 }
@@ -177,7 +186,7 @@ func pageSize(n int32) (int, error) {
 // UpdateConsumerGroup changes the masked fields of a group.
 func (s *ConsumerGroupService) UpdateConsumerGroup(ctx context.Context, req *gatewayv1.UpdateConsumerGroupRequest) (*gatewayv1.UpdateConsumerGroupResponse, error) {
 	cg, err := s.update(ctx, req)
-	return &gatewayv1.UpdateConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.Logger, "UpdateConsumerGroup", err)
+	return &gatewayv1.UpdateConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.log, "UpdateConsumerGroup", err)
 }
 
 func (s *ConsumerGroupService) update(ctx context.Context, req *gatewayv1.UpdateConsumerGroupRequest) (*gatewayv1.ConsumerGroup, error) {
@@ -192,7 +201,7 @@ func (s *ConsumerGroupService) update(ctx context.Context, req *gatewayv1.Update
 	if len(paths) == 0 {
 		return nil, invalid("update_mask", "required: name the fields to change")
 	}
-	cur, err := s.Groups.Get(ctx, in.GetId())
+	cur, err := s.groups.Get(ctx, in.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -223,22 +232,22 @@ func (s *ConsumerGroupService) update(ctx context.Context, req *gatewayv1.Update
 	if err != nil {
 		return nil, err
 	}
-	return s.Groups.Update(ctx, next)
+	return s.groups.Update(ctx, next)
 }
 
 // DeleteConsumerGroup deletes a group.
 func (s *ConsumerGroupService) DeleteConsumerGroup(ctx context.Context, req *gatewayv1.DeleteConsumerGroupRequest) (*gatewayv1.DeleteConsumerGroupResponse, error) {
 	err := checkWebhookID("id", req.GetId())
 	if err == nil {
-		err = s.Groups.Delete(ctx, req.GetId())
+		err = s.groups.Delete(ctx, req.GetId())
 	}
-	return &gatewayv1.DeleteConsumerGroupResponse{}, toStatus(s.Logger, "DeleteConsumerGroup", err)
+	return &gatewayv1.DeleteConsumerGroupResponse{}, toStatus(s.log, "DeleteConsumerGroup", err)
 }
 
 // SeekConsumerGroup moves a group's position.
 func (s *ConsumerGroupService) SeekConsumerGroup(ctx context.Context, req *gatewayv1.SeekConsumerGroupRequest) (*gatewayv1.SeekConsumerGroupResponse, error) {
 	cg, err := s.seek(ctx, req)
-	return &gatewayv1.SeekConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.Logger, "SeekConsumerGroup", err)
+	return &gatewayv1.SeekConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.log, "SeekConsumerGroup", err)
 }
 
 func (s *ConsumerGroupService) seek(ctx context.Context, req *gatewayv1.SeekConsumerGroupRequest) (*gatewayv1.ConsumerGroup, error) {
@@ -257,13 +266,13 @@ func (s *ConsumerGroupService) seek(ctx context.Context, req *gatewayv1.SeekCons
 		}
 		start.Start = &gatewayv1.ConsumerGroup_Since{Since: st.Since}
 	}
-	return s.Groups.Seek(ctx, req.GetId(), start)
+	return s.groups.Seek(ctx, req.GetId(), start)
 }
 
 // Consume attaches a member and streams its deliveries. This goroutine is
 // the only one that sends on the stream.
 func (s *ConsumerGroupService) Consume(req *gatewayv1.ConsumeRequest, stream grpc.ServerStreamingServer[gatewayv1.ConsumeResponse]) error {
-	return toStatus(s.Logger, "Consume", s.consume(req, stream))
+	return toStatus(s.log, "Consume", s.consume(req, stream))
 }
 
 func (s *ConsumerGroupService) consume(req *gatewayv1.ConsumeRequest, stream grpc.ServerStreamingServer[gatewayv1.ConsumeResponse]) error {
@@ -282,7 +291,7 @@ func (s *ConsumerGroupService) consume(req *gatewayv1.ConsumeRequest, stream grp
 	case n == 0:
 		n = defaultMaxInFlight
 	}
-	m, err := s.Groups.Attach(ctx, req.GetConsumerGroupId(), n)
+	m, err := s.groups.Attach(ctx, req.GetConsumerGroupId(), n)
 	if err != nil {
 		return err
 	}
@@ -302,7 +311,7 @@ func (s *ConsumerGroupService) consume(req *gatewayv1.ConsumeRequest, stream grp
 // AckEvents settles deliveries.
 func (s *ConsumerGroupService) AckEvents(ctx context.Context, req *gatewayv1.AckEventsRequest) (*gatewayv1.AckEventsResponse, error) {
 	err := s.ack(ctx, req)
-	return &gatewayv1.AckEventsResponse{}, toStatus(s.Logger, "AckEvents", err)
+	return &gatewayv1.AckEventsResponse{}, toStatus(s.log, "AckEvents", err)
 }
 
 func (s *ConsumerGroupService) ack(ctx context.Context, req *gatewayv1.AckEventsRequest) error {
@@ -322,13 +331,13 @@ func (s *ConsumerGroupService) ack(ctx context.Context, req *gatewayv1.AckEvents
 		}
 		delay = d.AsDuration()
 	}
-	return s.Groups.Settle(ctx, req.GetConsumerGroupId(), req.GetAckIds(), req.GetNackIds(), delay)
+	return s.groups.Settle(ctx, req.GetConsumerGroupId(), req.GetAckIds(), req.GetNackIds(), delay)
 }
 
 // ListDeadLetters pages through a group's dead letters.
 func (s *ConsumerGroupService) ListDeadLetters(ctx context.Context, req *gatewayv1.ListDeadLettersRequest) (*gatewayv1.ListDeadLettersResponse, error) {
 	resp, err := s.listDead(ctx, req)
-	return resp, toStatus(s.Logger, "ListDeadLetters", err)
+	return resp, toStatus(s.log, "ListDeadLetters", err)
 }
 
 func (s *ConsumerGroupService) listDead(ctx context.Context, req *gatewayv1.ListDeadLettersRequest) (*gatewayv1.ListDeadLettersResponse, error) {
@@ -343,19 +352,19 @@ func (s *ConsumerGroupService) listDead(ctx context.Context, req *gatewayv1.List
 	fp := fingerprint([]string{"dead-letters", id})
 	var from uint64
 	if tok := req.GetPageToken(); tok != "" {
-		pg, err := s.Tokens.decode(tok, fp)
+		pg, err := s.tokens.decode(tok, fp)
 		if err != nil {
 			return nil, invalid("page_token", err.Error())
 		}
 		from = pg.next
 	}
-	dls, next, err := s.Groups.DeadLetters(ctx, id, from, size)
+	dls, next, err := s.groups.DeadLetters(ctx, id, from, size)
 	if err != nil {
 		return nil, err
 	}
 	resp := &gatewayv1.ListDeadLettersResponse{DeadLetters: dls}
 	if next != 0 {
-		resp.NextPageToken = s.Tokens.encode(page{next: next, fingerprint: fp})
+		resp.NextPageToken = s.tokens.encode(page{next: next, fingerprint: fp})
 	}
 	return resp, nil
 }
@@ -368,7 +377,7 @@ func (s *ConsumerGroupService) RedriveDeadLetters(ctx context.Context, req *gate
 		err = invalid("sequences", "at most 1000 per request")
 	}
 	if err == nil {
-		n, err = s.Groups.Redrive(ctx, req.GetConsumerGroupId(), req.GetSequences())
+		n, err = s.groups.Redrive(ctx, req.GetConsumerGroupId(), req.GetSequences())
 	}
-	return &gatewayv1.RedriveDeadLettersResponse{Redriven: int32(n)}, toStatus(s.Logger, "RedriveDeadLetters", err)
+	return &gatewayv1.RedriveDeadLettersResponse{Redriven: int32(n)}, toStatus(s.log, "RedriveDeadLetters", err)
 }

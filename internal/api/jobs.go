@@ -26,25 +26,33 @@ type JobStates interface {
 // JobService serves kling.gateway.v1.JobService from the job projection.
 type JobService struct {
 	gatewayv1.UnimplementedJobServiceServer
-	States JobStates
-	Logger *slog.Logger
-	Tokens pageTokens
+	states JobStates
+	log    *slog.Logger
+	tokens pageTokens
 }
 
-// NewJobService returns the service; pageKey authenticates page tokens and
-// must be the same on every replica.
-func NewJobService(states JobStates, logger *slog.Logger, pageKey []byte) *JobService {
-	return &JobService{States: states, Logger: logger, Tokens: pageTokens{key: pageKey}}
+// JobConfig is what JobService needs.
+type JobConfig struct {
+	States JobStates
+	Logger *slog.Logger
+	// PageKey authenticates page tokens and must be the same on every
+	// replica.
+	PageKey []byte
+}
+
+// NewJobService returns the service.
+func NewJobService(cfg JobConfig) *JobService {
+	return &JobService{states: cfg.States, log: cfg.Logger, tokens: pageTokens{key: cfg.PageKey}}
 }
 
 // GetJob implements JobService.GetJob.
 func (s *JobService) GetJob(ctx context.Context, req *gatewayv1.GetJobRequest) (*gatewayv1.GetJobResponse, error) {
 	if req.GetJobId() == "" {
-		return nil, toStatus(s.Logger, "GetJob", invalid("job_id", "required"))
+		return nil, toStatus(s.log, "GetJob", invalid("job_id", "required"))
 	}
-	st, err := s.States.Get(ctx, req.GetWebhookId(), req.GetJobId())
+	st, err := s.states.Get(ctx, req.GetWebhookId(), req.GetJobId())
 	if err != nil {
-		return nil, toStatus(s.Logger, "GetJob", err)
+		return nil, toStatus(s.log, "GetJob", err)
 	}
 	return &gatewayv1.GetJobResponse{JobState: st}, nil
 }
@@ -52,7 +60,7 @@ func (s *JobService) GetJob(ctx context.Context, req *gatewayv1.GetJobRequest) (
 // ListJobs implements JobService.ListJobs.
 func (s *JobService) ListJobs(ctx context.Context, req *gatewayv1.ListJobsRequest) (*gatewayv1.ListJobsResponse, error) {
 	resp, err := s.listJobs(ctx, req)
-	return resp, toStatus(s.Logger, "ListJobs", err)
+	return resp, toStatus(s.log, "ListJobs", err)
 }
 
 func (s *JobService) listJobs(ctx context.Context, req *gatewayv1.ListJobsRequest) (*gatewayv1.ListJobsResponse, error) {
@@ -116,19 +124,19 @@ func (s *JobService) listJobs(ctx context.Context, req *gatewayv1.ListJobsReques
 	}
 	fp := fingerprint(statuses, kinds, q.WebhookIDs, []string{after, strconv.FormatBool(q.OldestFirst), "jobs"})
 	if tok := req.GetPageToken(); tok != "" {
-		pg, err := s.Tokens.decode(tok, fp)
+		pg, err := s.tokens.decode(tok, fp)
 		if err != nil {
 			return nil, invalid("page_token", err.Error())
 		}
 		q.Cursor = pg.next
 	}
-	states, next, err := s.States.List(ctx, q)
+	states, next, err := s.states.List(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	resp := &gatewayv1.ListJobsResponse{JobStates: states}
 	if next != 0 {
-		resp.NextPageToken = s.Tokens.encode(page{next: next, fingerprint: fp})
+		resp.NextPageToken = s.tokens.encode(page{next: next, fingerprint: fp})
 	}
 	return resp, nil
 }

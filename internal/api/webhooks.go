@@ -59,8 +59,8 @@ type TestDeliverer interface {
 	DeliverTest(ctx context.Context, webhookID string, typ gatewayv1.EventType) (*gatewayv1.Event, error)
 }
 
-// WebhookDeps is what WebhookService needs.
-type WebhookDeps struct {
+// WebhookConfig is what WebhookService needs.
+type WebhookConfig struct {
 	Registry *registry.Registry
 	// Tester runs SendTestEvent's delivery through the real ingest path.
 	Tester TestDeliverer
@@ -78,21 +78,21 @@ type WebhookDeps struct {
 }
 
 // NewWebhookService returns the service.
-func NewWebhookService(d WebhookDeps) *WebhookService {
-	if d.Now == nil {
-		d.Now = time.Now
+func NewWebhookService(cfg WebhookConfig) *WebhookService {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &WebhookService{
-		reg:       d.Registry,
-		tester:    d.Tester,
-		log:       d.Logger,
-		now:       d.Now,
-		publicURL: strings.TrimRight(d.PublicURL, "/"),
-		pageKey:   d.PageKey,
-		dedup:     d.DedupWindow,
+		reg:       cfg.Registry,
+		tester:    cfg.Tester,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
+		pageKey:   cfg.PageKey,
+		dedup:     cfg.DedupWindow,
 	}
 }
 

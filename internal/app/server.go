@@ -154,22 +154,20 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 		cfg.MaxBodyBytes = limit
 	}
 	// The registry's watch lives as long as the server.
-	var (
-		regOpts   []registry.Option
-		keySealer store.KeySealer
-	)
+	regCfg := registry.Config{KV: s.store.KV(), Logger: s.log, Schemes: verify.SchemeTable{}}
+	var keySealer store.KeySealer
 	if cfg.SecretKey != "" {
 		sealer, err := registry.NewSealer(cfg.SecretKey)
 		if err != nil {
 			return nil, err
 		}
-		regOpts = append(regOpts, registry.WithSealer(sealer))
+		regCfg.Sealer = sealer
 		keySealer = sealer
 		s.log.Info("registration secrets are encrypted at rest", "key_id", sealer.KeyID())
 	} else {
 		s.log.Warn("registration secrets are stored unencrypted in the KV bucket; set KLINGFAN_SECRET_KEY to encrypt them")
 	}
-	s.registry, err = registry.Open(ctx, s.store.KV(), s.log, verify.SchemeTable{}, regOpts...)
+	s.registry, err = registry.Open(ctx, regCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -252,8 +250,10 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	if tracing.Enabled() {
 		promOpts = append(promOpts, grpcprom.WithExemplarFromContext(telemetry.Exemplar))
 	}
-	events := api.NewEventService(s.store, s.hub, s.log, s.now, pageKey, cfg.MaxStreamsPerToken)
-	webhooks := api.NewWebhookService(api.WebhookDeps{
+	events := api.NewEventService(api.EventConfig{
+		Log: s.store, Hub: s.hub, Logger: s.log, Now: s.now, PageKey: pageKey, MaxStreamsPerToken: cfg.MaxStreamsPerToken,
+	})
+	webhooks := api.NewWebhookService(api.WebhookConfig{
 		Registry:    s.registry,
 		Tester:      s.ingest,
 		Logger:      s.log,
@@ -262,8 +262,8 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 		PageKey:     pageKey,
 		DedupWindow: cfg.DedupWindow,
 	})
-	jobService := api.NewJobService(s.jobs, s.log, pageKey)
-	consumerGroups := api.NewConsumerGroupService(s.groups, s.log, s.now, pageKey)
+	jobService := api.NewJobService(api.JobConfig{States: s.jobs, Logger: s.log, PageKey: pageKey})
+	consumerGroups := api.NewConsumerGroupService(api.ConsumerGroupConfig{Groups: s.groups, Logger: s.log, Now: s.now, PageKey: pageKey})
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(promOpts...), s.authn.UnaryInterceptor()),

@@ -100,7 +100,7 @@ func benchHandler(b *testing.B, events ingest.Appender) http.Handler {
 
 func benchHandlerOn(b *testing.B, st *store.Store, events ingest.Appender) http.Handler {
 	ctx := context.Background()
-	reg, err := registry.Open(ctx, st.KV(), benchLogger(), verify.SchemeTable{})
+	reg, err := registry.Open(ctx, registry.Config{KV: st.KV(), Logger: benchLogger(), Schemes: verify.SchemeTable{}})
 	if err != nil {
 		b.Fatal(err)
 	}

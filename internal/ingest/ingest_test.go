@@ -62,7 +62,7 @@ func newRigWithStore(t *testing.T, sc store.Config, adjust ...func(*ingest.Confi
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	reg, err := registry.Open(ctx, st.KV(), log, verify.SchemeTable{})
+	reg, err := registry.Open(ctx, registry.Config{KV: st.KV(), Logger: log, Schemes: verify.SchemeTable{}})
 	if err != nil {
 		t.Fatal(err)
 	}

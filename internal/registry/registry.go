@@ -57,16 +57,25 @@ type Registry struct {
 	unreadable map[string]struct{}
 }
 
+// Config is what a Registry needs.
+type Config struct {
+	// KV is the registrations bucket.
+	KV     jetstream.KeyValue
+	Logger *slog.Logger
+	// Schemes decodes keys and mints secrets (verify.SchemeTable).
+	Schemes Schemes
+	// Sealer encrypts secrets at rest; nil stores them in plain text.
+	Sealer *Sealer
+}
+
 // Open loads every registration and starts watching the bucket. The watch
 // stops when ctx ends; if it ends on its own (the connection to the log
 // was lost long enough for the client to give the watch up), it is started
 // again, replaying the current values, so the cache keeps following the
 // bucket.
-func Open(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, schemes Schemes, opts ...Option) (*Registry, error) {
-	r := &Registry{kv: kv, log: log, schemes: schemes, byID: make(map[string]*Webhook), unreadable: make(map[string]struct{})}
-	for _, o := range opts {
-		o(r)
-	}
+func Open(ctx context.Context, cfg Config) (*Registry, error) {
+	r := &Registry{kv: cfg.KV, log: cfg.Logger, schemes: cfg.Schemes, sealer: cfg.Sealer,
+		byID: make(map[string]*Webhook), unreadable: make(map[string]struct{})}
 	w, err := r.watch(ctx)
 	if err != nil {
 		return nil, err
@@ -175,12 +184,6 @@ func (r *Registry) storeLocked(w *Webhook) {
 	}
 	r.byID[w.ID] = w
 }
-
-// Option configures a Registry.
-type Option func(*Registry)
-
-// WithSealer encrypts secrets at rest with s.
-func WithSealer(s *Sealer) Option { return func(r *Registry) { r.sealer = s } }
 
 // encode serializes w for the bucket, sealing its secrets when a Sealer is
 // configured.

@@ -32,17 +32,17 @@ func openStore(t *testing.T) *store.Store {
 
 func openRegistry(t *testing.T, st *store.Store, key string) *registry.Registry {
 	t.Helper()
-	var opts []registry.Option
+	cfg := registry.Config{KV: st.KV(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Schemes: verify.SchemeTable{}}
 	if key != "" {
 		s, err := registry.NewSealer(key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts = append(opts, registry.WithSealer(s))
+		cfg.Sealer = s
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	r, err := registry.Open(ctx, st.KV(), slog.New(slog.NewTextHandler(io.Discard, nil)), verify.SchemeTable{}, opts...)
+	r, err := registry.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,12 +86,12 @@ func TestWatchRestartsWhenItEnds(t *testing.T) {
 	kv := &fragileKV{KeyValue: st.KV()}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	r, err := registry.Open(ctx, kv, slog.New(slog.NewTextHandler(io.Discard, nil)), verify.SchemeTable{})
+	r, err := registry.Open(ctx, registry.Config{KV: kv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Schemes: verify.SchemeTable{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Another replica's registry, writing to the same bucket.
-	other, err := registry.Open(ctx, st.KV(), slog.New(slog.NewTextHandler(io.Discard, nil)), verify.SchemeTable{})
+	other, err := registry.Open(ctx, registry.Config{KV: st.KV(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Schemes: verify.SchemeTable{}})
 	if err != nil {
 		t.Fatal(err)
 	}
