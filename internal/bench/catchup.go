@@ -80,7 +80,7 @@ func (r *runner) runStartupAndCatchUp(ctx context.Context, doStartup, doCatchUp 
 	if err != nil {
 		return nil, nil, err
 	}
-	defer srv.stop()
+	defer srv.stopLogged()
 	st.ReadySeconds = round2(srv.ready.Seconds())
 	r.logf("  ready in %.2fs with %d stored events", st.ReadySeconds, events)
 	if !doStartup {

@@ -79,7 +79,7 @@ func (r *runner) ingestMode(ctx context.Context, base *baseline, m IngestRun) ([
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.stopLogged()
 	var sub *subscribers
 	perEvent := int64(subs) // deliveries each accepted event makes
 	if subs > 0 {

@@ -76,7 +76,7 @@ func (r *runner) latencyPointWith(ctx context.Context, n int, filter string) (La
 	if err != nil {
 		return LatencyResult{}, err
 	}
-	defer srv.stop()
+	defer srv.stopLogged()
 
 	warm := int(r.cfg.Rate * r.cfg.Warmup.Seconds())
 	total := warm + int(r.cfg.Rate*r.cfg.LatencyDuration.Seconds())

@@ -97,7 +97,7 @@ func (r *runner) runMemory(ctx context.Context) (*MemoryResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.stopLogged()
 
 	before, err := settledMemory()
 	if err != nil {

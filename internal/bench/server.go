@@ -99,25 +99,32 @@ func startServer(ctx context.Context, dir string, logger *slog.Logger, tweak fun
 			}
 		}
 		if time.Now().After(deadline) {
-			s.stop()
+			_ = s.stop() // the readiness failure is the error to report
 			return nil, fmt.Errorf("bench: server not ready after %s: %w", time.Since(start), err)
 		}
 		time.Sleep(2 * time.Millisecond) // polling readiness; bounds the start-up figure's resolution
 	}
 }
 
-// stop shuts the server down and waits for it. Callers defer it, so a
-// failed shutdown is logged here rather than returned: a run whose figures
-// are already measured should still say that its server did not stop well.
-func (s *server) stop() {
+// stop shuts the server down and waits for it.
+func (s *server) stop() error {
 	s.cancel()
 	select {
 	case err := <-s.done:
 		if err != nil && !errors.Is(err, context.Canceled) {
-			s.log.Warn("bench: server stopped with an error", slog.Any("err", err))
+			return fmt.Errorf("bench: server stopped with error: %w", err)
 		}
+		return nil
 	case <-time.After(30 * time.Second):
-		s.log.Warn("bench: server did not stop within 30s")
+		return errors.New("bench: server did not stop within 30s")
+	}
+}
+
+// stopLogged is stop for a defer: a run whose figures are already measured
+// still says that its server did not stop well, instead of dropping it.
+func (s *server) stopLogged() {
+	if err := s.stop(); err != nil {
+		s.log.Warn("bench: stopping the server", slog.Any("err", err))
 	}
 }
 
