@@ -186,33 +186,18 @@ type members struct {
 	err  error
 }
 
-func (m *members) id(key string, dst *string) {
-	if m.err == nil {
-		*dst, m.err = m.o.id(m.path, key)
-	}
-}
-
-func (m *members) str(key string, dst *string) {
-	if m.err == nil {
-		*dst, m.err = m.o.str(m.path, key)
-	}
-}
-
-func (m *members) strs(key string, dst *[]string) {
-	if m.err == nil {
-		*dst, m.err = m.o.strs(m.path, key)
-	}
-}
-
-func (m *members) decimal(key string, dst *string) {
-	if m.err == nil {
-		*dst, m.err = m.o.decimal(m.path, key)
-	}
-}
-
+func (m *members) id(key string, dst *string)      { readMember(m, object.id, key, dst) }
+func (m *members) str(key string, dst *string)     { readMember(m, object.str, key, dst) }
+func (m *members) strs(key string, dst *[]string)  { readMember(m, object.strs, key, dst) }
+func (m *members) decimal(key string, dst *string) { readMember(m, object.decimal, key, dst) }
 func (m *members) duration(key string, dst **durationpb.Duration) {
+	readMember(m, object.duration, key, dst)
+}
+
+// readMember reads key with read into dst unless an earlier member failed.
+func readMember[T any](m *members, read func(object, fieldPath, string) (T, error), key string, dst *T) {
 	if m.err == nil {
-		*dst, m.err = m.o.duration(m.path, key)
+		*dst, m.err = read(m.o, m.path, key)
 	}
 }
 
