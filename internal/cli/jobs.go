@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
-	"github.com/klingfan/klingfan/internal/jobs"
+	"github.com/klingfan/klingfan/internal/jobstate"
 )
 
 // Exit statuses of `klingctl wait`, chosen so a script can branch on the
@@ -267,7 +267,7 @@ func (c *client) waitJob(ctx context.Context, jobID, webhook string) (*gatewayv1
 		webhook = st.GetWebhookId()
 	}
 	for {
-		if st != nil && jobs.Terminal(st.GetJob().GetStatus()) {
+		if st != nil && jobstate.Terminal(st.GetJob().GetStatus()) {
 			return st, nil
 		}
 		req := &gatewayv1.SubscribeRequest{JobIds: []string{jobID}}
@@ -316,8 +316,8 @@ func (c *client) follow(ctx context.Context, events gatewayv1.EventServiceClient
 		if st != nil && ev.GetWebhookId() != st.GetWebhookId() {
 			continue // the same job id on another registration is another job
 		}
-		st, _ = jobs.Fold(st, ev)
-		if jobs.Terminal(st.GetJob().GetStatus()) {
+		st, _ = jobstate.Fold(st, ev)
+		if jobstate.Terminal(st.GetJob().GetStatus()) {
 			return st, nil
 		}
 	}
