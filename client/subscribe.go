@@ -38,7 +38,8 @@ type FileCursor struct {
 	Path string
 }
 
-// Load implements [CursorStore]; a missing file means no cursor.
+// Load implements [CursorStore]; a missing or empty file means no cursor
+// (a first run).
 func (f FileCursor) Load(context.Context) (uint64, bool, error) {
 	b, err := os.ReadFile(f.Path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -47,16 +48,23 @@ func (f FileCursor) Load(context.Context) (uint64, bool, error) {
 	if err != nil {
 		return 0, false, fmt.Errorf("client: read cursor: %w", err)
 	}
-	seq, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	text := strings.TrimSpace(string(b))
+	if text == "" {
+		return 0, false, nil
+	}
+	seq, err := strconv.ParseUint(text, 10, 64)
 	if err != nil {
-		return 0, false, fmt.Errorf("client: cursor file %s: %w", f.Path, err)
+		return 0, false, fmt.Errorf("client: cursor file %s: %q is not a sequence number", f.Path, text)
 	}
 	return seq, true, nil
 }
 
-// Save implements [CursorStore].
+// Save implements [CursorStore]. It syncs the directory after the rename
+// too, so the new cursor survives a power loss; a file system that cannot
+// sync a directory has still renamed the file, so that is not an error.
 func (f FileCursor) Save(_ context.Context, seq uint64) error {
-	tmp, err := os.CreateTemp(filepath.Dir(f.Path), "."+filepath.Base(f.Path)+".*")
+	dir := filepath.Dir(f.Path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".*")
 	if err != nil {
 		return fmt.Errorf("client: save cursor: %w", err)
 	}
@@ -70,6 +78,10 @@ func (f FileCursor) Save(_ context.Context, seq uint64) error {
 	if err := os.Rename(tmp.Name(), f.Path); err != nil {
 		_ = os.Remove(tmp.Name())
 		return fmt.Errorf("client: save cursor: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
 	}
 	return nil
 }
