@@ -236,3 +236,62 @@ func TestRetryable(t *testing.T) {
 		})
 	}
 }
+
+// TestSubscribeStreamStatus: the status function sees each stream go live
+// and can end Subscribe when the first connection fails, as klingctl
+// listen does.
+func TestSubscribeStreamStatus(t *testing.T) {
+	t.Run("fail fast when the first connection fails", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close() // nothing listens there now
+		c := dial(t, addr)
+		var got []client.StreamStatus
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		err = c.Subscribe(ctx, &gatewayv1.SubscribeRequest{}, func(context.Context, *gatewayv1.Event) error { return nil },
+			client.WithStreamStatus(func(s client.StreamStatus) error {
+				got = append(got, s)
+				if s.Ended && !s.EverLive {
+					return s.Err
+				}
+				return nil
+			}))
+		if status.Code(err) != codes.Unavailable || len(got) != 1 || !got[0].Ended || got[0].WasLive {
+			t.Errorf("Subscribe returned %v after statuses %+v; want UNAVAILABLE after one failed stream", err, got)
+		}
+	})
+
+	t.Run("a run stopped before its first event resumes without a gap", func(t *testing.T) {
+		c := dial(t, server.GRPC)
+		cursor := client.FileCursor{Path: filepath.Join(t.TempDir(), "cursor")}
+		req := &gatewayv1.SubscribeRequest{JobIds: []string{"status-1"}}
+		var live client.StreamStatus
+		ctx, cancel := context.WithCancel(context.Background())
+		err := c.Subscribe(ctx, req, func(context.Context, *gatewayv1.Event) error { return nil },
+			client.WithCursorStore(cursor), client.WithStreamStatus(func(s client.StreamStatus) error {
+				live = s
+				cancel() // stop as soon as the stream is live
+				return nil
+			}))
+		if !errors.Is(err, context.Canceled) || live.Ended || live.EverLive || live.Request.GetStart() != nil {
+			t.Fatalf("Subscribe returned %v with status %+v; want one first live stream started now", err, live)
+		}
+		saved, ok, err := cursor.Load(context.Background())
+		if !ok || err != nil || saved != live.Position {
+			t.Fatalf("cursor holds %d, %v, %v; want the live position %d", saved, ok, err, live.Position)
+		}
+		postEvent("status-1") // while nothing subscribes
+		var first *gatewayv1.Event
+		err = c.Subscribe(context.Background(), req, func(_ context.Context, ev *gatewayv1.Event) error {
+			first = ev
+			return errEnough
+		}, client.WithCursorStore(cursor))
+		if !errors.Is(err, errEnough) || first.GetJob().GetJobId() != "status-1" || first.GetSequence() <= saved {
+			t.Errorf("resumed run got %v (%v), want the event posted in between", first, err)
+		}
+	})
+}
