@@ -113,9 +113,10 @@ func WithSubscribeBackoff(b Backoff) SubscribeOption {
 // WithStreamStatus calls f, on the goroutine that called Subscribe, each
 // time a stream goes live and each time one ends with an error worth
 // reconnecting after, so a program can tell its user what it is doing.
-// When f returns an error for an ended stream, Subscribe returns that
-// error instead of reconnecting: a command-line tool, for example, fails
-// when its very first connection does ([StreamStatus.EverLive] false).
+// When f returns an error, Subscribe stops and returns it; for an ended
+// stream that means not reconnecting: a command-line tool, for example,
+// fails when its very first connection does ([StreamStatus.EverLive]
+// false).
 func WithStreamStatus(f func(StreamStatus) error) SubscribeOption {
 	return func(o *subscribeOptions) { o.status = f }
 }
