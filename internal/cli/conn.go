@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
-	kclient "github.com/klingfan/klingfan/client"
+	klingfan "github.com/klingfan/klingfan/client"
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
 
@@ -206,12 +206,12 @@ func (c *client) events() (gatewayv1.EventServiceClient, error) {
 // gateway returns the public Go client over klingctl's connection, for the
 // commands built on it (listen, wait). klingctl keeps owning the
 // connection: the client is never closed.
-func (c *client) gateway() (*kclient.Client, error) {
+func (c *client) gateway() (*klingfan.Client, error) {
 	conn, err := c.dial()
 	if err != nil {
 		return nil, err
 	}
-	return kclient.New(conn), nil
+	return klingfan.New(conn), nil
 }
 
 func (c *client) webhooks() (gatewayv1.WebhookServiceClient, error) {

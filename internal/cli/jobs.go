@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	kclient "github.com/klingfan/klingfan/client"
+	klingfan "github.com/klingfan/klingfan/client"
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
 
@@ -248,8 +248,8 @@ func (c *client) waitJob(ctx context.Context, jobID, webhook string) (*gatewayv1
 	if err != nil {
 		return nil, err
 	}
-	return gw.WaitJob(ctx, jobID, kclient.WithJobWebhook(webhook),
-		kclient.WithWaitBackoff(kclient.Backoff{Min: firstReconnectDelay, Max: maxReconnectDelay}))
+	return gw.WaitJob(ctx, jobID, klingfan.WithJobWebhook(webhook),
+		klingfan.WithWaitBackoff(klingfan.Backoff{Min: firstReconnectDelay, Max: maxReconnectDelay}))
 }
 
 // splitValues flattens repeatable, comma-separated flag values.

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	kclient "github.com/klingfan/klingfan/client"
+	klingfan "github.com/klingfan/klingfan/client"
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
 
@@ -131,12 +131,12 @@ func (c *client) listen(cmd *cobra.Command, f listenFlags) error {
 		return usagef("%s are mutually exclusive", strings.Join(starts, " and "))
 	}
 	l := &listener{c: c, out: c.env.Stdout, log: c.env.Stderr, json: f.json, colour: c.colour(), req: req}
-	opts := []kclient.SubscribeOption{
-		kclient.WithStreamStatus(l.status),
-		kclient.WithSubscribeBackoff(kclient.Backoff{Min: firstReconnectDelay, Max: maxReconnectDelay}),
+	opts := []klingfan.SubscribeOption{
+		klingfan.WithStreamStatus(l.status),
+		klingfan.WithSubscribeBackoff(klingfan.Backoff{Min: firstReconnectDelay, Max: maxReconnectDelay}),
 	}
 	if f.cursorFile != "" {
-		cursor := kclient.FileCursor{Path: f.cursorFile}
+		cursor := klingfan.FileCursor{Path: f.cursorFile}
 		seq, ok, err := cursor.Load(ctx)
 		if err != nil {
 			return err
@@ -148,7 +148,7 @@ func (c *client) listen(cmd *cobra.Command, f listenFlags) error {
 		// every event printed, and on a first run the position the stream
 		// went live at, so a run stopped before its first event resumes
 		// without a gap.
-		opts = append(opts, kclient.WithCursorStore(cursor))
+		opts = append(opts, klingfan.WithCursorStore(cursor))
 	}
 	gw, err := c.gateway()
 	if err != nil {
@@ -176,7 +176,7 @@ type listener struct {
 // must succeed, so a wrong address or a server that is down fails at once;
 // once a stream has been live, a break is reported and Subscribe
 // reconnects.
-func (l *listener) status(s kclient.StreamStatus) error {
+func (l *listener) status(s klingfan.StreamStatus) error {
 	switch {
 	case s.Ended && !s.EverLive:
 		return s.Err
