@@ -71,7 +71,11 @@ func TestWaitJob(t *testing.T) {
 
 	t.Run("gives up with the state it knew", func(t *testing.T) {
 		postNamed(server, "video.processing", "wait-running")
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		apptest.Eventually(t, 20*time.Second, "the job projected as processing", func() bool {
+			resp, err := c.Jobs().GetJob(context.Background(), &gatewayv1.GetJobRequest{JobId: "wait-running"})
+			return err == nil && resp.GetJobState().GetJob().GetStatus() == gatewayv1.JobStatus_JOB_STATUS_PROCESSING
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		st, err := c.WaitJob(ctx, "wait-running")
 		if !errors.Is(err, context.DeadlineExceeded) && status.Code(err) != codes.DeadlineExceeded {
