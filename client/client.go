@@ -5,8 +5,9 @@
 // disconnects and restarts (with a [CursorStore], such as [FileCursor]);
 // [Client.Consume] joins a consumer group whose members share the events,
 // acknowledging each one its handler completes and retrying the ones that
-// fail. The generated service clients stay available for everything else
-// ([Client.Events], [Client.Webhooks], [Client.ConsumerGroups]).
+// fail; [Client.WaitJob] waits until a Kling job finishes. The generated
+// service clients stay available for everything else ([Client.Events],
+// [Client.Webhooks], [Client.ConsumerGroups], [Client.Jobs]).
 //
 // Delivery is at least once in both modes: after a reconnect or a failed
 // handler an event may be handled again, so handlers key their side
@@ -39,6 +40,7 @@ type Client struct {
 	events   gatewayv1.EventServiceClient
 	webhooks gatewayv1.WebhookServiceClient
 	groups   gatewayv1.ConsumerGroupServiceClient
+	jobs     gatewayv1.JobServiceClient
 }
 
 // An Option configures [Dial].
@@ -108,6 +110,7 @@ func New(conn *grpc.ClientConn) *Client {
 		events:   gatewayv1.NewEventServiceClient(conn),
 		webhooks: gatewayv1.NewWebhookServiceClient(conn),
 		groups:   gatewayv1.NewConsumerGroupServiceClient(conn),
+		jobs:     gatewayv1.NewJobServiceClient(conn),
 	}
 }
 
@@ -126,6 +129,9 @@ func (c *Client) Webhooks() gatewayv1.WebhookServiceClient { return c.webhooks }
 
 // ConsumerGroups returns the generated ConsumerGroupService client.
 func (c *Client) ConsumerGroups() gatewayv1.ConsumerGroupServiceClient { return c.groups }
+
+// Jobs returns the generated JobService client.
+func (c *Client) Jobs() gatewayv1.JobServiceClient { return c.jobs }
 
 // bearer attaches the token to every call.
 type bearer struct {

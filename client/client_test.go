@@ -3,8 +3,11 @@ package client_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,22 +163,135 @@ func TestConsumeUnknownGroup(t *testing.T) {
 	}
 }
 
-func TestFileCursorRoundTrip(t *testing.T) {
-	fc := client.FileCursor{Path: filepath.Join(t.TempDir(), "cursor")}
-	if _, ok, err := fc.Load(context.Background()); ok || err != nil {
-		t.Fatalf("empty cursor: ok %v, err %v", ok, err)
+func TestFileCursor(t *testing.T) {
+	dir := t.TempDir()
+	fc := client.FileCursor{Path: filepath.Join(dir, "cursor")}
+	ctx := context.Background()
+	if _, ok, err := fc.Load(ctx); ok || err != nil {
+		t.Fatalf("missing file: ok %v, err %v; want a first run", ok, err)
 	}
-	for _, seq := range []uint64{1, 42, 1 << 40} {
-		if err := fc.Save(context.Background(), seq); err != nil {
+	for _, seq := range []uint64{1, 42, 1 << 40, 18446744073709551615} {
+		if err := fc.Save(ctx, seq); err != nil {
 			t.Fatal(err)
 		}
-		got, ok, err := fc.Load(context.Background())
+		got, ok, err := fc.Load(ctx)
 		if !ok || err != nil || got != seq {
 			t.Errorf("load after saving %d: %d, %v, %v", seq, got, ok, err)
 		}
 	}
-	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(fc.Path), ".*"))
-	if len(matches) != 0 {
-		t.Errorf("temporary files left behind: %v", matches)
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
 	}
+	cases := []struct {
+		name, content string
+		wantOK        bool
+		wantErr       string
+	}{
+		{name: "empty means first run", content: ""},
+		{name: "whitespace means first run", content: " \n"},
+		{name: "surrounding space tolerated", content: " 7 \n", wantOK: true},
+		{name: "garbage", content: "seven\n", wantErr: `"seven" is not a sequence number`},
+		{name: "negative", content: "-1", wantErr: "not a sequence number"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(fc.Path, []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, ok, err := fc.Load(ctx)
+			if ok != tc.wantOK || (err == nil) != (tc.wantErr == "") || err != nil && !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Load = ok %v, err %v; want ok %v, err %q", ok, err, tc.wantOK, tc.wantErr)
+			}
+		})
+	}
+	t.Run("missing directory", func(t *testing.T) {
+		bad := client.FileCursor{Path: filepath.Join(dir, "missing", "c")}
+		if err := bad.Save(ctx, 1); err == nil {
+			t.Error("Save into a missing directory succeeded")
+		}
+	})
+}
+
+func TestRetryable(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"server shutting down", status.Error(codes.Unavailable, "server shutting down"), true},
+		{"too many streams", status.Error(codes.ResourceExhausted, "too many"), true},
+		{"stream reset", status.Error(codes.Internal, "stream terminated by RST_STREAM with error code: INTERNAL_ERROR"), true},
+		{"ended without a status", io.EOF, true},
+		{"bad token", status.Error(codes.Unauthenticated, "no"), false},
+		{"resume point expired", status.Error(codes.OutOfRange, "older than retention"), false},
+		{"bad filter", status.Error(codes.InvalidArgument, "job_ids"), false},
+		{"internal", status.Error(codes.Internal, "internal error"), false},
+		{"not a gRPC error", errors.New("disk full"), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := client.Retryable(tc.err); got != tc.want {
+				t.Errorf("Retryable = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSubscribeStreamStatus: the status function sees each stream go live
+// and can end Subscribe when the first connection fails, as klingctl
+// listen does.
+func TestSubscribeStreamStatus(t *testing.T) {
+	t.Run("fail fast when the first connection fails", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close() // nothing listens there now
+		c := dial(t, addr)
+		var got []client.StreamStatus
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		err = c.Subscribe(ctx, &gatewayv1.SubscribeRequest{}, func(context.Context, *gatewayv1.Event) error { return nil },
+			client.WithStreamStatus(func(s client.StreamStatus) error {
+				got = append(got, s)
+				if s.Ended && !s.EverLive {
+					return s.Err
+				}
+				return nil
+			}))
+		if status.Code(err) != codes.Unavailable || len(got) != 1 || !got[0].Ended || got[0].WasLive {
+			t.Errorf("Subscribe returned %v after statuses %+v; want UNAVAILABLE after one failed stream", err, got)
+		}
+	})
+
+	t.Run("a run stopped before its first event resumes without a gap", func(t *testing.T) {
+		c := dial(t, server.GRPC)
+		cursor := client.FileCursor{Path: filepath.Join(t.TempDir(), "cursor")}
+		req := &gatewayv1.SubscribeRequest{JobIds: []string{"status-1"}}
+		var live client.StreamStatus
+		ctx, cancel := context.WithCancel(context.Background())
+		err := c.Subscribe(ctx, req, func(context.Context, *gatewayv1.Event) error { return nil },
+			client.WithCursorStore(cursor), client.WithStreamStatus(func(s client.StreamStatus) error {
+				live = s
+				cancel() // stop as soon as the stream is live
+				return nil
+			}))
+		if !errors.Is(err, context.Canceled) || live.Ended || live.EverLive || live.Request.GetStart() != nil {
+			t.Fatalf("Subscribe returned %v with status %+v; want one first live stream started now", err, live)
+		}
+		saved, ok, err := cursor.Load(context.Background())
+		if !ok || err != nil || saved != live.Position {
+			t.Fatalf("cursor holds %d, %v, %v; want the live position %d", saved, ok, err, live.Position)
+		}
+		postEvent("status-1") // while nothing subscribes
+		var first *gatewayv1.Event
+		err = c.Subscribe(context.Background(), req, func(_ context.Context, ev *gatewayv1.Event) error {
+			first = ev
+			return errEnough
+		}, client.WithCursorStore(cursor))
+		if !errors.Is(err, errEnough) || first.GetJob().GetJobId() != "status-1" || first.GetSequence() <= saved {
+			t.Errorf("resumed run got %v (%v), want the event posted in between", first, err)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/klingfan/klingfan/client"
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -92,4 +93,25 @@ func ExampleClient_Consume() {
 	// Output:
 	// handled group-example-1
 	// context canceled
+}
+
+func ExampleClient_WaitJob() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, server.GRPC, client.WithInsecure(), client.WithToken(apptest.AdminToken))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	// Kling reports the job as processing, then (here, at any moment
+	// while WaitJob runs) as completed.
+	postNamed(server, "video.processing", "wait-example")
+	go postNamed(server, "video.completed", "wait-example")
+
+	st, err := c.WaitJob(ctx, "wait-example")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(st.GetJob().GetStatus(), st.GetJob().GetVideos()[0].GetUrl())
+	// Output: JOB_STATUS_SUCCEEDED https://example.com/wait-example.mp4
 }

@@ -69,8 +69,12 @@ func TestMain(m *testing.M) {
 func postEvent(job string) { postEventTo(server, job) }
 
 // postEventTo delivers a signed video.completed event for job to srv.
-func postEventTo(srv *apptest.Server, job string) {
-	body := fmt.Appendf(nil, `{"event":"video.completed","timestamp":"2026-11-26T12:00:00Z","data":{"job_id":%q,"video_url":"https://example.com/%s.mp4"}}`, job, job)
+func postEventTo(srv *apptest.Server, job string) { postNamed(srv, "video.completed", job) }
+
+// postNamed delivers a signed Kling event called name (video.processing,
+// video.failed, ...) for job to srv.
+func postNamed(srv *apptest.Server, name, job string) {
+	body := fmt.Appendf(nil, `{"event":%q,"timestamp":"2026-11-26T12:00:00Z","data":{"job_id":%q,"video_url":"https://example.com/%s.mp4"}}`, name, job, job)
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, srv.HTTPURL+"/webhooks/klingai", bytes.NewReader(body))

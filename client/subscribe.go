@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,7 +38,8 @@ type FileCursor struct {
 	Path string
 }
 
-// Load implements [CursorStore]; a missing file means no cursor.
+// Load implements [CursorStore]; a missing or empty file means no cursor
+// (a first run).
 func (f FileCursor) Load(context.Context) (uint64, bool, error) {
 	b, err := os.ReadFile(f.Path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -46,16 +48,23 @@ func (f FileCursor) Load(context.Context) (uint64, bool, error) {
 	if err != nil {
 		return 0, false, fmt.Errorf("client: read cursor: %w", err)
 	}
-	seq, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	text := strings.TrimSpace(string(b))
+	if text == "" {
+		return 0, false, nil
+	}
+	seq, err := strconv.ParseUint(text, 10, 64)
 	if err != nil {
-		return 0, false, fmt.Errorf("client: cursor file %s: %w", f.Path, err)
+		return 0, false, fmt.Errorf("client: cursor file %s: %q is not a sequence number", f.Path, text)
 	}
 	return seq, true, nil
 }
 
-// Save implements [CursorStore].
+// Save implements [CursorStore]. It syncs the directory after the rename
+// too, so the new cursor survives a power loss; a file system that cannot
+// sync a directory has still renamed the file, so that is not an error.
 func (f FileCursor) Save(_ context.Context, seq uint64) error {
-	tmp, err := os.CreateTemp(filepath.Dir(f.Path), "."+filepath.Base(f.Path)+".*")
+	dir := filepath.Dir(f.Path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".*")
 	if err != nil {
 		return fmt.Errorf("client: save cursor: %w", err)
 	}
@@ -70,6 +79,10 @@ func (f FileCursor) Save(_ context.Context, seq uint64) error {
 		_ = os.Remove(tmp.Name())
 		return fmt.Errorf("client: save cursor: %w", err)
 	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
 	return nil
 }
 
@@ -79,11 +92,14 @@ type SubscribeOption func(*subscribeOptions)
 type subscribeOptions struct {
 	cursor  CursorStore
 	backoff Backoff
+	status  func(StreamStatus) error
 }
 
 // WithCursorStore makes Subscribe resume after the cursor saved in cs (it
 // overrides the request's start) and save the sequence of every event the
-// handler completes.
+// handler completes. When cs holds no cursor yet, Subscribe also saves the
+// position the first stream went live at, so a process stopped before its
+// first event still resumes without a gap.
 func WithCursorStore(cs CursorStore) SubscribeOption {
 	return func(o *subscribeOptions) { o.cursor = cs }
 }
@@ -94,6 +110,40 @@ func WithSubscribeBackoff(b Backoff) SubscribeOption {
 	return func(o *subscribeOptions) { o.backoff = b }
 }
 
+// WithStreamStatus calls f, on the goroutine that called Subscribe, each
+// time a stream goes live and each time one ends with an error worth
+// reconnecting after, so a program can tell its user what it is doing.
+// When f returns an error, Subscribe stops and returns it; for an ended
+// stream that means not reconnecting: a command-line tool, for example,
+// fails when its very first connection does ([StreamStatus.EverLive]
+// false).
+func WithStreamStatus(f func(StreamStatus) error) SubscribeOption {
+	return func(o *subscribeOptions) { o.status = f }
+}
+
+// StreamStatus is a change in the connection of [Client.Subscribe], as
+// reported to the function given with [WithStreamStatus].
+type StreamStatus struct {
+	// Ended is false when a stream went live (the server sends its
+	// events from Position on) and true when one ended with Err.
+	Ended bool
+	// Request is the request the stream was opened with; its Start says
+	// where the stream began (a reconnect resumes after a sequence).
+	Request *gatewayv1.SubscribeRequest
+	// Position is, for a live stream, the sequence it starts after.
+	Position uint64
+	// EverLive reports whether a stream of this call had gone live
+	// before: on a live stream, true means it is a reconnect; on an ended
+	// one, the stream that ended counts.
+	EverLive bool
+	// WasLive reports, for an ended stream, whether it had gone live;
+	// false means the server could not be reached or refused the stream.
+	WasLive bool
+	// Err is why the stream ended: a gRPC status, or io.EOF when the
+	// server closed it without one.
+	Err error
+}
+
 // Subscribe streams the events req selects to h, one at a time in sequence
 // order, until ctx ends (it then returns ctx's error), h fails (it returns
 // h's error, and the failed event is not marked handled) or the server
@@ -102,23 +152,23 @@ func WithSubscribeBackoff(b Backoff) SubscribeOption {
 // after the position the server reported when the stream went live, so no
 // event is missed and none handled twice within one call.
 func (c *Client) Subscribe(ctx context.Context, req *gatewayv1.SubscribeRequest, h Handler, opts ...SubscribeOption) error {
-	o := subscribeOptions{backoff: DefaultBackoff}
+	s := &subscriber{c: c, h: h, o: subscribeOptions{backoff: DefaultBackoff}, req: proto.CloneOf(req)}
 	for _, opt := range opts {
-		opt(&o)
+		opt(&s.o)
 	}
-	req = proto.CloneOf(req)
-	if o.cursor != nil {
-		seq, ok, err := o.cursor.Load(ctx)
+	if s.o.cursor != nil {
+		seq, ok, err := s.o.cursor.Load(ctx)
 		if err != nil {
 			return err
 		}
 		if ok {
-			req.Start = &gatewayv1.SubscribeRequest_AfterSequence{AfterSequence: seq}
+			s.req.Start = &gatewayv1.SubscribeRequest_AfterSequence{AfterSequence: seq}
+			s.saved = true
 		}
 	}
 	failures := 0
 	for {
-		progressed, err := c.subscribeOnce(ctx, req, h, o.cursor)
+		live, err := s.stream(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -129,14 +179,37 @@ func (c *Client) Subscribe(ctx context.Context, req *gatewayv1.SubscribeRequest,
 		if !Retryable(err) {
 			return err
 		}
-		if progressed {
+		if err == nil {
+			err = io.EOF
+		}
+		if s.o.status != nil {
+			if serr := s.o.status(StreamStatus{Ended: true, Request: proto.CloneOf(s.req), EverLive: s.everLive, WasLive: live, Err: err}); serr != nil {
+				return serr
+			}
+		}
+		if live {
 			failures = 0
 		}
 		failures++
-		if err := sleep(ctx, o.backoff.Delay(failures)); err != nil {
+		if err := sleep(ctx, s.o.backoff.Delay(failures)); err != nil {
 			return err
 		}
+		// Connect now rather than after gRPC's own backoff: this loop
+		// paces the attempts.
+		c.conn.ResetConnectBackoff()
 	}
+}
+
+// subscriber is one Subscribe call: the request, moved forward as events
+// are handled, and what the status function is told.
+type subscriber struct {
+	c   *Client
+	h   Handler
+	o   subscribeOptions
+	req *gatewayv1.SubscribeRequest
+	// everLive is set once a stream went live; saved once the cursor
+	// store holds a position for this subscription.
+	everLive, saved bool
 }
 
 // handlerError carries a handler's failure out of the stream loop.
@@ -144,42 +217,73 @@ type handlerError struct{ err error }
 
 func (e *handlerError) Error() string { return e.err.Error() }
 
-// subscribeOnce runs one stream, moving req's start forward as events are
-// handled; progressed reports whether the stream went live.
-func (c *Client) subscribeOnce(ctx context.Context, req *gatewayv1.SubscribeRequest, h Handler, cursor CursorStore) (progressed bool, err error) {
+// stream runs one stream, moving the request's start forward as events are
+// handled; live reports whether it went live.
+func (s *subscriber) stream(ctx context.Context) (live bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := c.events.Subscribe(ctx, req)
+	stream, err := s.c.events.Subscribe(ctx, s.req)
 	if err != nil {
 		return false, err
 	}
 	md, err := stream.Header()
 	if err != nil {
+		// The stream's status is the better error; Recv returns it.
+		if _, rerr := stream.Recv(); rerr != nil {
+			return false, rerr
+		}
 		return false, err
 	}
-	if _, ok := req.GetStart().(*gatewayv1.SubscribeRequest_AfterSequence); !ok {
-		// Resume after the head the stream went live at, so events
-		// appended while reconnecting are not lost.
-		if head, ok := headSequence(md); ok {
-			req.Start = &gatewayv1.SubscribeRequest_AfterSequence{AfterSequence: head}
+	if head, ok := headSequence(md); ok {
+		live = true
+		if err := s.wentLive(ctx, head); err != nil {
+			return live, err
 		}
 	}
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
-			return true, err
+			return live, err
 		}
 		ev := resp.GetEvent()
-		if err := h(ctx, ev); err != nil {
-			return true, &handlerError{err: err}
-		}
-		req.Start = &gatewayv1.SubscribeRequest_AfterSequence{AfterSequence: ev.GetSequence()}
-		if cursor != nil {
-			if err := cursor.Save(ctx, ev.GetSequence()); err != nil {
-				return true, &handlerError{err: err}
+		if !live {
+			// A server that sent no position went live all the same.
+			live = true
+			if err := s.wentLive(ctx, ev.GetSequence()-1); err != nil {
+				return live, err
 			}
 		}
+		if err := s.h(ctx, ev); err != nil {
+			return live, &handlerError{err: err}
+		}
+		s.req.Start = &gatewayv1.SubscribeRequest_AfterSequence{AfterSequence: ev.GetSequence()}
+		if s.o.cursor != nil {
+			if err := s.o.cursor.Save(ctx, ev.GetSequence()); err != nil {
+				return live, &handlerError{err: err}
+			}
+			s.saved = true
+		}
 	}
+}
+
+// wentLive records that a stream went live at position: a reconnect
+// resumes after it until an event is handled, and a cursor store that held
+// nothing holds it from now on.
+func (s *subscriber) wentLive(ctx context.Context, position uint64) error {
+	if s.o.status != nil {
+		if err := s.o.status(StreamStatus{Request: proto.CloneOf(s.req), Position: position, EverLive: s.everLive}); err != nil {
+			return &handlerError{err: err}
+		}
+	}
+	s.everLive = true
+	s.req.Start = &gatewayv1.SubscribeRequest_AfterSequence{AfterSequence: position}
+	if s.o.cursor != nil && !s.saved {
+		if err := s.o.cursor.Save(ctx, position); err != nil {
+			return &handlerError{err: err}
+		}
+		s.saved = true
+	}
+	return nil
 }
 
 func headSequence(md metadata.MD) (uint64, bool) {

@@ -31,7 +31,7 @@ const (
 )
 
 // AllPhases lists every scenario in the order Run performs them.
-var AllPhases = []string{PhaseIngest, PhaseLatency, PhaseFilter, PhaseMemory, PhaseStartup, PhaseCatchUp}
+var AllPhases = []string{PhaseIngest, PhaseLatency, PhaseFilter, PhaseMemory, PhaseStartup, PhaseCatchUp, PhaseGroups}
 
 // Config selects what Run measures and where it writes the report.
 type Config struct {
@@ -185,6 +185,13 @@ func Run(ctx context.Context, cfg Config) error {
 			fail(PhaseStartup+"/"+PhaseCatchUp, err)
 		}
 		res.Startup, res.CatchUp = st, cu
+	}
+	if has(PhaseGroups) && ctx.Err() == nil {
+		v, err := r.runGroups(ctx)
+		if err != nil {
+			fail(PhaseGroups, err)
+		}
+		res.Groups = v
 	}
 	if cfg.Micro != "" {
 		micro, err := readMicro(cfg.Micro)

@@ -30,6 +30,7 @@ type Results struct {
 	Memory   *MemoryResult   `json:"memory,omitempty"`
 	Startup  *StartupResult  `json:"startup,omitempty"`
 	CatchUp  *CatchUpResult  `json:"catch_up,omitempty"`
+	Groups   *GroupsResult   `json:"groups,omitempty"`
 	Micro    []MicroResult   `json:"micro_benchmarks,omitempty"`
 	Failures []string        `json:"failures,omitempty"`
 }
@@ -128,6 +129,7 @@ func checks(res *Results, cfg Config) []Check {
 			Reference: note,
 		})
 	}
+	out = append(out, groupChecks(res.Groups)...)
 	return out
 }
 

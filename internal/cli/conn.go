@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
+	klingfan "github.com/klingfan/klingfan/client"
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
 
@@ -200,6 +201,17 @@ func (c *client) events() (gatewayv1.EventServiceClient, error) {
 		return nil, err
 	}
 	return gatewayv1.NewEventServiceClient(conn), nil
+}
+
+// gateway returns the public Go client over klingctl's connection, for the
+// commands built on it (listen, wait). klingctl keeps owning the
+// connection: the client is never closed.
+func (c *client) gateway() (*klingfan.Client, error) {
+	conn, err := c.dial()
+	if err != nil {
+		return nil, err
+	}
+	return klingfan.New(conn), nil
 }
 
 func (c *client) webhooks() (gatewayv1.WebhookServiceClient, error) {

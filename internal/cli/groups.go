@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	klingfan "github.com/klingfan/klingfan/client"
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
 
@@ -199,14 +198,14 @@ line each (or protojson with --json), acknowledging it once printed. Run it
 in several terminals to watch the group share its events. Ctrl-C stops.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			conn, err := c.dial()
+			gw, err := c.gateway()
 			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			seen := 0
-			err = klingfan.New(conn).Consume(ctx, a[0], func(_ context.Context, ev *gatewayv1.Event) error {
+			err = gw.Consume(ctx, a[0], func(_ context.Context, ev *gatewayv1.Event) error {
 				if err := c.printConsumed(c.env.Stdout, ev, asJSON); err != nil {
 					return err
 				}

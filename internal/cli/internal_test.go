@@ -1,66 +1,14 @@
 package cli
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
-
-func TestCursorFile(t *testing.T) {
-	dir := t.TempDir()
-	f := cursorFile{path: filepath.Join(dir, "c")}
-	if _, ok, err := f.load(); ok || err != nil {
-		t.Fatalf("missing file: ok=%v err=%v, want a first run", ok, err)
-	}
-	for _, seq := range []uint64{1, 42, 18446744073709551615} {
-		if err := f.store(seq); err != nil {
-			t.Fatal(err)
-		}
-		got, ok, err := f.load()
-		if !ok || err != nil || got != seq {
-			t.Fatalf("load after store(%d) = %d, %v, %v", seq, got, ok, err)
-		}
-	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Errorf("temporary files left behind: %v", entries)
-	}
-	cases := []struct {
-		name, content string
-		wantOK        bool
-		wantErr       string
-	}{
-		{name: "empty means first run", content: ""},
-		{name: "whitespace means first run", content: " \n"},
-		{name: "surrounding space tolerated", content: " 7 \n", wantOK: true},
-		{name: "garbage", content: "seven\n", wantErr: `"seven" is not a sequence number`},
-		{name: "negative", content: "-1", wantErr: "not a sequence number"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if err := os.WriteFile(f.path, []byte(tc.content), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			_, ok, err := f.load()
-			if ok != tc.wantOK || (err == nil) != (tc.wantErr == "") || err != nil && !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("load = ok %v, err %v; want ok %v, err %q", ok, err, tc.wantOK, tc.wantErr)
-			}
-		})
-	}
-	t.Run("unwritable directory", func(t *testing.T) {
-		bad := cursorFile{path: filepath.Join(dir, "missing", "c")}
-		if err := bad.store(1); err == nil {
-			t.Error("store into a missing directory succeeded")
-		}
-	})
-}
 
 func TestParseEventType(t *testing.T) {
 	cases := []struct {
@@ -107,29 +55,6 @@ func TestParseSince(t *testing.T) {
 			got, err := parseSince(tc.in, now)
 			if (err == nil) != tc.ok || !got.Equal(tc.want) {
 				t.Errorf("parseSince(%q) = %v, %v", tc.in, got, err)
-			}
-		})
-	}
-}
-
-func TestRetryable(t *testing.T) {
-	cases := []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"server shutting down", status.Error(codes.Unavailable, "server shutting down"), true},
-		{"too many streams", status.Error(codes.ResourceExhausted, "too many"), true},
-		{"stream reset", status.Error(codes.Internal, "stream terminated by RST_STREAM with error code: INTERNAL_ERROR"), true},
-		{"bad token", status.Error(codes.Unauthenticated, "no"), false},
-		{"resume point expired", status.Error(codes.OutOfRange, "older than retention"), false},
-		{"bad filter", status.Error(codes.InvalidArgument, "job_ids"), false},
-		{"internal", status.Error(codes.Internal, "internal error"), false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := retryable(tc.err); got != tc.want {
-				t.Errorf("retryable = %v, want %v", got, tc.want)
 			}
 		})
 	}

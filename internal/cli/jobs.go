@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -10,12 +9,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	klingfan "github.com/klingfan/klingfan/client"
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
-	"github.com/klingfan/klingfan/internal/jobs"
 )
 
 // Exit statuses of `klingctl wait`, chosen so a script can branch on the
@@ -243,84 +240,16 @@ Exit status:
 	return cmd
 }
 
-// waitJob returns the job's first terminal state. On error it returns the
-// last state it knew (nil when none), for the timeout message.
+// waitJob returns the job's first terminal state, as client.WaitJob
+// does. On error it returns the last state it knew (nil when none), for
+// the timeout message.
 func (c *client) waitJob(ctx context.Context, jobID, webhook string) (*gatewayv1.JobState, error) {
-	svc, err := c.jobService()
+	gw, err := c.gateway()
 	if err != nil {
 		return nil, err
 	}
-	events, err := c.events()
-	if err != nil {
-		return nil, err
-	}
-	var st *gatewayv1.JobState
-	uctx, cancel := c.unary(ctx)
-	resp, err := svc.GetJob(uctx, &gatewayv1.GetJobRequest{JobId: jobID, WebhookId: webhook})
-	cancel()
-	switch {
-	case status.Code(err) == codes.NotFound:
-	case err != nil:
-		return nil, err
-	default:
-		st = resp.GetJobState()
-		webhook = st.GetWebhookId()
-	}
-	for {
-		if st != nil && jobs.Terminal(st.GetJob().GetStatus()) {
-			return st, nil
-		}
-		req := &gatewayv1.SubscribeRequest{JobIds: []string{jobID}}
-		if webhook != "" {
-			req.WebhookIds = []string{webhook}
-		}
-		if st != nil {
-			req.Start = &gatewayv1.SubscribeRequest_AfterSequence{AfterSequence: st.GetLastSequence()}
-		} else {
-			req.Start = &gatewayv1.SubscribeRequest_FromBeginning{FromBeginning: true}
-		}
-		st, err = c.follow(ctx, events, req, st)
-		if err == nil || status.Code(err) != codes.Unavailable || ctx.Err() != nil {
-			return st, err
-		}
-		// The server restarted: resume after the last event folded.
-		select {
-		case <-ctx.Done():
-			return st, ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// follow folds the job's events from the stream into st until it is
-// terminal.
-func (c *client) follow(ctx context.Context, events gatewayv1.EventServiceClient, req *gatewayv1.SubscribeRequest, st *gatewayv1.JobState) (*gatewayv1.JobState, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := events.Subscribe(ctx, req)
-	if err != nil {
-		return st, err
-	}
-	for {
-		resp, err := stream.Recv()
-		if err != nil {
-			if ctx.Err() != nil {
-				return st, ctx.Err()
-			}
-			if errors.Is(err, io.EOF) {
-				err = status.Error(codes.Unavailable, "stream ended")
-			}
-			return st, err
-		}
-		ev := resp.GetEvent()
-		if st != nil && ev.GetWebhookId() != st.GetWebhookId() {
-			continue // the same job id on another registration is another job
-		}
-		st, _ = jobs.Fold(st, ev)
-		if jobs.Terminal(st.GetJob().GetStatus()) {
-			return st, nil
-		}
-	}
+	return gw.WaitJob(ctx, jobID, klingfan.WithJobWebhook(webhook),
+		klingfan.WithWaitBackoff(klingfan.Backoff{Min: firstReconnectDelay, Max: maxReconnectDelay}))
 }
 
 // splitValues flattens repeatable, comma-separated flag values.

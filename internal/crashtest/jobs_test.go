@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
-	"github.com/klingfan/klingfan/internal/jobs"
+	"github.com/klingfan/klingfan/internal/jobstate"
 )
 
 // jobKey names one job: the same job id on two registrations is two jobs.
@@ -27,7 +27,7 @@ func foldLog(events []*gatewayv1.Event) map[jobKey]*gatewayv1.JobState {
 			continue
 		}
 		k := jobKey{ev.GetWebhookId(), ev.GetJob().GetJobId()}
-		want[k], _ = jobs.Fold(want[k], ev)
+		want[k], _ = jobstate.Fold(want[k], ev)
 	}
 	return want
 }

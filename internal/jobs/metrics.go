@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/jobstate"
 )
 
 // Label bounds: a model name is a label value only while it looks like one
@@ -79,7 +80,7 @@ func (m *Metrics) projected(seq uint64) {
 // observe counts next when it is the first terminal state of a real (not
 // test) job.
 func (m *Metrics) observe(prev, next *gatewayv1.JobState, ev *gatewayv1.Event) {
-	if m == nil || ev.GetTest() || !Terminal(next.GetJob().GetStatus()) || Terminal(prev.GetJob().GetStatus()) {
+	if m == nil || ev.GetTest() || !jobstate.Terminal(next.GetJob().GetStatus()) || jobstate.Terminal(prev.GetJob().GetStatus()) {
 		return
 	}
 	job := next.GetJob()
@@ -91,7 +92,7 @@ func (m *Metrics) observe(prev, next *gatewayv1.JobState, ev *gatewayv1.Event) {
 	for currency, v := range Cash(job) {
 		m.cash.WithLabelValues(webhook, kind, model, currency).Add(v)
 	}
-	if d, ok := Duration(next); ok {
+	if d, ok := jobstate.Duration(next); ok {
 		m.duration.WithLabelValues(webhook, kind, model).Observe(d.Seconds())
 	}
 }

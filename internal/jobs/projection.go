@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/jobstate"
 )
 
 var (
@@ -234,8 +235,8 @@ func (p *Projection) apply(ctx context.Context, ev *gatewayv1.Event) error {
 				return err
 			}
 		}
-		next, outcome := Fold(prev, ev)
-		if outcome == Skipped {
+		next, outcome := jobstate.Fold(prev, ev)
+		if outcome == jobstate.Skipped {
 			return nil
 		}
 		data, err := proto.MarshalOptions{Deterministic: true}.Marshal(next)
@@ -263,7 +264,7 @@ func (p *Projection) apply(ctx context.Context, ev *gatewayv1.Event) error {
 		}
 		switch {
 		case err == nil:
-			if outcome == Recorded {
+			if outcome == jobstate.Recorded {
 				p.log.Info("jobs: delivery logged but not applied to the job state",
 					slog.String("webhook_id", ev.GetWebhookId()), slog.String("job_id", jobID),
 					slog.Uint64("sequence", ev.GetSequence()), slog.String("status", ev.GetJob().GetStatus().String()),
@@ -281,7 +282,7 @@ func (p *Projection) apply(ctx context.Context, ev *gatewayv1.Event) error {
 
 // staleReason says why a recorded event did not change the job.
 func staleReason(prev *gatewayv1.JobState) string {
-	if Terminal(prev.GetJob().GetStatus()) {
+	if jobstate.Terminal(prev.GetJob().GetStatus()) {
 		return "state is terminal"
 	}
 	return "update time older than the state's"

@@ -19,6 +19,7 @@ import (
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/apptest"
 	"github.com/klingfan/klingfan/internal/jobs"
+	"github.com/klingfan/klingfan/internal/jobstate"
 	"github.com/klingfan/klingfan/internal/store"
 )
 
@@ -251,7 +252,7 @@ func TestProjectionAgreesWithLogAfterRestart(t *testing.T) {
 		}
 		for _, ev := range evs {
 			k := [2]string{ev.GetWebhookId(), ev.GetJob().GetJobId()}
-			want[k], _ = jobs.Fold(want[k], ev)
+			want[k], _ = jobstate.Fold(want[k], ev)
 		}
 		from = next
 	}
@@ -285,7 +286,7 @@ func TestProjectionAgreesWithLogAfterRestart(t *testing.T) {
 	// Finished jobs are counted once over all three replicas.
 	terminal := 0
 	for _, w := range want {
-		if jobs.Terminal(w.GetJob().GetStatus()) {
+		if jobstate.Terminal(w.GetJob().GetStatus()) {
 			terminal++
 		}
 	}

@@ -1,13 +1,8 @@
-// Package jobs owns the job projection: the current state of every Kling
-// job, folded from the event log into a JetStream key-value bucket, and the
-// per-job cost and duration metrics counted as jobs finish.
-//
-// The projection follows the log with its own tail and never writes a state
-// the log does not already hold. Every write is a compare-and-set guarded by
-// the event's sequence (see [Fold]), so a replay after a crash, or several
-// replicas folding the same log, converge on the same states and count each
-// finished job once.
-package jobs
+// Package jobstate folds a job's events, in log order, into its current
+// state ([gatewayv1.JobState]). It is pure (no I/O, no clock) so that every
+// reader of the log folds the same way: the server's job projection
+// (internal/jobs), `klingctl wait` and the public client's WaitJob.
+package jobstate
 
 import (
 	"time"

@@ -1,4 +1,4 @@
-package jobs_test
+package jobstate_test
 
 import (
 	"testing"
@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
-	"github.com/klingfan/klingfan/internal/jobs"
+	"github.com/klingfan/klingfan/internal/jobstate"
 )
 
 var t0 = time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)
@@ -44,20 +44,20 @@ func TestFold(t *testing.T) {
 		name     string
 		events   []*gatewayv1.Event
 		status   gatewayv1.JobStatus
-		outcomes []jobs.Outcome
+		outcomes []jobstate.Outcome
 		check    func(t *testing.T, st *gatewayv1.JobState)
 	}{
 		{
 			name:     "in order",
 			events:   []*gatewayv1.Event{event(1, submitted, 0), event(2, processing, time.Second), event(3, succeeded, 2*time.Second, withVideo)},
 			status:   succeeded,
-			outcomes: []jobs.Outcome{jobs.Applied, jobs.Applied, jobs.Applied},
+			outcomes: []jobstate.Outcome{jobstate.Applied, jobstate.Applied, jobstate.Applied},
 		},
 		{
 			name:     "older processing after succeeded is recorded, not applied",
 			events:   []*gatewayv1.Event{event(1, succeeded, 2*time.Second, withVideo), event(2, processing, time.Second)},
 			status:   succeeded,
-			outcomes: []jobs.Outcome{jobs.Applied, jobs.Recorded},
+			outcomes: []jobstate.Outcome{jobstate.Applied, jobstate.Recorded},
 			check: func(t *testing.T, st *gatewayv1.JobState) {
 				if st.GetLastSequence() != 2 || st.GetEventCount() != 2 {
 					t.Errorf("last_sequence %d, event_count %d; want 2, 2", st.GetLastSequence(), st.GetEventCount())
@@ -71,31 +71,31 @@ func TestFold(t *testing.T) {
 			name:     "terminal is final even for a newer delivery",
 			events:   []*gatewayv1.Event{event(1, failed, time.Second), event(2, processing, time.Hour), event(3, succeeded, time.Hour)},
 			status:   failed,
-			outcomes: []jobs.Outcome{jobs.Applied, jobs.Recorded, jobs.Recorded},
+			outcomes: []jobstate.Outcome{jobstate.Applied, jobstate.Recorded, jobstate.Recorded},
 		},
 		{
 			name:     "stale non-terminal delivery does not go back",
 			events:   []*gatewayv1.Event{event(1, processing, 2*time.Second), event(2, submitted, time.Second)},
 			status:   processing,
-			outcomes: []jobs.Outcome{jobs.Applied, jobs.Recorded},
+			outcomes: []jobstate.Outcome{jobstate.Applied, jobstate.Recorded},
 		},
 		{
 			name:     "terminal lands on a non-terminal state whatever its time",
 			events:   []*gatewayv1.Event{event(1, processing, time.Hour), event(2, succeeded, time.Second)},
 			status:   succeeded,
-			outcomes: []jobs.Outcome{jobs.Applied, jobs.Applied},
+			outcomes: []jobstate.Outcome{jobstate.Applied, jobstate.Applied},
 		},
 		{
 			name:     "no update time: log order decides",
 			events:   []*gatewayv1.Event{event(1, processing, time.Hour), event(2, submitted, 0, withoutTime)},
 			status:   submitted,
-			outcomes: []jobs.Outcome{jobs.Applied, jobs.Applied},
+			outcomes: []jobstate.Outcome{jobstate.Applied, jobstate.Applied},
 		},
 		{
 			name:     "replayed sequence is skipped",
 			events:   []*gatewayv1.Event{event(1, submitted, 0), event(2, processing, time.Second), event(2, processing, time.Second), event(1, submitted, 0)},
 			status:   processing,
-			outcomes: []jobs.Outcome{jobs.Applied, jobs.Applied, jobs.Skipped, jobs.Skipped},
+			outcomes: []jobstate.Outcome{jobstate.Applied, jobstate.Applied, jobstate.Skipped, jobstate.Skipped},
 			check: func(t *testing.T, st *gatewayv1.JobState) {
 				if st.GetEventCount() != 2 {
 					t.Errorf("event_count %d, want 2", st.GetEventCount())
@@ -106,7 +106,7 @@ func TestFold(t *testing.T) {
 			name:     "fields an event omits keep earlier values",
 			events:   []*gatewayv1.Event{event(1, submitted, 0, withModel), event(2, succeeded, time.Second, withVideo)},
 			status:   succeeded,
-			outcomes: []jobs.Outcome{jobs.Applied, jobs.Applied},
+			outcomes: []jobstate.Outcome{jobstate.Applied, jobstate.Applied},
 			check: func(t *testing.T, st *gatewayv1.JobState) {
 				if st.GetJob().GetModel() != "kling-v2-master" || st.GetJob().GetUnitsDeducted() != "5" || len(st.GetJob().GetVideos()) != 1 {
 					t.Errorf("merged job %v", st.GetJob())
@@ -120,7 +120,7 @@ func TestFold(t *testing.T) {
 			name:     "outputs survive a later event without them",
 			events:   []*gatewayv1.Event{event(1, processing, 0, withVideo), event(2, processing, time.Second)},
 			status:   processing,
-			outcomes: []jobs.Outcome{jobs.Applied, jobs.Applied},
+			outcomes: []jobstate.Outcome{jobstate.Applied, jobstate.Applied},
 			check: func(t *testing.T, st *gatewayv1.JobState) {
 				if len(st.GetJob().GetVideos()) != 1 {
 					t.Errorf("videos lost: %v", st.GetJob())
@@ -131,7 +131,7 @@ func TestFold(t *testing.T) {
 			name:     "unknown status keeps the known one",
 			events:   []*gatewayv1.Event{event(1, processing, 0), event(2, unknown, time.Second)},
 			status:   processing,
-			outcomes: []jobs.Outcome{jobs.Applied, jobs.Applied},
+			outcomes: []jobstate.Outcome{jobstate.Applied, jobstate.Applied},
 			check: func(t *testing.T, st *gatewayv1.JobState) {
 				if st.GetJob().GetRawStatus() != processing.String() {
 					t.Errorf("raw status %q belongs to another status", st.GetJob().GetRawStatus())
@@ -144,12 +144,12 @@ func TestFold(t *testing.T) {
 			var st *gatewayv1.JobState
 			for i, ev := range tt.events {
 				prev := st
-				var got jobs.Outcome
-				st, got = jobs.Fold(st, ev)
+				var got jobstate.Outcome
+				st, got = jobstate.Fold(st, ev)
 				if got != tt.outcomes[i] {
 					t.Errorf("event %d (seq %d, %s): outcome %d, want %d", i, ev.GetSequence(), ev.GetJob().GetStatus(), got, tt.outcomes[i])
 				}
-				if prev != nil && got == jobs.Skipped && st != prev {
+				if prev != nil && got == jobstate.Skipped && st != prev {
 					t.Errorf("event %d: a skipped event produced a new state", i)
 				}
 			}
@@ -166,9 +166,9 @@ func TestFold(t *testing.T) {
 // Folding never modifies the previous state, so a caller's copy (the one
 // read from the bucket) stays what it read.
 func TestFoldLeavesPreviousStateAlone(t *testing.T) {
-	st, _ := jobs.Fold(nil, event(1, processing, 0))
+	st, _ := jobstate.Fold(nil, event(1, processing, 0))
 	before := st.String()
-	jobs.Fold(st, event(2, succeeded, time.Second, withVideo))
+	jobstate.Fold(st, event(2, succeeded, time.Second, withVideo))
 	if st.String() != before {
 		t.Errorf("previous state changed:\n%s\n%s", before, st.String())
 	}
@@ -189,7 +189,7 @@ func TestDuration(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := &gatewayv1.JobState{Job: tt.job, FirstSeenTime: timestamppb.New(t0), UpdateTime: timestamppb.New(t0.Add(3 * time.Second))}
-			got, ok := jobs.Duration(st)
+			got, ok := jobstate.Duration(st)
 			if ok != tt.ok || (ok && got != tt.want) {
 				t.Errorf("Duration = %s, %v; want %s, %v", got, ok, tt.want, tt.ok)
 			}
