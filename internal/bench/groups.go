@@ -101,7 +101,7 @@ func (r *runner) runGroups(ctx context.Context) (*GroupsResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.stopLogged()
 	admin, err := dialClient(ctx, srv)
 	if err != nil {
 		return nil, err
@@ -320,7 +320,9 @@ func (r *runner) groupRedelivery(ctx context.Context, srv *server, admin *client
 		return len(arrived) >= redeliveryHeld
 	})
 	cancel()
-	<-done
+	if cerr := <-done; cerr != nil && !errors.Is(cerr, context.Canceled) && err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bench: redelivered %d of %d events: %w", len(arrived), redeliveryHeld, err)
 	}
