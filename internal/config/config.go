@@ -123,7 +123,7 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL Kling reaches this server at, for ingest URLs (default http://localhost:<http port>)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&c.NATSListen, "nats-listen", "", "also open the embedded NATS server to clients on this address (off by default)")
+	fs.StringVar(&c.NATSListen, "nats-listen", "", "also open the embedded NATS server to clients on this address (off by default; a bare port means loopback; clients need the token in <data-dir>/nats-token)")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "use this external NATS cluster (comma-separated URLs) instead of the embedded server")
 	fs.StringVar(&c.NATSUser, "nats-user", "", "user for the external NATS cluster (password in KLINGFAN_NATS_PASSWORD)")
 	fs.StringVar(&c.NATSPassword, "nats-password", "", "password for --nats-user; prefer KLINGFAN_NATS_PASSWORD, command lines are visible to other local users")
