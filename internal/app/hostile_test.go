@@ -436,7 +436,9 @@ func TestHostileInputTable(t *testing.T) {
 				}
 			}
 		},
-		"api: REST `/v1` without a client certificate when `--tls-client-ca` is set": expectRESTNeedsClientCert,
+		"api: REST `/v1` without a client certificate when `--tls-client-ca` is set":       expectRESTNeedsClientCert,
+		"cli: `klingfan backup` against a server with `--tls-client-ca`":                   expectBackupNeedsClientCert,
+		"nats: `--nats-listen` given only a port, or a client without the generated token": expectNATSListenNeedsToken,
 		"api: no token": func(t *testing.T) {
 			_, err := gatewayv1.NewEventServiceClient(h.srv.Dial(t)).ListEvents(ctx, &gatewayv1.ListEventsRequest{})
 			grpcCode(t, err, codes.Unauthenticated)
