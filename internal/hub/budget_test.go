@@ -1,0 +1,76 @@
+package hub_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/klingfan/klingfan/internal/hub"
+)
+
+// TestCatchUpBudgetMakesReadersWait: with a budget that fits one batch,
+// a second subscription catching up from the log waits (within its
+// context) while the first holds an unsent batch, and reads as soon as
+// the first has sent it.
+func TestCatchUpBudgetMakesReadersWait(t *testing.T) {
+	// Recent off: every catch-up reads the log. One byte of budget fits
+	// exactly one reservation.
+	l := newLogHub(t, hub.Options{Recent: -1, CatchUpBatch: 2, CatchUpBytes: 1})
+	for range 6 {
+		l.append("j")
+	}
+	f, _ := hub.NewFilter(nil, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	from := hub.Start{Kind: hub.StartBeginning}
+	a, err := l.hub.Subscribe(ctx, f, from, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.hub.Subscribe(ctx, f, from, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// a reads the batch [1, 2] and holds it: one item is still unsent.
+	if it, err := a.Next(ctx); err != nil || it.Event.GetSequence() != 1 {
+		t.Fatalf("a: %v %v, want sequence 1", it, err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = b.Next(short)
+	cancelShort()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("b read while a held the whole budget: err = %v, want DeadlineExceeded", err)
+	}
+
+	got := make(chan uint64, 1)
+	go func() {
+		it, err := b.Next(ctx)
+		if err != nil {
+			got <- 0
+			return
+		}
+		got <- it.Event.GetSequence()
+	}()
+	if it, err := a.Next(ctx); err != nil || it.Event.GetSequence() != 2 {
+		t.Fatalf("a: %v %v, want sequence 2", it, err)
+	}
+	// a's batch is sent: its next Next frees the budget (and then waits
+	// behind b for more).
+	aNext := make(chan error, 1)
+	go func() {
+		_, err := a.Next(ctx)
+		aNext <- err
+	}()
+	select {
+	case seq := <-got:
+		if seq != 1 {
+			t.Fatalf("b got sequence %d, want 1", seq)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("b never got budget after a sent its batch")
+	}
+	cancel()
+	<-aNext
+}
