@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -55,13 +56,18 @@ type EventService struct {
 	// quota bounds concurrent streams per token, so one client cannot take
 	// every stream the server allows.
 	quota streamQuota
+	// SendDeadline ends a Subscribe stream whose Send has not completed in
+	// this long (its client stopped reading), so it stops holding memory
+	// and catch-up budget; the client resumes after its last sequence.
+	// NewEventService sets DefaultSendDeadline; 0 turns it off.
+	SendDeadline time.Duration
 }
 
 // NewEventService returns the service; pageKey authenticates page tokens
 // and must be the same on every replica.
 // maxStreamsPerToken bounds concurrent streams per token; 0 means no bound.
 func NewEventService(log EventLog, h *hub.Hub, logger *slog.Logger, now func() time.Time, pageKey []byte, maxStreamsPerToken int) *EventService {
-	return &EventService{Log: log, Hub: h, Logger: logger, Now: now, Tokens: pageTokens{key: pageKey},
+	return &EventService{Log: log, Hub: h, Logger: logger, Now: now, Tokens: pageTokens{key: pageKey}, SendDeadline: DefaultSendDeadline,
 		quota: streamQuota{max: maxStreamsPerToken, open: make(map[string]map[*quotaSlot]struct{})}}
 }
 
@@ -117,8 +123,8 @@ func (q *streamQuota) acquire(ctx context.Context, token string) (release func()
 	}, nil
 }
 
-// Subscribe streams matching events. This goroutine is the only one that
-// sends on the stream.
+// Subscribe streams matching events. Its send guard's goroutine is the
+// only one that sends messages on the stream (see sendGuard).
 func (s *EventService) Subscribe(req *gatewayv1.SubscribeRequest, stream grpc.ServerStreamingServer[gatewayv1.SubscribeResponse]) error {
 	ctx := stream.Context()
 	err := s.subscribe(ctx, req, stream)
@@ -163,12 +169,18 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 	if err := stream.SendHeader(metadata.Pairs(HeadSequenceHeader, strconv.FormatUint(sub.Position(), 10))); err != nil {
 		return err
 	}
+	guard := newSendGuard(s.SendDeadline)
+	defer guard.stop()
 	for {
 		it, err := sub.Next(ctx)
 		if err != nil {
 			return err
 		}
-		if err := send(stream, it); err != nil {
+		if err := guard.send(ctx, func() error { return send(stream, it) }); err != nil {
+			if errors.Is(err, errSendStalled) {
+				s.Logger.Warn("Subscribe stream ended: its client stopped reading",
+					"token", auth.TokenName(ctx), "send_deadline", s.SendDeadline)
+			}
 			return err
 		}
 		s.Hub.Delivered(it.Event, s.Now())

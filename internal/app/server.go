@@ -198,6 +198,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	s.hub = hub.New(s.store, last, hub.Options{
 		Buffer:           cfg.StreamBuffer,
 		MaxSubscriptions: cfg.MaxStreams,
+		CatchUpBytes:     catchUpBytes(cfg.CatchUpBytes),
 		Registerer:       s.metrics,
 	})
 	s.tailFrom = last
@@ -252,6 +253,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 		promOpts = append(promOpts, grpcprom.WithExemplarFromContext(telemetry.Exemplar))
 	}
 	events := api.NewEventService(s.store, s.hub, s.log, s.now, pageKey, cfg.MaxStreamsPerToken)
+	events.SendDeadline = cfg.SendDeadline
 	webhooks := api.NewWebhookService(api.WebhookDeps{
 		Registry:    s.registry,
 		Tester:      s.ingest,
@@ -434,4 +436,13 @@ func (s *server) close() {
 			s.log.Warn("closing store", "error", err)
 		}
 	}
+}
+
+// catchUpBytes turns --catch-up-memory (0: no bound) into the hub's
+// option (0: its default, negative: no bound).
+func catchUpBytes(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
