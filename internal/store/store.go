@@ -170,6 +170,7 @@ type Store struct {
 	closed    chan struct{} // closed by the connection's ClosedHandler
 	js        jetstream.JetStream
 	stream    jetstream.Stream
+	idIndex   jetstream.Stream // nil when the index could not be opened
 	kv        jetstream.KeyValue
 
 	// reap queues finished read consumers for deletion by runReaper, which
@@ -219,6 +220,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
+	s.ensureIDIndex(ctx, cfg)
 	s.reportLost(ctx, cfg.DataDir)
 	s.reap = make(chan string, reapQueue)
 	s.reaperQuit = make(chan struct{})
