@@ -539,6 +539,7 @@ func TestHostileInputTable(t *testing.T) {
 			grpcCode(t, err, codes.InvalidArgument)
 			restStatus(t, h, http.MethodGet, "/v1/events?eventTypes=99", apptest.AdminToken, 400)
 		},
+		"api: `GetEvent` by id on a log of many jobs": expectGetEventIndexed,
 		"api: forged or foreign page token": func(t *testing.T) {
 			_, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{PageToken: "AQAAAAAAAAABAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
 			grpcCode(t, err, codes.InvalidArgument)
