@@ -38,14 +38,33 @@ func newReadBudget(total int64) *readBudget {
 	return &readBudget{sem: semaphore.NewWeighted(total), size: total}
 }
 
-// acquire reserves room for one read and returns how much it reserved.
-func (b *readBudget) acquire(ctx context.Context) (int64, error) {
+// acquire reserves room for one read and returns how much it reserved. It
+// waits until there is room, ctx ends (its error) or done is closed
+// (ErrClosed: the hub is shutting down).
+func (b *readBudget) acquire(ctx context.Context, done <-chan struct{}) (int64, error) {
 	if b.sem == nil {
 		return 0, nil
 	}
 	n := min(readReserve, b.size)
-	if err := b.sem.Acquire(ctx, n); err != nil {
-		return 0, err
+	if b.sem.TryAcquire(n) {
+		return n, nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	if err := b.sem.Acquire(wctx, n); err != nil {
+		select {
+		case <-done:
+			return 0, ErrClosed
+		default:
+			return 0, err
+		}
 	}
 	return n, nil
 }
@@ -83,7 +102,7 @@ func (s *Subscription) takeBudget(ctx context.Context) error {
 	if s.held > 0 {
 		return nil
 	}
-	n, err := s.h.budget.acquire(ctx)
+	n, err := s.h.budget.acquire(ctx, s.h.done)
 	if err != nil {
 		return err
 	}

@@ -74,3 +74,41 @@ func TestCatchUpBudgetMakesReadersWait(t *testing.T) {
 	cancel()
 	<-aNext
 }
+
+// TestCatchUpBudgetWaitEndsOnClose: a subscription waiting for budget
+// returns ErrClosed when the hub shuts down, so it cannot hold up a
+// graceful shutdown.
+func TestCatchUpBudgetWaitEndsOnClose(t *testing.T) {
+	l := newLogHub(t, hub.Options{Recent: -1, CatchUpBatch: 2, CatchUpBytes: 1})
+	for range 4 {
+		l.append("j")
+	}
+	f, _ := hub.NewFilter(nil, nil, nil)
+	ctx := context.Background()
+	from := hub.Start{Kind: hub.StartBeginning}
+	a, err := l.hub.Subscribe(ctx, f, from, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.hub.Subscribe(ctx, f, from, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.Next(ctx)
+		errc <- err
+	}()
+	l.hub.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, hub.ErrClosed) {
+			t.Fatalf("Next waiting for budget: %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a subscription waiting for budget ignored the hub's Close")
+	}
+}
