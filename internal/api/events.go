@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -55,6 +56,11 @@ type EventService struct {
 	// quota bounds concurrent streams per token, so one client cannot take
 	// every stream the server allows.
 	quota streamQuota
+	// SendDeadline ends a Subscribe stream whose Send has not completed in
+	// this long (its client stopped reading), so it stops holding memory
+	// and catch-up budget; the client resumes after its last sequence.
+	// 0 turns it off.
+	SendDeadline time.Duration
 }
 
 // EventConfig is what EventService needs.
@@ -69,12 +75,17 @@ type EventConfig struct {
 	// MaxStreamsPerToken bounds the Subscribe streams one token holds at
 	// once; 0 leaves them unbounded.
 	MaxStreamsPerToken int
+	// SendDeadline ends a Subscribe stream whose client has not accepted a
+	// message in this long; 0 turns it off (the server passes
+	// --send-deadline, 30s by default).
+	SendDeadline time.Duration
 }
 
 // NewEventService returns the service.
 func NewEventService(cfg EventConfig) *EventService {
 	return &EventService{Log: cfg.Log, Hub: cfg.Hub, Logger: cfg.Logger, Now: cfg.Now, Tokens: pageTokens{key: cfg.PageKey},
-		quota: streamQuota{max: cfg.MaxStreamsPerToken, open: make(map[string]map[*quotaSlot]struct{})}}
+		SendDeadline: cfg.SendDeadline,
+		quota:        streamQuota{max: cfg.MaxStreamsPerToken, open: make(map[string]map[*quotaSlot]struct{})}}
 }
 
 // streamQuota counts open streams per token name.
@@ -129,8 +140,8 @@ func (q *streamQuota) acquire(ctx context.Context, token string) (release func()
 	}, nil
 }
 
-// Subscribe streams matching events. This goroutine is the only one that
-// sends on the stream.
+// Subscribe streams matching events. Its send guard's goroutine is the
+// only one that sends messages on the stream (see sendGuard).
 func (s *EventService) Subscribe(req *gatewayv1.SubscribeRequest, stream grpc.ServerStreamingServer[gatewayv1.SubscribeResponse]) error {
 	ctx := stream.Context()
 	err := s.subscribe(ctx, req, stream)
@@ -175,12 +186,18 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 	if err := stream.SendHeader(metadata.Pairs(HeadSequenceHeader, strconv.FormatUint(sub.Position(), 10))); err != nil {
 		return err
 	}
+	guard := newSendGuard(s.SendDeadline)
+	defer guard.stop()
 	for {
 		it, err := sub.Next(ctx)
 		if err != nil {
 			return err
 		}
-		if err := send(stream, it); err != nil {
+		if err := guard.send(ctx, func() error { return send(stream, it) }); err != nil {
+			if errors.Is(err, errSendStalled) {
+				s.Logger.Warn("Subscribe stream ended: its client stopped reading",
+					"token", auth.TokenName(ctx), "send_deadline", s.SendDeadline)
+			}
 			return err
 		}
 		s.Hub.Delivered(it.Event, s.Now())

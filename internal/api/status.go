@@ -91,6 +91,8 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, errSendStalled):
+		return status.Error(codes.Unavailable, "stream ended: no message was accepted within the send deadline (is the client reading?); reconnect and resume after the last sequence received")
 	case errors.Is(err, hub.ErrClosed):
 		return status.Error(codes.Unavailable, "server shutting down: reconnect and resume after the last sequence received")
 	case errors.Is(err, errStreamQuota):

@@ -34,6 +34,7 @@ import (
 	"github.com/klingfan/klingfan/internal/apptest"
 	"github.com/klingfan/klingfan/internal/config"
 	"github.com/klingfan/klingfan/internal/normalize"
+	"github.com/klingfan/klingfan/internal/store"
 	"github.com/klingfan/klingfan/internal/verify"
 )
 
@@ -814,8 +815,15 @@ func TestSendTestEventReachesSubscriber(t *testing.T) {
 func TestRotationSeenByAnotherInstance(t *testing.T) {
 	port := freePort(t)
 	a := start(t, apptest.WithConfig(func(c *config.Config) { c.NATSListen = "127.0.0.1:" + port }))
+	// The second instance presents the token the first generated for
+	// clients of its embedded NATS server.
+	tok, err := os.ReadFile(filepath.Join(a.srv.Config.DataDir, store.NATSTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := start(t, apptest.WithConfig(func(c *config.Config) {
 		c.NATSURL = "nats://127.0.0.1:" + port
+		c.NATSToken = strings.TrimSpace(string(tok))
 		c.Replicas = 1
 	}))
 	ctx := ctxT(t)

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/klingfan/klingfan/internal/auth"
+	"github.com/klingfan/klingfan/internal/certpool"
 	"github.com/klingfan/klingfan/internal/config"
 	"github.com/klingfan/klingfan/internal/store"
 )
@@ -63,18 +63,29 @@ func BackupCommand(ctx context.Context, args []string, lookup func(string) (stri
 	to := fs.String("to", "", "file to write the backup to (required)")
 	server := fs.String("server", "http://localhost:8080", "base URL of the running klingfan's HTTP listener")
 	dataDir := fs.String("data-dir", "./data", "the server's data directory, to read the generated admin token from when KLINGFAN_ADMIN_TOKEN is unset")
-	caFile := fs.String("tls-ca", "", "CA file that verifies the server's certificate (https)")
+	var caFile, certFile, keyFile string
+	// klingctl's names (--ca, --cert, --key) and the --tls-* names both
+	// work, so an operator's muscle memory from either tool is right.
+	for _, name := range []string{"tls-ca", "ca"} {
+		fs.StringVar(&caFile, name, "", "CA file that verifies the server's certificate (https)")
+	}
+	for _, name := range []string{"cert", "tls-cert"} {
+		fs.StringVar(&certFile, name, "", "PEM client certificate, for a server started with --tls-client-ca (with --key)")
+	}
+	for _, name := range []string{"key", "tls-key"} {
+		fs.StringVar(&keyFile, name, "", "PEM private key of --cert")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *to == "" || fs.NArg() > 0 {
-		return errors.New("backup: usage: klingfan backup --to FILE [--server URL]")
+		return errors.New("backup: usage: klingfan backup --to FILE [--server URL] [--tls-ca FILE] [--cert FILE --key FILE]")
 	}
 	token, err := adminToken(lookup, *dataDir)
 	if err != nil {
 		return err
 	}
-	client, err := backupClient(*caFile)
+	client, err := backupClient(caFile, certFile, keyFile)
 	if err != nil {
 		return err
 	}
@@ -147,19 +158,33 @@ func adminToken(lookup func(string) (string, bool), dataDir string) (string, err
 	return strings.TrimSpace(string(raw)), nil
 }
 
-func backupClient(caFile string) (*http.Client, error) {
+// backupClient returns the HTTP client of `klingfan backup`: it trusts
+// caFile when given and presents the client certificate a server started
+// with --tls-client-ca requires for /v1.
+func backupClient(caFile, certFile, keyFile string) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("backup: --tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("backup: --tls-ca %s: no certificate found", caFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if caFile == "" && certFile == "" && keyFile == "" {
+		return &http.Client{Transport: tr}, nil
 	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pool, err := certpool.Load("backup: --tls-ca", caFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pool
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("backup: --cert and --key go together")
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("backup: --cert/--key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	tr.TLSClientConfig = cfg
 	return &http.Client{Transport: tr}, nil
 }
 

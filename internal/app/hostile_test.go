@@ -437,7 +437,9 @@ func TestHostileInputTable(t *testing.T) {
 				}
 			}
 		},
-		"api: REST `/v1` without a client certificate when `--tls-client-ca` is set": expectRESTNeedsClientCert,
+		"api: REST `/v1` without a client certificate when `--tls-client-ca` is set":       expectRESTNeedsClientCert,
+		"cli: `klingfan backup` against a server with `--tls-client-ca`":                   expectBackupNeedsClientCert,
+		"nats: `--nats-listen` given only a port, or a client without the generated token": expectNATSListenNeedsToken,
 		"api: no token": func(t *testing.T) {
 			_, err := gatewayv1.NewEventServiceClient(h.srv.Dial(t)).ListEvents(ctx, &gatewayv1.ListEventsRequest{})
 			grpcCode(t, err, codes.Unauthenticated)
@@ -510,6 +512,7 @@ func TestHostileInputTable(t *testing.T) {
 			}
 			grpcCode(t, err, codes.ResourceExhausted)
 		},
+		"grpc: Subscribe streams whose clients stop reading (e.g. 1,000 full-view streams from the beginning of a log of large events)": expectStalledStreamEnded,
 		"grpc: health Watch or reflection stream without a token, on any number of connections": func(t *testing.T) {
 			h.expectNoUnauthenticatedStreams(t)
 		},
@@ -537,6 +540,7 @@ func TestHostileInputTable(t *testing.T) {
 			grpcCode(t, err, codes.InvalidArgument)
 			restStatus(t, h, http.MethodGet, "/v1/events?eventTypes=99", apptest.AdminToken, 400)
 		},
+		"api: `GetEvent` by id on a log of many jobs": expectGetEventIndexed,
 		"api: forged or foreign page token": func(t *testing.T) {
 			_, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{PageToken: "AQAAAAAAAAABAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
 			grpcCode(t, err, codes.InvalidArgument)

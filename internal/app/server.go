@@ -197,6 +197,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	s.hub = hub.New(s.store, last, hub.Options{
 		Buffer:           cfg.StreamBuffer,
 		MaxSubscriptions: cfg.MaxStreams,
+		CatchUpBytes:     catchUpBytes(cfg.CatchUpBytes),
 		Registerer:       s.metrics,
 	})
 	s.tailFrom = last
@@ -252,6 +253,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	}
 	events := api.NewEventService(api.EventConfig{
 		Log: s.store, Hub: s.hub, Logger: s.log, Now: s.now, PageKey: pageKey, MaxStreamsPerToken: cfg.MaxStreamsPerToken,
+		SendDeadline: cfg.SendDeadline,
 	})
 	webhooks := api.NewWebhookService(api.WebhookConfig{
 		Registry:    s.registry,
@@ -436,4 +438,13 @@ func (s *server) close() {
 			s.log.Warn("closing store", "error", err)
 		}
 	}
+}
+
+// catchUpBytes turns --catch-up-memory (0: no bound) into the hub's
+// option (0: its default, negative: no bound).
+func catchUpBytes(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -87,15 +87,20 @@ type Config struct {
 	MaxStreams         int
 	StreamBuffer       int
 	MaxStreamsPerToken int
-	ShutdownGrace      time.Duration
-	TLSCert            string
-	TLSKey             string
-	TLSClientCA        string
-	TokensFile         string
-	AdminToken         string // from KLINGFAN_ADMIN_TOKEN only: a token has no business on a command line
-	KlingaiSecret      string // from KLINGAI_WEBHOOK_SECRET only
-	SecretKey          string // from KLINGFAN_SECRET_KEY only
-	Reconcile          Reconcile
+	// CatchUpBytes bounds the memory all catch-up reads from the log hold
+	// at once (0: no bound); SendDeadline ends a stream whose Send
+	// has not completed in that long (0: never).
+	CatchUpBytes  int64
+	SendDeadline  time.Duration
+	ShutdownGrace time.Duration
+	TLSCert       string
+	TLSKey        string
+	TLSClientCA   string
+	TokensFile    string
+	AdminToken    string // from KLINGFAN_ADMIN_TOKEN only: a token has no business on a command line
+	KlingaiSecret string // from KLINGAI_WEBHOOK_SECRET only
+	SecretKey     string // from KLINGFAN_SECRET_KEY only
+	Reconcile     Reconcile
 }
 
 // EnvPrefix prefixes the environment equivalent of every flag:
@@ -123,7 +128,7 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL Kling reaches this server at, for ingest URLs (default http://localhost:<http port>)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&c.NATSListen, "nats-listen", "", "also open the embedded NATS server to clients on this address (off by default)")
+	fs.StringVar(&c.NATSListen, "nats-listen", "", "also open the embedded NATS server to clients on this address (off by default; a bare port means loopback; clients need the token in <data-dir>/nats-token)")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "use this external NATS cluster (comma-separated URLs) instead of the embedded server")
 	fs.StringVar(&c.NATSUser, "nats-user", "", "user for the external NATS cluster (password in KLINGFAN_NATS_PASSWORD)")
 	fs.StringVar(&c.NATSPassword, "nats-password", "", "password for --nats-user; prefer KLINGFAN_NATS_PASSWORD, command lines are visible to other local users")
@@ -153,6 +158,9 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "maximum concurrent Subscribe streams")
 	fs.IntVar(&c.MaxStreamsPerToken, "max-streams-per-token", 1000, "maximum concurrent Subscribe streams per API token (0: no limit)")
 	fs.IntVar(&c.StreamBuffer, "stream-buffer", 256, "events buffered per subscriber before it switches to catch-up reads")
+	c.CatchUpBytes = 256 << 20
+	fs.Var(sizeFlag{&c.CatchUpBytes}, "catch-up-memory", "memory that all streams catching up from the log may hold at once, e.g. 256MiB; a stream that finds it used up waits (0: no bound)")
+	fs.DurationVar(&c.SendDeadline, "send-deadline", 30*time.Second, "end a Subscribe stream whose client has not accepted a message for this long (it resumes after its last sequence); 0: never")
 	fs.DurationVar(&c.HeaderTimeout, "http-header-timeout", 10*time.Second, "how long a client may take to send request headers")
 	fs.DurationVar(&c.IngestTimeout, "ingest-timeout", 15*time.Second, "how long an ingest request may take to send its body and read the answer")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for in-flight requests")
@@ -262,6 +270,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxStreams < 1 {
 		errs = append(errs, fmt.Errorf("--max-streams %d: must be at least 1", c.MaxStreams))
+	}
+	if c.SendDeadline < 0 {
+		errs = append(errs, fmt.Errorf("--send-deadline %s: must not be negative", c.SendDeadline))
 	}
 	if c.StreamBuffer < 1 {
 		errs = append(errs, fmt.Errorf("--stream-buffer %d: must be at least 1", c.StreamBuffer))

@@ -69,6 +69,10 @@ type Options struct {
 	// 8,192 and 64 MiB, a negative value turns it off.
 	Recent      int
 	RecentBytes int
+	// CatchUpBytes bounds the bytes that batches read from the log hold at
+	// once across all subscriptions (see readBudget); 0 means
+	// DefaultCatchUpBytes, a negative value means no bound.
+	CatchUpBytes int64
 	// Registerer receives the hub's metrics when not nil.
 	Registerer prometheus.Registerer
 }
@@ -84,6 +88,8 @@ type Hub struct {
 	last   uint64                     // guarded by mu: the last sequence published
 	closed bool                       // guarded by mu
 	recent *recent                    // guarded by mu; nil when disabled
+
+	budget *readBudget // safe for concurrent use
 
 	metrics metrics
 }
@@ -105,6 +111,9 @@ func New(log Log, last uint64, opts Options) *Hub {
 	if opts.RecentBytes <= 0 {
 		opts.RecentBytes = 64 << 20
 	}
+	if opts.CatchUpBytes == 0 {
+		opts.CatchUpBytes = DefaultCatchUpBytes
+	}
 	return &Hub{
 		log:     log,
 		opts:    opts,
@@ -112,6 +121,7 @@ func New(log Log, last uint64, opts Options) *Hub {
 		subs:    make(map[*Subscription]struct{}),
 		last:    last,
 		recent:  newRecent(opts.Recent, opts.RecentBytes),
+		budget:  newReadBudget(opts.CatchUpBytes),
 		metrics: newMetrics(opts.Registerer),
 	}
 }

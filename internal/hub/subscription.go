@@ -31,6 +31,7 @@ type Subscription struct {
 	head     int     // index of the first pending item not yet returned
 	readNext uint64  // where the last catch-up read stopped
 	snapshot []slot  // reused by snapshotRecent
+	held     int64   // catch-up budget held for pending's log batch
 	closed   bool
 }
 
@@ -73,7 +74,9 @@ func (s *Subscription) Next(ctx context.Context) (*Item, error) {
 			}
 		}
 		// Reuse the backing array: no allocation per delivered event.
+		// Every item of the batch has been sent: its budget is free.
 		s.pending, s.head = s.pending[:0], 0
+		s.releaseBudget()
 		if s.readNext > s.next {
 			s.next = s.readNext
 		}
@@ -136,8 +139,12 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 	if s.catchUpRecent() {
 		return nil
 	}
+	if err := s.takeBudget(ctx); err != nil {
+		return err
+	}
 	events, next, err := s.h.log.Read(ctx, s.next, s.h.opts.CatchUpBatch, s.filter.WebhookIDs(), s.filter.JobIDs())
 	if err != nil {
+		s.releaseBudget()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -150,15 +157,18 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 			return &RangeError{First: first, Last: next - 1, Reason: fmt.Sprintf("events from sequence %d expired before this subscriber read them", s.next)}
 		}
 		s.h.metrics.replayed.Add(float64(len(events)))
-		for _, ev := range events {
+		for i, ev := range events {
 			if !s.full {
 				ev = WithoutBody(ev)
+				events[i] = ev
 			}
 			s.pending = append(s.pending, &Item{Event: ev})
 		}
+		s.settleBudget(events)
 		s.readNext = next
 		return nil
 	}
+	s.releaseBudget()
 	if next > s.next {
 		s.next = next
 	}
@@ -231,6 +241,7 @@ func (s *Subscription) Close() {
 		return
 	}
 	s.closed = true
+	s.releaseBudget()
 	s.h.mu.Lock()
 	delete(s.h.subs, s)
 	s.h.mu.Unlock()

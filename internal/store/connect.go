@@ -53,6 +53,9 @@ func (s *Store) connect(cfg Config) error {
 	if s.ns != nil {
 		url = ""
 		opts = append(opts, nats.InProcessServer(s.ns))
+		if s.natsToken != "" {
+			opts = append(opts, nats.Token(s.natsToken))
+		}
 	} else {
 		ext, err := s.externalOptions(cfg)
 		if err != nil {

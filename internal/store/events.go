@@ -87,6 +87,9 @@ func (s *Store) publish(ctx context.Context, ev *gatewayv1.Event, expect jetstre
 	if err := s.noteAppend(ctx, gen, err); err != nil {
 		return 0, false, err
 	}
+	if !ack.Duplicate {
+		s.indexID(ev.GetId(), ack.Sequence)
+	}
 	return ack.Sequence, ack.Duplicate, nil
 }
 
@@ -155,14 +158,19 @@ func (s *Store) Get(ctx context.Context, seq uint64) (*gatewayv1.Event, error) {
 	return decode(m.Data, m.Sequence)
 }
 
-// GetByID returns the newest event with the given id. It asks the server for
-// the last message on "klingfan.events.*.*.<id>"; nats-server (2.10+) resolves
-// a wildcard last-by-subject get from its per-subject index, so no scan of
-// the log happens on the client.
+// GetByID returns the newest event with the given id. It finds the event's
+// subject in the id index (IDIndexStreamName) and gets the event from it:
+// two direct lookups whatever the number of jobs. Ids the index lacks
+// (events stored before it existed, a lost entry, unknown ids) fall back
+// to the last message on "klingfan.events.*.*.<id>", which nats-server
+// resolves by walking every job's subjects.
 func (s *Store) GetByID(ctx context.Context, id string) (*gatewayv1.Event, error) {
 	if !validToken(id) {
 		// Append refuses such ids, so no stored event can have it.
 		return nil, fmt.Errorf("store: event id %q is not a single subject token: %w", id, ErrNotFound)
+	}
+	if ev, found, err := s.getIndexed(ctx, id); found || err != nil {
+		return ev, err
 	}
 	m, err := s.stream.GetLastMsgForSubject(ctx, idSubject(id))
 	if err != nil {

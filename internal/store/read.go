@@ -340,7 +340,7 @@ func (s *Store) scan(ctx context.Context, start, stop uint64, maxMsgs, batch int
 		return true, nil
 	}
 	n := min(uint64(max(batch, 1)), uint64(readBatch), info.NumPending)
-	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(n), jetstream.PullHeartbeat(readHeartbeat), jetstream.PullExpiry(readExpiry)}
+	opts := []jetstream.PullMessagesOpt{s.pullLimit(n), jetstream.PullHeartbeat(readHeartbeat), jetstream.PullExpiry(readExpiry)}
 	if maxMsgs > 0 {
 		// Also caps the pull requests, so nothing past maxMsgs is fetched.
 		opts = append(opts, jetstream.StopAfter(maxMsgs))

@@ -19,10 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,13 +161,17 @@ type Config struct {
 // Store is an open connection to the event log and the registrations bucket.
 // Its methods are safe for concurrent use.
 type Store struct {
-	log    *slog.Logger
-	ns     *server.Server // nil when connected to an external deployment
-	nc     *nats.Conn
-	closed chan struct{} // closed by the connection's ClosedHandler
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	kv     jetstream.KeyValue
+	log *slog.Logger
+	ns  *server.Server // nil when connected to an external deployment
+	// natsToken authenticates clients of the embedded server when
+	// --nats-listen opens it; empty when no port is open.
+	natsToken string
+	nc        *nats.Conn
+	closed    chan struct{} // closed by the connection's ClosedHandler
+	js        jetstream.JetStream
+	stream    jetstream.Stream
+	idIndex   jetstream.Stream // nil when the index could not be opened
+	kv        jetstream.KeyValue
 
 	// reap queues finished read consumers for deletion by runReaper, which
 	// runs from Open until Close closes reaperQuit and waits on reaperDone.
@@ -218,6 +220,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
+	s.ensureIDIndex(ctx, cfg)
 	s.reportLost(ctx, cfg.DataDir)
 	s.reap = make(chan string, reapQueue)
 	s.reaperQuit = make(chan struct{})
@@ -307,18 +310,19 @@ func (s *Store) startEmbedded(cfg *Config) error {
 		DontListen: cfg.NATSListen == "",
 	}
 	if cfg.NATSListen != "" {
-		host, portStr, err := net.SplitHostPort(cfg.NATSListen)
+		host, port, err := natsListenAddr(cfg.NATSListen)
 		if err != nil {
-			return fmt.Errorf("store: NATS listen address %q: %w", cfg.NATSListen, err)
+			return err
 		}
-		port, err := strconv.Atoi(portStr)
-		if err != nil || port < 0 || port > 65535 {
-			return fmt.Errorf("store: NATS listen address %q: invalid port %q", cfg.NATSListen, portStr)
-		}
-		if port == 0 {
-			port = server.RANDOM_PORT // nats-server reads 0 as its default 4222.
+		tok, err := natsClientToken(cfg.DataDir)
+		if err != nil {
+			return err
 		}
 		opts.Host, opts.Port = host, port
+		// Every client authenticates, this process's in-process
+		// connection included (see connect).
+		opts.Authorization = tok
+		s.natsToken = tok
 	}
 
 	ns, err := server.NewServer(opts)
@@ -338,8 +342,9 @@ func (s *Store) startEmbedded(cfg *Config) error {
 		return fmt.Errorf("store: embedded NATS server started without JetStream (store directory %q): %w", storeDir, ErrUnavailable)
 	}
 	if cfg.NATSListen != "" {
-		s.log.Warn("embedded NATS server accepts unauthenticated clients; use only for debugging",
-			slog.String("addr", ns.ClientURL()))
+		s.log.Warn("embedded NATS server open to clients that present the token in the data directory; use only for debugging",
+			slog.String("addr", ns.ClientURL()),
+			slog.String("token_file", filepath.Join(cfg.DataDir, NATSTokenFile)))
 	}
 	return nil
 }

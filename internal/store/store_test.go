@@ -663,17 +663,6 @@ func TestKVUsable(t *testing.T) {
 	}
 }
 
-func TestNATSListen(t *testing.T) {
-	s, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", Logger: discard})
-	if err != nil {
-		t.Fatalf("Open with NATSListen: %v", err)
-	}
-	defer s.Close()
-	if err := s.Ready(context.Background()); err != nil {
-		t.Fatalf("Ready: %v", err)
-	}
-}
-
 func TestOpenExternalURL(t *testing.T) {
 	ns, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: server.RANDOM_PORT,
