@@ -171,7 +171,7 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 		if err := send(stream, it); err != nil {
 			return err
 		}
-		s.Hub.Delivered(it.Event, s.Now())
+		s.Hub.Delivered(it, s.Now())
 	}
 }
 

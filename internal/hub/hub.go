@@ -75,9 +75,11 @@ type Options struct {
 
 // Hub distributes published events to subscriptions.
 type Hub struct {
-	log  Log
-	opts Options
-	done chan struct{} // closed by Close
+	log Log
+	// stored is log when it can hand out stored bytes, nil otherwise.
+	stored StoredReader
+	opts   Options
+	done   chan struct{} // closed by Close
 
 	mu     sync.Mutex
 	subs   map[*Subscription]struct{} // guarded by mu
@@ -105,8 +107,10 @@ func New(log Log, last uint64, opts Options) *Hub {
 	if opts.RecentBytes <= 0 {
 		opts.RecentBytes = 64 << 20
 	}
+	stored, _ := log.(StoredReader)
 	return &Hub{
 		log:     log,
+		stored:  stored,
 		opts:    opts,
 		done:    make(chan struct{}),
 		subs:    make(map[*Subscription]struct{}),
