@@ -39,6 +39,12 @@ type CatchUpResult struct {
 	OutOfOrder int     `json:"out_of_order"`
 	Cores      float64 `json:"cores"`
 	OtherCores float64 `json:"other_cores"`
+	// Raw is a bare JetStream ordered consumer reading the same events,
+	// before the server started and after it stopped; RawPerSecond is
+	// their mean and Ratio the catch-up's rate against it.
+	Raw          []ReplayResult `json:"raw_replay,omitempty"`
+	RawPerSecond float64        `json:"raw_replay_events_per_second,omitempty"`
+	Ratio        float64        `json:"ratio_to_raw_replay,omitempty"`
 }
 
 // fillWorkers is how many goroutines append concurrently while filling a
@@ -74,6 +80,15 @@ func (r *runner) runStartupAndCatchUp(ctx context.Context, doStartup, doCatchUp 
 	}
 	r.logf("  filled in %.1fs (%.0f events/s, %.0f MiB on disk)", st.FillSeconds, st.FillPerSec, float64(st.DiskBytes)/(1<<20))
 
+	var raw []ReplayResult
+	if doCatchUp {
+		rr, err := r.rawReplay(ctx, dir, uint64(events), r.cfg.CatchUpEvents)
+		if err != nil {
+			return nil, nil, err
+		}
+		raw = append(raw, *rr)
+	}
+
 	stop := r.profile("startup")
 	srv, err := startServer(ctx, dir, r.log, nil)
 	stop()
@@ -91,13 +106,53 @@ func (r *runner) runStartupAndCatchUp(ctx context.Context, doStartup, doCatchUp 
 	}
 
 	cu, err := r.catchUp(ctx, srv, uint64(events), r.cfg.CatchUpEvents)
-	return st, cu, err
+	if err != nil {
+		return st, nil, err
+	}
+	if err := srv.stop(); err != nil {
+		return st, nil, err
+	}
+	rr, err := r.rawReplay(ctx, dir, uint64(events), r.cfg.CatchUpEvents)
+	if err != nil {
+		return st, nil, err
+	}
+	cu.setRaw(append(raw, *rr))
+	r.logf("  raw JetStream replay %.0f events/s (mean of before and after); catch-up is %.2f× that", cu.RawPerSecond, cu.Ratio)
+	return st, cu, nil
+}
+
+// rawReplay measures the bare JetStream replay of the n events before last.
+func (r *runner) rawReplay(ctx context.Context, dir string, last uint64, n int) (*ReplayResult, error) {
+	rr, err := rawReplay(ctx, dir, last-uint64(n), n)
+	if err != nil {
+		return nil, err
+	}
+	r.logf("  raw JetStream ordered replay: %d events in %.2fs = %.0f events/s (%.0f MiB/s)", n, rr.Seconds, rr.PerSecond, rr.MiBPerSecond)
+	return rr, nil
+}
+
+// setRaw records the raw replays and the catch-up's ratio to their mean.
+func (c *CatchUpResult) setRaw(raw []ReplayResult) {
+	c.Raw = raw
+	var sum float64
+	for _, rr := range raw {
+		sum += rr.PerSecond
+	}
+	c.RawPerSecond = float64(int64(sum / float64(len(raw))))
+	if c.RawPerSecond > 0 {
+		c.Ratio = round2(c.PerSecond / c.RawPerSecond)
+	}
 }
 
 // catchUp resumes one subscriber n events behind last and times the
 // replay until it has received last.
 func (r *runner) catchUp(ctx context.Context, srv *server, last uint64, n int) (*CatchUpResult, error) {
 	r.logf("catch-up: one subscriber resuming %d events back", n)
+	// The job projection folds the whole log after a start; time the
+	// resume once it is done, as a resume long after start-up would run.
+	if err := waitFolded(ctx, srv, last); err != nil {
+		return nil, err
+	}
 	conns, err := dialConns(ctx, srv.grpcAddr, 1)
 	if err != nil {
 		return nil, err

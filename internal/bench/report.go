@@ -18,6 +18,7 @@ const (
 	targetP99With1000    = 25.0 // ms
 	targetBytesPerStream = 20 * 1024
 	targetCatchUpPerSec  = 100_000
+	targetCatchUpRatio   = 0.6 // of the raw JetStream replay
 )
 
 // Results is everything one run measured; it is the JSON file's schema.
@@ -110,12 +111,7 @@ func checks(res *Results, cfg Config) []Check {
 		})
 	}
 	if c := res.CatchUp; c != nil {
-		out = append(out, Check{
-			Figure:    fmt.Sprintf("Catch-up, one subscriber resuming %d events back", c.Events),
-			Measured:  fmt.Sprintf("%.0f events/s (%.2f s)", c.PerSecond, c.Seconds),
-			Reference: fmt.Sprintf("≥ %d events/s", targetCatchUpPerSec),
-			Holds:     holds(c.OutOfOrder == 0 && c.PerSecond >= targetCatchUpPerSec),
-		})
+		out = append(out, catchUpCheck(c))
 	}
 	if s := res.Startup; s != nil {
 		note := "no target (issue 3 asks to report it)"
@@ -287,6 +283,7 @@ func (res *Results) markdown(cfg Config) []byte {
 		if c := res.CatchUp; c != nil {
 			p("- Catch-up: %d events in %.2f s = %.0f events/s; first event after %.2f s; %d out of order; %.2f cores used (other processes %.2f).\n",
 				c.Events, c.Seconds, c.PerSecond, c.FirstEventSeconds, c.OutOfOrder, c.Cores, c.OtherCores)
+			writeRawReplay(p, c)
 		}
 	}
 
