@@ -114,15 +114,7 @@ func checks(res *Results, cfg Config) []Check {
 		out = append(out, catchUpCheck(c))
 	}
 	if s := res.Startup; s != nil {
-		note := "no target (issue 3 asks to report it)"
-		if !cfg.Full && s.Events < 1_000_000 {
-			note += "; 1,000,000 events with -full"
-		}
-		out = append(out, Check{
-			Figure:    fmt.Sprintf("Start-up until /readyz, %d stored events", s.Events),
-			Measured:  fmt.Sprintf("%.2f s (%.0f MiB log)", s.ReadySeconds, float64(s.DiskBytes)/(1<<20)),
-			Reference: note,
-		})
+		out = append(out, startupChecks(s, cfg.Full)...)
 	}
 	return out
 }
@@ -258,8 +250,8 @@ func (res *Results) markdown(cfg Config) []byte {
 
 	if mr := res.Memory; mr != nil {
 		p("\n## Memory per idle stream\n\n%d `Subscribe` streams over %d gRPC connections (HTTP/2 multiplexing, %d streams per ", mr.Streams, mr.Connections, streamsPerMemoryConn)
-		p("connection: the server advertises MaxConcurrentStreams 1,000; `--max-streams` is %d here). The clients run in a child process ", maxStreams)
-		p("(klingbench re-executes itself), so the harness process holds only the server's side; figures are deltas of the ")
+		p("connection: the server advertises MaxConcurrentStreams 1,000; `--max-streams` is %d here). The clients run in %d child process(es) ", max(maxStreams, mr.Streams+1000), mr.ClientProcesses)
+		p("(klingbench re-executes itself, at most %d streams each), so the harness process holds only the server's side; figures are deltas of the ", streamsPerClientProcess)
 		p("harness's VmRSS and Go runtime metrics after `runtime.GC` + `debug.FreeOSMemory`, before and after the streams opened. ")
 		p("The server counted %d open subscriptions.\n\n", mr.ServerSubscribers)
 		p("| | total | per stream |\n|---|---|---|\n")
@@ -274,7 +266,8 @@ func (res *Results) markdown(cfg Config) []byte {
 		p("then one subscriber resumes with `after_sequence` and is timed until it has read the head.\n\n")
 		if s := res.Startup; s != nil {
 			p("- Log: %d events, %.0f MiB on disk, filled in %.1f s (%.0f appends/s).\n", s.Events, float64(s.DiskBytes)/(1<<20), s.FillSeconds, s.FillPerSec)
-			p("- Start-up until ready: %.2f s.", s.ReadySeconds)
+			p("- Start-up until ready: %.2f s with every event inside the dedup window (default %s, the start-up right after filling); ", s.ReadySeconds, s.DedupWindow)
+			p("%.2f s with none inside it (started again with `--dedup-window %s` once the fill was older than that, the state any restart reaches once the default window has passed).", s.ReadyOutsideWindowSeconds, outsideWindow)
 			if !cfg.Full && s.Events < 1_000_000 {
 				p(" `make bench BENCHFLAGS=-full` measures 1,000,000 events (fill takes longer than the default run allows).")
 			}
