@@ -20,9 +20,10 @@ const streamsPerClientProcess = 25_000
 // streamClients are the child processes holding the memory scenario's
 // streams.
 type streamClients struct {
-	cmds   []*exec.Cmd
-	stdins []io.Closer
-	cancel context.CancelFunc
+	stopped bool
+	cmds    []*exec.Cmd
+	stdins  []io.Closer
+	cancel  context.CancelFunc
 }
 
 // startStreamClients opens n streams over conns connections from as many
@@ -73,7 +74,12 @@ func startStreamClients(ctx context.Context, addr string, n, conns int) (*stream
 }
 
 // stop closes the children's stdin (each exits when it closes) and waits.
+// Later calls do nothing.
 func (c *streamClients) stop() {
+	if c.stopped {
+		return
+	}
+	c.stopped = true
 	for _, in := range c.stdins {
 		in.Close()
 	}

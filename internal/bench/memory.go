@@ -53,6 +53,8 @@ type MemoryResult struct {
 	GoroutinesPerStream float64 `json:"goroutines_per_stream"`
 	// ClientRSS is the child processes' resident set, for scale.
 	ClientRSS int64 `json:"client_rss_bytes"`
+	// Bare is the same streams on a bare grpc-go server, measured after.
+	Bare *BareStreamsResult `json:"bare_grpc,omitempty"`
 }
 
 type memSnapshot struct {
@@ -137,6 +139,14 @@ func (r *runner) runMemory(ctx context.Context) (*MemoryResult, error) {
 	r.logf("  opened in %.1fs; server RSS %+.1f MiB = %.1f KiB/stream (heap %.1f KiB, stacks %.1f KiB, %.2f goroutines); client RSS %.0f MiB",
 		res.OpenSeconds, float64(after.rss-before.rss)/(1<<20), res.RSSPerStream/1024, res.HeapPerStream/1024, res.StackPerStream/1024,
 		res.GoroutinesPerStream, float64(res.ClientRSS)/(1<<20))
+	clients.stop()
+	if err := srv.stop(); err != nil {
+		return nil, err
+	}
+	settle()
+	if res.Bare, err = r.runBareStreams(ctx, n, conns); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 

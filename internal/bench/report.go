@@ -16,7 +16,8 @@ const (
 	targetIngestRatio    = 0.5
 	targetP99With100     = 10.0 // ms
 	targetP99With1000    = 25.0 // ms
-	targetBytesPerStream = 20 * 1024
+	targetBytesPerStream = 10 * 1024
+	targetStreams        = 100_000
 	targetCatchUpPerSec  = 100_000
 	targetCatchUpRatio   = 0.6 // of the raw JetStream replay
 )
@@ -102,13 +103,7 @@ func checks(res *Results, cfg Config) []Check {
 		out = append(out, c)
 	}
 	if m := res.Memory; m != nil {
-		out = append(out, Check{
-			Figure: fmt.Sprintf("Server memory per idle stream, %d streams open", m.Streams),
-			Measured: fmt.Sprintf("%.1f KiB RSS (heap %.1f KiB, stacks %.1f KiB)",
-				m.RSSPerStream/1024, m.HeapPerStream/1024, m.StackPerStream/1024),
-			Reference: fmt.Sprintf("≤ %d KiB", targetBytesPerStream/1024),
-			Holds:     holds(m.RSSPerStream <= targetBytesPerStream),
-		})
+		out = append(out, memoryCheck(m))
 	}
 	if c := res.CatchUp; c != nil {
 		out = append(out, catchUpCheck(c))
@@ -258,6 +253,7 @@ func (res *Results) markdown(cfg Config) []byte {
 		p("| resident set (VmRSS) | %.1f → %.1f MiB | %.1f KiB |\n", float64(mr.RSSBefore)/(1<<20), float64(mr.RSSAfter)/(1<<20), mr.RSSPerStream/1024)
 		p("| live heap objects | | %.1f KiB |\n| goroutine stacks | | %.1f KiB |\n| goroutines | | %.2f |\n", mr.HeapPerStream/1024, mr.StackPerStream/1024, mr.GoroutinesPerStream)
 		p("| client process RSS (not the server's) | %.0f MiB | |\n| time to open all streams | %.1f s | |\n", float64(mr.ClientRSS)/(1<<20), mr.OpenSeconds)
+		writeBareStreams(p, mr)
 	}
 
 	if res.Startup != nil || res.CatchUp != nil {
