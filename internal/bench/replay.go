@@ -120,14 +120,14 @@ func writeRawReplay(p func(string, ...any), c *CatchUpResult) {
 // waitFolded waits until the server's job projection has folded the log up
 // to last, polling its gauge.
 func waitFolded(ctx context.Context, srv *server, last uint64) error {
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		v, err := scrapeGauge(ctx, srv.httpURL, "klingfan_jobs_folded_sequence")
 		if err == nil && uint64(v) >= last {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("bench: job projection at %d of %d after 2m (%v)", v, last, err)
+			return fmt.Errorf("bench: job projection at %d of %d after 5m (%v)", v, last, err)
 		}
 		select {
 		case <-ctx.Done():
