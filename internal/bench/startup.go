@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/store"
 )
 
 // targetReadySeconds is the bound on start-up to /readyz with
@@ -31,6 +32,17 @@ func (r *runner) startOutsideWindow(ctx context.Context, dir string, st *Startup
 	// The fill ended seconds ago (replays, start-up and catch-up ran
 	// since); make sure of it.
 	time.Sleep(outsideWindow) // not ordering events: ages the log past the window
+	// JetStream recovers a stream with the window stored in its config
+	// (and rebuilds from it) before klingfan can apply a new one: store
+	// the short window first, untimed, as the last start before the window
+	// passed would have left it.
+	pre, err := store.Open(ctx, store.Config{DataDir: dir, DuplicateWindow: outsideWindow, Logger: quietLogger()})
+	if err != nil {
+		return err
+	}
+	if err := pre.Close(); err != nil {
+		return err
+	}
 	srv, err := startServer(ctx, dir, r.log, func(c *config.Config) { c.DedupWindow = outsideWindow })
 	if err != nil {
 		return fmt.Errorf("bench: start-up outside the dedup window: %w", err)
