@@ -53,9 +53,9 @@ func TestCatchUpForwardsStoredBytes(t *testing.T) {
 		t.Fatalf("Read returned %d events, want %d", len(stored), n)
 	}
 	cases := []struct {
-		name     string
-		sel      *gatewayv1.SubscribeRequest
-		full     bool
+		name string
+		sel  *gatewayv1.SubscribeRequest
+		full bool
 	}{
 		{name: "everything, basic view", sel: &gatewayv1.SubscribeRequest{}},
 		{name: "everything, full view", sel: &gatewayv1.SubscribeRequest{}, full: true},
