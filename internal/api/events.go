@@ -200,7 +200,7 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 			}
 			return err
 		}
-		s.Hub.Delivered(it.Event, s.Now())
+		s.Hub.Delivered(it, s.Now())
 	}
 }
 

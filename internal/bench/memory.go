@@ -8,14 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klingfan/klingfan/internal/config"
 )
 
 // StreamClientsCommand is the hidden klingbench subcommand that holds the
@@ -35,9 +35,11 @@ const streamsPerMemoryConn = 500
 // between a settled server before and after the streams opened, each
 // taken after runtime.GC and debug.FreeOSMemory.
 type MemoryResult struct {
-	Streams     int     `json:"streams"`
-	Connections int     `json:"connections"`
-	OpenSeconds float64 `json:"open_seconds"`
+	Streams     int `json:"streams"`
+	Connections int `json:"connections"`
+	// ClientProcesses is how many child processes held the streams.
+	ClientProcesses int     `json:"client_processes"`
+	OpenSeconds     float64 `json:"open_seconds"`
 	// ServerSubscribers is the server's own count of open subscriptions
 	// (klingfan_hub_subscribers), to prove the streams were all live.
 	ServerSubscribers int64 `json:"server_subscribers"`
@@ -49,8 +51,10 @@ type MemoryResult struct {
 	HeapPerStream       float64 `json:"heap_per_stream_bytes"`
 	StackPerStream      float64 `json:"stack_per_stream_bytes"`
 	GoroutinesPerStream float64 `json:"goroutines_per_stream"`
-	// ClientRSS is the child process's resident set, for scale.
+	// ClientRSS is the child processes' resident set, for scale.
 	ClientRSS int64 `json:"client_rss_bytes"`
+	// Bare is the same streams on a bare grpc-go server, measured after.
+	Bare *BareStreamsResult `json:"bare_grpc,omitempty"`
 }
 
 type memSnapshot struct {
@@ -93,7 +97,9 @@ func (r *runner) runMemory(ctx context.Context) (*MemoryResult, error) {
 		return nil, err
 	}
 	defer r.removeDir(dir)
-	srv, err := startServer(ctx, dir, r.log, nil)
+	// --max-streams above the run's streams: the run measures memory, not
+	// the default cap (10,000).
+	srv, err := startServer(ctx, dir, r.log, func(c *config.Config) { c.MaxStreams = max(maxStreams, n+1000) })
 	if err != nil {
 		return nil, err
 	}
@@ -103,37 +109,14 @@ func (r *runner) runMemory(ctx context.Context) (*MemoryResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, exe, StreamClientsCommand, //nolint:gosec // G204: this very binary, with arguments the harness built
-		"-addr", srv.grpcAddr, "-n", strconv.Itoa(n), "-conns", strconv.Itoa(conns))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: start stream clients: %w", err)
-	}
-	defer func() {
-		stdin.Close() // the child exits when its stdin closes
-		_ = cmd.Wait()
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "ready") {
-		return nil, fmt.Errorf("bench: stream clients did not get ready: %q: %w", line, err)
+	clients, err := startStreamClients(ctx, srv.grpcAddr, n, conns)
+	defer clients.stop()
+	if err != nil {
+		return nil, err
 	}
 	opened := time.Since(start)
-	res := &MemoryResult{Streams: n, Connections: conns, OpenSeconds: round2(opened.Seconds())}
+	res := &MemoryResult{Streams: n, Connections: conns, ClientProcesses: len(clients.cmds), OpenSeconds: round2(opened.Seconds())}
 	res.ServerSubscribers, err = scrapeGauge(ctx, srv.httpURL, "klingfan_hub_subscribers")
 	if err != nil {
 		return nil, err
@@ -145,7 +128,8 @@ func (r *runner) runMemory(ctx context.Context) (*MemoryResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.ClientRSS, _ = vmRSS(strconv.Itoa(cmd.Process.Pid))
+	r.heapProfile("memory")
+	res.ClientRSS = clients.rss()
 	res.RSSBefore, res.RSSAfter = before.rss, after.rss
 	per := func(a, b int64) float64 { return float64(int64(float64(b-a) / float64(n))) }
 	res.RSSPerStream = per(before.rss, after.rss)
@@ -155,6 +139,14 @@ func (r *runner) runMemory(ctx context.Context) (*MemoryResult, error) {
 	r.logf("  opened in %.1fs; server RSS %+.1f MiB = %.1f KiB/stream (heap %.1f KiB, stacks %.1f KiB, %.2f goroutines); client RSS %.0f MiB",
 		res.OpenSeconds, float64(after.rss-before.rss)/(1<<20), res.RSSPerStream/1024, res.HeapPerStream/1024, res.StackPerStream/1024,
 		res.GoroutinesPerStream, float64(res.ClientRSS)/(1<<20))
+	clients.stop()
+	if err := srv.stop(); err != nil {
+		return nil, err
+	}
+	settle()
+	if res.Bare, err = r.runBareStreams(ctx, n, conns); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 

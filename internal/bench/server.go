@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/klingfan/klingfan/internal/app"
@@ -29,9 +30,11 @@ type server struct {
 	// Ready is how long app.Run took from its call until /readyz said 200.
 	ready time.Duration
 
-	cancel context.CancelFunc
-	done   chan error
-	log    *slog.Logger
+	cancel   context.CancelFunc
+	done     chan error
+	log      *slog.Logger
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // newDataDir creates a fresh temporary data directory.
@@ -106,8 +109,14 @@ func startServer(ctx context.Context, dir string, logger *slog.Logger, tweak fun
 	}
 }
 
-// stop shuts the server down and waits for it.
+// stop shuts the server down and waits for it. It may be called again; the
+// later calls return the first one's result.
 func (s *server) stop() error {
+	s.stopOnce.Do(func() { s.stopErr = s.shutdown() })
+	return s.stopErr
+}
+
+func (s *server) shutdown() error {
 	s.cancel()
 	select {
 	case err := <-s.done:

@@ -144,7 +144,8 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.Var(sizeFlag{&c.MaxStoreBytes}, "max-store-bytes", "embedded JetStream file-store budget, e.g. 20GiB (default: the store's disk, less a reserve, re-checked as the disk grows)")
 	fs.Var(sizeFlag{&c.RetentionBytes}, "retention-bytes", "largest size of the event log, e.g. 10GiB, beside --retention (default: the store budget)")
 	fs.StringVar(&c.RetentionPolicy, "retention-policy", RetentionDiscardOldest, "at the size cap: discard-oldest (drop the oldest events) or refuse (answer new deliveries 503)")
-	fs.DurationVar(&c.DedupWindow, "dedup-window", 2*time.Hour, "how long a repeated delivery is recognised as a duplicate")
+	// The same default as store.DefaultDuplicateWindow, which says why.
+	fs.DurationVar(&c.DedupWindow, "dedup-window", 5*time.Minute, "how long JetStream remembers delivery ids (a repeated delivery is recognised over the whole retention by its event id; start-up rebuilds the window's ids)")
 	sync := fs.String("sync", "interval", "embedded store fsync policy: interval or always")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest accepted ingest body")
 	fs.Float64Var(&c.IngestRate, "ingest-rate", 500, "deliveries per second each registration accepts before 429 (0: no limit)")

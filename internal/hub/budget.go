@@ -4,9 +4,6 @@ import (
 	"context"
 
 	"golang.org/x/sync/semaphore"
-	"google.golang.org/protobuf/proto"
-
-	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
 
 // DefaultCatchUpBytes is the default of Options.CatchUpBytes.
@@ -69,20 +66,13 @@ func (b *readBudget) acquire(ctx context.Context, done <-chan struct{}) (int64, 
 	return n, nil
 }
 
-// settle shrinks a reservation of held bytes to what the batch read with it
-// really holds, and returns the new holding. A batch larger than its
-// reservation (the log's cap is a soft one: it stops after the event that
-// crosses it) keeps the reservation; the overshoot is at most one event
-// per reading subscription.
-func (b *readBudget) settle(held int64, batch []*gatewayv1.Event) int64 {
-	if b.sem == nil || held == 0 {
-		return held
-	}
-	var used int64
-	for _, ev := range batch {
-		used += int64(proto.Size(ev))
-	}
-	if used >= held {
+// settle shrinks a reservation of held bytes to the used bytes that the
+// batch read with it really holds, and returns the new holding. A batch
+// larger than its reservation (the log's cap is a soft one: it stops after
+// the event that crosses it) keeps the reservation; the overshoot is at
+// most one event per reading subscription.
+func (b *readBudget) settle(held, used int64) int64 {
+	if b.sem == nil || held == 0 || used >= held {
 		return held
 	}
 	b.sem.Release(held - used)
@@ -110,14 +100,14 @@ func (s *Subscription) takeBudget(ctx context.Context) error {
 	return nil
 }
 
-// settleBudget shrinks the subscription's reservation to the batch it read
-// (after the view dropped raw bodies, when it does).
-func (s *Subscription) settleBudget(batch []*gatewayv1.Event) {
-	if len(batch) == 0 {
+// settleBudget shrinks the subscription's reservation to the bytes its
+// queued batch holds (after the view dropped raw bodies, when it does).
+func (s *Subscription) settleBudget(used int64) {
+	if used == 0 {
 		s.releaseBudget()
 		return
 	}
-	s.held = s.h.budget.settle(s.held, batch)
+	s.held = s.h.budget.settle(s.held, used)
 }
 
 // releaseBudget gives the subscription's holding back, once the batch it

@@ -34,7 +34,7 @@ func TestCatchUpBudgetMakesReadersWait(t *testing.T) {
 	}
 
 	// a reads the batch [1, 2] and holds it: one item is still unsent.
-	if it, err := a.Next(ctx); err != nil || it.Event.GetSequence() != 1 {
+	if it, err := a.Next(ctx); err != nil || it.Sequence() != 1 {
 		t.Fatalf("a: %v %v, want sequence 1", it, err)
 	}
 	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
@@ -51,9 +51,9 @@ func TestCatchUpBudgetMakesReadersWait(t *testing.T) {
 			got <- 0
 			return
 		}
-		got <- it.Event.GetSequence()
+		got <- it.Sequence()
 	}()
-	if it, err := a.Next(ctx); err != nil || it.Event.GetSequence() != 2 {
+	if it, err := a.Next(ctx); err != nil || it.Sequence() != 2 {
 		t.Fatalf("a: %v %v, want sequence 2", it, err)
 	}
 	// a's batch is sent; a ends (a Next would free the budget too, but

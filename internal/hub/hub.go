@@ -79,9 +79,11 @@ type Options struct {
 
 // Hub distributes published events to subscriptions.
 type Hub struct {
-	log  Log
-	opts Options
-	done chan struct{} // closed by Close
+	log Log
+	// stored is log when it can hand out stored bytes, nil otherwise.
+	stored StoredReader
+	opts   Options
+	done   chan struct{} // closed by Close
 
 	mu     sync.Mutex
 	subs   map[*Subscription]struct{} // guarded by mu
@@ -114,8 +116,10 @@ func New(log Log, last uint64, opts Options) *Hub {
 	if opts.CatchUpBytes == 0 {
 		opts.CatchUpBytes = DefaultCatchUpBytes
 	}
+	stored, _ := log.(StoredReader)
 	return &Hub{
 		log:     log,
+		stored:  stored,
 		opts:    opts,
 		done:    make(chan struct{}),
 		subs:    make(map[*Subscription]struct{}),

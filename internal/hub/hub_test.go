@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -165,13 +166,24 @@ func TestHandOffHasNoGapsOrDuplicates(t *testing.T) {
 							results[ri] <- result{got, err}
 							return
 						}
-						ev := it.Event
+						// What the stream sends: items from the log forward
+						// the stored bytes and carry no decoded event.
+						b, err := it.Encoded()
+						var resp gatewayv1.SubscribeResponse
+						if err == nil {
+							err = proto.Unmarshal(b, &resp)
+						}
+						if err != nil {
+							results[ri] <- result{got, fmt.Errorf("encoding: %w", err)}
+							return
+						}
+						ev := resp.GetEvent()
 						if full != (len(ev.GetRawBody()) != 0) {
 							results[ri] <- result{got, fmt.Errorf("view full=%v but raw body %q", full, ev.GetRawBody())}
 							return
 						}
-						if b, err := it.Encoded(); err != nil || len(b) == 0 {
-							results[ri] <- result{got, fmt.Errorf("encoding: %w", err)}
+						if ev.GetSequence() != it.Sequence() || ev.GetId() == "" {
+							results[ri] <- result{got, fmt.Errorf("item %d encodes event %q at sequence %d", it.Sequence(), ev.GetId(), ev.GetSequence())}
 							return
 						}
 						got = append(got, ev.GetSequence())

@@ -4,14 +4,18 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
 
-// Delivered records that ev reached the subscriber at now.
-func (h *Hub) Delivered(ev *gatewayv1.Event, now time.Time) {
+// Delivered records that it reached the subscriber at now.
+func (h *Hub) Delivered(it *Item, now time.Time) {
 	h.metrics.deliveries.Inc()
-	if rt := ev.GetReceivedAt(); rt != nil {
+	if it.Event == nil {
+		if it.hasReceived {
+			h.metrics.lag.Observe(now.Sub(it.received).Seconds())
+		}
+		return
+	}
+	if rt := it.Event.GetReceivedAt(); rt != nil {
 		h.metrics.lag.Observe(now.Sub(rt.AsTime()).Seconds())
 	}
 }
@@ -22,6 +26,7 @@ type metrics struct {
 	catchUps       prometheus.Counter
 	replayed       prometheus.Counter
 	replayedRecent prometheus.Counter
+	undecodable    prometheus.Counter
 	lag            prometheus.Histogram
 }
 
@@ -42,6 +47,9 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		replayedRecent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "klingfan_hub_replayed_recent_events_total", Help: "Events served from the hub's memory of recent events to subscribers catching up.",
 		}),
+		undecodable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "klingfan_hub_undecodable_events_total", Help: "Stored events a catch-up skipped because they could not be decoded.",
+		}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "klingfan_hub_delivery_lag_seconds",
 			Help:    "Time from receipt of a delivery to its event being sent to a subscriber.",
@@ -49,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.subscribers, m.deliveries, m.catchUps, m.replayed, m.replayedRecent, m.lag)
+		reg.MustRegister(m.subscribers, m.deliveries, m.catchUps, m.replayed, m.replayedRecent, m.undecodable, m.lag)
 	}
 	return m
 }

@@ -39,7 +39,14 @@ type Subscription struct {
 // view. Items from live delivery are shared by every stream that sends
 // them, so they must be treated as read-only.
 type Item struct {
+	// Event is the event, or nil when the item forwards the event's stored
+	// bytes (catch-up from the log): Encoded is then its only form.
 	Event *gatewayv1.Event
+
+	// seq and received stand in for Event's when Event is nil.
+	seq         uint64
+	received    time.Time
+	hasReceived bool
 
 	once    sync.Once
 	encoded []byte
@@ -49,10 +56,21 @@ type Item struct {
 // Encoded returns the item as a marshalled SubscribeResponse. It is
 // computed once per item, so an event sent to many streams is encoded once.
 func (it *Item) Encoded() ([]byte, error) {
+	if it.Event == nil {
+		return it.encoded, nil
+	}
 	it.once.Do(func() {
 		it.encoded, it.err = proto.Marshal(&gatewayv1.SubscribeResponse{Event: it.Event})
 	})
 	return it.encoded, it.err
+}
+
+// Sequence returns the event's log sequence.
+func (it *Item) Sequence() uint64 {
+	if it.Event == nil {
+		return it.seq
+	}
+	return it.Event.GetSequence()
 }
 
 // Next returns the next matching event, in sequence order, waiting for one
@@ -64,12 +82,14 @@ func (s *Subscription) Next(ctx context.Context) (*Item, error) {
 			it := s.pending[s.head]
 			s.pending[s.head] = nil
 			s.head++
-			seq := it.Event.GetSequence()
+			seq := it.Sequence()
 			if seq < s.next {
 				continue // already delivered from the log before rejoining
 			}
 			s.next = seq + 1
-			if s.filter.Match(it.Event) {
+			// Items forwarded from stored bytes were filtered as they
+			// were read.
+			if it.Event == nil || s.filter.Match(it.Event) {
 				return it, nil
 			}
 		}
@@ -142,29 +162,21 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 	if err := s.takeBudget(ctx); err != nil {
 		return err
 	}
-	events, next, err := s.h.log.Read(ctx, s.next, s.h.opts.CatchUpBatch, s.filter.WebhookIDs(), s.filter.JobIDs())
+	var (
+		visited int
+		next    uint64
+		err     error
+	)
+	if r := s.h.stored; r != nil {
+		visited, next, err = s.readStored(ctx, r)
+	} else {
+		visited, next, err = s.readEvents(ctx)
+	}
 	if err != nil {
 		s.releaseBudget()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("%w: %v", ErrLogUnavailable, err) //nolint:errorlint // the kind is ErrLogUnavailable; the store's cause is text only, so a timeout inside is not mapped as the caller's own deadline
+		return err
 	}
-	if len(events) > 0 {
-		if first := events[0].GetSequence(); first > s.next && s.filter.WebhookIDs() == nil && s.filter.JobIDs() == nil {
-			// Unfiltered reads are contiguous: a jump means the events
-			// between expired while this subscriber lagged.
-			return &RangeError{First: first, Last: next - 1, Reason: fmt.Sprintf("events from sequence %d expired before this subscriber read them", s.next)}
-		}
-		s.h.metrics.replayed.Add(float64(len(events)))
-		for i, ev := range events {
-			if !s.full {
-				ev = WithoutBody(ev)
-				events[i] = ev
-			}
-			s.pending = append(s.pending, &Item{Event: ev})
-		}
-		s.settleBudget(events)
+	if visited > 0 {
 		s.readNext = next
 		return nil
 	}
@@ -181,6 +193,50 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 	// The log said we are at its head, yet the hub has published beyond
 	// it: a read from a lagging replica of the log. Try again shortly.
 	return errCaughtUpPending
+}
+
+// readEvents reads the next batch of decoded events from the log into
+// pending, in the subscription's view. It returns how many events it read
+// and where the next read starts.
+func (s *Subscription) readEvents(ctx context.Context) (int, uint64, error) {
+	events, next, err := s.h.log.Read(ctx, s.next, s.h.opts.CatchUpBatch, s.filter.WebhookIDs(), s.filter.JobIDs())
+	if err != nil {
+		return 0, 0, s.readFailed(ctx, err)
+	}
+	var used int64 // bytes the queued events hold, for the catch-up budget
+	if len(events) > 0 {
+		if err := s.checkContiguous(events[0].GetSequence(), next); err != nil {
+			return 0, 0, err
+		}
+		s.h.metrics.replayed.Add(float64(len(events)))
+		for _, ev := range events {
+			if !s.full {
+				ev = WithoutBody(ev)
+			}
+			s.pending = append(s.pending, &Item{Event: ev})
+			used += int64(proto.Size(ev))
+		}
+	}
+	s.settleBudget(used)
+	return len(events), next, nil
+}
+
+// readFailed is the error of a failed catch-up read.
+func (s *Subscription) readFailed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%w: %v", ErrLogUnavailable, err) //nolint:errorlint // the kind is ErrLogUnavailable; the store's cause is text only, so a timeout inside is not mapped as the caller's own deadline
+}
+
+// checkContiguous reports the events a subscriber lost while it lagged:
+// unfiltered reads are contiguous, so a first sequence beyond s.next means
+// the events between expired before it read them.
+func (s *Subscription) checkContiguous(first, next uint64) error {
+	if first > s.next && s.filter.WebhookIDs() == nil && s.filter.JobIDs() == nil {
+		return &RangeError{First: first, Last: next - 1, Reason: fmt.Sprintf("events from sequence %d expired before this subscriber read them", s.next)}
+	}
+	return nil
 }
 
 // catchUpRecent moves the next batch from the hub's recent events into

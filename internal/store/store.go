@@ -9,9 +9,10 @@
 //
 // The log is the source of truth for delivery guarantees: Append returns only
 // after JetStream has acknowledged the write, so an ingest handler may answer
-// 2xx as soon as Append returns without error. Deduplication of repeated
-// deliveries is delegated to JetStream's Nats-Msg-Id window, which survives
-// restarts because the server rebuilds it from the stored messages.
+// 2xx as soon as Append returns without error. A repeated delivery is
+// recognised over the whole retention by its event's subject; JetStream's
+// Nats-Msg-Id window (short, because the server rebuilds it at start-up from
+// every message inside it) adds a delivery id reused for another job.
 package store
 
 import (
@@ -46,10 +47,13 @@ const (
 	// DefaultRetention is how long events stay in the log: long enough for a
 	// subscriber that was down over a weekend to resume without loss.
 	DefaultRetention = 7 * 24 * time.Hour
-	// DefaultDuplicateWindow is how long a repeated delivery is recognised
-	// and acknowledged without a second append. Kling's retry schedule is
-	// undocumented; two hours covers any plausible retry burst.
-	DefaultDuplicateWindow = 2 * time.Hour
+	// DefaultDuplicateWindow is how long JetStream remembers delivery ids.
+	// A repeated delivery is recognised over the whole retention by its
+	// event's subject (see Append), so the window only adds a delivery id
+	// reused for another job, and it costs start-up time: JetStream
+	// rebuilds its table from every event inside it. Five minutes is the
+	// default signature tolerance, which must not exceed the window.
+	DefaultDuplicateWindow = 5 * time.Minute
 )
 
 // embeddedMaxPayload is the embedded server's max_payload.
