@@ -178,11 +178,12 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 // send writes one item, as the bytes the hub encoded once for every stream
 // when it could encode them.
 func send(stream grpc.ServerStreamingServer[gatewayv1.SubscribeResponse], it *hub.Item) error {
-	b, err := it.Encoded()
-	if err != nil {
+	if _, err := it.Encoded(); err != nil {
 		return stream.Send(&gatewayv1.SubscribeResponse{Event: it.Event})
 	}
-	return stream.SendMsg(preEncoded(b))
+	// The server codec sends the item's shared wire form (ServerCodec); a
+	// pointer in an interface costs no allocation per stream.
+	return stream.SendMsg(it)
 }
 
 // ListEvents pages through stored events.
