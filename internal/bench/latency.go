@@ -2,13 +2,12 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
 
 // LatencyResult is the end-to-end latency at a fixed event rate with n
@@ -28,11 +27,17 @@ type LatencyResult struct {
 	// over the measured window.
 	DeliveriesPerSecond float64 `json:"deliveries_per_second"`
 	Missing             int64   `json:"missing"`
+	// OutOfOrder counts deliveries whose sequence was not above the
+	// subscriber's previous one; Duplicates probes read twice.
+	OutOfOrder int64 `json:"out_of_order"`
+	Duplicates int64 `json:"duplicates"`
 	// Resumes counts streams that ended with an error and were resumed
 	// with after_sequence; StreamError is the first such error.
 	Resumes     int64   `json:"resumes,omitempty"`
 	StreamError string  `json:"stream_error,omitempty"`
 	Cores       float64 `json:"cores"`
+	// ClientCores is what the subscribers' child process used.
+	ClientCores float64 `json:"client_cores"`
 	OtherCores  float64 `json:"other_cores"`
 	// Filter is the CEL filter every stream carried, if any.
 	Filter string `json:"filter,omitempty"`
@@ -80,30 +85,20 @@ func (r *runner) latencyPointWith(ctx context.Context, n int, filter string) (La
 
 	warm := int(r.cfg.Rate * r.cfg.Warmup.Seconds())
 	total := warm + int(r.cfg.Rate*r.cfg.LatencyDuration.Seconds())
-	// Samples of each subscriber, written only by its own goroutine.
-	samples := make([][]int64, n)
-	for i := range samples {
-		samples[i] = make([]int64, 0, total-warm)
-	}
-	var lastArrival atomic.Int64
-	req := everyEvent
-	if filter != "" {
-		req = func(int) *gatewayv1.SubscribeRequest { return &gatewayv1.SubscribeRequest{Filter: filter} }
-	}
-	sub, err := startSubscribers(ctx, srv.grpcAddr, n, streamsPerConn, req, func(i int, f frame, at int64) {
-		if f.probe >= warm {
-			samples[i] = append(samples[i], at-f.sentAt)
-			lastArrival.Store(at)
-		}
-	})
+	// The subscribers run in a child process, so that this process's CPU
+	// (and the profile) is the server's and the pacer's only.
+	child, err := startLatencyChild(ctx, srv.grpcAddr, n, total, warm, filter)
 	if err != nil {
 		return LatencyResult{}, err
 	}
-	defer sub.close()
+	defer child.close()
 
 	tag := fmt.Sprintf("latency-%d", n)
 	if filter != "" {
 		tag += "-filter"
+	}
+	if err := child.say("go"); err != nil {
+		return LatencyResult{}, err
 	}
 	stop := r.profile(tag)
 	cpu := startCPU()
@@ -112,39 +107,37 @@ func (r *runner) latencyPointWith(ctx context.Context, n int, filter string) (La
 		stop()
 		return LatencyResult{}, err
 	}
-	want := int64(total) * int64(n)
-	_ = waitFor(ctx, 30*time.Second, func() bool { return sub.received.Load() >= want })
+	got, err := child.result()
 	cores, others := cpu.cores(), cpu.others()
 	stop()
-	// Stop the drainers before reading what they recorded.
-	sub.close()
-	if err := sub.err(); err != nil {
+	if err != nil {
 		return LatencyResult{}, err
 	}
-
-	var all []int64
-	for _, s := range samples {
-		all = append(all, s...)
+	if got.GaveUp != "" {
+		return LatencyResult{}, errors.New(got.GaveUp)
 	}
-	measured := int64(total-warm) * int64(n)
-	window := time.Duration(lastArrival.Load() - firstSend)
+
+	window := time.Duration(got.LastArrival - firstSend)
 	res := LatencyResult{
 		Subscribers:         n,
-		Connections:         len(sub.conns),
+		Connections:         got.Connections,
 		Rate:                r.cfg.Rate,
 		Events:              total - warm,
-		Latency:             percentiles(all),
+		Latency:             got.Latency,
 		Post:                percentiles(posts),
-		DeliveriesPerSecond: float64(int64(float64(len(all)) / window.Seconds())),
-		Missing:             max(0, measured-int64(len(all))),
-		Resumes:             sub.resumes.Load(),
-		StreamError:         sub.streamErr(),
+		DeliveriesPerSecond: float64(int64(float64(got.Latency.Count) / window.Seconds())),
+		Missing:             got.Missing,
+		OutOfOrder:          got.OutOfOrder,
+		Duplicates:          got.Duplicates,
+		Resumes:             got.Resumes,
+		StreamError:         got.StreamError,
 		Cores:               cores,
-		OtherCores:          others,
+		ClientCores:         got.Cores,
+		OtherCores:          max(0, round2(others-got.Cores)),
 		Filter:              filter,
 	}
-	r.logf("  %5d subs: p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  %8.0f deliveries/s  missing %d  resumed %d  cores %.2f (others %.2f) %s",
-		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.Resumes, cores, others, res.StreamError)
+	r.logf("  %5d subs: p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  %8.0f deliveries/s  missing %d  out of order %d  duplicates %d  resumed %d  cores %.2f (subscribers %.2f, others %.2f) %s",
+		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.OutOfOrder, res.Duplicates, res.Resumes, cores, got.Cores, res.OtherCores, res.StreamError)
 	return res, nil
 }
 
