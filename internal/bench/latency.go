@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,8 @@ type LatencyResult struct {
 	// ClientCores is what the subscribers' child process used.
 	ClientCores float64 `json:"client_cores"`
 	OtherCores  float64 `json:"other_cores"`
+	// Bare marks the bare gRPC fan-out (runBareFanout), not klingfan.
+	Bare bool `json:"bare,omitempty"`
 	// Filter is the CEL filter every stream carried, if any.
 	Filter string `json:"filter,omitempty"`
 }
@@ -47,17 +50,23 @@ type LatencyResult struct {
 // connection in the latency scenario.
 const streamsPerConn = 50
 
-// runLatency measures each subscriber count on a fresh server.
-func (r *runner) runLatency(ctx context.Context) ([]LatencyResult, error) {
+// runLatency measures each subscriber count on a fresh server, then the
+// bare gRPC fan-out at the largest count: the limit the largest point is
+// held against.
+func (r *runner) runLatency(ctx context.Context) ([]LatencyResult, *LatencyResult, error) {
 	var out []LatencyResult
 	for _, n := range r.cfg.LatencySubscribers {
 		lr, err := r.latencyPoint(ctx, n)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, lr)
 	}
-	return out, nil
+	bare, err := r.runBareFanout(ctx, slices.Max(r.cfg.LatencySubscribers))
+	if err != nil {
+		return out, nil, fmt.Errorf("bare gRPC fan-out: %w", err)
+	}
+	return out, &bare, nil
 }
 
 func (r *runner) latencyPoint(ctx context.Context, n int) (LatencyResult, error) {

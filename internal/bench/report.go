@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -31,11 +32,13 @@ type Results struct {
 	Ingest   []IngestRun     `json:"ingest,omitempty"`
 	Latency  []LatencyResult `json:"latency,omitempty"`
 	Filtered *LatencyResult  `json:"filtered,omitempty"`
-	Memory   *MemoryResult   `json:"memory,omitempty"`
-	Startup  *StartupResult  `json:"startup,omitempty"`
-	CatchUp  *CatchUpResult  `json:"catch_up,omitempty"`
-	Micro    []MicroResult   `json:"micro_benchmarks,omitempty"`
-	Failures []string        `json:"failures,omitempty"`
+	// BareFanout is the bare gRPC fan-out at the largest latency point.
+	BareFanout *LatencyResult `json:"bare_fanout,omitempty"`
+	Memory     *MemoryResult  `json:"memory,omitempty"`
+	Startup    *StartupResult `json:"startup,omitempty"`
+	CatchUp    *CatchUpResult `json:"catch_up,omitempty"`
+	Micro      []MicroResult  `json:"micro_benchmarks,omitempty"`
+	Failures   []string       `json:"failures,omitempty"`
 }
 
 // Check is one row of the summary table: a figure next to its baseline or
@@ -102,6 +105,9 @@ func checks(res *Results, cfg Config) []Check {
 		}
 		if target > 0 {
 			c.Reference = fmt.Sprintf("p99 ≤ %.0f ms", target)
+			if b := res.BareFanout; b != nil && b.Subscribers == lr.Subscribers {
+				c.Reference += fmt.Sprintf("; limit: bare gRPC fan-out in the same run p50 %.2f ms, p99 %.2f ms", b.Latency.P50, b.Latency.P99)
+			}
 			c.Holds = holds(lr.Missing == 0 && lr.OutOfOrder == 0 && lr.Duplicates == 0 && lr.Latency.P99 <= target)
 		}
 		if lr.Missing > 0 {
@@ -251,14 +257,24 @@ func (res *Results) markdown(cfg Config) []byte {
 		p("records the time from the start of the POST to reading the event. Subscribers read only the sequence and the prompt ")
 		p("from the wire bytes (protowire) rather than decoding whole events. The subscribers run in a child process (klingbench ")
 		p("re-executes itself), so \"server cores\" is the server and the pacer only; the child checks that every subscriber read ")
-		p("every probe once and in sequence order (missing, out of order and duplicate columns).\n\n")
+		p("every probe once and in sequence order (missing, out of order and duplicate columns). The last row is the physical ")
+		p("limit measured in the same run: a bare gRPC server in the harness that only fans pre-encoded events out, one ")
+		p("goroutine per stream (no log, no HTTP, no authentication, no metrics), to the same child.\n\n")
 		p("| subscribers | connections | events | p50 ms | p99 ms | p99.9 ms | max ms | POST p99 ms | deliveries/s | missing | out of order | duplicates | resumed streams | server cores | subscribers' cores | other processes' cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-		for _, lr := range res.Latency {
+		rows := res.Latency
+		if res.BareFanout != nil {
+			rows = append(slices.Clone(rows), *res.BareFanout)
+		}
+		for _, lr := range rows {
 			resumed := strconv.FormatInt(lr.Resumes, 10)
 			if lr.StreamError != "" {
 				resumed += " (" + lr.StreamError + ")"
 			}
-			p("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %d | %d | %d | %s | %.2f | %.2f | %.2f |\n", lr.Subscribers, lr.Connections, lr.Events,
+			subs := strconv.Itoa(lr.Subscribers)
+			if lr.Bare {
+				subs += ", bare gRPC fan-out (no klingfan: the limit)"
+			}
+			p("| %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %d | %d | %d | %s | %.2f | %.2f | %.2f |\n", subs, lr.Connections, lr.Events,
 				lr.Latency.P50, lr.Latency.P99, lr.Latency.P999, lr.Latency.Max, lr.Post.P99, lr.DeliveriesPerSecond, lr.Missing, lr.OutOfOrder, lr.Duplicates,
 				resumed, lr.Cores, lr.ClientCores, lr.OtherCores)
 		}
