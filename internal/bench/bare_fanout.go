@@ -97,6 +97,7 @@ func (r *runner) runBareFanout(ctx context.Context, n int) (LatencyResult, error
 	}
 	stop := r.profile(fmt.Sprintf("latency-bare-%d", n))
 	cpu := startCPU()
+	cpuAt := cpuTime()
 	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
 	start := time.Now()
 	var firstSend int64
@@ -125,7 +126,7 @@ func (r *runner) runBareFanout(ctx context.Context, n int) (LatencyResult, error
 		b.publish(&hub.Item{Event: norm.Event})
 	}
 	got, err := child.result()
-	cores, others := cpu.cores(), cpu.others()
+	cores, others, used := cpu.cores(), cpu.others(), cpuTime()-cpuAt
 	stop()
 	if err != nil {
 		return LatencyResult{}, err
@@ -135,23 +136,24 @@ func (r *runner) runBareFanout(ctx context.Context, n int) (LatencyResult, error
 	}
 	window := time.Duration(got.LastArrival - firstSend)
 	res := LatencyResult{
-		Subscribers:         n,
-		Connections:         got.Connections,
-		Rate:                r.cfg.Rate,
-		Events:              total - warm,
-		Latency:             got.Latency,
-		DeliveriesPerSecond: float64(int64(float64(got.Latency.Count) / window.Seconds())),
-		Missing:             got.Missing,
-		OutOfOrder:          got.OutOfOrder,
-		Duplicates:          got.Duplicates,
-		Resumes:             got.Resumes,
-		StreamError:         got.StreamError,
-		Cores:               cores,
-		ClientCores:         got.Cores,
-		OtherCores:          max(0, round2(others-got.Cores)),
-		Bare:                true,
+		Subscribers:             n,
+		Connections:             got.Connections,
+		Rate:                    r.cfg.Rate,
+		Events:                  total - warm,
+		Latency:                 got.Latency,
+		DeliveriesPerSecond:     float64(int64(float64(got.Latency.Count) / window.Seconds())),
+		Missing:                 got.Missing,
+		OutOfOrder:              got.OutOfOrder,
+		Duplicates:              got.Duplicates,
+		Resumes:                 got.Resumes,
+		StreamError:             got.StreamError,
+		Cores:                   cores,
+		ClientCores:             got.Cores,
+		OtherCores:              max(0, round2(others-got.Cores)),
+		Bare:                    true,
+		ServerMicrosPerDelivery: perDelivery(used, got.Received),
 	}
-	r.logf("  %5d subs (bare gRPC): p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  %8.0f deliveries/s  missing %d  out of order %d  cores %.2f (subscribers %.2f, others %.2f)",
-		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.OutOfOrder, cores, got.Cores, res.OtherCores)
+	r.logf("  %5d subs (bare gRPC): p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  %8.0f deliveries/s  missing %d  out of order %d  cores %.2f (subscribers %.2f, others %.2f)  %.2f µs/delivery",
+		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.OutOfOrder, cores, got.Cores, res.OtherCores, res.ServerMicrosPerDelivery)
 	return res, nil
 }

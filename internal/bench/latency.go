@@ -37,6 +37,11 @@ type LatencyResult struct {
 	Resumes     int64   `json:"resumes,omitempty"`
 	StreamError string  `json:"stream_error,omitempty"`
 	Cores       float64 `json:"cores"`
+	// ServerMicrosPerDelivery is this process's CPU time (server and
+	// pacer; the subscribers are in the child) over every delivery the
+	// child read, in microseconds: a cost that, unlike the latency,
+	// hardly depends on what else the machine runs.
+	ServerMicrosPerDelivery float64 `json:"server_us_per_delivery"`
 	// ClientCores is what the subscribers' child process used.
 	ClientCores float64 `json:"client_cores"`
 	OtherCores  float64 `json:"other_cores"`
@@ -111,13 +116,14 @@ func (r *runner) latencyPointWith(ctx context.Context, n int, filter string) (La
 	}
 	stop := r.profile(tag)
 	cpu := startCPU()
+	cpuAt := cpuTime()
 	posts, firstSend, err := r.pace(ctx, srv.httpURL+"/webhooks/klingai", total, warm)
 	if err != nil {
 		stop()
 		return LatencyResult{}, err
 	}
 	got, err := child.result()
-	cores, others := cpu.cores(), cpu.others()
+	cores, others, used := cpu.cores(), cpu.others(), cpuTime()-cpuAt
 	stop()
 	if err != nil {
 		return LatencyResult{}, err
@@ -128,25 +134,26 @@ func (r *runner) latencyPointWith(ctx context.Context, n int, filter string) (La
 
 	window := time.Duration(got.LastArrival - firstSend)
 	res := LatencyResult{
-		Subscribers:         n,
-		Connections:         got.Connections,
-		Rate:                r.cfg.Rate,
-		Events:              total - warm,
-		Latency:             got.Latency,
-		Post:                percentiles(posts),
-		DeliveriesPerSecond: float64(int64(float64(got.Latency.Count) / window.Seconds())),
-		Missing:             got.Missing,
-		OutOfOrder:          got.OutOfOrder,
-		Duplicates:          got.Duplicates,
-		Resumes:             got.Resumes,
-		StreamError:         got.StreamError,
-		Cores:               cores,
-		ClientCores:         got.Cores,
-		OtherCores:          max(0, round2(others-got.Cores)),
-		Filter:              filter,
+		Subscribers:             n,
+		Connections:             got.Connections,
+		Rate:                    r.cfg.Rate,
+		Events:                  total - warm,
+		Latency:                 got.Latency,
+		Post:                    percentiles(posts),
+		DeliveriesPerSecond:     float64(int64(float64(got.Latency.Count) / window.Seconds())),
+		Missing:                 got.Missing,
+		OutOfOrder:              got.OutOfOrder,
+		Duplicates:              got.Duplicates,
+		Resumes:                 got.Resumes,
+		StreamError:             got.StreamError,
+		Cores:                   cores,
+		ClientCores:             got.Cores,
+		OtherCores:              max(0, round2(others-got.Cores)),
+		Filter:                  filter,
+		ServerMicrosPerDelivery: perDelivery(used, got.Received),
 	}
-	r.logf("  %5d subs: p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  %8.0f deliveries/s  missing %d  out of order %d  duplicates %d  resumed %d  cores %.2f (subscribers %.2f, others %.2f) %s",
-		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.OutOfOrder, res.Duplicates, res.Resumes, cores, got.Cores, res.OtherCores, res.StreamError)
+	r.logf("  %5d subs: p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  %8.0f deliveries/s  missing %d  out of order %d  duplicates %d  resumed %d  cores %.2f (subscribers %.2f, others %.2f)  %.2f µs/delivery %s",
+		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.OutOfOrder, res.Duplicates, res.Resumes, cores, got.Cores, res.OtherCores, res.ServerMicrosPerDelivery, res.StreamError)
 	return res, nil
 }
 
@@ -207,4 +214,12 @@ func (r *runner) pace(ctx context.Context, url string, total, warm int) ([]int64
 	close(jobs)
 	wg.Wait()
 	return posts, first.Load(), firstErr
+}
+
+// perDelivery is used CPU time per delivery, in microseconds.
+func perDelivery(used time.Duration, deliveries int64) float64 {
+	if deliveries <= 0 {
+		return 0
+	}
+	return round2(float64(used.Microseconds()) / float64(deliveries))
 }

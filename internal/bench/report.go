@@ -106,7 +106,8 @@ func checks(res *Results, cfg Config) []Check {
 		if target > 0 {
 			c.Reference = fmt.Sprintf("p99 ≤ %.0f ms", target)
 			if b := res.BareFanout; b != nil && b.Subscribers == lr.Subscribers {
-				c.Reference += fmt.Sprintf("; limit: bare gRPC fan-out in the same run p50 %.2f ms, p99 %.2f ms", b.Latency.P50, b.Latency.P99)
+				c.Reference += fmt.Sprintf("; limit: bare gRPC fan-out in the same run p50 %.2f ms, p99 %.2f ms, %.2f µs of CPU per delivery (klingfan %.2f µs)",
+					b.Latency.P50, b.Latency.P99, b.ServerMicrosPerDelivery, lr.ServerMicrosPerDelivery)
 			}
 			c.Holds = holds(lr.Missing == 0 && lr.OutOfOrder == 0 && lr.Duplicates == 0 && lr.Latency.P99 <= target)
 		}
@@ -221,8 +222,9 @@ func (res *Results) markdown(cfg Config) []byte {
 		p("Latency runs from sending the request to reading the answer. The baseline is a net/http handler in the harness ")
 		p("that reads the body, checks the HMAC with `verify.KlingSignature` and answers 200. klingfan answers only after ")
 		p("JetStream acknowledged the append; %d live subscribers drain every event over gRPC (the harness checks that each ", ingestSubscribers)
-		p("received every accepted event).\n\n")
-		p("| run | c | deliveries/s | p50 ms | p99 ms | errors | ratio | cores used | other processes' cores | subscribers: drained after, resumed streams |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		p("received every accepted event). \"µs CPU per delivery\" is the harness process's CPU (server, load generator and ")
+		p("subscribers) over the deliveries: it depends far less on what else the machine runs than the rate does.\n\n")
+		p("| run | c | deliveries/s | p50 ms | p99 ms | errors | ratio | cores used | µs CPU per delivery | other processes' cores | subscribers: drained after, resumed streams |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 		row := func(name string, l LoadResult, ratio string) {
 			drain := "—"
 			if l.Subscribers > 0 {
@@ -234,7 +236,11 @@ func (res *Results) markdown(cfg Config) []byte {
 					drain += " (" + l.StreamError + ")"
 				}
 			}
-			p("| %s | %d | %.0f | %.2f | %.2f | %d | %s | %.2f | %.2f | %s |\n", name, l.Concurrency, l.PerSecond, l.Latency.P50, l.Latency.P99, l.Errors, ratio, l.Cores, l.OtherCores, drain)
+			perDelivery := 0.0
+			if l.PerSecond > 0 {
+				perDelivery = l.Cores / l.PerSecond * 1e6
+			}
+			p("| %s | %d | %.0f | %.2f | %.2f | %d | %s | %.2f | %.0f | %.2f | %s |\n", name, l.Concurrency, l.PerSecond, l.Latency.P50, l.Latency.P99, l.Errors, ratio, l.Cores, perDelivery, l.OtherCores, drain)
 		}
 		for _, ir := range res.Ingest {
 			row("baseline (HMAC only), before the next row", ir.Baseline, "1.00")
@@ -260,7 +266,7 @@ func (res *Results) markdown(cfg Config) []byte {
 		p("every probe once and in sequence order (missing, out of order and duplicate columns). The last row is the physical ")
 		p("limit measured in the same run: a bare gRPC server in the harness that only fans pre-encoded events out, one ")
 		p("goroutine per stream (no log, no HTTP, no authentication, no metrics), to the same child.\n\n")
-		p("| subscribers | connections | events | p50 ms | p99 ms | p99.9 ms | max ms | POST p99 ms | deliveries/s | missing | out of order | duplicates | resumed streams | server cores | subscribers' cores | other processes' cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		p("| subscribers | connections | events | p50 ms | p99 ms | p99.9 ms | max ms | POST p99 ms | deliveries/s | missing | out of order | duplicates | resumed streams | server cores | server µs CPU per delivery | subscribers' cores | other processes' cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		rows := res.Latency
 		if res.BareFanout != nil {
 			rows = append(slices.Clone(rows), *res.BareFanout)
@@ -274,9 +280,9 @@ func (res *Results) markdown(cfg Config) []byte {
 			if lr.Bare {
 				subs += ", bare gRPC fan-out (no klingfan: the limit)"
 			}
-			p("| %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %d | %d | %d | %s | %.2f | %.2f | %.2f |\n", subs, lr.Connections, lr.Events,
+			p("| %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %d | %d | %d | %s | %.2f | %.2f | %.2f | %.2f |\n", subs, lr.Connections, lr.Events,
 				lr.Latency.P50, lr.Latency.P99, lr.Latency.P999, lr.Latency.Max, lr.Post.P99, lr.DeliveriesPerSecond, lr.Missing, lr.OutOfOrder, lr.Duplicates,
-				resumed, lr.Cores, lr.ClientCores, lr.OtherCores)
+				resumed, lr.Cores, lr.ServerMicrosPerDelivery, lr.ClientCores, lr.OtherCores)
 		}
 	}
 
