@@ -85,6 +85,9 @@ func checks(res *Results, cfg Config) []Check {
 			if lo := ir.LogOnly; lo != nil {
 				c.Reference += fmt.Sprintf("; limit: the log alone (store.Append, no HTTP) %.0f/s = %.2f× the baseline, klingfan %.2f× of it",
 					lo.PerSecond, ratio(lo.PerSecond, ir.Baseline.PerSecond), ir.LogRatio)
+				if ceiling := cpuCeiling(ir.Baseline, *lo); ceiling > 0 {
+					c.Reference += fmt.Sprintf("; the baseline's CPU plus the log's per delivery allow at most %.2f×", ceiling)
+				}
 			}
 		}
 		out = append(out, c)
@@ -450,4 +453,16 @@ func readMicro(path string) ([]MicroResult, error) {
 		out = append(out, mr)
 	}
 	return out, sc.Err()
+}
+
+// cpuCeiling is the ratio to the baseline a server doing exactly the
+// baseline's work (HTTP, signature, load generator) plus the log's append
+// could reach when both cores are the limit: the baseline's CPU per
+// delivery over the sum of the two. Zero when either is unmeasured.
+func cpuCeiling(base, log LoadResult) float64 {
+	if base.PerSecond <= 0 || log.PerSecond <= 0 || base.Cores <= 0 || log.Cores <= 0 {
+		return 0
+	}
+	b, l := base.Cores/base.PerSecond, log.Cores/log.PerSecond
+	return round2(b / (b + l))
 }
