@@ -75,7 +75,7 @@ lint: ## buf lint, buf format, buf breaking, go vet, golangci-lint (.golangci.ym
 # -cpuprofile DIR, -phases ingest). Writes BENCHMARKS.md and bench/results.json.
 BENCHTIME  ?= 200ms
 BENCHFLAGS ?=
-MICROBENCH := ^(BenchmarkPublish|BenchmarkEncodeSubscribeResponse|BenchmarkServeHTTP|BenchmarkKlingSignature|BenchmarkStandardWebhooks|BenchmarkParse|BenchmarkMatch)$$
+MICROBENCH := ^(BenchmarkPublish|BenchmarkEncodeSubscribeResponse|BenchmarkServeHTTP|BenchmarkKlingSignature|BenchmarkStandardWebhooks|BenchmarkParse|BenchmarkMatch|BenchmarkMatchStreamsApart)$$
 
 .PHONY: bench
 bench: ## Micro-benchmarks + load harness (under 10 min): writes BENCHMARKS.md and bench/results.json.

@@ -25,10 +25,13 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	// The memory scenario re-executes this binary to hold its client
-	// streams in a separate process.
+	// The memory and latency scenarios re-execute this binary to hold
+	// their client streams in a separate process.
 	if len(args) > 0 && args[0] == bench.StreamClientsCommand {
 		return bench.RunStreamClients(ctx, args[1:], os.Stdin, os.Stdout)
+	}
+	if len(args) > 0 && args[0] == bench.LatencyClientsCommand {
+		return bench.RunLatencyClients(ctx, args[1:], os.Stdin, os.Stdout)
 	}
 	cfg := bench.DefaultConfig()
 	fs := flag.NewFlagSet("klingbench", flag.ContinueOnError)

@@ -140,8 +140,9 @@ func (q *streamQuota) acquire(ctx context.Context, token string) (release func()
 	}, nil
 }
 
-// Subscribe streams matching events. Its send guard's goroutine is the
-// only one that sends messages on the stream (see sendGuard).
+// Subscribe streams matching events. One goroutine at a time sends on the
+// stream: the handler's, or, once events flow under a send deadline, the
+// delivery goroutine it hands the loop to (see sendWatch).
 func (s *EventService) Subscribe(req *gatewayv1.SubscribeRequest, stream grpc.ServerStreamingServer[gatewayv1.SubscribeResponse]) error {
 	ctx := stream.Context()
 	err := s.subscribe(ctx, req, stream)
@@ -180,38 +181,73 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 	if err != nil {
 		return err
 	}
-	defer sub.Close()
+	owned := true // false once the delivery goroutine owns sub
+	defer func() {
+		if owned {
+			sub.Close()
+		}
+	}()
 	// The subscription is live: tell the client, so one that waits for
 	// headers before triggering events cannot miss them.
 	if err := stream.SendHeader(metadata.Pairs(HeadSequenceHeader, strconv.FormatUint(sub.Position(), 10))); err != nil {
 		return err
 	}
-	guard := newSendGuard(s.SendDeadline)
-	defer guard.stop()
+	if s.SendDeadline <= 0 {
+		return s.deliver(ctx, stream, sub, nil, nil)
+	}
+	// Wait for the first event here, so that an idle stream holds one
+	// goroutine, then hand the loop and sub to a goroutine of their own
+	// and watch its Sends (see sendWatch). It closes sub when it ends.
+	first, err := sub.Next(ctx)
+	if err != nil {
+		return err
+	}
+	owned = false
+	w := new(sendWatch)
+	done := make(chan error, 1)
+	go func() {
+		defer sub.Close()
+		done <- s.deliver(ctx, stream, sub, first, w)
+	}()
+	err = w.wait(done, s.SendDeadline)
+	if errors.Is(err, errSendStalled) {
+		s.Logger.Warn("Subscribe stream ended: its client stopped reading",
+			"token", auth.TokenName(ctx), "send_deadline", s.SendDeadline)
+	}
+	return err
+}
+
+// deliver sends sub's events on stream, starting with it when it is not
+// nil, until a Send or sub fails. Its goroutine is the stream's only
+// sender. w, when not nil, is told when each Send starts and ends.
+func (s *EventService) deliver(ctx context.Context, stream grpc.ServerStreamingServer[gatewayv1.SubscribeResponse], sub *hub.Subscription, it *hub.Item, w *sendWatch) error {
 	for {
-		it, err := sub.Next(ctx)
+		if it == nil {
+			var err error
+			if it, err = sub.Next(ctx); err != nil {
+				return err
+			}
+		}
+		w.begin()
+		err := send(stream, it)
+		w.end()
 		if err != nil {
 			return err
 		}
-		if err := guard.send(ctx, func() error { return send(stream, it) }); err != nil {
-			if errors.Is(err, errSendStalled) {
-				s.Logger.Warn("Subscribe stream ended: its client stopped reading",
-					"token", auth.TokenName(ctx), "send_deadline", s.SendDeadline)
-			}
-			return err
-		}
 		s.Hub.Delivered(it, s.Now())
+		it = nil
 	}
 }
 
 // send writes one item, as the bytes the hub encoded once for every stream
 // when it could encode them.
 func send(stream grpc.ServerStreamingServer[gatewayv1.SubscribeResponse], it *hub.Item) error {
-	b, err := it.Encoded()
-	if err != nil {
+	if _, err := it.Encoded(); err != nil {
 		return stream.Send(&gatewayv1.SubscribeResponse{Event: it.Event})
 	}
-	return stream.SendMsg(preEncoded(b))
+	// The server codec sends the item's shared wire form (ServerCodec); a
+	// pointer in an interface costs no allocation per stream.
+	return stream.SendMsg(it)
 }
 
 // ListEvents pages through stored events.

@@ -1,8 +1,8 @@
 package api
 
 import (
-	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 )
 
@@ -11,60 +11,65 @@ import (
 // sequence it received.
 var errSendStalled = errors.New("api: stream stalled")
 
-// sendGuard puts a deadline on each Send of a stream. gRPC gives a handler
-// no way to abort a Send blocked on flow control except by returning,
-// which ends the stream and makes the blocked Send fail. So Sends run on a
-// goroutine of the guard's own (the stream's only sender, started with the
-// first message, so an idle stream costs nothing), while the handler's
-// goroutine waits for each result under a timer and returns
-// errSendStalled when one takes longer than the deadline. Everything else
-// (the subscription, the quota slot) stays with the handler.
-type sendGuard struct {
-	deadline time.Duration
-	sends    chan func() error // to the sender; closed by stop
-	results  chan error        // from the sender; room for one, so it never blocks
-	timer    *time.Timer
+// sendWatch puts a deadline on each Send of a Subscribe stream. gRPC gives
+// a handler no way to abort a Send blocked on flow control except by
+// returning, which ends the stream and makes the blocked Send fail. So once
+// a stream has its first event, a goroutine of its own runs the delivery
+// loop (the stream's only sender from then on; an idle stream never starts
+// one) and marks each Send's start here, while the handler's goroutine
+// sleeps on a timer and returns errSendStalled when a Send has been in
+// progress for longer than the deadline.
+//
+// The steady state costs two atomic stores and a clock reading per event;
+// the handler wakes once per deadline, not once per event. An earlier
+// version handed every Send to the sender over a channel and waited for
+// its result: two goroutine switches per event per stream, which is what
+// fan-out to many streams spends its CPU on.
+type sendWatch struct {
+	// started is when the Send in progress began, in nanoseconds since
+	// watchEpoch plus one; 0 while no Send is in progress.
+	started atomic.Int64
 }
 
-// newSendGuard returns a guard with deadline d; d <= 0 sends on the
-// caller's goroutine with no deadline. Call stop when the stream ends.
-func newSendGuard(d time.Duration) *sendGuard { return &sendGuard{deadline: d} }
+// watchEpoch is the origin of sendWatch's clock readings; time.Since
+// reads the monotonic clock.
+var watchEpoch = time.Now()
 
-// send runs f (one Send) on the sender goroutine and waits for it, at
-// most the deadline or until ctx ends.
-func (g *sendGuard) send(ctx context.Context, f func() error) error {
-	if g.deadline <= 0 {
-		return f()
+// begin marks the start of a Send. A nil watch does nothing.
+func (w *sendWatch) begin() {
+	if w != nil {
+		w.started.Store(int64(time.Since(watchEpoch)) + 1)
 	}
-	if g.sends == nil {
-		g.sends = make(chan func() error)
-		g.results = make(chan error, 1)
-		g.timer = time.NewTimer(g.deadline)
-		go func(sends <-chan func() error, results chan<- error) {
-			for f := range sends {
-				results <- f()
+}
+
+// end marks the end of a Send.
+func (w *sendWatch) end() {
+	if w != nil {
+		w.started.Store(0)
+	}
+}
+
+// wait returns the delivery loop's result from done, or errSendStalled as
+// soon as one Send has been in progress for d. The loop's goroutine then
+// ends when gRPC fails its Send, once the handler has returned.
+func (w *sendWatch) wait(done <-chan error, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+			started := w.started.Load()
+			if started == 0 {
+				t.Reset(d)
+				continue
 			}
-		}(g.sends, g.results)
-	} else {
-		g.timer.Reset(g.deadline)
-	}
-	g.sends <- f
-	select {
-	case err := <-g.results:
-		g.timer.Stop()
-		return err
-	case <-g.timer.C:
-		return errSendStalled
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// stop lets the sender goroutine end: at once when idle, or as soon as
-// its Send fails once the handler has returned and the stream is over.
-func (g *sendGuard) stop() {
-	if g.sends != nil {
-		close(g.sends)
-		g.timer.Stop()
+			elapsed := time.Since(watchEpoch) - time.Duration(started-1)
+			if elapsed >= d {
+				return errSendStalled
+			}
+			t.Reset(d - elapsed)
+		}
 	}
 }

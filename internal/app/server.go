@@ -269,7 +269,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(promOpts...), s.authn.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(promOpts...), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams)),
+		grpc.ChainStreamInterceptor(withoutMessageMetrics(grpcMetrics.StreamServerInterceptor(promOpts...)), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams)),
 		// A missing or unknown token is refused before a stream exists.
 		grpc.InTapHandle(s.authn.TapHandle()),
 		// The largest request the API takes (a filter of 1,000 job ids)

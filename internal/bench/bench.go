@@ -159,11 +159,11 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	if has(PhaseLatency) && ctx.Err() == nil {
-		if v, err := r.runLatency(ctx); err != nil {
+		v, bare, err := r.runLatency(ctx)
+		if err != nil {
 			fail(PhaseLatency, err)
-		} else {
-			res.Latency = v
 		}
+		res.Latency, res.BareFanout = v, bare
 	}
 	if has(PhaseFilter) && ctx.Err() == nil {
 		if v, err := r.latencyPointWith(ctx, cfg.FilterSubscribers, cfg.Filter); err != nil {

@@ -26,6 +26,11 @@ type IngestRun struct {
 	Baseline   LoadResult `json:"baseline"`
 	// Ratio is klingfan's deliveries per second over the baseline's.
 	Ratio float64 `json:"ratio"`
+	// LogOnly, measured next to the runs without subscribers, is the
+	// store's append rate alone (runLogOnly): the physical limit under
+	// ingest. LogRatio is klingfan's rate over it.
+	LogOnly  *LoadResult `json:"log_only,omitempty"`
+	LogRatio float64     `json:"log_ratio,omitempty"`
 }
 
 // Ingest modes.
@@ -103,6 +108,13 @@ func (r *runner) ingestMode(ctx context.Context, base *baseline, m IngestRun) ([
 		run.Baseline = r.load(ctx, fmt.Sprintf("ingest-baseline-for-%s-c%d", mode, c), base.url+"/webhooks/klingai", c, "base")
 		run.Klingfan = r.load(ctx, fmt.Sprintf("ingest-%s-c%d", mode, c), srv.httpURL+"/webhooks/klingai", c, mode)
 		run.Ratio = ratio(run.Klingfan.PerSecond, run.Baseline.PerSecond)
+		if mode == ModeNoSubscribers {
+			lo, err := r.runLogOnly(ctx, c)
+			if err != nil {
+				return out, err
+			}
+			run.LogOnly, run.LogRatio = &lo, ratio(run.Klingfan.PerSecond, lo.PerSecond)
+		}
 		if sub != nil {
 			// Every accepted event must reach every subscriber; wait for
 			// the fan-out to finish before the next point starts.

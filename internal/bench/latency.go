@@ -2,13 +2,13 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
 
 // LatencyResult is the end-to-end latency at a fixed event rate with n
@@ -28,12 +28,25 @@ type LatencyResult struct {
 	// over the measured window.
 	DeliveriesPerSecond float64 `json:"deliveries_per_second"`
 	Missing             int64   `json:"missing"`
+	// OutOfOrder counts deliveries whose sequence was not above the
+	// subscriber's previous one; Duplicates probes read twice.
+	OutOfOrder int64 `json:"out_of_order"`
+	Duplicates int64 `json:"duplicates"`
 	// Resumes counts streams that ended with an error and were resumed
 	// with after_sequence; StreamError is the first such error.
 	Resumes     int64   `json:"resumes,omitempty"`
 	StreamError string  `json:"stream_error,omitempty"`
 	Cores       float64 `json:"cores"`
+	// ServerMicrosPerDelivery is this process's CPU time (server and
+	// pacer; the subscribers are in the child) over every delivery the
+	// child read, in microseconds: a cost that, unlike the latency,
+	// hardly depends on what else the machine runs.
+	ServerMicrosPerDelivery float64 `json:"server_us_per_delivery"`
+	// ClientCores is what the subscribers' child process used.
+	ClientCores float64 `json:"client_cores"`
 	OtherCores  float64 `json:"other_cores"`
+	// Bare marks the bare gRPC fan-out (runBareFanout), not klingfan.
+	Bare bool `json:"bare,omitempty"`
 	// Filter is the CEL filter every stream carried, if any.
 	Filter string `json:"filter,omitempty"`
 }
@@ -42,17 +55,23 @@ type LatencyResult struct {
 // connection in the latency scenario.
 const streamsPerConn = 50
 
-// runLatency measures each subscriber count on a fresh server.
-func (r *runner) runLatency(ctx context.Context) ([]LatencyResult, error) {
+// runLatency measures each subscriber count on a fresh server, then the
+// bare gRPC fan-out at the largest count: the limit the largest point is
+// held against.
+func (r *runner) runLatency(ctx context.Context) ([]LatencyResult, *LatencyResult, error) {
 	var out []LatencyResult
 	for _, n := range r.cfg.LatencySubscribers {
 		lr, err := r.latencyPoint(ctx, n)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, lr)
 	}
-	return out, nil
+	bare, err := r.runBareFanout(ctx, slices.Max(r.cfg.LatencySubscribers))
+	if err != nil {
+		return out, nil, fmt.Errorf("bare gRPC fan-out: %w", err)
+	}
+	return out, &bare, nil
 }
 
 func (r *runner) latencyPoint(ctx context.Context, n int) (LatencyResult, error) {
@@ -80,71 +99,61 @@ func (r *runner) latencyPointWith(ctx context.Context, n int, filter string) (La
 
 	warm := int(r.cfg.Rate * r.cfg.Warmup.Seconds())
 	total := warm + int(r.cfg.Rate*r.cfg.LatencyDuration.Seconds())
-	// Samples of each subscriber, written only by its own goroutine.
-	samples := make([][]int64, n)
-	for i := range samples {
-		samples[i] = make([]int64, 0, total-warm)
-	}
-	var lastArrival atomic.Int64
-	req := everyEvent
-	if filter != "" {
-		req = func(int) *gatewayv1.SubscribeRequest { return &gatewayv1.SubscribeRequest{Filter: filter} }
-	}
-	sub, err := startSubscribers(ctx, srv.grpcAddr, n, streamsPerConn, req, func(i int, f frame, at int64) {
-		if f.probe >= warm {
-			samples[i] = append(samples[i], at-f.sentAt)
-			lastArrival.Store(at)
-		}
-	})
+	// The subscribers run in a child process, so that this process's CPU
+	// (and the profile) is the server's and the pacer's only.
+	child, err := startLatencyChild(ctx, srv.grpcAddr, n, total, warm, filter)
 	if err != nil {
 		return LatencyResult{}, err
 	}
-	defer sub.close()
+	defer child.close()
 
 	tag := fmt.Sprintf("latency-%d", n)
 	if filter != "" {
 		tag += "-filter"
 	}
+	if err := child.say("go"); err != nil {
+		return LatencyResult{}, err
+	}
 	stop := r.profile(tag)
 	cpu := startCPU()
+	cpuAt := cpuTime()
 	posts, firstSend, err := r.pace(ctx, srv.httpURL+"/webhooks/klingai", total, warm)
 	if err != nil {
 		stop()
 		return LatencyResult{}, err
 	}
-	want := int64(total) * int64(n)
-	_ = waitFor(ctx, 30*time.Second, func() bool { return sub.received.Load() >= want })
-	cores, others := cpu.cores(), cpu.others()
+	got, err := child.result()
+	cores, others, used := cpu.cores(), cpu.others(), cpuTime()-cpuAt
 	stop()
-	// Stop the drainers before reading what they recorded.
-	sub.close()
-	if err := sub.err(); err != nil {
+	if err != nil {
 		return LatencyResult{}, err
 	}
+	if got.GaveUp != "" {
+		return LatencyResult{}, errors.New(got.GaveUp)
+	}
 
-	var all []int64
-	for _, s := range samples {
-		all = append(all, s...)
-	}
-	measured := int64(total-warm) * int64(n)
-	window := time.Duration(lastArrival.Load() - firstSend)
+	window := time.Duration(got.LastArrival - firstSend)
 	res := LatencyResult{
-		Subscribers:         n,
-		Connections:         len(sub.conns),
-		Rate:                r.cfg.Rate,
-		Events:              total - warm,
-		Latency:             percentiles(all),
-		Post:                percentiles(posts),
-		DeliveriesPerSecond: float64(int64(float64(len(all)) / window.Seconds())),
-		Missing:             max(0, measured-int64(len(all))),
-		Resumes:             sub.resumes.Load(),
-		StreamError:         sub.streamErr(),
-		Cores:               cores,
-		OtherCores:          others,
-		Filter:              filter,
+		Subscribers:             n,
+		Connections:             got.Connections,
+		Rate:                    r.cfg.Rate,
+		Events:                  total - warm,
+		Latency:                 got.Latency,
+		Post:                    percentiles(posts),
+		DeliveriesPerSecond:     float64(int64(float64(got.Latency.Count) / window.Seconds())),
+		Missing:                 got.Missing,
+		OutOfOrder:              got.OutOfOrder,
+		Duplicates:              got.Duplicates,
+		Resumes:                 got.Resumes,
+		StreamError:             got.StreamError,
+		Cores:                   cores,
+		ClientCores:             got.Cores,
+		OtherCores:              max(0, round2(others-got.Cores)),
+		Filter:                  filter,
+		ServerMicrosPerDelivery: perDelivery(used, got.Received),
 	}
-	r.logf("  %5d subs: p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  %8.0f deliveries/s  missing %d  resumed %d  cores %.2f (others %.2f) %s",
-		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.Resumes, cores, others, res.StreamError)
+	r.logf("  %5d subs: p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  %8.0f deliveries/s  missing %d  out of order %d  duplicates %d  resumed %d  cores %.2f (subscribers %.2f, others %.2f)  %.2f µs/delivery %s",
+		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.OutOfOrder, res.Duplicates, res.Resumes, cores, got.Cores, res.OtherCores, res.ServerMicrosPerDelivery, res.StreamError)
 	return res, nil
 }
 
@@ -205,4 +214,12 @@ func (r *runner) pace(ctx context.Context, url string, total, warm int) ([]int64
 	close(jobs)
 	wg.Wait()
 	return posts, first.Load(), firstErr
+}
+
+// perDelivery is used CPU time per delivery, in microseconds.
+func perDelivery(used time.Duration, deliveries int64) float64 {
+	if deliveries <= 0 {
+		return 0
+	}
+	return round2(float64(used.Microseconds()) / float64(deliveries))
 }

@@ -72,13 +72,20 @@ func (e *Error) Unwrap() error { return ErrInvalid }
 type Expr struct {
 	src string
 	prg cel.Program
-	// last remembers the verdict on the last event: the hub asks every
-	// stream's filter about the same event in turn, and streams with the
-	// same expression share one Expr, so a thousand identical filters cost
-	// one evaluation per event. Holding the event keeps its address from
-	// being reused while it is remembered.
-	last atomic.Pointer[verdict]
+	// recent remembers the verdicts on recent events, in a slot chosen by
+	// the event's sequence: the hub asks every stream's filter about the
+	// same event, and streams with the same expression share one Expr, so
+	// a thousand identical filters cost one evaluation per event. One slot
+	// (the last event only) was not enough: streams a few events apart, as
+	// they are under load, overwrote each other's verdict and each
+	// evaluated nearly every event itself. Holding an event keeps its
+	// address from being reused while it is remembered; the hub keeps far
+	// more recent events than this in memory anyway.
+	recent [verdictSlots]atomic.Pointer[verdict]
 }
+
+// verdictSlots is how many recent events' verdicts an Expr remembers.
+const verdictSlots = 256
 
 // verdict is the outcome of evaluating an Expr on one event.
 type verdict struct {
@@ -189,11 +196,12 @@ func (e *Expr) String() string { return e.src }
 // error (a missing map key, the cost limit) counts as no match: a filter
 // that cannot say yes does not pass the event.
 func (e *Expr) Match(ev *gatewayv1.Event) bool {
-	if v := e.last.Load(); v != nil && v.ev == ev {
+	slot := &e.recent[ev.GetSequence()%verdictSlots]
+	if v := slot.Load(); v != nil && v.ev == ev {
 		return v.match
 	}
 	match := e.eval(ev)
-	e.last.Store(&verdict{ev: ev, match: match})
+	slot.Store(&verdict{ev: ev, match: match})
 	return match
 }
 

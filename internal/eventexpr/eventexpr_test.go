@@ -110,6 +110,57 @@ func TestSharedVerdict(t *testing.T) {
 	}
 }
 
+// TestVerdictsOfInterleavedEvents: streams at different positions ask
+// about different recent events in turn; each gets its own event's
+// verdict, whatever the others asked in between.
+func TestVerdictsOfInterleavedEvents(t *testing.T) {
+	e, err := eventexpr.Compile(`event.job.job_id == "even"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make([]*gatewayv1.Event, 200)
+	for i := range events {
+		events[i] = sampleEvent()
+		events[i].Sequence = uint64(i + 1)
+		events[i].Job.JobId = map[bool]string{true: "even", false: "odd"}[i%2 == 0]
+	}
+	for round := range 3 {
+		for stream := range 10 {
+			for i := stream * 7; i < len(events); i += 13 {
+				if got, want := e.Match(events[i]), i%2 == 0; got != want {
+					t.Fatalf("round %d, stream %d, event %d: Match = %v, want %v", round, stream, i, got, want)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkMatchStreamsApart is 100 streams with the same filter, spread
+// over the last 64 events (as they are under load), asking in turn about
+// their next event: with the verdicts remembered per recent event, one
+// evaluation per event serves them all (ns/op is per stream per event).
+func BenchmarkMatchStreamsApart(b *testing.B) {
+	e, err := eventexpr.Compile(`event.job.model == "kling-v2-master" && event.job.kind == JOB_KIND_AUDIO`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const streams, spread = 100, 64
+	events := make([]*gatewayv1.Event, 4096)
+	for i := range events {
+		events[i] = sampleEvent()
+		events[i].Sequence = uint64(i + 1)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s, head := i%streams, i/streams
+		if !e.Match(events[(head+spread-(s*7)%spread)%len(events)]) {
+			b.Fatal("no match")
+		}
+		i++
+	}
+}
+
 // BenchmarkMatch measures the per-event cost of a typical filter, which
 // every filtered stream pays for every published event.
 func BenchmarkMatch(b *testing.B) {

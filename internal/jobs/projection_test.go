@@ -309,3 +309,45 @@ func TestProjectionGetNotFound(t *testing.T) {
 		}
 	}
 }
+
+// A backlog of one job's events (an ingest burst the projection fell
+// behind) is folded into one state with far fewer bucket writes than
+// events, and the state still counts every event.
+func TestProjectionFoldsABacklogWithFewWrites(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	a := &appender{s: s}
+	const n = 300
+	var last uint64
+	for i := range n {
+		status := gatewayv1.JobStatus_JOB_STATUS_PROCESSING
+		if i == n-1 {
+			status = gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED
+		}
+		last = a.add(t, "w1", &gatewayv1.Job{JobId: "hot", Status: status})
+	}
+	r := runReplica(t, s)
+	r.waitFolded(t, last)
+	st, err := r.p.Get(context.Background(), "w1", "hot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetEventCount() != n || st.GetLastSequence() != last || st.GetJob().GetStatus() != gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED {
+		t.Errorf("state after the backlog: %v", st)
+	}
+	if got := r.sum(t, "klingfan_jobs_finished_total", nil); got != 1 {
+		t.Errorf("finished jobs counted %v times, want 1", got)
+	}
+	bucket, err := s.JetStream().Stream(context.Background(), "KV_"+jobs.BucketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := bucket.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every write (job states and checkpoints) is a message of the
+	// bucket's stream; one per event would be n or more.
+	if writes := info.State.LastSeq; writes >= n/2 {
+		t.Errorf("%d bucket writes for a backlog of %d events of one job, want far fewer", writes, n)
+	}
+}
