@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -86,25 +85,12 @@ type LoadResult struct {
 func runLoad(ctx context.Context, url string, conc int, warmup, dur time.Duration, tag string) LoadResult {
 	client := newHTTPClient(conc)
 	defer client.CloseIdleConnections()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		samples  [][]int64
-		errs     atomic.Int64
-		accepted atomic.Int64
-		firstErr atomic.Value
-	)
-	start := time.Now()
-	measureFrom := start.Add(warmup)
-	stopAt := measureFrom.Add(dur)
-	var cpu cpuMeter
-	var cpuOnce sync.Once
-	for w := range conc {
-		wg.Go(func() {
-			local := make([]int64, 0, 4096)
-			body := make([]byte, 0, 1024)
-			prompt := make([]byte, 0, 64)
-			for i := 0; ctx.Err() == nil; i++ {
+	var accepted atomic.Int64
+	r := closedLoop(ctx, conc, warmup, dur, func(w int) loopWorker {
+		body := make([]byte, 0, 1024)
+		prompt := make([]byte, 0, 64)
+		return loopWorker{
+			prepare: func(i int) error {
 				// The job cycles through hotJobs ids (for filtered
 				// subscribers); the prompt makes each body, and so its
 				// delivery id, unique.
@@ -115,52 +101,17 @@ func runLoad(ctx context.Context, url string, conc int, warmup, dur time.Duratio
 				prompt = append(prompt, ' ')
 				prompt = strconv.AppendInt(prompt, int64(i), 10)
 				body = appendBody(body[:0], hotJob(w+i), prompt)
-				t0 := time.Now()
-				if t0.After(stopAt) {
-					break
-				}
-				if !t0.Before(measureFrom) {
-					cpuOnce.Do(func() { cpu = startCPU() })
-				}
+				return nil
+			},
+			call: func() error {
 				err := post(ctx, client, url, body)
-				took := time.Since(t0)
 				if err == nil {
 					accepted.Add(1)
 				}
-				if t0.Before(measureFrom) {
-					continue
-				}
-				if err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				local = append(local, int64(took))
-			}
-			mu.Lock()
-			samples = append(samples, local)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(measureFrom)
-	var all []int64
-	for _, s := range samples {
-		all = append(all, s...)
-	}
-	r := LoadResult{
-		Concurrency: conc,
-		Requests:    len(all),
-		Errors:      int(errs.Load()),
-		Seconds:     round2(elapsed.Seconds()),
-		PerSecond:   float64(int64(float64(len(all)) / elapsed.Seconds())),
-		Latency:     percentiles(all),
-		Cores:       cpu.cores(),
-		OtherCores:  cpu.others(),
-		accepted:    accepted.Load(),
-	}
-	if s, ok := firstErr.Load().(string); ok {
-		r.FirstErr = s
-	}
+				return err
+			},
+		}
+	})
+	r.accepted = accepted.Load()
 	return r
 }
