@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/auth"
 	"github.com/klingfan/klingfan/internal/groups"
 	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/ids"
@@ -41,6 +42,9 @@ type ConsumerGroupService struct {
 	log    *slog.Logger
 	now    func() time.Time
 	tokens pageTokens
+	// sendDeadline ends a Consume stream whose Send has not completed in
+	// this long (0: never), as for Subscribe.
+	sendDeadline time.Duration
 }
 
 // ConsumerGroupConfig is what ConsumerGroupService needs.
@@ -51,11 +55,16 @@ type ConsumerGroupConfig struct {
 	// PageKey authenticates page tokens and must be the same on every
 	// replica.
 	PageKey []byte
+	// SendDeadline ends a Consume stream whose client has not accepted a
+	// message in this long, so a member that stopped reading gives up its
+	// place and its deliveries; 0 turns it off.
+	SendDeadline time.Duration
 }
 
 // NewConsumerGroupService returns the service.
 func NewConsumerGroupService(cfg ConsumerGroupConfig) *ConsumerGroupService {
-	return &ConsumerGroupService{groups: cfg.Groups, log: cfg.Logger, now: cfg.Now, tokens: pageTokens{key: cfg.PageKey}}
+	return &ConsumerGroupService{groups: cfg.Groups, log: cfg.Logger, now: cfg.Now, tokens: pageTokens{key: cfg.PageKey},
+		sendDeadline: cfg.SendDeadline}
 }
 
 // checkGroup validates a group's settings (field names under prefix) and
@@ -269,8 +278,8 @@ func (s *ConsumerGroupService) seek(ctx context.Context, req *gatewayv1.SeekCons
 	return s.groups.Seek(ctx, req.GetId(), start)
 }
 
-// Consume attaches a member and streams its deliveries. This goroutine is
-// the only one that sends on the stream.
+// Consume attaches a member and streams its deliveries. One goroutine
+// sends on the stream: the member's Run loop.
 func (s *ConsumerGroupService) Consume(req *gatewayv1.ConsumeRequest, stream grpc.ServerStreamingServer[gatewayv1.ConsumeResponse]) error {
 	return toStatus(s.log, "Consume", s.consume(req, stream))
 }
@@ -295,17 +304,40 @@ func (s *ConsumerGroupService) consume(req *gatewayv1.ConsumeRequest, stream grp
 	if err != nil {
 		return err
 	}
-	defer m.Close()
 	if err := stream.SendHeader(metadata.Pairs(ConsumerLiveHeader, req.GetConsumerGroupId())); err != nil {
+		m.Close()
 		return err
 	}
-	return m.Run(ctx, func(d *groups.Delivery) error {
-		ev := d.Event
-		if !full {
-			ev = hub.WithoutBody(ev)
-		}
-		return stream.Send(&gatewayv1.ConsumeResponse{Event: ev, AckId: d.AckID, DeliveryAttempt: int32(d.Attempt)})
-	})
+	var w *sendWatch // nil: no deadline
+	if s.sendDeadline > 0 {
+		w = new(sendWatch)
+	}
+	run := func() error {
+		defer m.Close()
+		return m.Run(ctx, func(d *groups.Delivery) error {
+			ev := d.Event
+			if !full {
+				ev = hub.WithoutBody(ev)
+			}
+			w.begin()
+			defer w.end()
+			return stream.Send(&gatewayv1.ConsumeResponse{Event: ev, AckId: d.AckID, DeliveryAttempt: int32(d.Attempt)})
+		})
+	}
+	if w == nil {
+		return run()
+	}
+	// Run's goroutine is the stream's only sender; this one watches its
+	// Sends (see sendWatch). A member that stops reading is detached, and
+	// its unacknowledged deliveries go to the others after ack_wait.
+	done := make(chan error, 1)
+	go func() { done <- run() }()
+	err = w.wait(done, s.sendDeadline)
+	if errors.Is(err, errSendStalled) {
+		s.log.Warn("Consume stream ended: its client stopped reading",
+			"token", auth.TokenName(ctx), "consumer_group_id", req.GetConsumerGroupId(), "send_deadline", s.sendDeadline)
+	}
+	return err
 }
 
 // AckEvents settles deliveries.

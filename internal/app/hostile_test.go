@@ -512,7 +512,7 @@ func TestHostileInputTable(t *testing.T) {
 			}
 			grpcCode(t, err, codes.ResourceExhausted)
 		},
-		"grpc: Subscribe streams whose clients stop reading (e.g. 1,000 full-view streams from the beginning of a log of large events)": expectStalledStreamEnded,
+		"grpc: Subscribe or Consume streams whose clients stop reading (e.g. 1,000 full-view streams from the beginning of a log of large events)": expectStalledStreamEnded,
 		"grpc: health Watch or reflection stream without a token, on any number of connections": func(t *testing.T) {
 			h.expectNoUnauthenticatedStreams(t)
 		},

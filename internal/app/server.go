@@ -265,7 +265,9 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 		DedupWindow: cfg.DedupWindow,
 	})
 	jobService := api.NewJobService(api.JobConfig{States: s.jobs, Logger: s.log, PageKey: pageKey})
-	consumerGroups := api.NewConsumerGroupService(api.ConsumerGroupConfig{Groups: s.groups, Logger: s.log, Now: s.now, PageKey: pageKey})
+	consumerGroups := api.NewConsumerGroupService(api.ConsumerGroupConfig{
+		Groups: s.groups, Logger: s.log, Now: s.now, PageKey: pageKey, SendDeadline: cfg.SendDeadline,
+	})
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(promOpts...), s.authn.UnaryInterceptor()),

@@ -161,7 +161,7 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.IntVar(&c.StreamBuffer, "stream-buffer", 256, "events buffered per subscriber before it switches to catch-up reads")
 	c.CatchUpBytes = 256 << 20
 	fs.Var(sizeFlag{&c.CatchUpBytes}, "catch-up-memory", "memory that all streams catching up from the log may hold at once, e.g. 256MiB; a stream that finds it used up waits (0: no bound)")
-	fs.DurationVar(&c.SendDeadline, "send-deadline", 30*time.Second, "end a Subscribe stream whose client has not accepted a message for this long (it resumes after its last sequence); 0: never")
+	fs.DurationVar(&c.SendDeadline, "send-deadline", 30*time.Second, "end a Subscribe or Consume stream whose client has not accepted a message for this long (a subscriber resumes after its last sequence; a member's unacknowledged events go to the others); 0: never")
 	fs.DurationVar(&c.HeaderTimeout, "http-header-timeout", 10*time.Second, "how long a client may take to send request headers")
 	fs.DurationVar(&c.IngestTimeout, "ingest-timeout", 15*time.Second, "how long an ingest request may take to send its body and read the answer")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for in-flight requests")
