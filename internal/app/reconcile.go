@@ -46,8 +46,10 @@ func (s *server) setupOutcomes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client, err := klingapi.New(rc.APIURL, klingapi.Credentials{AccessKey: rc.AccessKey, SecretKey: rc.SecretKey, APIKey: rc.APIKey}, klingapi.Options{
-		Now: s.now,
+	client, err := klingapi.New(klingapi.Config{
+		BaseURL:     rc.APIURL,
+		Credentials: klingapi.Credentials{AccessKey: rc.AccessKey, SecretKey: rc.SecretKey, APIKey: rc.APIKey},
+		Now:         s.now,
 		// The same 30s timeout klingapi picks by default; the transport
 		// gives each call a span under the pass's when tracing is on.
 		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: s.tracing.HTTPTransport(nil)},

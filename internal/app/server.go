@@ -194,7 +194,9 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	if err != nil {
 		return nil, err
 	}
-	s.hub = hub.New(s.store, last, hub.Options{
+	s.hub = hub.New(hub.Config{
+		Log:              s.store,
+		Last:             last,
 		Buffer:           cfg.StreamBuffer,
 		MaxSubscriptions: cfg.MaxStreams,
 		CatchUpBytes:     catchUpBytes(cfg.CatchUpBytes),

@@ -6,7 +6,7 @@ import (
 	"golang.org/x/sync/semaphore"
 )
 
-// DefaultCatchUpBytes is the default of Options.CatchUpBytes.
+// DefaultCatchUpBytes is the default of Config.CatchUpBytes.
 const DefaultCatchUpBytes = 256 << 20
 
 // readReserve is what a subscription reserves before it reads a batch from

@@ -16,7 +16,7 @@ import (
 func TestCatchUpBudgetMakesReadersWait(t *testing.T) {
 	// Recent off: every catch-up reads the log. One byte of budget fits
 	// exactly one reservation.
-	l := newLogHub(t, hub.Options{Recent: -1, CatchUpBatch: 2, CatchUpBytes: 1})
+	l := newLogHub(t, hub.Config{Recent: -1, CatchUpBatch: 2, CatchUpBytes: 1})
 	for range 6 {
 		l.append("j")
 	}
@@ -73,7 +73,7 @@ func TestCatchUpBudgetMakesReadersWait(t *testing.T) {
 // returns ErrClosed when the hub shuts down, so it cannot hold up a
 // graceful shutdown.
 func TestCatchUpBudgetWaitEndsOnClose(t *testing.T) {
-	l := newLogHub(t, hub.Options{Recent: -1, CatchUpBatch: 2, CatchUpBytes: 1})
+	l := newLogHub(t, hub.Config{Recent: -1, CatchUpBatch: 2, CatchUpBytes: 1})
 	for range 4 {
 		l.append("j")
 	}

@@ -55,8 +55,13 @@ type Log interface {
 	SeqAt(ctx context.Context, t time.Time) (uint64, error)
 }
 
-// Options configure a Hub.
-type Options struct {
+// Config configures a Hub.
+type Config struct {
+	// Log is what lagging subscriptions catch up from.
+	Log Log
+	// Last is the log's head when the hub starts: the first Publish is
+	// expected to carry Last+1.
+	Last uint64
 	// Buffer is the number of events each subscription holds before it
 	// switches to catch-up reads.
 	Buffer int
@@ -82,7 +87,7 @@ type Hub struct {
 	log Log
 	// stored is log when it can hand out stored bytes, nil otherwise.
 	stored StoredReader
-	opts   Options
+	cfg    Config
 	done   chan struct{} // closed by Close
 
 	mu     sync.Mutex
@@ -96,37 +101,36 @@ type Hub struct {
 	metrics metrics
 }
 
-// New returns a hub whose log head is last: the first Publish is expected
-// to carry last+1.
-func New(log Log, last uint64, opts Options) *Hub {
-	if opts.Buffer <= 0 {
-		opts.Buffer = 256
+// New returns a hub over cfg.Log; zero fields of cfg take their defaults.
+func New(cfg Config) *Hub {
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = 256
 	}
-	if opts.CatchUpBatch <= 0 {
+	if cfg.CatchUpBatch <= 0 {
 		// Each read creates a consumer, so larger batches replay faster;
 		// the log bounds a batch by bytes as well (raw bodies included).
-		opts.CatchUpBatch = 1024
+		cfg.CatchUpBatch = 1024
 	}
-	if opts.Recent == 0 {
-		opts.Recent = 8192
+	if cfg.Recent == 0 {
+		cfg.Recent = 8192
 	}
-	if opts.RecentBytes <= 0 {
-		opts.RecentBytes = 64 << 20
+	if cfg.RecentBytes <= 0 {
+		cfg.RecentBytes = 64 << 20
 	}
-	if opts.CatchUpBytes == 0 {
-		opts.CatchUpBytes = DefaultCatchUpBytes
+	if cfg.CatchUpBytes == 0 {
+		cfg.CatchUpBytes = DefaultCatchUpBytes
 	}
-	stored, _ := log.(StoredReader)
+	stored, _ := cfg.Log.(StoredReader)
 	return &Hub{
-		log:     log,
+		log:     cfg.Log,
 		stored:  stored,
-		opts:    opts,
+		cfg:     cfg,
 		done:    make(chan struct{}),
 		subs:    make(map[*Subscription]struct{}),
-		last:    last,
-		recent:  newRecent(opts.Recent, opts.RecentBytes),
-		budget:  newReadBudget(opts.CatchUpBytes),
-		metrics: newMetrics(opts.Registerer),
+		last:    cfg.Last,
+		recent:  newRecent(cfg.Recent, cfg.RecentBytes),
+		budget:  newReadBudget(cfg.CatchUpBytes),
+		metrics: newMetrics(cfg.Registerer),
 	}
 }
 
@@ -201,7 +205,7 @@ type Start struct {
 // later can be missed, so the caller may tell its client the stream is
 // live. full selects whether events carry their raw body.
 func (h *Hub) Subscribe(ctx context.Context, f *Filter, start Start, full bool) (*Subscription, error) {
-	s := &Subscription{h: h, filter: f, full: full, ch: make(chan *Item, h.opts.Buffer)}
+	s := &Subscription{h: h, filter: f, full: full, ch: make(chan *Item, h.cfg.Buffer)}
 	if start.Kind != StartNow {
 		first, last, err := h.log.Bounds(ctx)
 		if err != nil {
@@ -236,7 +240,7 @@ func (h *Hub) Subscribe(ctx context.Context, f *Filter, start Start, full bool) 
 	if h.closed {
 		return nil, ErrClosed
 	}
-	if h.opts.MaxSubscriptions > 0 && len(h.subs) >= h.opts.MaxSubscriptions {
+	if h.cfg.MaxSubscriptions > 0 && len(h.subs) >= h.cfg.MaxSubscriptions {
 		return nil, ErrTooManyStreams
 	}
 	if start.Kind == StartNow {

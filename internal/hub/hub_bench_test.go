@@ -124,7 +124,7 @@ func BenchmarkPublish(b *testing.B) {
 func benchPublish(b *testing.B, subs int, sparse bool) {
 	log := &benchLog{}
 	reg := prometheus.NewRegistry()
-	h := hub.New(log, 0, hub.Options{Buffer: 256, Registerer: reg})
+	h := hub.New(hub.Config{Log: log, Buffer: 256, Registerer: reg})
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
 		wg       sync.WaitGroup

@@ -29,14 +29,15 @@ type logHub struct {
 	n     int
 }
 
-func newLogHub(t *testing.T, opts hub.Options) *logHub {
+func newLogHub(t *testing.T, cfg hub.Config) *logHub {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hub.New(st, 0, opts)
+	cfg.Log = st
+	h := hub.New(cfg)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -88,7 +89,7 @@ func TestHandOffHasNoGapsOrDuplicates(t *testing.T) {
 		seed := tc.seed
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			l := newLogHub(t, hub.Options{Buffer: 1, CatchUpBatch: 7, Recent: tc.recent, Registerer: reg})
+			l := newLogHub(t, hub.Config{Buffer: 1, CatchUpBatch: 7, Recent: tc.recent, Registerer: reg})
 			const n = 600
 			readers := []struct {
 				name string
@@ -225,7 +226,7 @@ func TestHandOffHasNoGapsOrDuplicates(t *testing.T) {
 }
 
 func TestSubscribeLimitsAndClose(t *testing.T) {
-	l := newLogHub(t, hub.Options{MaxSubscriptions: 2})
+	l := newLogHub(t, hub.Config{MaxSubscriptions: 2})
 	f, _ := hub.NewFilter(nil, nil, nil)
 	a, err := l.hub.Subscribe(context.Background(), f, hub.Start{}, false)
 	if err != nil {
@@ -254,7 +255,7 @@ func TestSubscribeLimitsAndClose(t *testing.T) {
 }
 
 func TestSubscribeStartOutOfRange(t *testing.T) {
-	l := newLogHub(t, hub.Options{})
+	l := newLogHub(t, hub.Config{})
 	l.append("j")
 	f, _ := hub.NewFilter(nil, nil, nil)
 	_, err := l.hub.Subscribe(context.Background(), f, hub.Start{Kind: hub.StartAfter, After: 5}, false)

@@ -36,7 +36,7 @@ const storedChunk = 64 << 10
 // the events that pass the filter as pre-encoded items. It returns how
 // many events it read (matching or not) and where the next read starts.
 func (s *Subscription) readStored(ctx context.Context, r StoredReader) (int, uint64, error) {
-	batch := storedBatchFactor * s.h.opts.CatchUpBatch
+	batch := storedBatchFactor * s.h.cfg.CatchUpBatch
 	// One allocation for the batch's items; the buffer never grows past
 	// batch, so pointers into it stay valid.
 	items := make([]Item, 0, batch)

@@ -21,7 +21,7 @@ import (
 func TestCatchUpForwardsStoredBytes(t *testing.T) {
 	ctx := context.Background()
 	// No memory of recent events: every event comes from the log.
-	l := newLogHub(t, hub.Options{Recent: -1, CatchUpBatch: 5})
+	l := newLogHub(t, hub.Config{Recent: -1, CatchUpBatch: 5})
 	kinds := []gatewayv1.JobKind{gatewayv1.JobKind_JOB_KIND_VIDEO, gatewayv1.JobKind_JOB_KIND_IMAGE}
 	types := []gatewayv1.EventType{gatewayv1.EventType_EVENT_TYPE_VIDEO_PROCESSING, gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED}
 	const n = 40

@@ -228,7 +228,7 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 // pending, in the subscription's view. It returns how many events it read
 // and where the next read starts.
 func (s *Subscription) readEvents(ctx context.Context) (int, uint64, error) {
-	events, next, err := s.h.log.Read(ctx, s.next, s.h.opts.CatchUpBatch, s.filter.WebhookIDs(), s.filter.JobIDs())
+	events, next, err := s.h.log.Read(ctx, s.next, s.h.cfg.CatchUpBatch, s.filter.WebhookIDs(), s.filter.JobIDs())
 	if err != nil {
 		return 0, 0, s.readFailed(ctx, err)
 	}
@@ -299,7 +299,7 @@ func (s *Subscription) snapshotRecent() ([]slot, bool) {
 		return nil, false
 	}
 	r := s.h.recent
-	end := min(r.n, i+s.h.opts.CatchUpBatch)
+	end := min(r.n, i+s.h.cfg.CatchUpBatch)
 	s.snapshot = s.snapshot[:0]
 	for ; i < end; i++ {
 		s.snapshot = append(s.snapshot, *r.at(i))

@@ -32,16 +32,21 @@ type Client struct {
 	tokens *tokenSource
 }
 
-// Options configure New.
-type Options struct {
+// Config configures New.
+type Config struct {
+	// BaseURL is Kling's API host, e.g. https://api-singapore.klingai.com.
+	BaseURL string
+	// Credentials authenticate every request.
+	Credentials Credentials
 	// HTTPClient is used for requests; a client with a 30s timeout when nil.
 	HTTPClient *http.Client
 	// Now is the clock for JWT claims; time.Now when nil.
 	Now func() time.Time
 }
 
-// New returns a client for baseURL (e.g. https://api-singapore.klingai.com).
-func New(baseURL string, creds Credentials, o Options) (*Client, error) {
+// New returns a client for cfg.BaseURL.
+func New(o Config) (*Client, error) {
+	baseURL, creds := o.BaseURL, o.Credentials
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("klingapi: API URL %q must be an absolute http(s) URL", baseURL)

@@ -38,7 +38,7 @@ func TestQueryAPI(t *testing.T) {
 		{"static key", klingapi.Credentials{APIKey: "static-key"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := klingapi.New(url, tc.creds, klingapi.Options{})
+			c, err := klingapi.New(klingapi.Config{BaseURL: url, Credentials: tc.creds})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,7 +87,7 @@ func TestQueryAPIErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sim.RateLimit(tc.limit)
-			c, err := klingapi.New(url, tc.creds, klingapi.Options{Now: func() time.Time { return tc.now }})
+			c, err := klingapi.New(klingapi.Config{BaseURL: url, Credentials: tc.creds, Now: func() time.Time { return tc.now }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,7 +101,7 @@ func TestQueryAPIErrors(t *testing.T) {
 	if errors.Is(account, klingapi.ErrRateLimited) || !errors.Is(account, klingapi.ErrAccount) {
 		t.Errorf("code 1101 with HTTP 429 must be an account error, not a rate limit to back off from")
 	}
-	c, _ := klingapi.New("http://127.0.0.1:1", klingapi.Credentials{APIKey: "k"}, klingapi.Options{})
+	c, _ := klingapi.New(klingapi.Config{BaseURL: "http://127.0.0.1:1", Credentials: klingapi.Credentials{APIKey: "k"}})
 	if _, err := c.ListPage(ctx, t2v, 1, 1); !errors.Is(err, klingapi.ErrUnavailable) || klingapi.ErrorLabel(err) != "unreachable" {
 		t.Fatalf("unreachable API: err = %v", err)
 	}

@@ -31,7 +31,9 @@ func TestPassSpanParentsAPICallSpans(t *testing.T) {
 	}
 	api := httptest.NewServer(sim.Handler())
 	t.Cleanup(api.Close)
-	client, err := klingapi.New(api.URL, klingapi.Credentials{APIKey: "sim-key"}, klingapi.Options{
+	client, err := klingapi.New(klingapi.Config{
+		BaseURL:     api.URL,
+		Credentials: klingapi.Credentials{APIKey: "sim-key"},
 		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: otelhttp.NewTransport(http.DefaultTransport,
 			otelhttp.WithTracerProvider(tp),
 			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "kling.api " + r.Method }))},
