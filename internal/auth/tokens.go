@@ -2,20 +2,18 @@ package auth
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 
 	"golang.org/x/term"
+
+	"github.com/klingfan/klingfan/internal/keyfile"
 )
 
 // tokenNamePattern is what a token name looks like: it appears in logs and
@@ -116,33 +114,17 @@ func generatedAdminToken(dataDir string, out io.Writer, log *slog.Logger) (strin
 	if dataDir == "" {
 		return "", errors.New("auth: no API token configured: set KLINGFAN_ADMIN_TOKEN or --tokens-file (there is no --data-dir to keep a generated token in)")
 	}
-	path := filepath.Join(dataDir, AdminTokenFile)
-	tok, err := readAdminToken(path)
-	if err == nil {
-		log.Info("using the admin token kept in the data directory", "file", path)
-		return tok, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return "", err
-	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return "", fmt.Errorf("auth: create data directory for the admin token: %w", err)
 	}
-	raw := make([]byte, 32)
-	_, _ = rand.Read(raw)
-	tok = base64.RawURLEncoding.EncodeToString(raw)
-	// O_EXCL: if another process created it meanwhile, use theirs.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return readAdminToken(path)
-	}
+	path := filepath.Join(dataDir, AdminTokenFile)
+	tok, created, err := keyfile.Load(path, "admin token", checkTokenValue)
 	if err != nil {
-		return "", fmt.Errorf("auth: write admin token: %w", err)
+		return "", fmt.Errorf("auth: %w", err)
 	}
-	_, werr := f.WriteString(tok + "\n")
-	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-		_ = os.Remove(path)
-		return "", fmt.Errorf("auth: write admin token %s: %w", path, err)
+	if !created {
+		log.Info("using the admin token kept in the data directory", "file", path)
+		return tok, nil
 	}
 	if out != nil {
 		// The token itself only to a terminal: stdout of a container ends
@@ -161,28 +143,4 @@ func generatedAdminToken(dataDir string, out io.Writer, log *slog.Logger) (strin
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// readAdminToken reads a kept admin token, refusing one that is readable by
-// group or others.
-func readAdminToken(path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-		return "", fmt.Errorf("auth: admin token: %w", err)
-	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("auth: admin token file %s has mode %04o: others may have read it; run `chmod 600 %s` if it is safe, or delete it to generate a new token", path, fi.Mode().Perm(), path)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("auth: admin token: %w", err)
-	}
-	tok := strings.TrimSpace(string(data))
-	if err := checkTokenValue(tok); err != nil {
-		return "", fmt.Errorf("auth: admin token file %s: %w", path, err)
-	}
-	return tok, nil
 }

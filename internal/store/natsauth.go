@@ -1,19 +1,16 @@
 package store
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
-	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/klingfan/klingfan/internal/keyfile"
 )
 
 // NATSTokenFile is the name, under the data directory, of the token that
@@ -51,50 +48,14 @@ func natsListenAddr(listen string) (host string, port int, err error) {
 // or others may read is refused, since the token must then be treated as
 // leaked.
 func natsClientToken(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, NATSTokenFile)
-	tok, err := readNATSToken(path)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return tok, err
-	}
-	raw := make([]byte, 32)
-	_, _ = rand.Read(raw)
-	tok = base64.RawURLEncoding.EncodeToString(raw)
-	// O_EXCL: if another process created it meanwhile, use theirs.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return readNATSToken(path)
-	}
-	if err != nil {
-		return "", fmt.Errorf("store: write NATS client token: %w", err)
-	}
-	_, werr := f.WriteString(tok + "\n")
-	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-		_ = os.Remove(path)
-		return "", fmt.Errorf("store: write NATS client token %s: %w", path, err)
-	}
-	return tok, nil
-}
-
-// readNATSToken reads a kept token, refusing one that group or others may
-// read and one too short to be a secret.
-func readNATSToken(path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", err
+	tok, _, err := keyfile.Load(filepath.Join(dataDir, NATSTokenFile), "NATS client token", func(tok string) error {
+		if len(tok) < 16 {
+			return errors.New("holds fewer than 16 characters")
 		}
-		return "", fmt.Errorf("store: NATS client token: %w", err)
-	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("store: NATS client token file %s has mode %04o: others may have read it; run `chmod 600 %s` if it is safe, or delete it to generate a new token", path, fi.Mode().Perm(), path)
-	}
-	data, err := os.ReadFile(path)
+		return nil
+	})
 	if err != nil {
-		return "", fmt.Errorf("store: NATS client token: %w", err)
-	}
-	tok := strings.TrimSpace(string(data))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("store: NATS client token file %s holds fewer than 16 characters; delete it to generate a new token", path)
+		return "", fmt.Errorf("store: %w", err)
 	}
 	return tok, nil
 }
