@@ -109,6 +109,8 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return status.Error(codes.FailedPrecondition, "webhook is inactive")
 	case errors.Is(err, registry.ErrAlreadyExists):
 		return status.Error(codes.AlreadyExists, "webhook id already taken")
+	case errors.Is(err, store.ErrLookupPaced):
+		return status.Error(codes.Unavailable, "this event id is not in the id index, and lookups of such ids run one at a time; retry later")
 	case errors.Is(err, hub.ErrLogUnavailable), errors.Is(err, store.ErrUnavailable), errors.Is(err, registry.ErrUnavailable),
 		errors.Is(err, jobs.ErrUnavailable):
 		log.Warn("storage unavailable", "method", method, "error", err)

@@ -163,7 +163,9 @@ func (s *Store) Get(ctx context.Context, seq uint64) (*gatewayv1.Event, error) {
 // two direct lookups whatever the number of jobs. Ids the index lacks
 // (events stored before it existed, a lost entry, unknown ids) fall back
 // to the last message on "klingfan.events.*.*.<id>", which nats-server
-// resolves by walking every job's subjects.
+// resolves by walking every job's subjects while appends wait: those
+// lookups are paced (lookupPacer), and one that does not get its turn
+// fails with ErrLookupPaced.
 func (s *Store) GetByID(ctx context.Context, id string) (*gatewayv1.Event, error) {
 	if !validToken(id) {
 		// Append refuses such ids, so no stored event can have it.
@@ -172,10 +174,18 @@ func (s *Store) GetByID(ctx context.Context, id string) (*gatewayv1.Event, error
 	if ev, found, err := s.getIndexed(ctx, id); found || err != nil {
 		return ev, err
 	}
-	m, err := s.stream.GetLastMsgForSubject(ctx, idSubject(id))
+	var m *jetstream.RawStreamMsg
+	err := s.lookups.run(ctx, func() error {
+		var err error
+		m, err = s.stream.GetLastMsgForSubject(ctx, idSubject(id))
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil, fmt.Errorf("store: get event %q: %w", id, ErrNotFound)
+		}
+		if errors.Is(err, ErrLookupPaced) {
+			return nil, fmt.Errorf("store: get event %q: %w", id, err)
 		}
 		return nil, classify(fmt.Sprintf("get event %q", id), err)
 	}
