@@ -286,7 +286,11 @@ func TestSubscribeStreamStatus(t *testing.T) {
 		}
 		postEvent("status-1") // while nothing subscribes
 		var first *gatewayv1.Event
-		err = c.Subscribe(context.Background(), req, func(_ context.Context, ev *gatewayv1.Event) error {
+		// Bounded, so a resumed run that never sees the event fails the
+		// test instead of hanging it.
+		ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err = c.Subscribe(ctx, req, func(_ context.Context, ev *gatewayv1.Event) error {
 			first = ev
 			return errEnough
 		}, client.WithCursorStore(cursor))
