@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/apptest"
 )
 
@@ -38,6 +39,23 @@ func TestScreenshots(t *testing.T) {
 	// certificate, standing in for Kling's CDN.
 	p := newPage(t, srv, chromedp.Flag("ignore-certificate-errors", true))
 	seed(t, srv, media)
+	// Two consumer groups over the seeded events, so the groups page shows
+	// cards with counters rather than its empty state.
+	groups := newGroupAPI(t, srv).c.ConsumerGroups()
+	for _, g := range []struct {
+		id string
+		cg *gatewayv1.ConsumerGroup
+	}{
+		{"thumbnailers", &gatewayv1.ConsumerGroup{DisplayName: "Thumbnail service",
+			EventTypes: []gatewayv1.EventType{gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED},
+			Start:      &gatewayv1.ConsumerGroup_FromBeginning{FromBeginning: true}}},
+		{"billing-sync", &gatewayv1.ConsumerGroup{DisplayName: "Billing sync", MaxDeliveries: 3,
+			Start: &gatewayv1.ConsumerGroup_FromBeginning{FromBeginning: true}}},
+	} {
+		if _, err := groups.CreateConsumerGroup(context.Background(), &gatewayv1.CreateConsumerGroupRequest{ConsumerGroupId: g.id, ConsumerGroup: g.cg}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	shots := func(hookID string) []struct {
 		name, route, ready string
@@ -61,7 +79,7 @@ func TestScreenshots(t *testing.T) {
 				p.typeInto("input[name=display-name]", "Billing service")
 				p.click("form.create button[type=submit]")
 			}},
-			{name: "groups", route: "#/groups", ready: `document.querySelector(".hooks, .empty, .notice")`},
+			{name: "groups", route: "#/groups", ready: `document.querySelectorAll("[data-group]").length === 2`},
 		}
 	}
 	sizes := []struct {
