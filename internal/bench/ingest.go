@@ -31,6 +31,11 @@ type IngestRun struct {
 	// ingest. LogRatio is klingfan's rate over it.
 	LogOnly  *LoadResult `json:"log_only,omitempty"`
 	LogRatio float64     `json:"log_ratio,omitempty"`
+	// ProjectionLag is how many accepted events the job projection had
+	// not folded yet when the point's load stopped. Work it defers past
+	// the measured window would flatter the rate, so each point then waits
+	// for it to catch up before the next one starts.
+	ProjectionLag int64 `json:"projection_lag"`
 }
 
 // Ingest modes.
@@ -101,6 +106,7 @@ func (r *runner) ingestMode(ctx context.Context, base *baseline, m IngestRun) ([
 	var (
 		out        []IngestRun
 		wantPerSub int64
+		appended   int64 // events in the log: every accepted delivery so far
 	)
 	for _, c := range r.cfg.Concurrency {
 		run := m
@@ -108,6 +114,16 @@ func (r *runner) ingestMode(ctx context.Context, base *baseline, m IngestRun) ([
 		run.Baseline = r.load(ctx, fmt.Sprintf("ingest-baseline-for-%s-c%d", mode, c), base.url+"/webhooks/klingai", c, "base")
 		run.Klingfan = r.load(ctx, fmt.Sprintf("ingest-%s-c%d", mode, c), srv.httpURL+"/webhooks/klingai", c, mode)
 		run.Ratio = ratio(run.Klingfan.PerSecond, run.Baseline.PerSecond)
+		appended += run.Klingfan.accepted
+		folded, err := scrapeGauge(ctx, srv.httpURL, "klingfan_jobs_folded_sequence")
+		if err != nil {
+			return out, err
+		}
+		run.ProjectionLag = max(0, appended-folded)
+		r.logf("  job projection %d events behind when the load stopped", run.ProjectionLag)
+		if err := waitFolded(ctx, srv, uint64(appended)); err != nil {
+			return out, err
+		}
 		if mode == ModeNoSubscribers {
 			lo, err := r.runLogOnly(ctx, c)
 			if err != nil {

@@ -83,6 +83,7 @@ func checks(res *Results, cfg Config) []Check {
 			}
 		case ModeNoSubscribers:
 			c.Figure = fmt.Sprintf("Durable ingest without subscribers, concurrency %d", ir.Concurrency)
+			c.Measured += fmt.Sprintf("; job projection %d events behind when the load stopped", ir.ProjectionLag)
 			c.Reference += fmt.Sprintf("; target ≥ %.2f×", targetIngestAloneRatio)
 			c.Holds = holds(ir.Klingfan.Errors == 0 && ir.Ratio >= targetIngestAloneRatio)
 			if lo := ir.LogOnly; lo != nil {
