@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -125,35 +124,12 @@ func (r *runner) runBareFanout(ctx context.Context, n int) (LatencyResult, error
 		norm.Event.Sequence = uint64(i + 1)
 		b.publish(&hub.Item{Event: norm.Event})
 	}
-	got, err := child.result()
-	cores, others, used := cpu.cores(), cpu.others(), cpuTime()-cpuAt
-	stop()
+	res, err := r.measured(child, cpu, cpuAt, stop, n, total, warm, firstSend)
 	if err != nil {
 		return LatencyResult{}, err
 	}
-	if got.GaveUp != "" {
-		return LatencyResult{}, errors.New(got.GaveUp)
-	}
-	window := time.Duration(got.LastArrival - firstSend)
-	res := LatencyResult{
-		Subscribers:             n,
-		Connections:             got.Connections,
-		Rate:                    r.cfg.Rate,
-		Events:                  total - warm,
-		Latency:                 got.Latency,
-		DeliveriesPerSecond:     float64(int64(float64(got.Latency.Count) / window.Seconds())),
-		Missing:                 got.Missing,
-		OutOfOrder:              got.OutOfOrder,
-		Duplicates:              got.Duplicates,
-		Resumes:                 got.Resumes,
-		StreamError:             got.StreamError,
-		Cores:                   cores,
-		ClientCores:             got.Cores,
-		OtherCores:              max(0, round2(others-got.Cores)),
-		Bare:                    true,
-		ServerMicrosPerDelivery: perDelivery(used, got.Received),
-	}
+	res.Bare = true
 	r.logf("  %5d subs (bare gRPC): p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  %8.0f deliveries/s  missing %d  out of order %d  cores %.2f (subscribers %.2f, others %.2f)  %.2f µs/delivery",
-		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.OutOfOrder, cores, got.Cores, res.OtherCores, res.ServerMicrosPerDelivery)
+		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.OutOfOrder, res.Cores, res.ClientCores, res.OtherCores, res.ServerMicrosPerDelivery)
 	return res, nil
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -122,38 +121,14 @@ func (r *runner) latencyPointWith(ctx context.Context, n int, filter string) (La
 		stop()
 		return LatencyResult{}, err
 	}
-	got, err := child.result()
-	cores, others, used := cpu.cores(), cpu.others(), cpuTime()-cpuAt
-	stop()
+	res, err := r.measured(child, cpu, cpuAt, stop, n, total, warm, firstSend)
 	if err != nil {
 		return LatencyResult{}, err
 	}
-	if got.GaveUp != "" {
-		return LatencyResult{}, errors.New(got.GaveUp)
-	}
-
-	window := time.Duration(got.LastArrival - firstSend)
-	res := LatencyResult{
-		Subscribers:             n,
-		Connections:             got.Connections,
-		Rate:                    r.cfg.Rate,
-		Events:                  total - warm,
-		Latency:                 got.Latency,
-		Post:                    percentiles(posts),
-		DeliveriesPerSecond:     float64(int64(float64(got.Latency.Count) / window.Seconds())),
-		Missing:                 got.Missing,
-		OutOfOrder:              got.OutOfOrder,
-		Duplicates:              got.Duplicates,
-		Resumes:                 got.Resumes,
-		StreamError:             got.StreamError,
-		Cores:                   cores,
-		ClientCores:             got.Cores,
-		OtherCores:              max(0, round2(others-got.Cores)),
-		Filter:                  filter,
-		ServerMicrosPerDelivery: perDelivery(used, got.Received),
-	}
+	res.Post = percentiles(posts)
+	res.Filter = filter
 	r.logf("  %5d subs: p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.2f ms  %8.0f deliveries/s  missing %d  out of order %d  duplicates %d  resumed %d  cores %.2f (subscribers %.2f, others %.2f)  %.2f µs/delivery %s",
-		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.OutOfOrder, res.Duplicates, res.Resumes, cores, got.Cores, res.OtherCores, res.ServerMicrosPerDelivery, res.StreamError)
+		n, res.Latency.P50, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.DeliveriesPerSecond, res.Missing, res.OutOfOrder, res.Duplicates, res.Resumes, res.Cores, res.ClientCores, res.OtherCores, res.ServerMicrosPerDelivery, res.StreamError)
 	return res, nil
 }
 

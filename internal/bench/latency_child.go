@@ -220,3 +220,37 @@ func (c *latencyChild) close() {
 	_ = c.cmd.Wait()
 	c.cancel()
 }
+
+// measured ends a latency point that started its CPU meter with cpu (and
+// cpuTime at cpuAt) and sent its first measured probe at firstSend: it
+// collects the child's result, stops the profile and returns the figures
+// the child and the meter measured. The caller adds what only it knows.
+func (r *runner) measured(c *latencyChild, cpu cpuMeter, cpuAt time.Duration, stop func(), n, total, warm int, firstSend int64) (LatencyResult, error) {
+	got, err := c.result()
+	cores, others, used := cpu.cores(), cpu.others(), cpuTime()-cpuAt
+	stop()
+	if err != nil {
+		return LatencyResult{}, err
+	}
+	if got.GaveUp != "" {
+		return LatencyResult{}, errors.New(got.GaveUp)
+	}
+	window := time.Duration(got.LastArrival - firstSend)
+	return LatencyResult{
+		Subscribers:             n,
+		Connections:             got.Connections,
+		Rate:                    r.cfg.Rate,
+		Events:                  total - warm,
+		Latency:                 got.Latency,
+		DeliveriesPerSecond:     float64(int64(float64(got.Latency.Count) / window.Seconds())),
+		Missing:                 got.Missing,
+		OutOfOrder:              got.OutOfOrder,
+		Duplicates:              got.Duplicates,
+		Resumes:                 got.Resumes,
+		StreamError:             got.StreamError,
+		Cores:                   cores,
+		ClientCores:             got.Cores,
+		OtherCores:              max(0, round2(others-got.Cores)),
+		ServerMicrosPerDelivery: perDelivery(used, got.Received),
+	}, nil
+}
