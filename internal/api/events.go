@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -203,18 +202,10 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 		return err
 	}
 	owned = false
-	w := new(sendWatch)
-	done := make(chan error, 1)
-	go func() {
+	return runWatched(s.SendDeadline, s.Logger, "Subscribe", func(w *sendWatch) error {
 		defer sub.Close()
-		done <- s.deliver(ctx, stream, sub, first, w)
-	}()
-	err = w.wait(done, s.SendDeadline)
-	if errors.Is(err, errSendStalled) {
-		s.Logger.Warn("Subscribe stream ended: its client stopped reading",
-			"token", auth.TokenName(ctx), "send_deadline", s.SendDeadline)
-	}
-	return err
+		return s.deliver(ctx, stream, sub, first, w)
+	}, "token", auth.TokenName(ctx))
 }
 
 // deliver sends sub's events on stream, starting with it when it is not

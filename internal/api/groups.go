@@ -308,11 +308,11 @@ func (s *ConsumerGroupService) consume(req *gatewayv1.ConsumeRequest, stream grp
 		m.Close()
 		return err
 	}
-	var w *sendWatch // nil: no deadline
-	if s.sendDeadline > 0 {
-		w = new(sendWatch)
-	}
-	run := func() error {
+	// run is the member's loop; its goroutine is the stream's only sender.
+	// w, when not nil, watches its Sends (see sendWatch): a member that
+	// stops reading is detached, and its unacknowledged deliveries go to
+	// the others after ack_wait.
+	run := func(w *sendWatch) error {
 		defer m.Close()
 		return m.Run(ctx, func(d *groups.Delivery) error {
 			ev := d.Event
@@ -324,20 +324,11 @@ func (s *ConsumerGroupService) consume(req *gatewayv1.ConsumeRequest, stream grp
 			return stream.Send(&gatewayv1.ConsumeResponse{Event: ev, AckId: d.AckID, DeliveryAttempt: int32(d.Attempt)})
 		})
 	}
-	if w == nil {
-		return run()
+	if s.sendDeadline <= 0 {
+		return run(nil)
 	}
-	// Run's goroutine is the stream's only sender; this one watches its
-	// Sends (see sendWatch). A member that stops reading is detached, and
-	// its unacknowledged deliveries go to the others after ack_wait.
-	done := make(chan error, 1)
-	go func() { done <- run() }()
-	err = w.wait(done, s.sendDeadline)
-	if errors.Is(err, errSendStalled) {
-		s.log.Warn("Consume stream ended: its client stopped reading",
-			"token", auth.TokenName(ctx), "consumer_group_id", req.GetConsumerGroupId(), "send_deadline", s.sendDeadline)
-	}
-	return err
+	return runWatched(s.sendDeadline, s.log, "Consume", run,
+		"token", auth.TokenName(ctx), "consumer_group_id", req.GetConsumerGroupId())
 }
 
 // AckEvents settles deliveries.

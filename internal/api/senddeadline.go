@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"log/slog"
 	"sync/atomic"
 	"time"
 )
@@ -72,4 +73,20 @@ func (w *sendWatch) wait(done <-chan error, d time.Duration) error {
 			t.Reset(d - elapsed)
 		}
 	}
+}
+
+// runWatched runs loop on a goroutine of its own, the stream's only sender
+// from then on, and returns its result, or errSendStalled as soon as one of
+// its Sends has waited d (logged with method and attrs). loop must release
+// what the stream holds when it returns: after a stall, the handler has
+// already returned, and loop ends once gRPC fails its Send.
+func runWatched(d time.Duration, log *slog.Logger, method string, loop func(w *sendWatch) error, attrs ...any) error {
+	w := new(sendWatch)
+	done := make(chan error, 1)
+	go func() { done <- loop(w) }()
+	err := w.wait(done, d)
+	if errors.Is(err, errSendStalled) {
+		log.Warn(method+" stream ended: its client stopped reading", append(attrs, "send_deadline", d)...)
+	}
+	return err
 }
