@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -27,58 +26,43 @@ const maxLookupWait = 5 * time.Second
 // for as long as it liked. Lookups the index answers are not paced.
 type lookupPacer struct {
 	now   func() time.Time
-	mu    sync.Mutex
-	busy  bool      // guarded by mu: a lookup is running
-	ready time.Time // guarded by mu: when the next lookup may start
+	turn  chan struct{} // holds a token while a lookup has the turn
+	ready time.Time     // guarded by turn: when the next lookup may start
+}
+
+func newLookupPacer(now func() time.Time) *lookupPacer {
+	return &lookupPacer{now: now, turn: make(chan struct{}, 1)}
 }
 
 // run runs lookup when its turn comes, waiting up to maxLookupWait (or
-// ctx's deadline, if sooner) and refusing with ErrUnavailable after that.
+// until ctx ends) and refusing with ErrLookupPaced after that.
 func (p *lookupPacer) run(ctx context.Context, lookup func() error) error {
-	waited := time.Duration(0)
-	for {
-		wait, ok := p.begin()
-		if ok {
-			break
-		}
-		if waited+wait > maxLookupWait {
+	start := p.now()
+	limit := time.NewTimer(maxLookupWait)
+	defer limit.Stop()
+	select {
+	case p.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-limit.C:
+		return fmt.Errorf("%w: no turn within %s", ErrLookupPaced, maxLookupWait)
+	}
+	defer func() { <-p.turn }()
+	if wait := p.ready.Sub(p.now()); wait > 0 {
+		if p.now().Sub(start)+wait > maxLookupWait {
 			return fmt.Errorf("%w: no turn within %s", ErrLookupPaced, maxLookupWait)
 		}
 		t := time.NewTimer(wait)
+		defer t.Stop()
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return ctx.Err()
 		case <-t.C:
 		}
-		waited += wait
 	}
-	start := p.now()
+	began := p.now()
 	err := lookup()
-	p.end(start)
+	end := p.now()
+	p.ready = end.Add((lookupShare - 1) * end.Sub(began))
 	return err
-}
-
-// begin takes the turn if it is free, or says how long until it may be.
-func (p *lookupPacer) begin() (time.Duration, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.busy {
-		return 10 * time.Millisecond, false
-	}
-	if wait := p.ready.Sub(p.now()); wait > 0 {
-		return wait, false
-	}
-	p.busy = true
-	return 0, true
-}
-
-// end gives the turn back; the next lookup may start after lookupShare-1
-// times what this one took.
-func (p *lookupPacer) end(start time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := p.now()
-	p.busy = false
-	p.ready = now.Add((lookupShare - 1) * now.Sub(start))
 }

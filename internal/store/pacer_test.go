@@ -31,7 +31,7 @@ func (c *fakeClock) advance(d time.Duration) {
 // never overlap, and a lookup's own error comes back unchanged.
 func TestLookupPacer(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	p := &lookupPacer{now: clock.now}
+	p := newLookupPacer(clock.now)
 	ctx := context.Background()
 	calls := 0
 	took := func(d time.Duration) func() error {
@@ -70,15 +70,19 @@ func TestLookupPacer(t *testing.T) {
 		})
 	}()
 	<-running
-	if _, ok := p.begin(); ok {
+	select {
+	case p.turn <- struct{}{}:
 		t.Fatal("a second lookup got the turn while one was running")
+	default:
 	}
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := p.begin(); !ok {
+	select {
+	case p.turn <- struct{}{}:
+		<-p.turn
+	default:
 		t.Fatal("the turn stayed taken after an instant lookup ended")
 	}
-	p.end(clock.now())
 }

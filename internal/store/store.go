@@ -175,7 +175,7 @@ type Store struct {
 	js        jetstream.JetStream
 	stream    jetstream.Stream
 	idIndex   jetstream.Stream // nil when the index could not be opened
-	lookups   lookupPacer      // paces the id lookups idIndex cannot answer
+	lookups   *lookupPacer     // paces the id lookups idIndex cannot answer
 	kv        jetstream.KeyValue
 
 	// reap queues finished read consumers for deletion by runReaper, which
@@ -203,7 +203,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{log: cfg.Logger, closed: make(chan struct{}), lookups: lookupPacer{now: time.Now}}
+	s := &Store{log: cfg.Logger, closed: make(chan struct{}), lookups: newLookupPacer(time.Now)}
 
 	if cfg.URL == "" {
 		s.dataDir = cfg.DataDir
