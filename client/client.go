@@ -147,7 +147,9 @@ func (c *Client) Jobs() gatewayv1.JobServiceClient { return c.jobs }
 // plaintextAware is TLS that recognises a server answering the handshake
 // in plaintext: a plaintext gRPC server opens with an HTTP/2 SETTINGS
 // frame, which crypto/tls reports as a record header that is not TLS.
-type plaintextAware struct{ credentials.TransportCredentials }
+type plaintextAware struct {
+	credentials.TransportCredentials
+}
 
 func (c plaintextAware) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	conn, info, err := c.TransportCredentials.ClientHandshake(ctx, authority, raw)
