@@ -264,7 +264,7 @@ func ensure[A, C any](ctx context.Context, log *slog.Logger, a asset[A, C], appl
 		if err != nil {
 			return zero, nil, classify("update "+a.name, err)
 		}
-		logApplied(log, diffs)
+		logApplied(ctx, log, diffs)
 		return x, nil, nil
 	}
 }
@@ -362,13 +362,13 @@ func compareBucket(ctx context.Context, name string, kv jetstream.KeyValue, want
 // logApplied records each setting Open changed, so a change of retention
 // or replicas is never silent. A derived value that moved with the disk is
 // logged at debug: it changes at almost every start.
-func logApplied(log *slog.Logger, diffs []Difference) {
+func logApplied(ctx context.Context, log *slog.Logger, diffs []Difference) {
 	for _, d := range diffs {
 		level := slog.LevelWarn
 		if d.Derived {
 			level = slog.LevelDebug
 		}
-		log.Log(context.Background(), level, "changed JetStream setting to match the configuration",
+		log.Log(ctx, level, "changed JetStream setting to match the configuration",
 			slog.String("asset", d.Asset), slog.String("setting", d.Setting),
 			slog.String("was", d.Have), slog.String("now", d.Want))
 	}
