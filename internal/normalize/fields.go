@@ -80,7 +80,6 @@ func readMember[T any](m *members, read func(object, fieldPath, string) (T, erro
 
 func (m *members) id(key string, dst *string)      { readMember(m, object.id, key, dst) }
 func (m *members) str(key string, dst *string)     { readMember(m, object.str, key, dst) }
-func (m *members) strs(key string, dst *[]string)  { readMember(m, object.strs, key, dst) }
 func (m *members) decimal(key string, dst *string) { readMember(m, object.decimal, key, dst) }
 func (m *members) duration(key string, dst **durationpb.Duration) {
 	readMember(m, object.duration, key, dst)
