@@ -484,4 +484,3 @@ func (s *session) expectLog(b docstest.Block) {
 		}
 	}
 }
-
