@@ -2,8 +2,8 @@ package docstest_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -286,10 +286,10 @@ func TestManagementTables(t *testing.T) {
 			t.Fatal("no table of refusals")
 		}
 		headers := map[string]metadata.MD{
-			"no `authorization`":   {},
-			"not `Bearer <token>`": {"authorization": {"Basic " + apptest.AdminToken}},
-			"more than one value":  {"authorization": {"Bearer " + apptest.AdminToken, "Bearer " + apptest.AdminToken}},
-			"unknown token":        {"authorization": {"Bearer not-a-token-0123456789abcdef"}},
+			"no `authorization`":                             {},
+			"not `Bearer <token>`":                           {"authorization": {"Basic " + apptest.AdminToken}},
+			"more than one value":                            {"authorization": {"Bearer " + apptest.AdminToken, "Bearer " + apptest.AdminToken}},
+			"unknown token":                                  {"authorization": {"Bearer not-a-token-0123456789abcdef"}},
 			"valid token without the scope the method needs": {"authorization": {"Bearer " + subscribeToken}},
 		}
 		rows := map[string]func(t *testing.T, row []string){}
