@@ -79,7 +79,7 @@ func TestErrorCodes(t *testing.T) {
 				t.Errorf("err = %v: errors.Is(%v) = false or Retryable = %v", err, tc.want.is, klingapi.Retryable(err))
 			}
 			for _, other := range []error{klingapi.ErrAuth, klingapi.ErrAccount, klingapi.ErrPermission, klingapi.ErrInvalid, klingapi.ErrNotFound, klingapi.ErrPolicy, klingapi.ErrRateLimited, klingapi.ErrUnavailable} {
-				if other != tc.want.is && errors.Is(err, other) {
+				if !errors.Is(other, tc.want.is) && errors.Is(err, other) {
 					t.Errorf("code %d also matches %v", tc.code, other)
 				}
 			}

@@ -13,6 +13,7 @@ package klingsim
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -72,8 +73,12 @@ func loadTemplates() (map[string]template, error) {
 	templatesOnce.Do(func() {
 		templates = map[string]template{}
 		files, err := fs.Glob(kling.Queries, "queries/*.json")
-		if err != nil || len(files) == 0 {
-			templatesErr = fmt.Errorf("klingsim: no query corpus embedded: %v", err)
+		if err != nil {
+			templatesErr = fmt.Errorf("klingsim: read the query corpus: %w", err)
+			return
+		}
+		if len(files) == 0 {
+			templatesErr = errors.New("klingsim: no query corpus embedded")
 			return
 		}
 		for _, name := range files {
@@ -127,8 +132,8 @@ func templateFor(f klingfamily.Family, status string) (template, bool) {
 	}
 	fileName := strings.ReplaceAll(f.Name, "/", "_")
 	var keys []string
-	switch {
-	case f.Shape == klingfamily.Legacy:
+	switch f.Shape {
+	case klingfamily.Legacy:
 		keys = []string{fileName + "." + status, "legacy." + status}
 	default:
 		endpoint := strings.TrimPrefix(f.Query.Path, "/")
