@@ -6,11 +6,12 @@ BUF     := $(GO) tool -modfile=tools/go.mod buf
 # not in tools/go.mod: its many dependencies would otherwise raise the
 # versions that buf and the protoc plugins build with, and so change gen/.
 GOLANGCI := $(GO) tool -modfile=$(CURDIR)/tools/golangci-lint/go.mod golangci-lint
-# The benchmark harness (bench/) and the image builder (image/) are tooling,
-# not product: each is a module of its own, so the gateway's module neither
-# lists their packages nor requires their dependencies. Each builds against
-# this tree's packages through a replace directive in its go.mod.
-TOOL_MODULES := bench image
+# The benchmark harness (bench/), the image builder (image/) and the fault
+# harness (chaos/) are tooling, not product: each is a module of its own, so
+# the gateway's module neither lists their packages nor requires their
+# dependencies. Each builds against this tree's packages through a replace
+# directive in its go.mod.
+TOOL_MODULES := bench image chaos
 DATA    ?= ./data
 GENERATED := gen internal/openapi/spec
 
@@ -31,7 +32,7 @@ build: ## Build klingfan, klingctl and klingsim into ./bin.
 .PHONY: test
 test: lint check-generate ## Lint, prove gen/ is reproducible, run every test with -race.
 	$(GO) test -race -timeout 25m ./...
-	@for m in $(TOOL_MODULES); do $(GO) -C $$m test -race ./... || exit 1; done
+	@for m in $(TOOL_MODULES); do $(GO) -C $$m test -race -timeout 20m ./... || exit 1; done
 
 .PHONY: test-short
 test-short: ## Run the tests without lint and the generate check.
@@ -39,7 +40,7 @@ test-short: ## Run the tests without lint and the generate check.
 	@for m in $(TOOL_MODULES); do $(GO) -C $$m test -race -short ./... || exit 1; done
 
 .PHONY: tidy
-tidy: ## go mod tidy the gateway's module and the tooling modules (bench/, image/).
+tidy: ## go mod tidy the gateway's module and the tooling modules (bench/, image/, chaos/).
 	$(GO) mod tidy
 	@for m in $(TOOL_MODULES); do echo "go -C $$m mod tidy"; $(GO) -C $$m mod tidy || exit 1; done
 
@@ -73,7 +74,7 @@ BREAKING_BASE ?= $(shell head=$$(git rev-parse HEAD); \
 	b=$$(git merge-base HEAD main 2>/dev/null || git merge-base HEAD origin/main 2>/dev/null || echo $$head); \
 	if [ "$$b" = "$$head" ]; then git rev-parse --verify -q HEAD~1 || echo $$head; else echo $$b; fi)
 
-lint: ## buf lint, buf format, buf breaking, go vet, golangci-lint (.golangci.yml), gofmt; also in bench/ and image/.
+lint: ## buf lint, buf format, buf breaking, go vet, golangci-lint (.golangci.yml), gofmt; also in bench/, image/ and chaos/.
 	$(BUF) lint
 	$(BUF) breaking --against "$$(git rev-parse --path-format=absolute --git-common-dir)#ref=$(BREAKING_BASE)"
 	$(BUF) format -d --exit-code
