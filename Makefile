@@ -22,11 +22,12 @@ help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: build ## Start the gateway with the embedded store under ./data.
+run: ## Build klingfan and klingctl into ./bin and start the gateway, data under ./data.
+	$(GO) build -o bin/ ./cmd/klingfan ./cmd/klingctl
 	./bin/klingfan serve --data-dir $(DATA)
 
 .PHONY: build
-build: ## Build klingfan, klingctl and klingsim into ./bin.
+build: ## Build every command into ./bin: klingfan, klingctl, klingsim and the harnesses (make run builds only the first two).
 	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: test
