@@ -282,7 +282,15 @@ func (r *Reconciler) check(ctx context.Context, ps *passState, family string, t 
 	ps.mu.Unlock()
 	ev, err := r.event(t)
 	if err != nil {
-		r.log.Warn("task from Kling's API cannot be normalized; skipped", "task", t.ID, "error", err)
+		// Not silent: the task is logged and counted under "normalize" in
+		// the report's API errors.
+		r.log.Warn("task from Kling's API cannot be normalized; skipped", "task", t.ID, "family", family, "error", err)
+		ps.mu.Lock()
+		if ps.report.APIErrors == nil {
+			ps.report.APIErrors = map[string]int{}
+		}
+		ps.report.APIErrors["normalize"]++
+		ps.mu.Unlock()
 		return nil
 	}
 	logged, err := r.cfg.History.Logged(ctx, r.cfg.WebhookID, t.ID)
@@ -314,12 +322,17 @@ func (r *Reconciler) check(ctx context.Context, ps *passState, family string, t 
 // delivery id is a function of the job and its status, so two passes or
 // two replicas recovering the same state produce one event.
 func (r *Reconciler) event(t klingapi.Task) (*gatewayv1.Event, error) {
-	ev, err := normalize.Parse(t.Raw)
+	// The callbacks' normalizer as ingest runs it: an output or member it
+	// does not know is kept on the event and marked, never a reason to
+	// lose the task's header.
+	out, err := normalize.Normalize(t.Raw)
 	if err != nil {
-		if ev, err = normalize.Identify(t.Raw); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
+	if out.Incomplete != nil {
+		r.log.Info("task from Kling's API normalized with members kept unmapped", "task", t.ID, "detail", out.Incomplete)
+	}
+	ev := out.Event
 	deliveryID := "query:" + t.ID + ":" + t.Status
 	ev.WebhookId = r.cfg.WebhookID
 	ev.DeliveryId = deliveryID
