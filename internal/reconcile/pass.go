@@ -99,8 +99,11 @@ func (r *Reconciler) passUntraced(ctx context.Context, since, until time.Time, d
 			rep.Unqueryable = append(rep.Unqueryable, f.Name)
 		}
 	}
-	// A failed listing does not stop the others: its error is in its
-	// report row, and the pass's error names every listing that failed.
+	// A listing that fails for a reason of its own (an odd answer, a
+	// server error that outlived the retries) does not stop the others:
+	// its error is in its report row. One that every listing would meet
+	// too (credentials, the account, the IP allow-list, no answer at all)
+	// stops the pass instead of being repeated once per listing.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Concurrency)
 	errs := make([]error, len(listings))
@@ -108,17 +111,25 @@ func (r *Reconciler) passUntraced(ctx context.Context, since, until time.Time, d
 		rep.Listings[i] = report.Listing{Name: l.name, Families: l.families}
 		g.Go(func() error {
 			var n int
+			var err error
 			if l.cursor {
-				n, errs[i] = r.walkCursor(gctx, ps, l, since, dryRun)
+				n, err = r.walkCursor(gctx, ps, l, since, dryRun)
 			} else {
-				n, errs[i] = r.walkFamily(gctx, ps, l.family, since, dryRun)
+				n, err = r.walkFamily(gctx, ps, l.family, since, dryRun)
 			}
+			if err != nil && gctx.Err() != nil && ctx.Err() == nil {
+				err = nil // stopped because another listing failed for all of them
+			}
+			errs[i] = err
 			ps.mu.Lock()
 			rep.Listings[i].Tasks = n
-			if errs[i] != nil {
-				rep.Listings[i].Error = errs[i].Error()
+			if err != nil {
+				rep.Listings[i].Error = err.Error()
 			}
 			ps.mu.Unlock()
+			if failsEveryListing(err) {
+				return err
+			}
 			return nil
 		})
 	}
@@ -136,6 +147,16 @@ func (r *Reconciler) passUntraced(ctx context.Context, since, until time.Time, d
 	}
 	r.m.checked.Add(float64(rep.TasksChecked))
 	return *rep, err
+}
+
+// failsEveryListing reports whether err is one every other listing would
+// meet too.
+func failsEveryListing(err error) bool {
+	switch klingapi.Classify(err).Class {
+	case klingapi.ClassAuth, klingapi.ClassAccount, klingapi.ClassPermission, klingapi.ClassUnreachable, klingapi.ClassCanceled:
+		return true
+	}
+	return false
 }
 
 // listing is one list a pass walks: a legacy family's paged listing, or a
