@@ -76,8 +76,8 @@ func TestSynopses(t *testing.T) {
 				doc := flagRE.FindAllString(rest, -1)
 				slices.Sort(doc)
 				doc = slices.Compact(doc)
-				if real := klingctlFlags(t, sub...); !slices.Equal(doc, real) {
-					t.Errorf("%s:%d: klingctl %s: the page names %v, klingctl takes %v", p.Path, b.Line, strings.Join(sub, " "), doc, real)
+				if got := klingctlFlags(t, sub...); !slices.Equal(doc, got) {
+					t.Errorf("%s:%d: klingctl %s: the page names %v, klingctl takes %v", p.Path, b.Line, strings.Join(sub, " "), doc, got)
 				}
 				n++
 			}
@@ -103,7 +103,7 @@ func TestConnectingTable(t *testing.T) {
 		doc = append(doc, flagRE.FindAllString(row[0], -1)...)
 	}
 	slices.Sort(doc)
-	if real := klingctlFlags(t); !slices.Equal(doc, real) {
-		t.Errorf("the Connecting table names %v, klingctl takes %v", doc, real)
+	if got := klingctlFlags(t); !slices.Equal(doc, got) {
+		t.Errorf("the Connecting table names %v, klingctl takes %v", doc, got)
 	}
 }

@@ -87,7 +87,7 @@ func binaries(t *testing.T) string {
 		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/klingfan", "./cmd/klingctl")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
@@ -171,10 +171,13 @@ func (s *server) stop(t *testing.T) {
 	t.Helper()
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-s.done:
+	case err := <-s.done:
+		_ = err // a signalled process exits with a status; the log is what is checked
 	case <-time.After(20 * time.Second):
 		_ = s.cmd.Process.Kill()
-		<-s.done
+		if err := <-s.done; err != nil {
+			t.Logf("klingfan killed: %v", err)
+		}
 		t.Errorf("klingfan did not stop within 20s of SIGTERM")
 	}
 	for _, noise := range []string{"superfluous response.WriteHeader", "changed JetStream setting", "level=ERROR"} {
@@ -224,12 +227,12 @@ func baseEnv() []string {
 // server refuses fails even when the page shows no output for it.
 func curlShim(t *testing.T) string {
 	t.Helper()
-	real, err := exec.LookPath("curl")
+	curlPath, err := exec.LookPath("curl")
 	if err != nil {
 		t.Skip("curl is not installed")
 	}
 	dir := t.TempDir()
-	script := "#!/bin/sh\nexec " + real + " --fail-with-body \"$@\"\n"
+	script := "#!/bin/sh\nexec " + curlPath + " --fail-with-body \"$@\"\n"
 	if err := os.WriteFile(filepath.Join(dir, "curl"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func matchJSON(expected, actual string) error {
 	}
 	got, err := decodeAll(actual)
 	if err != nil {
-		return fmt.Errorf("the output is not the JSON the page shows (%v):\n%s", err, actual)
+		return fmt.Errorf("the output is not the JSON the page shows (%w):\n%s", err, actual)
 	}
 	if len(got) != len(want) {
 		return fmt.Errorf("%d JSON values, the page shows %d:\n%s", len(got), len(want), actual)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -450,7 +451,7 @@ func callCode(t *testing.T, conn *grpc.ClientConn, m method) codes.Code {
 	if err != nil {
 		return status.Code(err)
 	}
-	if err := st.SendMsg(&emptypb.Empty{}); err != nil && err != io.EOF {
+	if err := st.SendMsg(&emptypb.Empty{}); err != nil && !errors.Is(err, io.EOF) {
 		return status.Code(err)
 	}
 	_ = st.CloseSend()
