@@ -1,6 +1,6 @@
 // Command klingimage writes klingfan's container image as an OCI archive
 // from already built static binaries, with no container daemon and no base
-// image (see internal/image). `make image` runs it.
+// image (see package image). `make image` runs it.
 package main
 
 import (
@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/klingfan/klingfan/internal/image"
+	"github.com/klingfan/klingfan/image"
 )
 
 func main() {

@@ -30,15 +30,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/klingfan/klingfan/deploy"
 	"github.com/klingfan/klingfan/internal/config"
 )
 
 // The image's fixed layout.
 const (
-	// UID and GID run klingfan: the conventional "nonroot" id, owned by
-	// no system account on a typical host.
-	UID  = 65532
-	GID  = 65532
+	// UID and GID run klingfan; the deployment files own the value.
+	UID  = deploy.ImageUID
+	GID  = deploy.ImageGID
 	User = "klingfan"
 	// DataDir is the volume that holds the embedded store and the
 	// generated admin token.

@@ -20,8 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/klingfan/klingfan/image"
 	"github.com/klingfan/klingfan/internal/config"
-	"github.com/klingfan/klingfan/internal/image"
 )
 
 // buildBinaries builds klingfan and klingctl as `make image` does (static,
@@ -33,7 +33,7 @@ func buildBinaries(t *testing.T) (klingfan, klingctl string) {
 	}
 	dir := t.TempDir()
 	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+string(os.PathSeparator), "./cmd/klingfan", "./cmd/klingctl")
-	cmd.Dir = filepath.Join("..", "..")
+	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOFLAGS=")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -1,4 +1,4 @@
-// Package bench is klingfan's load harness (cmd/klingbench). It runs the
+// Package bench is klingfan's load harness (bench/cmd/klingbench). It runs the
 // real server in-process (app.Run on loopback port 0, a fresh temporary
 // data directory per scenario) and measures, in one run on one machine:
 // ingest throughput and latency against a baseline HTTP handler,

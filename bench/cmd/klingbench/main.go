@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/klingfan/klingfan/internal/bench"
+	"github.com/klingfan/klingfan/bench"
 )
 
 func main() {
