@@ -315,7 +315,7 @@ func eventValues(tb testing.TB, ev *gatewayv1.Event) values {
 var corpusUnmapped = map[string]string{
 	// The page gives a multi-elements video the session_id of the editing
 	// session it came from; no field of Video holds it.
-	"multi-elements.legacy.succeed.json": "task_result.videos[0].session_id is not a known member",
+	"videos_multi-elements.legacy.succeed.json": "task_result.videos[0].session_id is not a known member",
 }
 
 // TestCorpusComplete checks that Kling's documented callbacks normalize
