@@ -310,16 +310,20 @@ func (r *Reconciler) check(ctx context.Context, ps *passState, family string, t 
 	return nil
 }
 
-// event builds the event for a task with the callbacks' normalizer. The
-// delivery id is a function of the job and its status, so two passes or
-// two replicas recovering the same state produce one event.
+// event builds the event for a task with the callbacks' normalizer, which
+// degrades per field as it does for a callback: an odd output or member is
+// kept unmapped on the event, never at the cost of the rest. The delivery
+// id is a function of the job and its status, so two passes or two
+// replicas recovering the same state produce one event.
 func (r *Reconciler) event(t klingapi.Task) (*gatewayv1.Event, error) {
-	ev, err := normalize.Parse(t.Raw)
+	out, err := normalize.Normalize(t.Raw)
 	if err != nil {
-		if ev, err = normalize.Identify(t.Raw); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
+	if out.Incomplete != nil {
+		r.log.Warn("recovered task normalized partially; the raw body keeps everything", "job", t.ID, "problem", out.Incomplete.Error())
+	}
+	ev := out.Event
 	deliveryID := "query:" + t.ID + ":" + t.Status
 	ev.WebhookId = r.cfg.WebhookID
 	ev.DeliveryId = deliveryID
