@@ -241,10 +241,12 @@ func decodeTaskList(data json.RawMessage, shape klingfamily.Shape, who, call, at
 	return out, nil
 }
 
-// Statuses each shape documents.
+// Statuses each shape documents. The newer APIs spell success
+// "succeeded", except the virtual try-on solution's page, which spells it
+// "succeed" as the legacy API does; both are read.
 var statuses = map[klingfamily.Shape][]string{
 	klingfamily.Legacy: {"submitted", "processing", "succeed", "failed"},
-	klingfamily.New:    {"submitted", "processing", "succeeded", "failed"},
+	klingfamily.New:    {"submitted", "processing", "succeeded", "succeed", "failed"},
 }
 
 // decodeTask reads one task of shape, checking the members that identify
