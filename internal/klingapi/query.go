@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -274,7 +275,7 @@ func decodeTask(raw json.RawMessage, shape klingfamily.Shape) (Task, error) {
 	if err := stringField(m, statusKey, &t.Status, true); err != nil {
 		return Task{}, err
 	}
-	if !contains(statuses[shape], t.Status) {
+	if !slices.Contains(statuses[shape], t.Status) {
 		return Task{}, &fieldError{statusKey, fmt.Sprintf("%q is not one of %s", t.Status, strings.Join(statuses[shape], ", "))}
 	}
 	if err := intField(m, createdKey, &t.CreatedAt); err != nil {
@@ -351,13 +352,4 @@ func describe(v json.RawMessage) string {
 		return "null"
 	}
 	return "a number"
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
