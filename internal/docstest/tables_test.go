@@ -217,7 +217,7 @@ func TestReadmeIngestTable(t *testing.T) {
 			}
 			check(t, row, got...)
 		},
-		"known shape, but another field normalization cannot read, or an output type it does not know": func(t *testing.T, row []string) {
+		"known shape, but another field normalization cannot read, or an output or member it does not know": func(t *testing.T, row []string) {
 			b := []byte(`{"event":"video.completed","timestamp":"2026-11-26T12:00:00Z","data":{"job_id":"partial","duration":"long"}}`)
 			check(t, row, post(t, ingest, signKling(secret, b), b))
 		},
