@@ -112,10 +112,10 @@ type space struct {
 	// lowered is set when the start lowered the event log's cap: the one
 	// warning Open logs.
 	lowered *loweredCaps
-	opts     *server.Options
-	usage    Usage
-	reason   string
-	cause    error // the append error that made the log full
+	opts    *server.Options
+	usage   Usage
+	reason  string
+	cause   error // the append error that made the log full
 
 	quit chan struct{}
 	done chan struct{}
