@@ -36,6 +36,10 @@ type Difference struct {
 	Have, Want string
 	// Fixed marks a setting JetStream cannot change on an existing stream.
 	Fixed bool
+	// Derived marks a value klingfan works out itself rather than one an
+	// operator configured (the size cap without --retention-bytes follows
+	// the disk): following it is routine, not a change worth a warning.
+	Derived bool
 }
 
 func (d Difference) String() string {
@@ -228,7 +232,7 @@ type asset[A, C any] struct {
 // ensure looks an asset up and creates it when missing. When it differs
 // from what cfg asks for, it applies the differences if apply is set and
 // none is fixed; otherwise it returns them.
-func ensure[A, C any](ctx context.Context, applied func([]Difference), a asset[A, C], apply bool) (A, []Difference, error) {
+func ensure[A, C any](ctx context.Context, applied func(context.Context, []Difference), a asset[A, C], apply bool) (A, []Difference, error) {
 	var zero A
 	for {
 		x, err := a.get(ctx)
@@ -260,7 +264,7 @@ func ensure[A, C any](ctx context.Context, applied func([]Difference), a asset[A
 		if err != nil {
 			return zero, nil, classify("update "+a.name, err)
 		}
-		applied(diffs)
+		applied(ctx, diffs)
 		return x, nil, nil
 	}
 }
@@ -271,7 +275,7 @@ func (s *Store) ensureStream(ctx context.Context, cfg Config, apply bool) (jetst
 	want := wantStream(cfg)
 	name := "stream " + StreamName
 	var oldCap int64 // the cap the existing stream had
-	applied := func(diffs []Difference) {
+	applied := func(ctx context.Context, diffs []Difference) {
 		for _, d := range diffs {
 			lowered := want.MaxBytes > 0 && (oldCap <= 0 || want.MaxBytes < oldCap)
 			if d.Setting == maxBytesSetting && s.ns != nil && lowered && want.MaxBytes != cfg.RetentionBytes {
@@ -279,7 +283,7 @@ func (s *Store) ensureStream(ctx context.Context, cfg Config, apply bool) (jetst
 				s.capLowered(oldCap, want.MaxBytes, cfg.MaxStoreBytes != 0)
 				continue
 			}
-			logApplied(s.log, []Difference{d})
+			logApplied(ctx, s.log, []Difference{d})
 		}
 	}
 	return ensure(ctx, applied, asset[jetstream.Stream, jetstream.StreamConfig]{
@@ -300,6 +304,11 @@ func (s *Store) ensureStream(ctx context.Context, cfg Config, apply bool) (jetst
 				want.MaxBytes = stored
 			}
 			diffs, merged := compare(name, ownedStreamSettings(cfg), info.Config, want)
+			if cfg.RetentionBytes == 0 {
+				for i := range diffs {
+					diffs[i].Derived = diffs[i].Setting == maxBytesSetting
+				}
+			}
 			return diffs, merged, nil
 		},
 		update: func(ctx context.Context, merged jetstream.StreamConfig) (jetstream.Stream, error) {
@@ -324,7 +333,7 @@ func wantBucket(cfg Config) jetstream.KeyValueConfig {
 func (s *Store) ensureBucket(ctx context.Context, cfg Config, apply bool) (jetstream.KeyValue, []Difference, error) {
 	want := wantBucket(cfg)
 	name := "key-value bucket " + BucketName
-	return ensure(ctx, func(d []Difference) { logApplied(s.log, d) }, asset[jetstream.KeyValue, jetstream.KeyValueConfig]{
+	return ensure(ctx, func(ctx context.Context, d []Difference) { logApplied(ctx, s.log, d) }, asset[jetstream.KeyValue, jetstream.KeyValueConfig]{
 		name:     name,
 		notFound: jetstream.ErrBucketNotFound,
 		exists:   jetstream.ErrBucketExists,
@@ -370,10 +379,15 @@ func compareBucket(ctx context.Context, name string, kv jetstream.KeyValue, want
 }
 
 // logApplied records each setting Open changed, so a change of retention
-// or replicas is never silent.
-func logApplied(log *slog.Logger, diffs []Difference) {
+// or replicas is never silent. A derived value that moved with the disk is
+// logged at debug: it changes at almost every start.
+func logApplied(ctx context.Context, log *slog.Logger, diffs []Difference) {
 	for _, d := range diffs {
-		log.Warn("changed JetStream setting to match the configuration",
+		level := slog.LevelWarn
+		if d.Derived {
+			level = slog.LevelDebug
+		}
+		log.Log(ctx, level, "changed JetStream setting to match the configuration",
 			slog.String("asset", d.Asset), slog.String("setting", d.Setting),
 			slog.String("was", d.Have), slog.String("now", d.Want))
 	}
