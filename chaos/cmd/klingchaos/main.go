@@ -57,7 +57,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	seed := fs.Uint64("seed", envUint("CHAOS_SEED", rand.Uint64()%1_000_000), "seed of the fault schedule (CHAOS_SEED; random when unset)") //nolint:gosec // a schedule seed
 	syncMode := fs.String("sync", envString("CHAOS_SYNC", "always"), "NATS sync_interval: always (klingfan's recommendation) or interval (NATS's default) (CHAOS_SYNC)")
 	short := fs.Bool("short", os.Getenv("CHAOS_SHORT") != "", "one fault of each kind, held briefly, under a lighter load: the CI form (CHAOS_SHORT)")
-	nFaults := fs.Int("faults", 8, "number of faults (every kind once before any twice)")
+	nFaults := fs.Int("faults", 10, "number of faults (every kind once before any twice)")
 	klingfan := fs.String("klingfan", "", "the klingfan binary (default: klingfan next to this binary)")
 	dir := fs.String("dir", "", "directory for stores and logs (default /tmp/chaos/run-SEED-SYNC)")
 	if err := fs.Parse(args); err != nil {
@@ -78,7 +78,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		SyncAlways:    *syncMode == "always",
 		Faults:        *nFaults,
 		MinHold:       6 * time.Second,
-		MaxHold:       12 * time.Second,
+		MaxHold:       15 * time.Second,
 		Calm:          3 * time.Second,
 		Rate:          25,
 		MaxDeliveries: 6000,

@@ -347,7 +347,7 @@ func (p *Proc) Start() error {
 	}
 	defer log.Close() // the child has its own copy
 	fmt.Fprintf(log, "--- klingchaos: start %s at %s\n", p.Name, time.Now().UTC().Format(time.RFC3339Nano))
-	cmd := exec.Command("ip", append([]string{"netns", "exec", p.ns.Name, p.bin}, p.args...)...)
+	cmd := p.ns.Command(p.bin, p.args...)
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Its own process group, so a Ctrl-C reaches the harness only and

@@ -4,9 +4,11 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,6 +36,11 @@ const (
 	PauseNode Kind = "pause-node"
 	// KillNode SIGKILLs a node and restarts it on the same store.
 	KillNode Kind = "kill-node"
+	// KillAll SIGKILLs the three nodes at once and restarts them, as a
+	// power cut of one rack or a careless rolling restart would: the one
+	// crash a majority cannot cover for, where what a node acknowledged
+	// but had not written to disk yet is lost on every node together.
+	KillAll Kind = "kill-all"
 	// KillReplica SIGKILLs a klingfan replica and restarts it.
 	KillReplica Kind = "kill-replica"
 	// Loss drops a share of every packet to and from one node.
@@ -43,7 +50,7 @@ const (
 )
 
 // Kinds lists every kind, in the order a schedule draws them from.
-var Kinds = []Kind{PartitionNode, PartitionLeader, Bridge, PauseNode, KillNode, KillReplica, Loss, Delay}
+var Kinds = []Kind{PartitionNode, PartitionLeader, Bridge, PauseNode, KillNode, KillAll, KillReplica, Loss, Delay}
 
 // Fault is one drawn fault.
 type Fault struct {
@@ -112,7 +119,7 @@ func Schedule(seed uint64, n int, minHold, maxHold time.Duration) []Fault {
 		switch k {
 		case Bridge:
 			f.Nodes = perm
-		case PartitionLeader:
+		case PartitionLeader, KillAll:
 		default:
 			f.Nodes = perm[:1]
 		}
@@ -179,6 +186,19 @@ func Apply(ctx context.Context, env Env, f Fault) (Fault, func(context.Context) 
 		n := nodes[f.Nodes[0]]
 		n.Kill()
 		return f, func(context.Context) error { return n.Start() }, nil
+	case KillAll:
+		var wg sync.WaitGroup
+		for _, n := range nodes {
+			wg.Go(n.Kill)
+		}
+		wg.Wait()
+		return f, func(context.Context) error {
+			var errs []error
+			for _, n := range nodes {
+				errs = append(errs, n.Start())
+			}
+			return errors.Join(errs...)
+		}, nil
 	case KillReplica:
 		r := env.Cluster.Replicas[f.Replica]
 		r.Kill()

@@ -122,7 +122,7 @@ func RemoveStale(ctx context.Context, prefix string) error {
 		if !strings.HasPrefix(name, prefix) {
 			continue
 		}
-		pids, _ := exec.CommandContext(ctx, "ip", "netns", "pids", name).Output()
+		pids, _ := exec.CommandContext(ctx, "ip", "netns", "pids", name).Output() //nolint:gosec // a namespace name the lab listed
 		for p := range strings.FieldsSeq(string(pids)) {
 			if pid, err := strconv.Atoi(p); err == nil {
 				_ = syscall.Kill(pid, syscall.SIGCONT) // a paused process cannot die
@@ -135,8 +135,8 @@ func RemoveStale(ctx context.Context, prefix string) error {
 }
 
 // Command returns a command that runs name with args inside ns.
-func (l *Lab) Command(ns Namespace, name string, args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
+func (ns Namespace) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...) //nolint:gosec // the harness's own binaries and arguments
 }
 
 // DialContext dials addr from inside ns: the socket is created there, so
@@ -191,7 +191,7 @@ func (ns Namespace) do(fn func() error) error {
 // ip runs each step as an `ip` command, stopping at the first failure.
 func ip(ctx context.Context, steps ...[]string) error {
 	for _, args := range steps {
-		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil { //nolint:gosec // arguments the lab builds
 			return fmt.Errorf("netlab: ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 		}
 	}

@@ -53,7 +53,7 @@ const settleTimeout = 90 * time.Second
 const namespacePrefix = "kfchaos-"
 
 // secret signs the load's deliveries; it exists only for the run.
-const secret = "klingchaos-secret"
+const secret = "klingchaos-secret" //nolint:gosec // a throwaway secret of a throwaway cluster
 
 // Run runs the chaos test, writing its progress and report to w. It
 // returns the checker's verdict; an error means the run itself failed
@@ -163,24 +163,55 @@ func Run(ctx context.Context, o Options, w io.Writer) (checker.Result, error) {
 	loadEnd := time.Now()
 	logf(w, "load stopped: %d deliveries sent", ld.Sent())
 
+	report(w, loadStart, loadEnd, windows, ld.Attempts())
 	if err := c.WaitHealthy(ctx, settleTimeout); err != nil {
 		return res, fmt.Errorf("after the last fault: %w", err)
 	}
-	readCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	stored, err := checker.Read(readCtx, js, checker.StreamName)
+	stored, err := readLog(ctx, c)
 	if err != nil {
 		return res, err
 	}
 	res = checker.Compare(ld.Acknowledged(), stored)
-
-	report(w, loadStart, loadEnd, windows, ld.Attempts())
 	fmt.Fprintf(w, "log: %d messages; %d deliveries stored without a 2xx (a timeout or 503 after the write landed: allowed)\n", res.Messages, res.Unacknowledged)
 	printJobs(w, "LOST (acknowledged, not in the log)", res.Lost)
 	printJobs(w, "ALTERED (acknowledged, stored with another body)", res.Altered)
 	printJobs(w, "duplicated (in the log more than once)", res.Duplicated)
 	fmt.Fprintln(w, res.Summary(len(windows)))
 	return res, nil
+}
+
+// readLog reads the stream over a connection of its own, made after the
+// faults. A read can fail on a cluster that just healed (a pull request
+// reaching a node before the consumer is known there), so it is tried a
+// few times.
+func readLog(ctx context.Context, c *cluster.Cluster) (*checker.Log, error) {
+	var errs []error
+	for range 5 {
+		log, err := readOnce(ctx, c)
+		if err == nil {
+			return log, nil
+		}
+		errs = append(errs, err)
+		if err := wait(ctx, 2*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func readOnce(ctx context.Context, c *cluster.Cluster) (*checker.Log, error) {
+	nc, err := c.Connect()
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return checker.Read(ctx, js, checker.StreamName)
 }
 
 func printJobs(w io.Writer, what string, jobs []string) {
