@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sys/unix"
 
 	"github.com/klingfan/klingfan/chaos/internal/checker"
 	"github.com/klingfan/klingfan/chaos/internal/cluster"
@@ -73,6 +74,12 @@ func Run(ctx context.Context, o Options, w io.Writer) (checker.Result, error) {
 	for i, f := range schedule {
 		fmt.Fprintf(w, "  %d. %s\n", i+1, f)
 	}
+	// Runs share the namespace names and would tear each other down.
+	unlock, err := lock(filepath.Join(filepath.Dir(o.Dir), ".lock"))
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	if err := os.RemoveAll(o.Dir); err != nil {
 		return res, err
 	}
@@ -244,6 +251,23 @@ func wait(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// lock takes an exclusive lock on path, or fails at once if another run
+// holds it.
+func lock(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another klingchaos run holds %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // DefaultDir is where runs keep their data.
