@@ -41,4 +41,3 @@ func TestDemoRefusesBusyPorts(t *testing.T) {
 		t.Errorf("a free port was reported busy:\n%s", out)
 	}
 }
-
