@@ -11,9 +11,10 @@
 //
 // Locking: Hub.mu is the only lock. It guards the subscriber set, the last
 // published sequence, the recent events and each subscription's switch
-// between live and lagging. It is never held across a log read or a
-// network write; the stream goroutine that calls Subscription.Next is the
-// only one that sends on its stream.
+// between live and lagging. It is never held across a log read, a network
+// write or a filter's CEL expression; the stream goroutine that calls
+// Subscription.Next is the only one that sends on its stream, and the
+// one that evaluates its expression.
 package hub
 
 import (
@@ -134,9 +135,16 @@ func New(cfg Config) *Hub {
 	}
 }
 
-// Publish hands ev to every live subscription whose filter matches it. It
-// never blocks: a subscription with a full buffer is switched to catch-up.
-// Events must arrive in sequence order; one already published is ignored.
+// Publish hands ev to every live subscription whose filter's fields match
+// it. It never blocks: a subscription with a full buffer is switched to
+// catch-up. Events must arrive in sequence order; one already published
+// is ignored.
+//
+// A filter's CEL expression is not evaluated here but by the stream's own
+// goroutine in Next: it may cost far more than the other checks, and
+// evaluated here, under Hub.mu and one stream after another, a few costly
+// expressions delayed every stream's events. Now a stream whose
+// expression is slow only fills its own buffer and catches up by itself.
 func (h *Hub) Publish(ev *gatewayv1.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -153,7 +161,7 @@ func (h *Hub) Publish(ev *gatewayv1.Event) {
 		sl = &slot{ev: ev}
 	}
 	for s := range h.subs {
-		if s.lagging.Load() || !s.filter.Match(ev) {
+		if s.lagging.Load() || !s.filter.matchFields(ev) {
 			continue
 		}
 		out := sl.item(s.full)
