@@ -33,7 +33,7 @@ type nowhere struct{}
 func (nowhere) Read(context.Context, uint64, int, []string, []string) ([]*gatewayv1.Event, uint64, error) {
 	return nil, 0, nil
 }
-func (nowhere) Bounds(context.Context) (uint64, uint64, error)    { return 1, 0, nil }
+func (nowhere) Bounds(context.Context) (uint64, uint64, error)   { return 1, 0, nil }
 func (nowhere) SeqAt(context.Context, time.Time) (uint64, error) { return 1, nil }
 
 // TestPublishDoesNotEvaluateExpressions: a stream's CEL expression runs on
