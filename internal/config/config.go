@@ -62,6 +62,10 @@ type Config struct {
 	// StoreCheckInterval is how often the store re-reads its usage; it has
 	// no flag (tests shorten it), 0 means the store's default.
 	StoreCheckInterval time.Duration
+	// ListPageBudget is how long one ListEvents page may scan before it
+	// returns what it found with a token to continue; it has no flag
+	// (tests shorten it), 0 means the API's default.
+	ListPageBudget time.Duration
 	DedupWindow        time.Duration
 	SyncAlways         bool
 	MaxBodyBytes       int64
