@@ -18,15 +18,15 @@ import (
 	"github.com/klingfan/klingfan/internal/config"
 )
 
-// costliestFilter is close to the costliest filter the server accepts: a
-// regex of 93 instructions over a prompt the estimate assumes may be
-// 4 KiB long.
-const costliestFilter = `event.job.prompt.matches("(?s).{90}z")`
+// costliestFilter is about the costliest filter the server accepts: a
+// nested loop over a job's images, which on an event with many images
+// runs until the cost limit stops it.
+const costliestFilter = `event.job.images.exists(a, event.job.images.exists(b, a.index == b.index + 1000))`
 
-// postPrompt delivers one signed event for job carrying prompt.
-func postPrompt(t *testing.T, f *fanout, job, prompt string) {
+// postModel delivers one signed event for job naming model.
+func postModel(t *testing.T, f *fanout, job, model string) {
 	t.Helper()
-	body := fmt.Appendf(nil, `{"event":"video.completed","timestamp":"2026-11-26T12:00:00Z","data":{"job_id":%q,"prompt":%q}}`, job, prompt)
+	body := fmt.Appendf(nil, `{"event":"video.completed","timestamp":"2026-11-26T12:00:00Z","data":{"job_id":%q,"model":%q}}`, job, model)
 	if status, out := f.srv.Post(t, "/webhooks/klingai", signed(body), body); status != http.StatusOK {
 		t.Fatalf("post: status %d: %s", status, out)
 	}
@@ -55,9 +55,9 @@ func expectCostlyFilterRefused(t *testing.T) {
 		}
 		grpcCode(t, err, codes.InvalidArgument)
 	}
-	postPrompt(t, f, "short", "a"+strings.Repeat("x", 20)+"z")
-	postPrompt(t, f, "long", "a"+strings.Repeat("x", 20)+"z"+strings.Repeat("x", 64<<10))
-	resp, err := f.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{Filter: `event.job.prompt.matches("(?s)a.{20}z")`})
+	postModel(t, f, "short", "a"+strings.Repeat("x", 20)+"z")
+	postModel(t, f, "long", "a"+strings.Repeat("x", 20)+"z"+strings.Repeat("x", 64<<10))
+	resp, err := f.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{Filter: `event.job.model.matches("(?s)a.{20}z")`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func expectCostlyFilterRefused(t *testing.T) {
 		jobs = append(jobs, ev.GetJob().GetJobId())
 	}
 	if strings.Join(jobs, ",") != "short" {
-		t.Fatalf("matched %v, want only the short prompt (the long one is over the evaluation budget)", jobs)
+		t.Fatalf("matched %v, want only the short model name (the long one is over the evaluation budget)", jobs)
 	}
 }
 
@@ -81,7 +81,7 @@ func expectCostlyStreamsApart(t *testing.T) {
 	var costly []grpc.ServerStreamingClient[gatewayv1.SubscribeResponse]
 	for i := range 5 {
 		// Five different sources, so no two share verdicts.
-		s, err := reader.Subscribe(ctx, &gatewayv1.SubscribeRequest{Filter: fmt.Sprintf(`event.job.prompt.matches("(?s).{90}z") || event.job.job_id == "c%d"`, i)})
+		s, err := reader.Subscribe(ctx, &gatewayv1.SubscribeRequest{Filter: fmt.Sprintf(costliestFilter+` || event.job.job_id == "c%d"`, i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func expectCostlyStreamsApart(t *testing.T) {
 	plain := f.subscribe(ctx, &gatewayv1.SubscribeRequest{})
 	const events = 10
 	for i := range events {
-		postPrompt(t, f, fmt.Sprint("j", i), strings.Repeat("x", 4000)+"z")
+		postModel(t, f, fmt.Sprint("j", i), "kling-v2-master")
 	}
 	first := receive(t, plain, events)
 	for i, s := range append(costly, plain) {
@@ -117,7 +117,7 @@ func expectListPageBudget(t *testing.T) {
 	f := startFanout(t, apptest.WithConfig(func(c *config.Config) { c.ListPageBudget = time.Nanosecond }))
 	const events = 5
 	for i := range events {
-		postPrompt(t, f, fmt.Sprint("j", i), strings.Repeat("x", 4000)+"z")
+		postModel(t, f, fmt.Sprint("j", i), "kling-v2-master")
 	}
 	req := &gatewayv1.ListEventsRequest{Filter: costliestFilter, PageSize: 100}
 	var got []uint64

@@ -31,23 +31,48 @@ import (
 )
 
 // MaxCost bounds an expression's estimated and actual cost, in CEL cost
-// units (roughly one per operation, one per ten bytes of string scanned).
-// It admits any comparison of fields and a scan of an event's outputs with
-// string functions, and refuses nested iteration over outputs, which would
-// make every publish pay a square for one subscriber.
-const MaxCost = 100_000
+// units (roughly one per operation, one per ten bytes of string scanned,
+// one per byte a regex scans per instruction of its program). Every
+// stream pays it per event, so it is kept to about a quarter of a
+// millisecond: five streams with the costliest filter accepted stay out
+// of other subscribers' way (BenchmarkCostlyFilters; see BENCHMARKS.md).
+// It admits any comparison of fields, a scan of an event's outputs with
+// string functions and a regex over an id or a name; it refuses nested
+// iteration over outputs and all but the smallest regexes over free text
+// (contains() is the way to search a prompt).
+const MaxCost = 20_000
 
 // MaxSourceBytes bounds the length of an expression.
 const MaxSourceBytes = 4096
 
 // Size assumptions of the cost estimate: how many outputs a job has, and
 // how long a string or the raw body is, at most. They are generous for
-// what Kling sends (at most nine images, prompts of 2,500 characters).
+// what Kling sends (at most nine images, prompts of 2,500 characters);
+// the free-text fields are assumed longer than the others (ids, names,
+// URLs), so a regex over a model name is not charged as if it scanned a
+// prompt. An event larger than assumed is still bounded: evaluation stops
+// at MaxCost.
 const (
-	maxListSize   = 100
-	maxStringSize = 4096
+	maxListSize   = 32
+	maxStringSize = 4096 // free text: prompt, status_message, description
+	maxURLSize    = 2048 // fields named url or *_url
+	maxShortSize  = 256  // every other string: ids, names, codes
 	maxBytesSize  = 1 << 20
 )
+
+// longText names the string fields that hold free text.
+var longText = map[string]bool{"prompt": true, "status_message": true, "description": true}
+
+// assumedSize is the longest a string field named field is assumed to be.
+func assumedSize(field string) uint64 {
+	switch {
+	case longText[field]:
+		return maxStringSize
+	case field == "url" || strings.HasSuffix(field, "_url"):
+		return maxURLSize
+	}
+	return maxShortSize
+}
 
 // ErrInvalid wraps every reason Compile refuses an expression.
 var ErrInvalid = errors.New("eventexpr: invalid filter expression")
@@ -202,22 +227,42 @@ func (e *Expr) String() string { return e.src }
 // error (a missing map key, the cost limit) counts as no match: a filter
 // that cannot say yes does not pass the event.
 func (e *Expr) Match(ev *gatewayv1.Event) bool {
-	seq := ev.GetSequence()
-	if seq == 0 {
-		return e.eval(ev) // not from the log: nothing names it
-	}
-	bodyless := len(ev.GetRawBody()) == 0
-	key := seq << 1
-	if bodyless {
-		key |= 1
-	}
-	slot := &e.recent[key%verdictSlots]
-	if v := slot.Load(); v != nil && v.seq == seq && v.bodyless == bodyless && v.id == ev.GetId() {
-		return v.match
+	if match, ok := e.Remembered(ev); ok {
+		return match
 	}
 	match := e.eval(ev)
-	slot.Store(&verdict{seq: seq, id: ev.GetId(), bodyless: bodyless, match: match})
+	if slot := e.slot(ev); slot != nil {
+		slot.Store(&verdict{seq: ev.GetSequence(), id: ev.GetId(), bodyless: len(ev.GetRawBody()) == 0, match: match})
+	}
 	return match
+}
+
+// Remembered returns the verdict on ev when a recent Match found it, so a
+// caller can tell a cheap answer from an evaluation.
+func (e *Expr) Remembered(ev *gatewayv1.Event) (match, ok bool) {
+	slot := e.slot(ev)
+	if slot == nil {
+		return false, false
+	}
+	v := slot.Load()
+	if v == nil || v.seq != ev.GetSequence() || v.bodyless != (len(ev.GetRawBody()) == 0) || v.id != ev.GetId() {
+		return false, false
+	}
+	return v.match, true
+}
+
+// slot returns where ev's verdict is remembered, or nil for an event not
+// from the log (sequence 0), which nothing names.
+func (e *Expr) slot(ev *gatewayv1.Event) *atomic.Pointer[verdict] {
+	seq := ev.GetSequence()
+	if seq == 0 {
+		return nil
+	}
+	key := seq << 1
+	if len(ev.GetRawBody()) == 0 {
+		key |= 1
+	}
+	return &e.recent[key%verdictSlots]
 }
 
 // eval evaluates the expression on ev. Events are not modified once
@@ -254,6 +299,9 @@ func (sizes) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 		limit = maxListSize
 	case types.StringKind:
 		limit = maxStringSize
+		if p := n.Path(); len(p) > 0 {
+			limit = assumedSize(p[len(p)-1])
+		}
 	case types.BytesKind:
 		limit = maxBytesSize
 	default:

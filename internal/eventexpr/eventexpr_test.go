@@ -201,7 +201,8 @@ func TestRegexChargedByCompiledSize(t *testing.T) {
 	}{
 		{"large repeat counts", `event.type == EVENT_TYPE_VIDEO_COMPLETED && event.job.prompt.matches("(?s).{999}.{999}z")`, 1, 45, `event.job.prompt.matches("(?s).{999}.{999}z")`},
 		{"global form", "event.type == EVENT_TYPE_VIDEO_COMPLETED &&\n  matches(event.job.prompt, \"(?s).{99}z\")", 2, 3, `matches(event.job.prompt, "(?s).{99}z")`},
-		{"many small clauses", strings.Repeat(`event.job.prompt.matches("(?s)a.{9}z") || `, 30) + "false", 0, 0, "too costly"},
+		{"over a prompt", `event.job.prompt.matches("(?i)dragon")`, 1, 1, `event.job.prompt.matches("(?i)dragon") is too costly`},
+		{"many small clauses", strings.Repeat(`event.job.model.matches("(?s)a.{9}z") || `, 30) + "false", 0, 0, "too costly"},
 		{"pattern from the event", `event.job.prompt.matches(event.job.model)`, 1, 1, "constant"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -215,34 +216,39 @@ func TestRegexChargedByCompiledSize(t *testing.T) {
 			}
 		})
 	}
-	if _, err := eventexpr.Compile(`event.job.prompt.matches("^(?i)a (cat|dog)")`); err != nil {
-		t.Errorf("a modest regex is refused: %v", err)
+	for _, src := range []string{
+		`event.job.model.matches("^kling-v2(-1)?-(master|pro)$")`, // a short field is charged as short
+		`event.webhook_id.matches("^team-[a-z]+$") && event.job.videos.exists(v, v.url.endsWith(".mp4"))`,
+	} {
+		if _, err := eventexpr.Compile(src); err != nil {
+			t.Errorf("a modest regex is refused: %v", err)
+		}
 	}
 }
 
-// TestRuntimeBudget: the compile-time estimate assumes strings of a few
-// KiB, but a signed sender may send a prompt of far more. A regex call
+// TestRuntimeBudget: the compile-time estimate assumes a model name of at
+// most 256 bytes, but a signed sender may send far more. A regex call
 // whose input would take it over the per-evaluation budget (charged by
 // the compiled program's size, not the pattern's length) is not run at
 // all, and the filter does not match: a filter that cannot say yes does
-// not pass the event. The same filter matches a prompt of the assumed
+// not pass the event. The same filter matches a name of the assumed
 // size.
 func TestRuntimeBudget(t *testing.T) {
-	e, err := eventexpr.Compile(`event.job.prompt.matches("(?s)a.{20}z")`)
+	e, err := eventexpr.Compile(`event.job.model.matches("(?s)a.{20}z")`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name   string
-		prompt string
-		want   bool
+		name  string
+		model string
+		want  bool
 	}{
-		{"2 KB", "a" + strings.Repeat("x", 20) + "z" + strings.Repeat("x", 2000), true},
+		{"22 bytes", "a" + strings.Repeat("x", 20) + "z", true},
 		{"40 KiB", "a" + strings.Repeat("x", 20) + "z" + strings.Repeat("x", 40<<10), false},
 		{"1 MiB", "a" + strings.Repeat("x", 20) + "z" + strings.Repeat("x", 1<<20), false},
 	} {
 		ev := sampleEvent()
-		ev.Job.Prompt = tc.prompt
+		ev.Job.Model = tc.model
 		if got := e.Match(ev); got != tc.want {
 			t.Errorf("%s: Match = %v, want %v", tc.name, got, tc.want)
 		}

@@ -25,10 +25,10 @@ import (
 // call whose input would exceed the budget is not run at all.
 
 // regexStepsPerUnit is how many byte × instruction steps of a regex make
-// one cost unit. A step of Go's regexp takes about as long as a quarter
-// of CEL's base operation in the worst case (a program whose every
-// instruction stays live), so four steps cost what one operation does.
-const regexStepsPerUnit = 4
+// one cost unit. A step of Go's regexp, in the worst case (a program
+// whose every instruction stays live), takes about as long as one of
+// CEL's base operations, so one step costs one unit.
+const regexStepsPerUnit = 1
 
 // regexCost is the cost of running a program of insts instructions over
 // n bytes.
@@ -84,6 +84,8 @@ func checkRegexes(src string, a *cel.Ast) (map[string]int, error) {
 		n := uint64(maxStringSize)
 		if s, ok := literalString(target); ok {
 			n = uint64(len(s))
+		} else if target != nil && target.Kind() == celast.SelectKind {
+			n = assumedSize(target.AsSelect().FieldName()) // as sizes.EstimateSize assumes
 		}
 		if cost := regexCost(n, insts); cost > MaxCost {
 			return nil, &Error{Line: loc.Line(), Column: loc.Column() + 1, Reason: fmt.Sprintf(

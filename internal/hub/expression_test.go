@@ -17,6 +17,8 @@ type stuckExpression struct {
 	release chan struct{}
 }
 
+func (s *stuckExpression) Remembered(*gatewayv1.Event) (bool, bool) { return false, false }
+
 func (s *stuckExpression) Match(*gatewayv1.Event) bool {
 	select {
 	case s.asked <- struct{}{}:

@@ -48,9 +48,13 @@ type Filter struct {
 
 // expression is a compiled CEL filter (*eventexpr.Expr). Its cost has a
 // bound, but it is far above that of the other checks, which is why only
-// the stream's own goroutine evaluates it (see Hub.Publish).
+// the stream's own goroutine evaluates it, and only so many at once (see
+// Subscription.match).
 type expression interface {
 	Match(ev *gatewayv1.Event) bool
+	// Remembered returns the verdict on ev when it is known without
+	// evaluating (another stream with the same expression asked).
+	Remembered(ev *gatewayv1.Event) (match, ok bool)
 }
 
 // UniqueEventTypes returns types without duplicates, in the order given

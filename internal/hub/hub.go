@@ -14,17 +14,20 @@
 // between live and lagging. It is never held across a log read, a network
 // write or a filter's CEL expression; the stream goroutine that calls
 // Subscription.Next is the only one that sends on its stream, and the
-// one that evaluates its expression.
+// one that evaluates its expression, holding one of Hub.evaluating's slots
+// (a semaphore, never held with Hub.mu or across a write).
 package hub
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
@@ -79,6 +82,9 @@ type Config struct {
 	// once across all subscriptions (see readBudget); 0 means
 	// DefaultCatchUpBytes, a negative value means no bound.
 	CatchUpBytes int64
+	// Evaluators bounds how many streams evaluate their CEL expressions at
+	// once; 0 means half of GOMAXPROCS, at least one.
+	Evaluators int
 	// Registerer receives the hub's metrics when not nil.
 	Registerer prometheus.Registerer
 }
@@ -98,6 +104,9 @@ type Hub struct {
 	recent *recent                    // guarded by mu; nil when disabled
 
 	budget *readBudget // safe for concurrent use
+	// evaluating bounds the CEL expressions evaluated at once (see
+	// Subscription.match); safe for concurrent use, never held with mu.
+	evaluating *semaphore.Weighted
 
 	metrics metrics
 }
@@ -121,17 +130,21 @@ func New(cfg Config) *Hub {
 	if cfg.CatchUpBytes == 0 {
 		cfg.CatchUpBytes = DefaultCatchUpBytes
 	}
+	if cfg.Evaluators <= 0 {
+		cfg.Evaluators = max(1, runtime.GOMAXPROCS(0)/2)
+	}
 	stored, _ := cfg.Log.(StoredReader)
 	return &Hub{
-		log:     cfg.Log,
-		stored:  stored,
-		cfg:     cfg,
-		done:    make(chan struct{}),
-		subs:    make(map[*Subscription]struct{}),
-		last:    cfg.Last,
-		recent:  newRecent(cfg.Recent, cfg.RecentBytes),
-		budget:  newReadBudget(cfg.CatchUpBytes),
-		metrics: newMetrics(cfg.Registerer),
+		log:        cfg.Log,
+		stored:     stored,
+		cfg:        cfg,
+		done:       make(chan struct{}),
+		subs:       make(map[*Subscription]struct{}),
+		last:       cfg.Last,
+		recent:     newRecent(cfg.Recent, cfg.RecentBytes),
+		budget:     newReadBudget(cfg.CatchUpBytes),
+		evaluating: semaphore.NewWeighted(int64(cfg.Evaluators)),
+		metrics:    newMetrics(cfg.Registerer),
 	}
 }
 
