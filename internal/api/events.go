@@ -95,8 +95,9 @@ func NewEventService(cfg EventConfig) *EventService {
 	if cfg.PageBudget <= 0 {
 		cfg.PageBudget = defaultPageBudget
 	}
-	return &EventService{Log: cfg.Log, Hub: cfg.Hub, Logger: cfg.Logger, Now: cfg.Now, Tokens: pageTokens{key: cfg.PageKey},
-		SendDeadline: cfg.SendDeadline, PageBudget: cfg.PageBudget,
+	return &EventService{PageBudget: cfg.PageBudget,
+		Log: cfg.Log, Hub: cfg.Hub, Logger: cfg.Logger, Now: cfg.Now, Tokens: pageTokens{key: cfg.PageKey},
+		SendDeadline: cfg.SendDeadline,
 		quota:        streamQuota{max: cfg.MaxStreamsPerToken, open: make(map[string]map[*quotaSlot]struct{})}}
 }
 
