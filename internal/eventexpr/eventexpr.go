@@ -340,5 +340,5 @@ func (s sizes) EstimateCallCost(function, _ string, target *cost.AstNode, args [
 	if est := s.EstimateSize(*target); est != nil {
 		n = est.Max
 	}
-	return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: regexCost(0, insts), Max: regexCost(n, insts)}}
+	return cost.NewCallEstimate(cost.Estimate{Min: regexCost(0, insts), Max: regexCost(n, insts)}, nil)
 }
