@@ -117,19 +117,12 @@ func costlyFilterRun(b *testing.B, costly, rate, events int) []float64 {
 			mu.Unlock()
 		}
 	})
-	var images strings.Builder
-	for i := range 200 {
-		if i > 0 {
-			images.WriteString(",")
-		}
-		fmt.Fprintf(&images, `{"index":%d,"url":"https://cdn.example/%d.png"}`, i, i)
-	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	start := time.Now()
 	for i := range events {
 		// Open loop: each POST at its time, whatever the last one took.
 		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
-		body := fmt.Appendf(nil, `{"task_id":"p%d","task_status":"succeed","created_at":1773368000000,"updated_at":1773368041007,"task_result":{"images":[%s]}}`, i, images.String())
+		body := manyImages(fmt.Sprint("p", i), 200)
 		req, _ := http.NewRequest(http.MethodPost, srv.HTTPURL+"/webhooks/klingai", strings.NewReader(string(body)))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(verify.HeaderKlingSignature, verify.SignKling([]byte(secret), body))

@@ -71,16 +71,17 @@ func expectCostlyFilterRefused(t *testing.T) {
 }
 
 // expectCostlyStreamsApart: streams with the costliest accepted filter
-// evaluate it on their own goroutines; a plain stream beside them gets
-// every event in order, and so do they. How long the plain stream waits
-// is a benchmark figure (BenchmarkCostlyFilters), not asserted here.
+// evaluate it on their own goroutines, each evaluation cut at the cost
+// limit by events with many images; a plain stream beside them gets every
+// event in order, and each costly stream, having judged every event in
+// turn, gets the one event its filter names. How long the plain stream
+// waits is a benchmark figure (BenchmarkCostlyFilters), not asserted here.
 func expectCostlyStreamsApart(t *testing.T) {
 	f := startFanout(t, apptest.WithConfig(func(c *config.Config) { c.TokensFile = subscribeTokensFile(t) }))
 	ctx := t.Context()
 	reader := gatewayv1.NewEventServiceClient(f.srv.Dial(t, grpc.WithPerRPCCredentials(apptest.BearerCreds(subscribeToken))))
 	var costly []grpc.ServerStreamingClient[gatewayv1.SubscribeResponse]
 	for i := range 5 {
-		// Five different sources, so no two share verdicts.
 		s, err := reader.Subscribe(ctx, &gatewayv1.SubscribeRequest{Filter: fmt.Sprintf(costliestFilter+` || event.job.job_id == "c%d"`, i)})
 		if err != nil {
 			t.Fatal(err)
@@ -91,22 +92,39 @@ func expectCostlyStreamsApart(t *testing.T) {
 		costly = append(costly, s)
 	}
 	plain := f.subscribe(ctx, &gatewayv1.SubscribeRequest{})
-	const events = 10
-	for i := range events {
-		postModel(t, f, fmt.Sprint("j", i), "kling-v2-master")
-	}
-	first := receive(t, plain, events)
-	for i, s := range append(costly, plain) {
-		got := first
-		if i < len(costly) {
-			got = receive(t, s, events)
-		}
-		for j := 1; j < len(got); j++ {
-			if got[j] != got[j-1]+1 {
-				t.Fatalf("stream %d: sequences %v are not contiguous", i, got)
-			}
+	const heavy = 10
+	for i := range heavy {
+		body := manyImages(fmt.Sprint("p", i), 200)
+		if status, out := f.srv.Post(t, "/webhooks/klingai", signed(body), body); status != http.StatusOK {
+			t.Fatalf("post: status %d: %s", status, out)
 		}
 	}
+	for i := range costly {
+		postModel(t, f, fmt.Sprint("c", i), "kling-v2-master")
+	}
+	all := receive(t, plain, heavy+len(costly))
+	for j := 1; j < len(all); j++ {
+		if all[j] != all[j-1]+1 {
+			t.Fatalf("the plain stream: sequences %v are not contiguous", all)
+		}
+	}
+	for i, s := range costly {
+		if got := receive(t, s, 1); got[0] != all[heavy+i] {
+			t.Fatalf("costly stream %d got sequence %d, want %d (its own event)", i, got[0], all[heavy+i])
+		}
+	}
+}
+
+// manyImages is a Kling callback (legacy shape) for job with n images.
+func manyImages(job string, n int) []byte {
+	var images strings.Builder
+	for i := range n {
+		if i > 0 {
+			images.WriteString(",")
+		}
+		fmt.Fprintf(&images, `{"index":%d,"url":"https://cdn.example/%d.png"}`, i, i)
+	}
+	return fmt.Appendf(nil, `{"task_id":%q,"task_status":"succeed","created_at":1773368000000,"updated_at":1773368041007,"task_result":{"images":[%s]}}`, job, images.String())
 }
 
 // expectListPageBudget: a page stops scanning when its time budget is
@@ -119,7 +137,8 @@ func expectListPageBudget(t *testing.T) {
 	for i := range events {
 		postModel(t, f, fmt.Sprint("j", i), "kling-v2-master")
 	}
-	req := &gatewayv1.ListEventsRequest{Filter: costliestFilter, PageSize: 100}
+	// Negated, so that it matches these events, which have no images.
+	req := &gatewayv1.ListEventsRequest{Filter: "!(" + costliestFilter + ")", PageSize: 100}
 	var got []uint64
 	pages := 0
 	for {
