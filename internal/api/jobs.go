@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -27,14 +26,12 @@ type JobStates interface {
 type JobService struct {
 	gatewayv1.UnimplementedJobServiceServer
 	states JobStates
-	log    *slog.Logger
 	tokens pageTokens
 }
 
 // JobConfig is what JobService needs.
 type JobConfig struct {
 	States JobStates
-	Logger *slog.Logger
 	// PageKey authenticates page tokens and must be the same on every
 	// replica.
 	PageKey []byte
@@ -42,25 +39,24 @@ type JobConfig struct {
 
 // NewJobService returns the service.
 func NewJobService(cfg JobConfig) *JobService {
-	return &JobService{states: cfg.States, log: cfg.Logger, tokens: pageTokens{key: cfg.PageKey}}
+	return &JobService{states: cfg.States, tokens: pageTokens{key: cfg.PageKey}}
 }
 
 // GetJob implements JobService.GetJob.
 func (s *JobService) GetJob(ctx context.Context, req *gatewayv1.GetJobRequest) (*gatewayv1.GetJobResponse, error) {
 	if req.GetJobId() == "" {
-		return nil, toStatus(s.log, "GetJob", invalid("job_id", "required"))
+		return nil, invalid("job_id", "required")
 	}
 	st, err := s.states.Get(ctx, req.GetWebhookId(), req.GetJobId())
 	if err != nil {
-		return nil, toStatus(s.log, "GetJob", err)
+		return nil, err
 	}
 	return &gatewayv1.GetJobResponse{JobState: st}, nil
 }
 
 // ListJobs implements JobService.ListJobs.
 func (s *JobService) ListJobs(ctx context.Context, req *gatewayv1.ListJobsRequest) (*gatewayv1.ListJobsResponse, error) {
-	resp, err := s.listJobs(ctx, req)
-	return resp, toStatus(s.log, "ListJobs", err)
+	return s.listJobs(ctx, req)
 }
 
 func (s *JobService) listJobs(ctx context.Context, req *gatewayv1.ListJobsRequest) (*gatewayv1.ListJobsResponse, error) {

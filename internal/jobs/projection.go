@@ -14,16 +14,17 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/jobstate"
 )
 
 var (
 	// ErrNotFound reports that no state exists for the requested job: the
 	// projection has not seen an event for it, or retention removed it.
-	ErrNotFound = errors.New("jobs: job not found")
+	ErrNotFound = errkind.New(errkind.NotFound, "jobs", "job not found")
 	// ErrUnavailable reports that the bucket could not be reached; a retry
 	// may succeed.
-	ErrUnavailable = errors.New("jobs: projection unavailable")
+	ErrUnavailable = errkind.New(errkind.Unavailable, "jobs", "job states unavailable; retry later")
 )
 
 // Timings of the projection's background work.
@@ -120,9 +121,12 @@ func Open(ctx context.Context, cfg Config) (*Projection, error) {
 		// projection would then stop following the log. The bucket's own
 		// stream can drop its oldest writes instead, and the checkpoint,
 		// rewritten every second, is never among them.
-		sc := stream.CachedInfo().Config
-		if sc.MaxBytes != cfg.MaxBytes || sc.Discard != jetstream.DiscardOld {
-			sc.MaxBytes, sc.Discard = cfg.MaxBytes, jetstream.DiscardOld
+		// Never below what is stored, so a smaller budget at start
+		// drops no job state.
+		info := stream.CachedInfo()
+		sc, limit := info.Config, max(cfg.MaxBytes, int64(info.State.Bytes)) //nolint:gosec // a stream's size
+		if sc.MaxBytes != limit || sc.Discard != jetstream.DiscardOld {
+			sc.MaxBytes, sc.Discard = limit, jetstream.DiscardOld
 			if stream, err = cfg.JetStream.UpdateStream(ctx, sc); err != nil {
 				return nil, classify("cap bucket", err)
 			}
