@@ -6,8 +6,13 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/auth"
 	"github.com/klingfan/klingfan/internal/jobs"
+	"github.com/klingfan/klingfan/internal/submit"
 )
 
 // List sizes of ListJobs.
@@ -23,18 +28,26 @@ type JobStates interface {
 	List(ctx context.Context, q jobs.Query) ([]*gatewayv1.JobState, uint64, error)
 }
 
+// Creator creates Kling tasks; *submit.Submitter implements it.
+type Creator interface {
+	Submit(ctx context.Context, req submit.Request) (*gatewayv1.JobState, error)
+}
+
 // JobService serves kling.gateway.v1.JobService from the job projection.
 type JobService struct {
 	gatewayv1.UnimplementedJobServiceServer
-	states JobStates
-	log    *slog.Logger
-	tokens pageTokens
+	states  JobStates
+	creator Creator
+	log     *slog.Logger
+	tokens  pageTokens
 }
 
 // JobConfig is what JobService needs.
 type JobConfig struct {
 	States JobStates
-	Logger *slog.Logger
+	// Creator serves CreateJob; UNIMPLEMENTED when nil.
+	Creator Creator
+	Logger  *slog.Logger
 	// PageKey authenticates page tokens and must be the same on every
 	// replica.
 	PageKey []byte
@@ -42,7 +55,22 @@ type JobConfig struct {
 
 // NewJobService returns the service.
 func NewJobService(cfg JobConfig) *JobService {
-	return &JobService{states: cfg.States, log: cfg.Logger, tokens: pageTokens{key: cfg.PageKey}}
+	return &JobService{states: cfg.States, creator: cfg.Creator, log: cfg.Logger, tokens: pageTokens{key: cfg.PageKey}}
+}
+
+// CreateJob implements JobService.CreateJob.
+func (s *JobService) CreateJob(ctx context.Context, req *gatewayv1.CreateJobRequest) (*gatewayv1.CreateJobResponse, error) {
+	if s.creator == nil {
+		return nil, status.Error(codes.Unimplemented, "CreateJob is not served here")
+	}
+	st, err := s.creator.Submit(ctx, submit.Request{
+		Endpoint: req.GetEndpoint(), Body: req.GetBody(), RequestID: req.GetRequestId(),
+		WebhookID: req.GetWebhookId(), Token: auth.TokenName(ctx),
+	})
+	if err != nil {
+		return nil, toStatus(s.log, "CreateJob", err)
+	}
+	return &gatewayv1.CreateJobResponse{JobState: st}, nil
 }
 
 // GetJob implements JobService.GetJob.

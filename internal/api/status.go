@@ -53,6 +53,9 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	if st, ok := createStatus(err); ok {
+		return st
+	}
 	var (
 		fe *fieldError
 		pe *preconditionError

@@ -1,0 +1,122 @@
+package api
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/submit"
+)
+
+// klingDomain is the ErrorInfo domain of Kling's own refusals.
+const klingDomain = "klingai.com"
+
+// minKlingRetry is the least wait Kling's concurrency rules ask for after
+// a rate or concurrency refusal.
+const minKlingRetry = time.Second
+
+// createStatus maps what CreateJob's submitter returns: its own refusals,
+// and Kling's answers by the code table Kling documents. ok is false for
+// errors it does not know, which toStatus then maps.
+func createStatus(err error) (_ error, ok bool) {
+	var (
+		ie *submit.InvalidError
+		pe *submit.PreconditionError
+		be *submit.BudgetError
+		ce *submit.CredentialError
+		ae *klingapi.APIError
+	)
+	switch {
+	case errors.As(err, &ie):
+		return badRequest(ie.Field, ie.Reason), true
+	case errors.As(err, &pe):
+		return status.Error(codes.FailedPrecondition, pe.Reason), true
+	case errors.Is(err, submit.ErrNoCredentials), errors.Is(err, submit.ErrNoPublicURL):
+		return status.Error(codes.FailedPrecondition, strings.TrimPrefix(err.Error(), "submit: ")), true
+	case errors.Is(err, submit.ErrRequestReused):
+		return status.Error(codes.AlreadyExists, "request_id already used for a different request (another endpoint, body or webhook_id); use a new request_id"), true
+	case errors.As(err, &be):
+		return withDetails(status.New(codes.ResourceExhausted, strings.TrimPrefix(be.Error(), "submit: ")+"; Kling was not called"),
+			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: "token:" + be.Token, Description: be.Limit}}},
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(be.RetryAfter)}), true
+	case errors.As(err, &ce):
+		msg := "Kling refused the credentials " + ce.Credential
+		if errors.As(err, &ae) {
+			msg += " (code " + strconv.Itoa(ae.Code) + ": " + ae.Message + ")"
+			return withDetails(status.New(codes.FailedPrecondition, msg+"; check them, or the clock for an expired token"), klingInfo(ae)), true
+		}
+		return status.Error(codes.FailedPrecondition, msg), true
+	case errors.As(err, &ae):
+		return klingStatus(ae), true
+	case errors.Is(err, klingapi.ErrUnavailable):
+		return status.Error(codes.Unavailable, "Kling could not be reached, and may or may not have created the task; retrying with the same request_id is safe"), true
+	case errors.Is(err, submit.ErrUnavailable):
+		return status.Error(codes.Unavailable, "create records unavailable; retrying with the same request_id is safe"), true
+	}
+	return nil, false
+}
+
+// klingStatus maps one of Kling's refusals by its code (Kling's error code
+// table: 1000-1004 authentication, 1100-1103 account, 1200-1203 request,
+// 1300-1304 policy and limits, 5000-5002 server).
+func klingStatus(ae *klingapi.APIError) error {
+	refused := "Kling refused the task (code " + strconv.Itoa(ae.Code) + "): " + ae.Message
+	info := klingInfo(ae)
+	switch {
+	case ae.HTTPStatus >= 500 || ae.Code >= 5000:
+		return withDetails(status.New(codes.Unavailable, "Kling failed (HTTP "+strconv.Itoa(ae.HTTPStatus)+", code "+strconv.Itoa(ae.Code)+"): "+ae.Message+"; retrying with the same request_id is safe"),
+			info, &errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay(ae))})
+	case ae.Code == 1102, ae.Code == 1302, ae.Code == 1303, ae.HTTPStatus == 429 && ae.Code == 0:
+		// A depleted resource pack, the rate limit, or the account's
+		// concurrency: the task was not created, and may be later.
+		return withDetails(status.New(codes.ResourceExhausted, refused),
+			info, &errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay(ae))})
+	case ae.Code >= 1000 && ae.Code <= 1004:
+		return withDetails(status.New(codes.FailedPrecondition, "Kling refused the credentials (code "+strconv.Itoa(ae.Code)+"): "+ae.Message), info)
+	case ae.Code >= 1200 && ae.Code <= 1203, ae.Code == 1300, ae.Code == 1301:
+		// Invalid parameters, or content the platform's policy refused:
+		// Kling's message says what to change.
+		return withDetails(status.New(codes.InvalidArgument, refused), info)
+	case ae.Code >= 1100 && ae.Code < 1200, ae.Code == 1304:
+		// The account's state (arrears, permissions) or the IP
+		// allow-list: nothing a retry of this request changes.
+		return withDetails(status.New(codes.FailedPrecondition, refused), info)
+	}
+	return withDetails(status.New(codes.FailedPrecondition, refused), info)
+}
+
+// retryDelay is Kling's Retry-After, or the least wait its concurrency
+// rules ask for.
+func retryDelay(ae *klingapi.APIError) time.Duration {
+	if ae.RetryAfter > 0 {
+		return ae.RetryAfter
+	}
+	return minKlingRetry
+}
+
+// klingInfo carries Kling's code and request id, so a caller can act on the
+// code and Kling's support can find the request.
+func klingInfo(ae *klingapi.APIError) *errdetails.ErrorInfo {
+	md := map[string]string{"code": strconv.Itoa(ae.Code), "http_status": strconv.Itoa(ae.HTTPStatus)}
+	if ae.RequestID != "" {
+		md["request_id"] = ae.RequestID
+	}
+	return &errdetails.ErrorInfo{Reason: "KLING_" + strconv.Itoa(ae.Code), Domain: klingDomain, Metadata: md}
+}
+
+// withDetails attaches details to st, or returns st alone if they cannot
+// be attached.
+func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
+	if s, err := st.WithDetails(details...); err == nil {
+		return s.Err()
+	}
+	return st.Err()
+}
