@@ -13,6 +13,7 @@ import (
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/jobs"
 	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/submit"
 )
 
 // defaultStaleLimit bounds the stale jobs one pass queries when
@@ -66,7 +67,7 @@ func shapeOf(e *gatewayv1.Event) Shape {
 		return ShapeLegacy
 	case gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2:
 		return ShapeNew
-	case gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_QUERY:
+	case gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_QUERY, gatewayv1.SourceFormat_SOURCE_FORMAT_CREATE_ANSWER:
 		var f struct {
 			TaskID string `json:"task_id"`
 			ID     string `json:"id"`
@@ -157,7 +158,7 @@ func (r *Reconciler) queryOne(ctx context.Context, ps *passState, st *gatewayv1.
 		return nil
 	}
 	var tried int
-	for _, c := range r.candidates(logged.Shape, st.GetJob().GetKind()) {
+	for _, c := range r.candidatesOf(st.GetJob(), logged.Shape) {
 		tried++
 		task, found, err := r.get(ctx, ps, c, id)
 		if err != nil {
@@ -191,6 +192,16 @@ func (c candidate) label() string {
 		return "tasks"
 	}
 	return c.family.String()
+}
+
+// candidatesOf is where to look for a job: the one family it was created
+// in when klingfan created it (CreateJob recorded the create path), else
+// the candidates its shape and kind suggest.
+func (r *Reconciler) candidatesOf(job *gatewayv1.Job, shape Shape) []candidate {
+	if f, ok := submit.FamilyOf(job.GetCreateEndpoint()); ok {
+		return []candidate{{family: f}}
+	}
+	return r.candidates(shape, job.GetKind())
 }
 
 // candidates orders where to look for a job, cheapest first. The job state
