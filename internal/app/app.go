@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/datadir"
 	"github.com/klingfan/klingfan/internal/telemetry"
 )
 
@@ -74,21 +75,26 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 	log := opts.Logger
 
+	// The data directory is claimed, then the ports bound, and only then
+	// is the store opened: a second klingfan on the same directory or the
+	// same ports stops here and has touched nothing.
+	if cfg.NATSURL == "" {
+		lock, err := datadir.Acquire(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = lock.Release() }() // after srv.close, below
+	}
+	grpcLn, httpLn, err := bindListeners(cfg, &opts)
+	if err != nil {
+		return err
+	}
 	srv, err := newServer(ctx, cfg, opts, tracing)
 	if err != nil {
+		closeListeners(grpcLn, httpLn, opts.IngestListener, opts.MetricsListener)
 		return err
 	}
 	defer srv.close()
-
-	grpcLn, err := listen(opts.GRPCListener, cfg.GRPCAddr)
-	if err != nil {
-		return err
-	}
-	httpLn, err := listen(opts.HTTPListener, cfg.HTTPAddr)
-	if err != nil {
-		grpcLn.Close()
-		return err
-	}
 	srv.printBanner(opts.Stdout, grpcLn.Addr(), httpLn.Addr())
 	log.Info("klingfan serving", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String(), "data_dir", cfg.DataDir)
 
@@ -135,6 +141,44 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		return nil
 	}
 	return err
+}
+
+// bindListeners binds every configured address that Options does not
+// already provide, so a busy port fails start-up before the store is
+// opened. The optional ingest and metrics listeners go into opts.
+func bindListeners(cfg config.Config, opts *Options) (grpcLn, httpLn net.Listener, err error) {
+	var bound []net.Listener
+	bind := func(given net.Listener, addr string) net.Listener {
+		if err != nil {
+			return nil
+		}
+		var ln net.Listener
+		if ln, err = listen(given, addr); err == nil {
+			bound = append(bound, ln)
+		}
+		return ln
+	}
+	grpcLn = bind(opts.GRPCListener, cfg.GRPCAddr)
+	httpLn = bind(opts.HTTPListener, cfg.HTTPAddr)
+	if opts.IngestListener == nil && cfg.IngestAddr != "" {
+		opts.IngestListener = bind(nil, cfg.IngestAddr)
+	}
+	if opts.MetricsListener == nil && cfg.MetricsAddr != "" {
+		opts.MetricsListener = bind(nil, cfg.MetricsAddr)
+	}
+	if err != nil {
+		closeListeners(bound...)
+		return nil, nil, err
+	}
+	return grpcLn, httpLn, nil
+}
+
+func closeListeners(lns ...net.Listener) {
+	for _, ln := range lns {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
 }
 
 func listen(given net.Listener, addr string) (net.Listener, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/klingfan/klingfan/internal/auth"
 	"github.com/klingfan/klingfan/internal/certpool"
 	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/datadir"
 	"github.com/klingfan/klingfan/internal/store"
 )
 
@@ -213,6 +214,13 @@ func RestoreCommand(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
+	// A klingfan serving the directory, or a second restore, must not meet
+	// this one in the store.
+	lock, err := datadir.Acquire(*dataDir)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer func() { _ = lock.Release() }()
 	log := NewLogger(config.Config{LogLevel: lvl}, os.Stderr)
 	m, err := store.Restore(ctx, store.Config{DataDir: *dataDir, Logger: log}, f)
 	if err != nil {
