@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -13,7 +14,7 @@ import (
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/jobs"
 	"github.com/klingfan/klingfan/internal/klingapi"
-	"github.com/klingfan/klingfan/internal/submit"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 )
 
 // defaultStaleLimit bounds the stale jobs one pass queries when
@@ -198,8 +199,14 @@ func (c candidate) label() string {
 // in when klingfan created it (CreateJob recorded the create path), else
 // the candidates its shape and kind suggest.
 func (r *Reconciler) candidatesOf(job *gatewayv1.Job, shape Shape) []candidate {
-	if f, ok := submit.FamilyOf(job.GetCreateEndpoint()); ok {
-		return []candidate{{family: f}}
+	if job.GetCreateEndpoint() != "" {
+		if f, err := klingfamily.ForEndpoint(job.GetCreateEndpoint()); err == nil {
+			if f.Shape == klingfamily.New {
+				return []candidate{{tasks: true}}
+			}
+			group, name, _ := strings.Cut(f.Name, "/")
+			return []candidate{{family: klingapi.Family{Group: group, Name: name}}}
+		}
 	}
 	return r.candidates(shape, job.GetKind())
 }

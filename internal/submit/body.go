@@ -58,12 +58,12 @@ func prepare(f family, webhookID string, body *structpb.Struct, requestID, callb
 	if err != nil {
 		return prepared{}, &InvalidError{Field: "body", Reason: "not encodable as JSON: " + err.Error()}
 	}
-	sum := sha256.Sum256(append([]byte(f.endpoint+"\x00"+webhookID+"\x00"), given...))
+	sum := sha256.Sum256(append([]byte(f.Create+"\x00"+webhookID+"\x00"), given...))
 
 	out := maps.Clone(in)
 	target := out
 	field := "body."
-	if f.options {
+	if f.options() {
 		opts, ok := out[fieldOptions].(map[string]any)
 		if !ok && out[fieldOptions] != nil {
 			return prepared{}, &InvalidError{Field: "body.options", Reason: "must be an object"}

@@ -1,59 +1,41 @@
 package submit
 
 import (
-	"slices"
+	"errors"
+	"strings"
 
-	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 )
 
-// family is where a task created on one endpoint lives: the create path,
-// the body's shape (where callback_url and external_task_id go), and the
-// family the reconciler and the crash recovery query it by.
-//
-// TODO(lead): this reads internal/klingapi's Families, the legacy families
-// only, until the one family table of issue #27 (contract-query) lands;
-// then endpoints, shapes and external-id lookups come from that table and
-// this file shrinks to a lookup in it.
+// family is where a task created on one endpoint lives, from the family
+// table: the create path, the body's shape (the newer and solutions APIs
+// take callback_url and external_task_id under "options", the legacy API
+// at the top level) and how a task is looked up by its external id.
 type family struct {
-	endpoint string
-	fam      klingapi.Family
-	// options is set for the newer API, whose create bodies carry
-	// callback_url and external_task_id under "options"; the legacy API has
-	// them at the top level.
-	options bool
+	klingfamily.Family
 }
 
-// families lists every endpoint CreateJob accepts, in the table's order.
-func families() []family {
-	out := make([]family, 0, len(klingapi.Families))
-	for _, f := range klingapi.Families {
-		out = append(out, family{endpoint: "/v1/" + f.Group + "/" + f.Name, fam: f})
+// options reports whether the family's create body takes callback_url and
+// external_task_id under "options".
+func (f family) options() bool { return f.Shape == klingfamily.New }
+
+// lookupByExternal reports whether Kling documents a lookup by external
+// task id for the family, which resolves a create whose answer was lost.
+func (f family) lookupByExternal() bool {
+	return f.Query.Kind != klingfamily.QueryNone && f.Query.ByExternal
+}
+
+// familyOf returns the family created on endpoint; an unknown endpoint is
+// an *InvalidError naming the known ones.
+func familyOf(endpoint string) (family, error) {
+	f, err := klingfamily.ForEndpoint(endpoint)
+	if errors.Is(err, klingfamily.ErrUnknownEndpoint) {
+		return family{}, &InvalidError{Field: "endpoint", Reason: "unknown create path " + quote(endpoint) + "; known: " + strings.Join(klingfamily.Endpoints(), ", ")}
 	}
-	return out
-}
-
-// familyOf returns the family created on endpoint.
-func familyOf(endpoint string) (family, bool) {
-	i := slices.IndexFunc(families(), func(f family) bool { return f.endpoint == endpoint })
-	if i < 0 {
-		return family{}, false
+	if err != nil {
+		return family{}, err
 	}
-	return families()[i], true
+	return family{f}, nil
 }
 
-// Endpoints returns every create path CreateJob accepts.
-func Endpoints() []string {
-	fs := families()
-	out := make([]string, len(fs))
-	for i, f := range fs {
-		out[i] = f.endpoint
-	}
-	return out
-}
-
-// FamilyOf returns the family a job created on endpoint belongs to, for the
-// reconciler: false for an endpoint CreateJob does not accept.
-func FamilyOf(endpoint string) (klingapi.Family, bool) {
-	f, ok := familyOf(endpoint)
-	return f.fam, ok
-}
+func quote(s string) string { return `"` + s + `"` }

@@ -31,6 +31,7 @@ import (
 	"github.com/klingfan/klingfan/internal/jobs"
 	"github.com/klingfan/klingfan/internal/jobstate"
 	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/registry"
 )
 
@@ -54,8 +55,9 @@ const (
 // implements it.
 type API interface {
 	Create(ctx context.Context, path string, body []byte) (klingapi.Task, error)
-	GetTask(ctx context.Context, f klingapi.Family, id string, external bool) (klingapi.Task, error)
-	GetTasks(ctx context.Context, ids []string, external bool) ([]klingapi.Task, error)
+	// GetTask queries one task of a family by id, or by external task id
+	// when external is set, as the family table says.
+	GetTask(ctx context.Context, f klingfamily.Family, id string, external bool) (klingapi.Task, error)
 }
 
 // Appender is the guarded append path of the log (outcome.Guard).
@@ -165,7 +167,7 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (*gatewayv1.JobStat
 			}
 			claim := &record{
 				State: statePending, RequestID: req.RequestID, Fingerprint: prep.fingerprint,
-				Endpoint: f.endpoint, WebhookID: req.WebhookID, ExternalID: prep.externalID, Token: req.Token,
+				Endpoint: f.Create, WebhookID: req.WebhookID, ExternalID: prep.externalID, Token: req.Token,
 				Deadline: s.now().Add(s.cfg.ClaimTimeout),
 			}
 			newRev, ok, err := s.store(ctx, key, claim, 0)
@@ -212,14 +214,14 @@ func (s *Submitter) check(req *Request) (family, prepared, error) {
 		return family{}, prepared{}, &InvalidError{Field: "request_id", Reason: fmt.Sprintf("at most %d printable ASCII characters without spaces", maxRequestID)}
 	}
 	if req.Endpoint == "" {
-		return family{}, prepared{}, &InvalidError{Field: "endpoint", Reason: "required; known: " + strings.Join(Endpoints(), ", ")}
+		return family{}, prepared{}, &InvalidError{Field: "endpoint", Reason: "required; known: " + strings.Join(klingfamily.Endpoints(), ", ")}
 	}
-	f, ok := familyOf(req.Endpoint)
-	if !ok {
-		return family{}, prepared{}, &InvalidError{Field: "endpoint", Reason: fmt.Sprintf("unknown create path %q; known: %s", req.Endpoint, strings.Join(Endpoints(), ", "))}
+	f, err := familyOf(req.Endpoint)
+	if err != nil {
+		return family{}, prepared{}, err
 	}
 	if req.Body == nil {
-		return family{}, prepared{}, &InvalidError{Field: "body", Reason: "required: Kling's request body for " + f.endpoint}
+		return family{}, prepared{}, &InvalidError{Field: "body", Reason: "required: Kling's request body for " + f.Create}
 	}
 	if s.cfg.API == nil {
 		return family{}, prepared{}, ErrNoCredentials
@@ -263,7 +265,7 @@ func (s *Submitter) owned(ctx context.Context, key string, rev uint64, claim *re
 			return s.complete(ctx, wctx, key, rev, claim, f, task)
 		}
 	}
-	task, err := s.cfg.API.Create(wctx, f.endpoint, prep.body)
+	task, err := s.cfg.API.Create(wctx, f.Create, prep.body)
 	if err != nil {
 		if refused(err) {
 			// Kling answered and created nothing: forget the request id,
@@ -304,7 +306,7 @@ func (s *Submitter) complete(ctx, wctx context.Context, key string, rev uint64, 
 		// which the log recognises.
 		s.log.Warn("completing a create record failed", "request_id", claim.RequestID, "task", task.ID, "error", err)
 	}
-	s.log.Info("created a Kling task", "task", task.ID, "endpoint", f.endpoint, "webhook_id", claim.WebhookID, "request_id", claim.RequestID, "sequence", seq)
+	s.log.Info("created a Kling task", "task", task.ID, "endpoint", f.Create, "webhook_id", claim.WebhookID, "request_id", claim.RequestID, "sequence", seq)
 	return s.answer(ctx, claim.WebhookID, task.ID, seq, ev)
 }
 
@@ -341,7 +343,7 @@ func (s *Submitter) event(task klingapi.Task, claim *record, f family) (*gateway
 		ev.Job.Status = gatewayv1.JobStatus_JOB_STATUS_SUBMITTED
 		ev.Type = gatewayv1.EventType_EVENT_TYPE_VIDEO_CREATED
 	}
-	ev.Job.CreateEndpoint = f.endpoint
+	ev.Job.CreateEndpoint = f.Create
 	return ev, nil
 }
 
@@ -373,21 +375,15 @@ func (s *Submitter) answer(ctx context.Context, webhookID, taskID string, seq ui
 	return nil, err
 }
 
-// lookup asks Kling for the task created with an external id.
+// lookup asks Kling for the task created with an external id. A family
+// Kling documents no such lookup for answers "not found": creating again
+// is then the only way on, and Kling keeps external ids unique within an
+// account, so it refuses a second task with the same one.
 func (s *Submitter) lookup(ctx context.Context, f family, external string) (klingapi.Task, bool, error) {
-	if f.options {
-		tasks, err := s.cfg.API.GetTasks(ctx, []string{external}, true)
-		if err != nil && !notFound(err) {
-			return klingapi.Task{}, false, err
-		}
-		for _, t := range tasks {
-			if t.ExternalID == external {
-				return t, true, nil
-			}
-		}
+	if !f.lookupByExternal() {
 		return klingapi.Task{}, false, nil
 	}
-	t, err := s.cfg.API.GetTask(ctx, f.fam, external, true)
+	t, err := s.cfg.API.GetTask(ctx, f.Family, external, true)
 	if notFound(err) {
 		return klingapi.Task{}, false, nil
 	}
