@@ -24,9 +24,9 @@ const klingDomain = "klingai.com"
 const minKlingRetry = time.Second
 
 // createStatus maps what CreateJob's submitter returns: its own refusals,
-// and Kling's answers by the code table Kling documents. ok is false for
-// errors it does not know, which toStatus then maps.
-func createStatus(err error) (_ error, ok bool) {
+// and Kling's answers by the code table Kling documents. It returns nil
+// for errors it does not know, which toStatus then maps.
+func createStatus(err error) error {
 	var (
 		ie *submit.InvalidError
 		pe *submit.PreconditionError
@@ -36,32 +36,32 @@ func createStatus(err error) (_ error, ok bool) {
 	)
 	switch {
 	case errors.As(err, &ie):
-		return badRequest(ie.Field, ie.Reason), true
+		return badRequest(ie.Field, ie.Reason)
 	case errors.As(err, &pe):
-		return status.Error(codes.FailedPrecondition, pe.Reason), true
+		return status.Error(codes.FailedPrecondition, pe.Reason)
 	case errors.Is(err, submit.ErrNoCredentials), errors.Is(err, submit.ErrNoPublicURL):
-		return status.Error(codes.FailedPrecondition, strings.TrimPrefix(err.Error(), "submit: ")), true
+		return status.Error(codes.FailedPrecondition, strings.TrimPrefix(err.Error(), "submit: "))
 	case errors.Is(err, submit.ErrRequestReused):
-		return status.Error(codes.AlreadyExists, "request_id already used for a different request (another endpoint, body or webhook_id); use a new request_id"), true
+		return status.Error(codes.AlreadyExists, "request_id already used for a different request (another endpoint, body or webhook_id); use a new request_id")
 	case errors.As(err, &be):
 		return withDetails(status.New(codes.ResourceExhausted, strings.TrimPrefix(be.Error(), "submit: ")+"; Kling was not called"),
 			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: "token:" + be.Token, Description: be.Limit}}},
-			&errdetails.RetryInfo{RetryDelay: durationpb.New(be.RetryAfter)}), true
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(be.RetryAfter)})
 	case errors.As(err, &ce):
 		msg := "Kling refused the credentials " + ce.Credential
 		if errors.As(err, &ae) {
 			msg += " (code " + strconv.Itoa(ae.Code) + ": " + ae.Message + ")"
-			return withDetails(status.New(codes.FailedPrecondition, msg+"; check them, or the clock for an expired token"), klingInfo(ae)), true
+			return withDetails(status.New(codes.FailedPrecondition, msg+"; check them, or the clock for an expired token"), klingInfo(ae))
 		}
-		return status.Error(codes.FailedPrecondition, msg), true
+		return status.Error(codes.FailedPrecondition, msg)
 	case errors.As(err, &ae):
-		return klingStatus(ae), true
+		return klingStatus(ae)
 	case errors.Is(err, klingapi.ErrUnavailable):
-		return status.Error(codes.Unavailable, "Kling could not be reached, and may or may not have created the task; retrying with the same request_id is safe"), true
+		return status.Error(codes.Unavailable, "Kling could not be reached, and may or may not have created the task; retrying with the same request_id is safe")
 	case errors.Is(err, submit.ErrUnavailable):
-		return status.Error(codes.Unavailable, "create records unavailable; retrying with the same request_id is safe"), true
+		return status.Error(codes.Unavailable, "create records unavailable; retrying with the same request_id is safe")
 	}
-	return nil, false
+	return nil
 }
 
 // klingStatus maps one of Kling's refusals by its code (Kling's error code

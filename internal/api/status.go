@@ -53,7 +53,7 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	if st, ok := createStatus(err); ok {
+	if st := createStatus(err); st != nil {
 		return st
 	}
 	var (

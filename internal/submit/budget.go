@@ -89,9 +89,6 @@ func (s *Submitter) release(ctx context.Context, token, requestID string) {
 	}
 }
 
-// errUnchanged is returned by a ledger change that has nothing to write.
-var errUnchanged = errors.New("submit: ledger unchanged")
-
 // updateLedger refreshes the token's ledger (finished jobs leave it and add
 // their units; a new day starts at zero) and applies change, with
 // compare-and-set, retrying when another replica wrote first.

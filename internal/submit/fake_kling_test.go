@@ -136,11 +136,3 @@ func (k *fakeKling) calls() []createCall {
 	defer k.mu.Unlock()
 	return append([]createCall(nil), k.creates...)
 }
-
-// addTask makes Kling hold a task for an external id, as if a create had
-// reached it before klingfan could record the answer.
-func (k *fakeKling) addTask(external, id string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.tasks[external] = id
-}
