@@ -5,7 +5,13 @@ BUF     := $(GO) tool -modfile=tools/go.mod buf
 # golangci-lint is pinned in a module of its own, tools/golangci-lint/go.mod,
 # not in tools/go.mod: its many dependencies would otherwise raise the
 # versions that buf and the protoc plugins build with, and so change gen/.
-GOLANGCI := $(GO) tool -modfile=tools/golangci-lint/go.mod golangci-lint
+GOLANGCI := $(GO) tool -modfile=$(CURDIR)/tools/golangci-lint/go.mod golangci-lint
+# The benchmark harness (bench/), the image builder (image/) and the fault
+# harness (chaos/) are tooling, not product: each is a module of its own, so
+# the gateway's module neither lists their packages nor requires their
+# dependencies. Each builds against this tree's packages through a replace
+# directive in its go.mod.
+TOOL_MODULES := bench image chaos
 DATA    ?= ./data
 GENERATED := gen internal/openapi/spec
 
@@ -16,21 +22,28 @@ help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: build ## Start the gateway with the embedded store under ./data.
+run: ## Build klingfan and klingctl into ./bin and start the gateway, data under ./data.
+	$(GO) build -o bin/ ./cmd/klingfan ./cmd/klingctl
 	./bin/klingfan serve --data-dir $(DATA)
 
 .PHONY: build
-build: ## Build klingfan, klingctl and klingsim into ./bin.
+build: ## Build every command into ./bin: klingfan, klingctl, klingsim and the harnesses (make run builds only the first two).
 	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: test
 test: lint check-generate ## Lint, prove gen/ is reproducible, run every test with -race.
 	$(GO) test -race -timeout 25m ./...
-	cd chaos && $(GO) test -race -timeout 10m ./...
+	@for m in $(TOOL_MODULES); do $(GO) -C $$m test -race -timeout 20m ./... || exit 1; done
 
 .PHONY: test-short
 test-short: ## Run the tests without lint and the generate check.
 	$(GO) test -race -short ./...
+	@for m in $(TOOL_MODULES); do $(GO) -C $$m test -race -short ./... || exit 1; done
+
+.PHONY: tidy
+tidy: ## go mod tidy the gateway's module and the tooling modules (bench/, image/, chaos/).
+	$(GO) mod tidy
+	@for m in $(TOOL_MODULES); do echo "go -C $$m mod tidy"; $(GO) -C $$m mod tidy || exit 1; done
 
 .PHONY: soak
 soak: ## SIGKILL and restart the server under load, KLINGFAN_SOAK_CYCLES times (default 20), without -race.
@@ -62,13 +75,16 @@ BREAKING_BASE ?= $(shell head=$$(git rev-parse HEAD); \
 	b=$$(git merge-base HEAD main 2>/dev/null || git merge-base HEAD origin/main 2>/dev/null || echo $$head); \
 	if [ "$$b" = "$$head" ]; then git rev-parse --verify -q HEAD~1 || echo $$head; else echo $$b; fi)
 
-lint: ## buf lint, buf format, buf breaking, go vet, golangci-lint (.golangci.yml), gofmt.
+lint: ## buf lint, buf format, buf breaking, go vet, golangci-lint (.golangci.yml), gofmt; also in bench/, image/ and chaos/.
 	$(BUF) lint
 	$(BUF) breaking --against "$$(git rev-parse --path-format=absolute --git-common-dir)#ref=$(BREAKING_BASE)"
 	$(BUF) format -d --exit-code
 	$(GO) vet ./...
 	$(GOLANGCI) run ./...
-	cd chaos && $(GO) vet ./... && $(GO) tool -modfile=../tools/golangci-lint/go.mod golangci-lint run ./...
+	@for m in $(TOOL_MODULES); do \
+	  $(GO) -C $$m mod tidy -diff >/dev/null || { echo "$$m/go.mod is out of date with the gateway's: run make tidy"; exit 1; }; \
+	  echo "vet, golangci-lint: $$m/"; $(GO) -C $$m vet ./... && (cd $$m && $(GOLANGCI) run ./...) || exit 1; \
+	done
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
@@ -85,7 +101,7 @@ bench: ## Micro-benchmarks + load harness (under 10 min): writes BENCHMARKS.md a
 	{ $(GO) test -p 1 -run='^$$' -benchmem -benchtime=$(BENCHTIME) -bench='$(MICROBENCH)' \
 	    ./internal/hub ./internal/ingest ./internal/verify ./internal/normalize ./internal/eventexpr 2>&1; echo $$? > "$$micro.rc"; } | tee "$$micro"; \
 	test "$$(cat "$$micro.rc")" = 0; \
-	$(GO) build -o bin/klingbench ./cmd/klingbench; \
+	$(GO) -C bench build -o $(CURDIR)/bin/klingbench ./cmd/klingbench; \
 	./bin/klingbench -micro "$$micro" -out BENCHMARKS.md -json bench/results.json $(BENCHFLAGS)
 
 .PHONY: fuzz
@@ -104,7 +120,7 @@ IMAGE_TAG ?= klingfan:dev
 .PHONY: image
 image: ## Build the container image (no Docker needed) as an OCI archive at bin/klingfan-image.tar.
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags='-s -w' -o bin/image/ ./cmd/klingfan ./cmd/klingctl
-	GOOS= GOARCH= $(GO) run ./cmd/klingimage -arch $$($(GO) env GOARCH) -klingfan bin/image/klingfan -klingctl bin/image/klingctl -tag $(IMAGE_TAG) -o $(IMAGE)
+	GOOS= GOARCH= $(GO) -C image run ./cmd/klingimage -arch $$($(GO) env GOARCH) -klingfan $(CURDIR)/bin/image/klingfan -klingctl $(CURDIR)/bin/image/klingctl -tag $(IMAGE_TAG) -o $(abspath $(IMAGE))
 
 .PHONY: clean
 clean: ## Remove build output (not the data directory).

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"time"
 
@@ -53,10 +54,20 @@ type dialOptions struct {
 	grpc     []grpc.DialOption
 }
 
-// WithToken sends token as the bearer token on every call. Over a
-// plaintext connection ([WithInsecure]) the token travels in clear text,
-// which is only fit for a trusted network.
-func WithToken(token string) Option { return func(o *dialOptions) { o.token = token } }
+// WithToken sends token as the bearer token on every call. Surrounding
+// white space is dropped, so a token read from a file (the server's
+// data/admin-token ends in a newline) works as it is. Over a plaintext
+// connection ([WithInsecure]) the token travels in clear text, which is
+// only fit for a trusted network.
+func WithToken(token string) Option {
+	return func(o *dialOptions) { o.token = strings.TrimSpace(token) }
+}
+
+// ErrPlaintextServer is what a call over TLS to a server without TLS (a
+// local `make run`) fails with, in its status message. It is not
+// [Retryable]: retrying cannot help, so Subscribe and Consume return it at
+// once rather than reconnecting until their context ends.
+var ErrPlaintextServer = errors.New("server speaks plaintext: use WithInsecure()")
 
 // WithTLS connects over TLS with cfg (for a private CA or a client
 // certificate). Without it and without [WithInsecure], Dial uses TLS with
@@ -87,9 +98,9 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	case o.insecure:
 		creds = insecure.NewCredentials()
 	case o.tls != nil:
-		creds = credentials.NewTLS(o.tls)
+		creds = plaintextAware{credentials.NewTLS(o.tls)}
 	default:
-		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+		creds = plaintextAware{credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})}
 	}
 	dopts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if o.token != "" {
@@ -132,6 +143,25 @@ func (c *Client) ConsumerGroups() gatewayv1.ConsumerGroupServiceClient { return 
 
 // Jobs returns the generated JobService client.
 func (c *Client) Jobs() gatewayv1.JobServiceClient { return c.jobs }
+
+// plaintextAware is TLS that recognises a server answering the handshake
+// in plaintext: a plaintext gRPC server opens with an HTTP/2 SETTINGS
+// frame, which crypto/tls reports as a record header that is not TLS.
+type plaintextAware struct {
+	credentials.TransportCredentials
+}
+
+func (c plaintextAware) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := c.TransportCredentials.ClientHandshake(ctx, authority, raw)
+	if rh := (tls.RecordHeaderError{}); errors.As(err, &rh) {
+		return nil, nil, ErrPlaintextServer
+	}
+	return conn, info, err
+}
+
+func (c plaintextAware) Clone() credentials.TransportCredentials {
+	return plaintextAware{c.TransportCredentials.Clone()}
+}
 
 // bearer attaches the token to every call.
 type bearer struct {
@@ -191,7 +221,7 @@ func Retryable(err error) bool {
 		return true
 	}
 	st, ok := status.FromError(err)
-	if !ok {
+	if !ok || strings.Contains(st.Message(), ErrPlaintextServer.Error()) {
 		return false
 	}
 	switch st.Code() {

@@ -16,9 +16,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/klingfan/klingfan/deploy"
 	"github.com/klingfan/klingfan/internal/apptest"
 	"github.com/klingfan/klingfan/internal/config"
-	"github.com/klingfan/klingfan/internal/image"
 )
 
 // object is the part of a Kubernetes object these tests read.
@@ -293,8 +293,8 @@ func checkWorkload(t *testing.T, w workloadSpec, secrets []object) (config.Confi
 	}
 
 	sc := pod.SecurityContext
-	if sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser != image.UID || sc.RunAsGroup == nil || *sc.RunAsGroup != image.GID {
-		t.Errorf("pod security context: want runAsNonRoot and the image's user %d:%d", image.UID, image.GID)
+	if sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser != deploy.ImageUID || sc.RunAsGroup == nil || *sc.RunAsGroup != deploy.ImageGID {
+		t.Errorf("pod security context: want runAsNonRoot and the image's user %d:%d", deploy.ImageUID, deploy.ImageGID)
 	}
 	if sc.SeccompProfile.Type != "RuntimeDefault" {
 		t.Errorf("seccomp profile %q, want RuntimeDefault", sc.SeccompProfile.Type)

@@ -56,6 +56,8 @@ func createStatus(err error) error {
 		return status.Error(codes.FailedPrecondition, msg)
 	case errors.As(err, &ae):
 		return klingStatus(ae)
+	case errors.Is(err, klingapi.ErrShape):
+		return status.Error(codes.Unavailable, "Kling answered in a shape its pages do not document, and may have created the task; retrying with the same request_id looks it up first")
 	case errors.Is(err, klingapi.ErrUnavailable):
 		return status.Error(codes.Unavailable, "Kling could not be reached, and may or may not have created the task; retrying with the same request_id is safe")
 	case errors.Is(err, submit.ErrUnavailable):
@@ -64,32 +66,30 @@ func createStatus(err error) error {
 	return nil
 }
 
-// klingStatus maps one of Kling's refusals by its code (Kling's error code
-// table: 1000-1004 authentication, 1100-1103 account, 1200-1203 request,
-// 1300-1304 policy and limits, 5000-5002 server).
+// klingStatus maps one of Kling's refusals by the class of its code in
+// Kling's error-code table (klingapi.Classify).
 func klingStatus(ae *klingapi.APIError) error {
+	c := klingapi.Classify(ae)
 	refused := "Kling refused the task (code " + strconv.Itoa(ae.Code) + "): " + ae.Message
 	info := klingInfo(ae)
+	retry := &errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay(ae))}
 	switch {
-	case ae.HTTPStatus >= 500 || ae.Code >= 5000:
-		return withDetails(status.New(codes.Unavailable, "Kling failed (HTTP "+strconv.Itoa(ae.HTTPStatus)+", code "+strconv.Itoa(ae.Code)+"): "+ae.Message+"; retrying with the same request_id is safe"),
-			info, &errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay(ae))})
-	case ae.Code == 1102, ae.Code == 1302, ae.Code == 1303, ae.HTTPStatus == 429 && ae.Code == 0:
-		// A depleted resource pack, the rate limit, or the account's
-		// concurrency: the task was not created, and may be later.
-		return withDetails(status.New(codes.ResourceExhausted, refused),
-			info, &errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay(ae))})
-	case ae.Code >= 1000 && ae.Code <= 1004:
+	case c.Class == klingapi.ClassServer:
+		return withDetails(status.New(codes.Unavailable, "Kling failed (HTTP "+strconv.Itoa(ae.HTTPStatus)+", code "+strconv.Itoa(ae.Code)+"): "+ae.Message+"; retrying with the same request_id is safe"), info, retry)
+	case c.Class == klingapi.ClassRateLimited, ae.Code == 1102:
+		// The rate limit, the account's concurrency, or a depleted
+		// resource pack: the task was not created, and may be later.
+		return withDetails(status.New(codes.ResourceExhausted, refused), info, retry)
+	case c.Class == klingapi.ClassAuth:
 		return withDetails(status.New(codes.FailedPrecondition, "Kling refused the credentials (code "+strconv.Itoa(ae.Code)+"): "+ae.Message), info)
-	case ae.Code >= 1200 && ae.Code <= 1203, ae.Code == 1300, ae.Code == 1301:
-		// Invalid parameters, or content the platform's policy refused:
-		// Kling's message says what to change.
+	case c.Class == klingapi.ClassInvalid, c.Class == klingapi.ClassNotFound, c.Class == klingapi.ClassPolicy:
+		// Invalid parameters, a model that does not exist, or content the
+		// platform's policy refused: Kling's message says what to change.
 		return withDetails(status.New(codes.InvalidArgument, refused), info)
-	case ae.Code >= 1100 && ae.Code < 1200, ae.Code == 1304:
-		// The account's state (arrears, permissions) or the IP
-		// allow-list: nothing a retry of this request changes.
-		return withDetails(status.New(codes.FailedPrecondition, refused), info)
 	}
+	// The account's state (arrears), its permissions or the IP allow-list,
+	// or a code the table does not hold: nothing a retry of this request
+	// changes.
 	return withDetails(status.New(codes.FailedPrecondition, refused), info)
 }
 

@@ -274,14 +274,15 @@ func (s *WebhookService) updateWebhook(ctx context.Context, req *gatewayv1.Updat
 			return nil, invalid(field, fmt.Sprintf("unknown field %q; updatable: %s", p, updatableFields))
 		}
 		switch name := fd.Name(); name {
-		case "display_name", "event_types", "active", "signature_tolerance", "signature_scheme":
-			// signature_scheme is immutable: allowed only with its current
-			// value, so a REST client can PATCH back what it read.
+		case "display_name", "event_types", "active", "signature_tolerance":
 			set[name] = true
-		case "id":
-			// The path names the registration; the body's id is that id.
+		case "id", "signature_scheme":
+			// Refused rather than ignored: a client that names a field
+			// expects it to change, and a 200 that changed nothing but
+			// update_time would say it did.
+			return nil, invalid(field, fmt.Sprintf("%q is immutable; updatable: %s", p, updatableFields))
 		default:
-			// Output-only fields are ignored (AIP-203), for the same reason.
+			return nil, invalid(field, fmt.Sprintf("%q is output only; updatable: %s", p, updatableFields))
 		}
 	}
 	if set["display_name"] {
@@ -305,9 +306,6 @@ func (s *WebhookService) updateWebhook(ctx context.Context, req *gatewayv1.Updat
 	}
 	now := s.now()
 	updated, err := s.reg.Update(ctx, id, func(w *registry.Webhook) error {
-		if set["signature_scheme"] && in.GetSignatureScheme() != w.Scheme {
-			return invalid("webhook.signature_scheme", fmt.Sprintf("immutable (it is %s); create a new registration to change it", w.Scheme))
-		}
 		if set["display_name"] {
 			w.DisplayName = in.GetDisplayName()
 		}

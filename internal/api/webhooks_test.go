@@ -437,8 +437,11 @@ func TestWebhookServiceGRPC(t *testing.T) {
 		field string
 	}{
 		{"no mask", &gatewayv1.Webhook{Id: "orders"}, nil, codes.InvalidArgument, "update_mask"},
-		{"scheme changed", &gatewayv1.Webhook{Id: "orders", SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN}, []string{"signature_scheme"}, codes.InvalidArgument, "webhook.signature_scheme"},
-		{"scheme unset", &gatewayv1.Webhook{Id: "orders"}, []string{"id", "signature_scheme"}, codes.InvalidArgument, "webhook.signature_scheme"},
+		{"scheme changed", &gatewayv1.Webhook{Id: "orders", SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN}, []string{"signature_scheme"}, codes.InvalidArgument, "update_mask.paths[0]"},
+		{"scheme unchanged", &gatewayv1.Webhook{Id: "orders", SignatureScheme: kling}, []string{"display_name", "signature_scheme"}, codes.InvalidArgument, "update_mask.paths[1]"},
+		{"id", &gatewayv1.Webhook{Id: "orders"}, []string{"id"}, codes.InvalidArgument, "update_mask.paths[0]"},
+		{"id in lowerCamel beside an updatable field", &gatewayv1.Webhook{Id: "orders", DisplayName: "x"}, []string{"displayName", "id"}, codes.InvalidArgument, "update_mask.paths[1]"},
+		{"output only", &gatewayv1.Webhook{Id: "orders"}, []string{"updateTime"}, codes.InvalidArgument, "update_mask.paths[0]"},
 		{"unknown path", &gatewayv1.Webhook{Id: "orders"}, []string{"secret"}, codes.InvalidArgument, "update_mask.paths[0]"},
 		{"nested path", &gatewayv1.Webhook{Id: "orders"}, []string{"signature_tolerance.seconds"}, codes.InvalidArgument, "update_mask.paths[0]"},
 		{"active unset", &gatewayv1.Webhook{Id: "orders"}, []string{"active"}, codes.InvalidArgument, "webhook.active"},
@@ -452,9 +455,14 @@ func TestWebhookServiceGRPC(t *testing.T) {
 		if tt.paths != nil {
 			req.UpdateMask = &fieldmaskpb.FieldMask{Paths: tt.paths}
 		}
+		before, _ := e.wh.GetWebhook(ctx, &gatewayv1.GetWebhookRequest{Id: "orders"})
+		e.clock.Advance(time.Second)
 		_, err := e.wh.UpdateWebhook(ctx, req)
 		if status.Code(err) != tt.code || violation(err) != tt.field {
 			t.Errorf("UpdateWebhook %s: %v (field %q), want %v on %q", tt.name, err, violation(err), tt.code, tt.field)
+		}
+		if after, _ := e.wh.GetWebhook(ctx, &gatewayv1.GetWebhookRequest{Id: "orders"}); !proto.Equal(before, after) {
+			t.Errorf("UpdateWebhook %s was refused but changed the registration: %v -> %v", tt.name, before, after)
 		}
 	}
 
@@ -580,14 +588,9 @@ func TestWebhookServiceREST(t *testing.T) {
 					t.Errorf("patched %s", b)
 				}
 			}},
-		{name: "patch immutable", method: "PATCH", path: "/v1/webhooks/rest-1", body: `{"signatureScheme":"SIGNATURE_SCHEME_URL_TOKEN"}`, want: 400, check: wantField("webhook.signature_scheme")},
-		{name: "patch output only is ignored", method: "PATCH", path: "/v1/webhooks/rest-1", body: `{"ingestUrl":"https://elsewhere","createTime":"2000-01-01T00:00:00Z"}`, want: 200,
-			check: func(t *testing.T, b []byte) {
-				w := decode(t, b, &gatewayv1.UpdateWebhookResponse{}).GetWebhook()
-				if strings.Contains(w.GetIngestUrl(), "elsewhere") || w.GetCreateTime().AsTime().Year() == 2000 {
-					t.Errorf("an output-only field changed: %s", b)
-				}
-			}},
+		{name: "patch immutable", method: "PATCH", path: "/v1/webhooks/rest-1", body: `{"signatureScheme":"SIGNATURE_SCHEME_URL_TOKEN"}`, want: 400, check: wantField("update_mask.paths[0]")},
+		{name: "patch id in the mask", method: "PATCH", path: "/v1/webhooks/rest-1?updateMask=id", body: `{"id":"rest-1"}`, want: 400, check: wantField("update_mask.paths[0]")},
+		{name: "patch output only", method: "PATCH", path: "/v1/webhooks/rest-1", body: `{"createTime":"2000-01-01T00:00:00Z"}`, want: 400, check: wantField("update_mask.paths[0]")},
 		{name: "patch empty body", method: "PATCH", path: "/v1/webhooks/rest-1", body: `{}`, want: 400, check: wantField("update_mask")},
 		{name: "patch unknown", method: "PATCH", path: "/v1/webhooks/nobody", body: `{"displayName":"x"}`, want: 404},
 		{name: "rotate", method: "POST", path: "/v1/webhooks/rest-1:rotateSecret", body: `{"gracePeriod":"3600s"}`, want: 200, check: func(t *testing.T, b []byte) {

@@ -2,11 +2,8 @@ package app
 
 import (
 	"context"
-	"strings"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
-	"github.com/klingfan/klingfan/internal/klingapi"
-	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/normalize"
 	"github.com/klingfan/klingfan/internal/submit"
 )
@@ -32,7 +29,7 @@ func (s *server) setupCreate(ctx context.Context) error {
 		Now:    s.now, Logger: s.log,
 	}
 	if s.kling != nil {
-		c.API = tableClient{s.kling}
+		c.API = s.kling
 		c.Credential = credentialName(rc.APIKey != "", rc.AccessKey)
 	}
 	s.submitter = submit.New(c)
@@ -61,28 +58,4 @@ func taskEvent(raw []byte) (*gatewayv1.Event, error) {
 		return normalize.Identify(raw)
 	}
 	return ev, nil
-}
-
-// tableClient asks the query client about a family of the family table.
-//
-// TODO(lead): drop it once the query client takes the table's families
-// itself (issue #27's query client); submit then takes *klingapi.Client.
-type tableClient struct{ *klingapi.Client }
-
-// GetTask implements submit.API.
-func (c tableClient) GetTask(ctx context.Context, f klingfamily.Family, id string, external bool) (klingapi.Task, error) {
-	if f.Shape == klingfamily.New {
-		tasks, err := c.GetTasks(ctx, []string{id}, external)
-		if err != nil {
-			return klingapi.Task{}, err
-		}
-		for _, t := range tasks {
-			if (external && t.ExternalID == id) || (!external && t.ID == id) {
-				return t, nil
-			}
-		}
-		return klingapi.Task{}, klingapi.ErrNotFound
-	}
-	group, name, _ := strings.Cut(f.Name, "/")
-	return c.Client.GetTask(ctx, klingapi.Family{Group: group, Name: name}, id, external)
 }

@@ -38,6 +38,7 @@ type hostile struct {
 	std     string // a STANDARD_WEBHOOKS registration
 	tok     string // the URL token of a URL_TOKEN registration
 	limited string // the secret of a rate-limited KLING_SIGNATURE registration
+	off     string // the secret of an inactive KLING_SIGNATURE registration
 }
 
 func startHostile(t *testing.T) *hostile {
@@ -81,6 +82,8 @@ func startHostile(t *testing.T) *hostile {
 			h.tok = resp.GetSecret()
 		case "limited":
 			h.limited = resp.GetSecret()
+		case "off":
+			h.off = resp.GetSecret()
 		}
 	}
 	return h
@@ -188,7 +191,19 @@ func TestHostileInputTable(t *testing.T) {
 				t.Fatalf("an unknown id (%s) is told apart from a bad signature (%s)", unknown, forged)
 			}
 		},
-		"ingest: inactive webhook": func(t *testing.T) { h.expectHTTP(t, "/webhooks/kling/off", nil, body, 403) },
+		"ingest: inactive webhook": func(t *testing.T) {
+			h.expectHTTP(t, "/webhooks/kling/off", http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(h.off), body)}}, body, 403)
+			_, unknown := h.srv.Post(t, "/webhooks/kling/nobody", nil, body)
+			for name, header := range map[string]http.Header{
+				"wrong signature": {verify.HeaderKlingSignature: {verify.SignKling([]byte("wrong"), body)}},
+				"no signature":    nil,
+			} {
+				status, out := h.srv.Post(t, "/webhooks/kling/off", header, body)
+				if status != 401 || !bytes.Equal(out, unknown) {
+					t.Errorf("%s: %d %s, want the unknown webhook's 401 %s", name, status, out, unknown)
+				}
+			}
+		},
 		"ingest: declared body over the limit": func(t *testing.T) {
 			big := bytes.Repeat([]byte(" "), 5000)
 			h.expectHTTP(t, "/webhooks/klingai", http.Header{verify.HeaderKlingSignature: {verify.SignKling([]byte(secret), big)}}, big, 413)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/outcome"
 	"github.com/klingfan/klingfan/internal/reconcile"
 )
@@ -42,7 +42,7 @@ func (s *server) setupOutcomes(ctx context.Context) error {
 	if !rc.Enabled() {
 		return nil
 	}
-	families, tasksAPI, err := parseFamilies(rc.Families)
+	families, err := klingfamily.Parse(rc.Families)
 	if err != nil {
 		return err
 	}
@@ -65,36 +65,13 @@ func (s *server) setupOutcomes(ctx context.Context) error {
 	host, _ := os.Hostname()
 	s.reconciler = reconcile.New(reconcile.Config{
 		API: client, Append: guard, History: reconcile.LogHistory{Log: s.store}, KV: kv,
-		Families: families, TasksAPI: tasksAPI, WebhookID: rc.WebhookID,
+		Families: families, WebhookID: rc.WebhookID,
 		Interval: rc.Interval, Lookback: rc.Lookback, Grace: 2 * time.Minute,
 		Jobs: s.jobs, StaleAfter: rc.StaleAfter,
 		Holder: host + "/" + strconv.Itoa(os.Getpid()), Logger: s.log, Registerer: s.metrics, Tracer: s.tracing.Tracer(), Now: s.now,
 	})
 	s.log.Info("reconciler enabled", "api", rc.APIURL, "interval", rc.Interval, "lookback", rc.Lookback, "stale_after", rc.StaleAfter, "webhook", rc.WebhookID)
 	return nil
-}
-
-// parseFamilies splits --reconcile-families into legacy families and the
-// `tasks` token for the newer POST /tasks listing. The default lists every
-// legacy family and the newer API.
-func parseFamilies(s string) ([]klingapi.Family, bool, error) {
-	if s == "" || s == "all" {
-		return klingapi.Families, true, nil
-	}
-	var legacy []string
-	tasks := false
-	for _, f := range splitComma(s) {
-		if f == "tasks" {
-			tasks = true
-			continue
-		}
-		legacy = append(legacy, f)
-	}
-	if len(legacy) == 0 {
-		return nil, tasks, nil
-	}
-	fams, err := klingapi.ParseFamilies(joinComma(legacy))
-	return fams, tasks, err
 }
 
 // runReconcile runs the periodic passes; nothing when disabled.
@@ -159,15 +136,3 @@ func writeJSONError(w http.ResponseWriter, code int, msg string) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
-
-func splitComma(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func joinComma(s []string) string { return strings.Join(s, ",") }

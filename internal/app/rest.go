@@ -14,6 +14,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -75,6 +76,48 @@ func flushLiveStream(ctx context.Context, w http.ResponseWriter, msg proto.Messa
 	return http.NewResponseController(w).Flush()
 }
 
+// writeStatus answers a REST request that fails before grpc-gateway sees
+// it in grpc-gateway's own error shape ({"code", "message", "details"} with
+// the status's HTTP equivalent), so every management route has one error
+// body whichever layer refused it.
+func writeStatus(w http.ResponseWriter, st *status.Status) {
+	body, err := protojson.Marshal(st.Proto())
+	if err != nil {
+		body = []byte(`{"code":13,"message":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(runtime.HTTPStatusFromCode(st.Code()))
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// headerOnce lets flushLiveStream send a stream's headers as soon as it is
+// live. grpc-gateway does not know they were sent, and when the stream ends
+// in an error (a client that hung up, a send deadline) it writes them again,
+// which net/http would log as a superfluous WriteHeader for every
+// disconnecting `curl -N`. The error itself still goes out as the stream's
+// last line.
+type headerOnce struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *headerOnce) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *headerOnce) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap gives http.ResponseController the writer that can flush and set
+// deadlines.
+func (w *headerOnce) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // REST bounds: a request body the API could ever need is small, and only
 // the subscription stream may stay open.
 const (
@@ -96,6 +139,8 @@ func (s *server) guardREST(gateway *runtime.ServeMux) http.Handler {
 		}
 		if r.URL.Path != subscribePath && !isConsumePath(r.URL.Path) {
 			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(restReadTimeout))
+		} else {
+			w = &headerOnce{ResponseWriter: w}
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxRESTBody)
 		gateway.ServeHTTP(w, r)

@@ -4,11 +4,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/klingfan/klingfan/internal/certpool"
 
@@ -72,9 +74,7 @@ func requireClientCert(c *tls.Config, next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isManagementPath(r.URL.Path) && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = io.WriteString(w, `{"error":"a client certificate signed by --tls-client-ca is required"}`+"\n")
+			writeStatus(w, status.New(codes.Unauthenticated, "a client certificate signed by --tls-client-ca is required"))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -230,8 +231,15 @@ func expectRESTNeedsClientCert(t *testing.T) {
 			if resp.StatusCode != tt.want {
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, out, tt.want)
 			}
-			if tt.want == 401 && !strings.Contains(string(out), "client certificate") {
-				t.Errorf("body %s does not say a client certificate is needed", out)
+			if tt.want == 401 {
+				// The REST error shape, as from grpc-gateway itself.
+				var st struct {
+					Code    int    `json:"code"`
+					Message string `json:"message"`
+				}
+				if err := json.Unmarshal(out, &st); err != nil || st.Code != 16 || !strings.Contains(st.Message, "client certificate") {
+					t.Errorf("body %s is not {\"code\": 16, \"message\": ...} saying a client certificate is needed", out)
+				}
 			}
 		})
 	}

@@ -116,6 +116,22 @@ func printReport(w io.Writer, rep report.Report) {
 	if n := rep.StaleQueries; len(n) > 0 {
 		fmt.Fprintf(w, "stale jobs queried one by one: %d found, %d unknown to Kling, %d skipped\n", n["found"], n["not_found"], n["skipped"])
 	}
+	if len(rep.Listings) > 0 {
+		fmt.Fprintln(w, "listed (tasks, family or shared listing):")
+		for _, l := range rep.Listings {
+			line := fmt.Sprintf("  %6d  %s", l.Tasks, l.Name)
+			if len(l.Families) > 1 || (len(l.Families) == 1 && l.Families[0] != l.Name) {
+				line += " (" + strings.Join(l.Families, ", ") + ")"
+			}
+			if l.Error != "" {
+				line += "  FAILED: " + l.Error
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+	if len(rep.Unqueryable) > 0 {
+		fmt.Fprintf(w, "not reconcilable (Kling documents no query): %s\n", strings.Join(rep.Unqueryable, ", "))
+	}
 	fmt.Fprintf(w, "%s: %d\n", verb, len(rep.Recovered))
 	for _, r := range rep.Recovered {
 		note := ""

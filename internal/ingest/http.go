@@ -106,19 +106,18 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 }
 
 // precheck rejects what can be rejected before reading the body: an unknown
-// or inactive registration, a body that declares itself too large, or one
+// registration, a body that declares itself too large, or one
 // that is not JSON. A missing Content-Type is tolerated, because the body
 // is parsed as JSON anyway.
 func (h *Handler) precheck(r *http.Request, webhookID string) *Error {
-	wh, ok := h.regs.Get(webhookID)
-	if !ok {
+	if _, ok := h.regs.Get(webhookID); !ok {
 		// Answered exactly like a bad signature, so the ingest URL does not
 		// tell a stranger which registration ids exist.
 		return &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeUnknown, Message: msgInvalidSignature}
 	}
-	if !wh.Active {
-		return &Error{Kind: ErrInactive, Outcome: OutcomeInactive, Message: "webhook is inactive"}
-	}
+	// An inactive registration is refused only once its signature has
+	// verified (in deliver): a 403 before that would tell a stranger that
+	// the id exists, which the 401 above hides.
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
@@ -147,8 +146,13 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, webhookID strin
 	if errors.Is(ie.Err, store.ErrStoreFull) {
 		level = slog.LevelDebug // the store logs when it fills and when it has room again
 	}
-	h.log.Log(r.Context(), level, "delivery rejected", "webhook", webhookID, "status", code, "outcome", ie.Outcome,
-		"reason", ie.Message, "remote", r.RemoteAddr)
+	attrs := []any{"webhook", webhookID, "status", code, "outcome", ie.Outcome, "reason", ie.Message, "remote", r.RemoteAddr}
+	if webhookID == registry.DefaultID && ie.Outcome == OutcomeUnknown {
+		// The usual first-run mistake; said here, never in the answer,
+		// which must not tell a stranger which ids exist.
+		attrs = append(attrs, "hint", "registration \"default\" is not configured: start klingfan with KLINGAI_WEBHOOK_SECRET set")
+	}
+	h.log.Log(r.Context(), level, "delivery rejected", attrs...)
 	writeJSON(w, code, errorBody{Error: ie.Message})
 }
 

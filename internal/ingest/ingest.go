@@ -206,17 +206,21 @@ func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
 	if !ok {
 		return Result{}, &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeUnknown, Message: msgInvalidSignature}
 	}
-	if !w.Active {
-		return Result{}, &Error{Kind: ErrInactive, Outcome: OutcomeInactive, Message: "webhook is inactive"}
-	}
 	if int64(len(d.Body)) > h.maxBody {
 		return Result{}, tooLarge(h.maxBody)
 	}
 	_, span := h.startSpan(ctx, spanVerify)
 	deliveryID, err := h.authenticate(w, d)
 	endSpan(span, err)
-	if err != nil {
+	switch {
+	case err != nil && !w.Active:
+		// Answered exactly like an unknown id: only the holder of the
+		// secret may learn that the registration exists but is paused.
+		return Result{}, &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeBadSignature, Message: msgInvalidSignature, Err: err}
+	case err != nil:
 		return Result{}, err
+	case !w.Active:
+		return Result{}, &Error{Kind: ErrInactive, Outcome: OutcomeInactive, Message: "webhook is inactive"}
 	}
 	// A verified delivery of a known shape is kept even when a field that
 	// does not identify it cannot be read, or holds something unknown: with

@@ -1,6 +1,7 @@
 package klingapi
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -106,9 +107,9 @@ func ParseJWT(token string, lookup func(accessKey string) (string, bool), now ti
 	switch {
 	case err == nil:
 		return iss, nil
-	case errorsIs(err, jwt.ErrTokenExpired):
+	case errors.Is(err, jwt.ErrTokenExpired):
 		return "", ErrTokenExpired
-	case errorsIs(err, jwt.ErrTokenNotValidYet):
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
 		return "", ErrTokenNotYetValid
 	default:
 		return "", ErrAuth

@@ -69,20 +69,3 @@ func decodeSegment(t *testing.T, seg string, v any) {
 		t.Fatal(err)
 	}
 }
-
-func TestParseFamilies(t *testing.T) {
-	for _, tc := range []struct {
-		in      string
-		want    int
-		wantErr bool
-	}{
-		{"", len(klingapi.Families), false},
-		{"text2video,images/generations", 2, false},
-		{"nope", 0, true},
-	} {
-		got, err := klingapi.ParseFamilies(tc.in)
-		if (err != nil) != tc.wantErr || len(got) != tc.want {
-			t.Errorf("ParseFamilies(%q) = %v, %v", tc.in, got, err)
-		}
-	}
-}

@@ -2,20 +2,25 @@ package klingapi
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
+
+	"github.com/klingfan/klingfan/internal/klingfamily"
 )
 
-// Create posts body to one of Kling's create paths (e.g.
-// "/v1/videos/text2video") and returns the task Kling answered with: the
-// answer's data has the shape of a task (task_id, task_status, task_info
-// in the legacy API; id, status, external_id in the newer one). Kling's
-// refusals come back as *APIError; a transport failure matches
-// ErrUnavailable, and then Kling may or may not have created the task.
-func (c *Client) Create(ctx context.Context, path string, body []byte) (Task, error) {
-	var raw json.RawMessage
-	if err := c.do(ctx, http.MethodPost, path, body, &raw); err != nil {
+// Create posts body to family f's create path and returns the task Kling
+// answered with: the answer's data has the shape of one of f's tasks
+// (task_id, task_status, task_info in the legacy API; id, status,
+// external_id in the newer ones). Kling's refusals come back as
+// *APIError; a transport failure matches ErrUnavailable, and then Kling
+// may or may not have created the task.
+func (c *Client) Create(ctx context.Context, f klingfamily.Family, body []byte) (Task, error) {
+	data, err := c.do(ctx, f.Name, http.MethodPost, f.Create, body)
+	if err != nil {
 		return Task{}, err
 	}
-	return decodeTask(raw)
+	t, err := decodeTask(data, f.Shape)
+	if err != nil {
+		return Task{}, shapeError(err, f.Name, "POST "+f.Create, "data")
+	}
+	return t, nil
 }

@@ -7,22 +7,27 @@ import (
 	"time"
 )
 
-// Kling's answer codes that callers act on. 0 is success.
+// CodeOK is Kling's success code.
+const CodeOK = 0
+
+// Codes the simulator and tests name; the full table is in codes.go.
 const (
-	CodeOK = 0
-	// CodeAuthFailed and its neighbours (1000-1004) are authentication
-	// failures; 1003 and 1004 are a token not yet valid and an expired one.
 	CodeAuthFailed      = 1000
 	CodeTokenNotYet     = 1003
 	CodeTokenExpired    = 1004
-	CodeNotFound        = 1201 // an unknown task (a 1200-range parameter error)
-	CodeRateLimited     = 1302 // requests too frequent
-	CodeConcurrencyFull = 1303 // too many concurrent tasks or requests
+	CodeInvalidParam    = 1201
+	CodeNotFound        = 1203 // the requested resource does not exist
+	CodeRateLimited     = 1302
+	CodeConcurrencyFull = 1303
+	CodeIPAllowList     = 1304
+	CodeServerError     = 5000
 )
 
+// Sentinel errors the client's errors match with errors.Is, one per class
+// of Kling's code table (see Classify for the whole classification).
 var (
-	// ErrAuth reports credentials Kling refused (codes 1000-1004, HTTP 401):
-	// retrying with the same credentials will not help.
+	// ErrAuth reports credentials Kling refused (codes 1000-1004, HTTP
+	// 401): retrying with the same credentials will not help.
 	ErrAuth = errors.New("klingapi: authentication failed")
 	// ErrTokenExpired is the JWT-specific auth failure 1004; it also
 	// matches ErrAuth.
@@ -30,17 +35,30 @@ var (
 	// ErrTokenNotYetValid is the JWT-specific auth failure 1003; it also
 	// matches ErrAuth.
 	ErrTokenNotYetValid = fmt.Errorf("%w: token not yet valid", ErrAuth)
-	// ErrRateLimited reports a rate or concurrency limit (1302, 1303 or
-	// HTTP 429): back off and retry later.
-	ErrRateLimited = errors.New("klingapi: rate limited")
-	// ErrAccount reports an account problem (codes 1100-1102, HTTP 429):
-	// arrears or a depleted resource pack. Not retried.
+	// ErrAccount reports an account problem (1100-1102, HTTP 429): an
+	// abnormal account, arrears or a depleted resource pack. Not retried,
+	// although Kling answers it with HTTP 429.
 	ErrAccount = errors.New("klingapi: account exception")
-	// ErrNotFound reports an unknown task.
-	ErrNotFound = errors.New("klingapi: task not found")
+	// ErrPermission reports a resource the account may not use (1103) or a
+	// request from outside the account's IP allow-list (1304, HTTP 429):
+	// not a rate limit, and not retried.
+	ErrPermission = errors.New("klingapi: permission denied")
+	// ErrInvalid reports request parameters Kling refused (1200-1202).
+	ErrInvalid = errors.New("klingapi: invalid request")
+	// ErrNotFound reports a resource that does not exist (1203, HTTP 404).
+	ErrNotFound = errors.New("klingapi: not found")
+	// ErrPolicy reports a request blocked by Kling's platform or content
+	// policy (1300, 1301).
+	ErrPolicy = errors.New("klingapi: blocked by policy")
+	// ErrRateLimited reports a rate or concurrency limit (1302, 1303, or
+	// HTTP 429 without a code): back off and retry later.
+	ErrRateLimited = errors.New("klingapi: rate limited")
 	// ErrUnavailable reports that the API could not be reached or answered
-	// with a server error.
+	// with a server error (5000-5002, HTTP 5xx): worth a retry.
 	ErrUnavailable = errors.New("klingapi: API unavailable")
+	// ErrShape reports an answer whose JSON is not what Kling's pages
+	// document; *ShapeError says where.
+	ErrShape = errors.New("klingapi: unexpected answer shape")
 )
 
 // APIError is a non-zero code in Kling's envelope, or an HTTP error status.
@@ -66,28 +84,40 @@ func (e *APIError) Label() string {
 	return "http_" + strconv.Itoa(e.HTTPStatus)
 }
 
-// Is maps codes onto the sentinel errors.
+// Is matches the error against the sentinel of its class.
 func (e *APIError) Is(target error) bool {
 	switch target {
-	case ErrAuth:
-		return (e.Code >= 1000 && e.Code <= 1004) || e.HTTPStatus == 401
 	case ErrTokenExpired:
 		return e.Code == CodeTokenExpired
 	case ErrTokenNotYetValid:
 		return e.Code == CodeTokenNotYet
-	case ErrRateLimited:
-		// Kling also answers HTTP 429 for account problems (1100-1102:
-		// arrears, depleted resource pack); retrying those cannot help.
-		return e.Code == CodeRateLimited || e.Code == CodeConcurrencyFull || (e.HTTPStatus == 429 && (e.Code == 0 || e.Code >= 1300))
-	case ErrAccount:
-		return e.Code >= 1100 && e.Code < 1200
-	case ErrNotFound:
-		return e.Code == CodeNotFound || (e.HTTPStatus == 404 && e.Code == 0)
-	case ErrUnavailable:
-		return e.HTTPStatus >= 500
 	}
-	return false
+	s := sentinelOf(e.class())
+	return s != nil && s == target
 }
+
+// ShapeError is an answer that does not have the shape Kling's pages
+// document: a list where an object belongs, a missing or mistyped field.
+// It names the family (or query endpoint) and the field, so a reconcile
+// error says what to look at instead of skipping the task.
+type ShapeError struct {
+	// Family is the family or shared endpoint asked ("videos/text2video",
+	// "tasks").
+	Family string
+	// Call is the request, without its query ("GET /tasks").
+	Call string
+	// Field is the JSON path of the odd member ("data", "data[2].task_id").
+	Field string
+	// Problem says what was wrong with it.
+	Problem string
+}
+
+func (e *ShapeError) Error() string {
+	return fmt.Sprintf("klingapi: %s: %s answered an unexpected shape: %s: %s", e.Family, e.Call, e.Field, e.Problem)
+}
+
+// Unwrap makes a ShapeError match ErrShape.
+func (e *ShapeError) Unwrap() error { return ErrShape }
 
 // ErrorLabel returns the metric label for any error the client returns.
 func ErrorLabel(err error) string {
@@ -95,10 +125,11 @@ func ErrorLabel(err error) string {
 	if errors.As(err, &ae) {
 		return ae.Label()
 	}
+	if errors.Is(err, ErrShape) {
+		return "shape"
+	}
 	if errors.Is(err, ErrUnavailable) {
 		return "unreachable"
 	}
 	return "other"
 }
-
-func errorsIs(err, target error) bool { return errors.Is(err, target) }

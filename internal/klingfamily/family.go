@@ -230,6 +230,52 @@ func ByName(name string) (Family, error) {
 	return Family{}, fmt.Errorf("%w %q; known families: %s", ErrUnknownFamily, name, strings.Join(Names(), ", "))
 }
 
+// Parse reads a comma-separated selection of families, as
+// --reconcile-families takes it: "" or "all" selects every family that can
+// be queried; "tasks" and "solutions" every family of the newer API and of
+// the solutions API; any other item names one family (see ByName). The
+// result keeps the table's order and holds each family once.
+func Parse(s string) ([]Family, error) {
+	want := map[string]bool{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		switch item {
+		case "":
+			continue
+		case "all":
+			for _, f := range table {
+				want[f.Name] = f.Reconcilable()
+			}
+			continue
+		case "tasks", "solutions":
+			for _, f := range table {
+				if f.Query.Path == "/"+item {
+					want[f.Name] = true
+				}
+			}
+			continue
+		}
+		f, err := ByName(item)
+		if err != nil {
+			return nil, err
+		}
+		if !f.Reconcilable() {
+			return nil, fmt.Errorf("klingfamily: %s cannot be reconciled: Kling documents no query for it", f.Name)
+		}
+		want[f.Name] = true
+	}
+	if len(want) == 0 {
+		return Parse("all")
+	}
+	var out []Family
+	for _, f := range table {
+		if want[f.Name] {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
 // Names returns every family's Name, in the table's order.
 func Names() []string {
 	out := make([]string, len(table))

@@ -99,3 +99,34 @@ func TestIssueFamiliesAreQueryable(t *testing.T) {
 		}
 	}
 }
+
+func TestParse(t *testing.T) {
+	reconcilable := 0
+	for _, f := range klingfamily.All() {
+		if f.Reconcilable() {
+			reconcilable++
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		in      string
+		want    int
+		wantErr bool
+	}{
+		{"default", "", reconcilable, false},
+		{"all", "all", reconcilable, false},
+		{"two legacy", "text2video,images/generations", 2, false},
+		{"newer API", "tasks", 7, false},
+		{"solutions", "solutions", 5, false},
+		{"each once", "tasks,text-to-video/kling-2.6", 7, false},
+		{"unknown", "nope", 0, true},
+		{"no query", "audio/tts", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := klingfamily.Parse(tc.in)
+			if (err != nil) != tc.wantErr || len(got) != tc.want {
+				t.Errorf("Parse(%q) = %d families, %v; want %d", tc.in, len(got), err, tc.want)
+			}
+		})
+	}
+}

@@ -72,7 +72,7 @@ var table = []Family{
 	legacy("images/editing/expand", image, true, MaxPageSize, doc+"api/image/common/outpainting"),
 	legacy("images/kolors-virtual-try-on", image, true, MaxPageSize, doc+"api/image/virtual-try-on (page not mirrored)"),
 	legacy("audio/text-to-audio", audio, true, MaxPageSize, doc+"api/video/audio-generation/text-to-audio (page not mirrored)"),
-	legacy("audio/video-to-audio", audio, true, MaxPageSize, doc+"api/video/audio-generation/video-to-audio"),
+	legacy("audio/video-to-audio", []Output{Video, Audio}, true, MaxPageSize, doc+"api/video/audio-generation/video-to-audio"),
 	{
 		// Text to speech answers its create request with the result and
 		// documents no query: nothing to reconcile.

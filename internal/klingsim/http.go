@@ -4,24 +4,41 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
-	"maps"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 )
 
-// Handler serves Kling's task API for the simulated account.
+// Handler serves Kling's task API for the simulated account: for every
+// simulated family of the klingfamily table, its create endpoint and, for
+// a legacy family, its query and paged list; and the newer APIs' shared
+// GET and POST /tasks and /solutions. Each family gets its own create
+// handler (createHandler), the one place to extend what a create does.
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/{group}/{family}/{id}", s.auth(s.getLegacy))
-	mux.HandleFunc("GET /v1/{group}/{family}", s.auth(s.listLegacy))
-	mux.HandleFunc("POST /v1/{group}/{family}", s.auth(s.createLegacy))
-	mux.HandleFunc("GET /tasks", s.auth(s.getTasks))
-	mux.HandleFunc("POST /tasks", s.auth(s.listTasks))
+	shared := map[string]bool{}
+	for _, f := range klingfamily.All() {
+		if !Simulated(f) {
+			continue
+		}
+		mux.HandleFunc("POST "+f.Create, s.auth(s.createHandler(f)))
+		switch f.Query.Kind {
+		case klingfamily.QueryPath:
+			mux.HandleFunc("GET "+f.Query.Path+"/{id}", s.auth(s.getOne(f)))
+			mux.HandleFunc("GET "+f.List.Path, s.auth(s.listPage(f)))
+		case klingfamily.QueryIDs:
+			if !shared[f.Query.Path] {
+				shared[f.Query.Path] = true
+				mux.HandleFunc("GET "+f.Query.Path, s.auth(s.getByIDs(f.Query)))
+				mux.HandleFunc("POST "+f.List.Path, s.auth(s.listCursor(f.List)))
+			}
+		}
+	}
 	return mux
 }
 
@@ -73,148 +90,191 @@ func (s *Sim) authorized(tok string, w http.ResponseWriter) bool {
 	return false
 }
 
-func (s *Sim) family(r *http.Request) (klingapi.Family, bool) {
-	f := klingapi.Family{Group: r.PathValue("group"), Name: r.PathValue("family")}
-	for _, k := range klingapi.Families {
-		if k == f {
-			return f, true
-		}
-	}
-	return f, false
-}
-
-func (s *Sim) getLegacy(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	s.countQuery(id)
-	f, ok := s.family(r)
-	if !ok {
-		answerError(w, http.StatusNotFound, klingapi.CodeNotFound, "unknown task family")
-		return
-	}
-	tasks := s.sortedByUpdate(func(t *task) bool { return !t.v2 && t.family == f && t.id == id })
-	if len(tasks) == 0 {
-		answerError(w, http.StatusNotFound, klingapi.CodeNotFound, "task not found")
-		return
-	}
-	answer(w, json.RawMessage(tasks[0].body()))
-}
-
-func (s *Sim) listLegacy(w http.ResponseWriter, r *http.Request) {
-	f, ok := s.family(r)
-	if !ok {
-		answerError(w, http.StatusNotFound, klingapi.CodeNotFound, "unknown task family")
-		return
-	}
-	if ext := r.URL.Query().Get("external_task_id"); ext != "" {
-		tasks := s.sortedByUpdate(func(t *task) bool { return !t.v2 && t.family == f && t.external == ext })
+// getOne answers GET {collection}/{id}: the id is the task id or, as
+// Kling's pages put it, the external task id in its place.
+func (s *Sim) getOne(f klingfamily.Family) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		s.countQuery(id)
+		tasks := s.sortedByUpdate(func(t *task) bool {
+			return t.family.Name == f.Name && (t.id == id || (f.Query.ByExternal && t.external != "" && t.external == id))
+		})
 		if len(tasks) == 0 {
 			answerError(w, http.StatusNotFound, klingapi.CodeNotFound, "task not found")
 			return
 		}
 		answer(w, json.RawMessage(tasks[0].body()))
-		return
 	}
-	num, err1 := strconv.Atoi(r.URL.Query().Get("pageNum"))
-	size, err2 := strconv.Atoi(r.URL.Query().Get("pageSize"))
-	if err1 != nil || err2 != nil || num < 1 || num > klingapi.MaxPageNum || size < 1 || size > klingapi.MaxPageSize {
-		answerError(w, http.StatusBadRequest, 1201, "pageNum must be 1..1000 and pageSize 1..500")
-		return
-	}
-	tasks := s.sortedByUpdate(func(t *task) bool { return !t.v2 && t.family == f })
-	out := []json.RawMessage{}
-	for i := (num - 1) * size; i < len(tasks) && i < num*size; i++ {
-		out = append(out, tasks[i].body())
-	}
-	answer(w, out)
 }
 
-func (s *Sim) createLegacy(w http.ResponseWriter, r *http.Request) {
-	f, ok := s.family(r)
-	if !ok {
-		answerError(w, http.StatusNotFound, klingapi.CodeNotFound, "unknown task family")
-		return
-	}
-	var req struct {
-		ExternalTaskID string `json:"external_task_id"`
-	}
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if len(body) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
-			answerError(w, http.StatusBadRequest, 1200, "request body is not JSON")
+// listPage answers GET {collection}?pageNum=&pageSize=, newest first.
+func (s *Sim) listPage(f klingfamily.Family) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		num, err1 := strconv.Atoi(r.URL.Query().Get("pageNum"))
+		size, err2 := strconv.Atoi(r.URL.Query().Get("pageSize"))
+		if err1 != nil || err2 != nil || num < 1 || num > klingfamily.MaxPageNum || size < 1 || size > f.List.MaxPageSize {
+			answerError(w, http.StatusBadRequest, klingapi.CodeInvalidParam, fmt.Sprintf("pageNum must be 1..%d and pageSize 1..%d", klingfamily.MaxPageNum, f.List.MaxPageSize))
 			return
 		}
+		tasks := s.sortedByUpdate(func(t *task) bool { return t.family.Name == f.Name })
+		out := []json.RawMessage{}
+		for i := (num - 1) * size; i < len(tasks) && i < num*size; i++ {
+			out = append(out, tasks[i].body())
+		}
+		answer(w, out)
 	}
-	id := s.Create(f, false, req.ExternalTaskID)
-	tasks := s.sortedByUpdate(func(t *task) bool { return t.id == id })
-	answer(w, json.RawMessage(tasks[0].body()))
 }
 
+// createHandler answers POST {create path} of family f with the create
+// answer Kling's pages show (the task, submitted), taking the external id
+// where the family's API generation puts it.
+func (s *Sim) createHandler(f klingfamily.Family) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ExternalTaskID string `json:"external_task_id"` // legacy
+			Options        struct {
+				ExternalTaskID string `json:"external_task_id"` // newer APIs
+			} `json:"options"`
+		}
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if len(body) > 0 {
+			if err := json.Unmarshal(body, &req); err != nil {
+				answerError(w, http.StatusBadRequest, 1200, "request body is not JSON")
+				return
+			}
+		}
+		external := req.ExternalTaskID
+		if f.Shape == klingfamily.New {
+			external = req.Options.ExternalTaskID
+		}
+		id, err := s.Create(f, external)
+		if err != nil {
+			answerError(w, http.StatusNotFound, klingapi.CodeNotFound, err.Error())
+			return
+		}
+		tasks := s.sortedByUpdate(func(t *task) bool { return t.id == id })
+		answer(w, json.RawMessage(tasks[0].body()))
+	}
+}
+
+// getByIDs answers GET /tasks or /solutions ?task_ids= or
+// ?external_task_ids=: a list of the tasks it knows, in the order asked.
+func (s *Sim) getByIDs(q klingfamily.Query) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v := r.URL.Query()
+		ids, external := v.Get("task_ids"), false
+		if ids == "" {
+			ids, external = v.Get("external_task_ids"), true
+		}
+		if ids == "" || (v.Get("task_ids") != "" && v.Get("external_task_ids") != "") {
+			answerError(w, http.StatusBadRequest, klingapi.CodeInvalidParam, "exactly one of task_ids and external_task_ids is required")
+			return
+		}
+		want := strings.Split(ids, ",")
+		if q.MaxIDs > 0 && len(want) > q.MaxIDs {
+			answerError(w, http.StatusBadRequest, klingapi.CodeInvalidParam, fmt.Sprintf("at most %d ids a query", q.MaxIDs))
+			return
+		}
+		if !external {
+			s.countQuery(want...)
+		}
+		out := []json.RawMessage{}
+		for _, id := range want {
+			tasks := s.sortedByUpdate(func(t *task) bool {
+				if t.family.Query.Path != q.Path {
+					return false
+				}
+				if external {
+					return t.external != "" && t.external == id
+				}
+				return t.id == id
+			})
+			if len(tasks) > 0 {
+				out = append(out, tasks[0].body())
+			}
+		}
+		answer(w, out)
+	}
+}
+
+// taskPage is the data of a cursor listing's answer.
 type taskPage struct {
 	Result     []json.RawMessage `json:"result"`
 	Count      int               `json:"count"`
-	NextCursor string            `json:"next_cursor,omitempty"`
+	NextCursor string            `json:"next_cursor"`
 	HasMore    bool              `json:"has_more"`
 }
 
-func (s *Sim) getTasks(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	ids, external := q.Get("task_ids"), false
-	if ids == "" {
-		ids, external = q.Get("external_task_ids"), true
-	}
-	want := map[string]bool{}
-	for _, id := range strings.Split(ids, ",") {
-		if id != "" {
-			want[id] = true
+// listCursor answers POST /tasks or /solutions: tasks created in
+// [start_time, end_time], newest first, limit a page, filtered by status.
+// start_time and end_time are taken as the listing's page types them
+// (strings for /tasks, numbers for /solutions).
+func (s *Sim) listCursor(l klingfamily.List) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var q struct {
+			StartTime json.RawMessage       `json:"start_time"`
+			EndTime   json.RawMessage       `json:"end_time"`
+			Cursor    string                `json:"cursor"`
+			Limit     int                   `json:"limit"`
+			Filters   []klingapi.TaskFilter `json:"filters"`
 		}
-	}
-	if !external {
-		s.countQuery(slices.Collect(maps.Keys(want))...)
-	}
-	tasks := s.sortedByUpdate(func(t *task) bool {
-		if external {
-			return t.v2 && want[t.external]
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&q); err != nil {
+			answerError(w, http.StatusBadRequest, 1200, "request body is not JSON")
+			return
 		}
-		return t.v2 && want[t.id]
-	})
-	page := taskPage{Result: []json.RawMessage{}, Count: len(tasks)}
-	for _, t := range tasks {
-		page.Result = append(page.Result, t.body())
-	}
-	answer(w, page)
-}
-
-func (s *Sim) listTasks(w http.ResponseWriter, r *http.Request) {
-	var q klingapi.TaskQuery
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&q); err != nil {
-		answerError(w, http.StatusBadRequest, 1200, "request body is not JSON")
-		return
-	}
-	if q.Limit <= 0 || q.Limit > klingapi.MaxTaskLimit {
-		answerError(w, http.StatusBadRequest, 1201, "limit must be 1..500")
-		return
-	}
-	statuses := map[string]bool{}
-	for _, f := range q.Filters {
-		if f.Key == "status" {
-			for _, v := range f.Values {
-				statuses[v] = true
+		start, err1 := timeParam(q.StartTime, l.StringTimes)
+		end, err2 := timeParam(q.EndTime, l.StringTimes)
+		if err1 != nil || err2 != nil {
+			answerError(w, http.StatusBadRequest, klingapi.CodeInvalidParam, "start_time and end_time: "+errors.Join(err1, err2).Error())
+			return
+		}
+		if q.Limit <= 0 || q.Limit > l.MaxPageSize {
+			answerError(w, http.StatusBadRequest, klingapi.CodeInvalidParam, fmt.Sprintf("limit must be 1..%d", l.MaxPageSize))
+			return
+		}
+		statuses := map[string]bool{}
+		for _, f := range q.Filters {
+			if f.Key == "status" {
+				for _, v := range f.Values {
+					statuses[v] = true
+				}
 			}
 		}
+		tasks := s.sortedByUpdate(func(t *task) bool {
+			return t.family.List.Path == l.Path && (start == 0 || t.created >= start) && (end == 0 || t.created <= end) &&
+				(len(statuses) == 0 || statuses[t.publicStatus()])
+		})
+		off, _ := strconv.Atoi(q.Cursor)
+		page := taskPage{Result: []json.RawMessage{}, Count: 0}
+		for i := off; i < len(tasks) && i < off+q.Limit; i++ {
+			page.Result = append(page.Result, tasks[i].body())
+		}
+		page.Count = len(page.Result)
+		if off+q.Limit < len(tasks) {
+			page.HasMore, page.NextCursor = true, strconv.Itoa(off+q.Limit)
+		}
+		answer(w, page)
 	}
-	tasks := s.sortedByUpdate(func(t *task) bool {
-		return t.v2 && (q.StartTime == 0 || t.updated >= q.StartTime) && (q.EndTime == 0 || t.updated <= q.EndTime) &&
-			(len(statuses) == 0 || statuses[t.publicStatus()])
-	})
-	off, _ := strconv.Atoi(q.Cursor)
-	page := taskPage{Result: []json.RawMessage{}, Count: len(tasks)}
-	for i := off; i < len(tasks) && i < off+q.Limit; i++ {
-		page.Result = append(page.Result, tasks[i].body())
+}
+
+// timeParam reads a listing's start_time or end_time, in the type its page
+// gives it; absent is 0.
+func timeParam(v json.RawMessage, asString bool) (int64, error) {
+	if len(v) == 0 || string(v) == "null" {
+		return 0, nil
 	}
-	if off+q.Limit < len(tasks) {
-		page.HasMore, page.NextCursor = true, strconv.Itoa(off+q.Limit)
+	if asString {
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return 0, errors.New("want a string of Unix milliseconds")
+		}
+		return strconv.ParseInt(s, 10, 64)
 	}
-	answer(w, page)
+	var n int64
+	if err := json.Unmarshal(v, &n); err != nil {
+		return 0, errors.New("want Unix milliseconds as a number")
+	}
+	return n, nil
 }
 
 func answer(w http.ResponseWriter, data any) {

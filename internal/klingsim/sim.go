@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/verify"
 )
 
@@ -47,7 +47,8 @@ type Config struct {
 	Faults        Faults
 	// FailShare is the share of tasks that end failed instead of succeeded.
 	FailShare float64
-	// V2Share is the share of created tasks that use the new API shape.
+	// V2Share is the share of randomly created tasks that go to a family
+	// of the newer APIs (new shape) rather than a legacy one.
 	V2Share float64
 	// Seed makes fault and outcome choices reproducible.
 	Seed   uint64
@@ -110,32 +111,43 @@ func New(cfg Config) (*Sim, error) {
 	return s, nil
 }
 
-// Create adds a task in family, submitted now, and posts its first
-// callback. v2 selects the new API shape. It returns the task id.
-func (s *Sim) Create(f klingapi.Family, v2 bool, external string) string {
+// Create adds a task in family f, submitted now, and posts its first
+// callback. It returns the task id, or an error when the corpus holds no
+// answer for f (see Simulated).
+func (s *Sim) Create(f klingfamily.Family, external string) (string, error) {
+	if !Simulated(f) {
+		return "", fmt.Errorf("klingsim: %s is not simulated: the query corpus holds no answer for it", f.Name)
+	}
 	s.mu.Lock()
 	s.next++
 	now := unixMilli(s.cfg.Now())
 	t := &task{
-		id: fmt.Sprintf("sim%08d", s.next), external: external, family: f, v2: v2,
-		status: StatusSubmitted, created: now, updated: now, units: strconv.Itoa(1 + s.next%4),
+		id: fmt.Sprintf("sim%08d", s.next), external: external, family: f,
+		status: StatusSubmitted, created: now, updated: now,
 	}
 	s.tasks[t.id] = t
 	s.order = append(s.order, t.id)
 	cb := s.callbackLocked(t)
 	s.mu.Unlock()
 	s.post(cb)
-	return t.id
+	return t.id, nil
 }
 
-// CreateRandom creates a task in a random family, new-shape with
-// Config.V2Share.
+// CreateRandom creates a task in a random simulated family, of the newer
+// APIs with Config.V2Share.
 func (s *Sim) CreateRandom() string {
 	s.mu.Lock()
-	f := klingapi.Families[s.rng.IntN(len(klingapi.Families))]
 	v2 := s.rng.Float64() < s.cfg.V2Share
+	var fams []klingfamily.Family
+	for _, f := range klingfamily.All() {
+		if Simulated(f) && (f.Shape == klingfamily.New) == v2 {
+			fams = append(fams, f)
+		}
+	}
+	f := fams[s.rng.IntN(len(fams))]
 	s.mu.Unlock()
-	return s.Create(f, v2, "")
+	id, _ := s.Create(f, "") // f is simulated
+	return id
 }
 
 // Step moves every unfinished task one status on (submitted → processing →
@@ -152,7 +164,7 @@ func (s *Sim) Step() int {
 			t.status = StatusProcessing
 		case StatusProcessing:
 			if s.rng.Float64() < s.cfg.FailShare {
-				t.status, t.msg = StatusFailed, "Failure to pass the risk control system"
+				t.status = StatusFailed // the corpus's failed answer carries the reason
 			} else {
 				t.status = StatusSucceed
 			}
@@ -216,7 +228,7 @@ func (s *Sim) Stats() Stats {
 // TaskStatus is a task's id and current status in its own API generation.
 type TaskStatus struct {
 	ID, Status string
-	Family     klingapi.Family
+	Family     klingfamily.Family
 	V2         bool
 }
 
@@ -227,7 +239,7 @@ func (s *Sim) Tasks() []TaskStatus {
 	out := make([]TaskStatus, 0, len(s.order))
 	for _, id := range s.order {
 		t := s.tasks[id]
-		out = append(out, TaskStatus{ID: t.id, Status: t.publicStatus(), Family: t.family, V2: t.v2})
+		out = append(out, TaskStatus{ID: t.id, Status: t.publicStatus(), Family: t.family, V2: t.v2()})
 	}
 	return out
 }
@@ -248,8 +260,9 @@ func (s *Sim) SetFaults(f Faults) {
 	s.mu.Unlock()
 }
 
-// Queries returns how many single-task queries (GET /v1/{group}/{family}/{id}
-// and GET /tasks?task_ids=) asked for the task id, found or not.
+// Queries returns how many single-task queries (GET {collection}/{id},
+// GET /tasks?task_ids= and GET /solutions?task_ids=) asked for the task
+// id, found or not.
 func (s *Sim) Queries(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -2,13 +2,20 @@ package klingsim_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io/fs"
 	"net/http/httptest"
+	"reflect"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/klingsim"
+	kling "github.com/klingfan/klingfan/testdata/kling"
 )
 
 func newSim(t *testing.T) (*klingsim.Sim, string) {
@@ -22,11 +29,34 @@ func newSim(t *testing.T) (*klingsim.Sim, string) {
 	return sim, srv.URL
 }
 
+func mustFamily(t *testing.T, name string) klingfamily.Family {
+	t.Helper()
+	f, err := klingfamily.ByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func create(t *testing.T, sim *klingsim.Sim, f klingfamily.Family, external string) string {
+	t.Helper()
+	id, err := sim.Create(f, external)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 func TestQueryAPI(t *testing.T) {
 	sim, url := newSim(t)
-	t2v := klingapi.Family{Group: "videos", Name: "text2video"}
-	legacy := sim.Create(t2v, false, "ext-1")
-	v2 := sim.Create(klingapi.Family{Group: "images", Name: "omni-image"}, true, "ext-2")
+	t2v := mustFamily(t, "videos/text2video")
+	avatar := mustFamily(t, "videos/avatar/image2video")
+	newer := mustFamily(t, "text-to-video/kling-2.6")
+	drama := mustFamily(t, "solutions/drama_subtitle")
+	legacy := create(t, sim, t2v, "ext-1")
+	av := create(t, sim, avatar, "ext-av")
+	v2 := create(t, sim, newer, "ext-2")
+	sol := create(t, sim, drama, "ext-3")
 	sim.Step()
 	sim.Step()
 
@@ -49,27 +79,146 @@ func TestQueryAPI(t *testing.T) {
 			}
 			byExt, err := c.GetTask(ctx, t2v, "ext-1", true)
 			if err != nil || byExt.ID != legacy {
-				t.Fatalf("GetTask by external id = %+v, %v", byExt, err)
+				t.Fatalf("GetTask by external id in the path = %+v, %v", byExt, err)
 			}
-			page, err := c.ListPage(ctx, t2v, 1, 10)
-			if err != nil || len(page) != 1 || page[0].ID != legacy {
+			if _, err := c.GetTask(ctx, t2v, av, false); !errors.Is(err, klingapi.ErrNotFound) {
+				t.Fatalf("a task of another family: err = %v, want not found", err)
+			}
+			page, err := c.ListPage(ctx, avatar, 1, 10)
+			if err != nil || len(page) != 1 || page[0].ID != av {
 				t.Fatalf("ListPage = %+v, %v", page, err)
 			}
-			tp, err := c.ListTasks(ctx, klingapi.TaskQuery{Limit: 10})
+			tp, err := c.ListTasks(ctx, newer.List, klingapi.TaskQuery{Limit: 10})
 			if err != nil || len(tp.Tasks) != 1 || tp.Tasks[0].ID != v2 || !tp.Tasks[0].V2 {
-				t.Fatalf("ListTasks = %+v, %v", tp, err)
+				t.Fatalf("ListTasks(/tasks) = %+v, %v", tp, err)
 			}
-			ts, err := c.GetTasks(ctx, []string{v2}, false)
-			if err != nil || len(ts) != 1 || ts[0].Status == "" {
+			ts, err := c.GetTasks(ctx, newer.Query, []string{v2, "unknown"}, false)
+			if err != nil || len(ts) != 1 || ts[0].ID != v2 || ts[0].Status == "" {
 				t.Fatalf("GetTasks = %+v, %v", ts, err)
+			}
+			byExtNew, err := c.GetTask(ctx, newer, "ext-2", true)
+			if err != nil || byExtNew.ID != v2 {
+				t.Fatalf("GetTask(newer, external) = %+v, %v", byExtNew, err)
+			}
+			sp, err := c.ListTasks(ctx, drama.List, klingapi.TaskQuery{StartTime: 1, Limit: 10})
+			if err != nil || len(sp.Tasks) != 1 || sp.Tasks[0].ID != sol {
+				t.Fatalf("ListTasks(/solutions) = %+v, %v", sp, err)
 			}
 		})
 	}
 }
 
+// TestAnswersAreCorpusFiles: every simulated answer is a corpus file with
+// the id, external id, status and times substituted, and nothing else
+// changed; a new-shape answer bills with charge_type and keeps the
+// watermark URLs.
+func TestAnswersAreCorpusFiles(t *testing.T) {
+	sim, url := newSim(t)
+	c, _ := klingapi.New(klingapi.Config{BaseURL: url, Credentials: klingapi.Credentials{APIKey: "static-key"}})
+	ctx := context.Background()
+	simulated := 0
+	for _, f := range klingfamily.All() {
+		if !klingsim.Simulated(f) {
+			continue
+		}
+		simulated++
+		id := create(t, sim, f, "")
+		sim.Step()
+		sim.Step()
+		for _, st := range sim.Tasks() {
+			if st.ID == id && st.Status != "succeed" && st.Status != "succeeded" {
+				t.Fatalf("%s: task is %s after two steps", f.Name, st.Status)
+			}
+		}
+		task, err := c.GetTask(ctx, f, id, false)
+		if err != nil {
+			t.Fatalf("%s: %v", f.Name, err)
+		}
+		file := strings.ReplaceAll(f.Name, "/", "_") + ".get.succeed.json"
+		if f.Shape == klingfamily.New {
+			file = strings.TrimPrefix(f.Query.Path, "/") + ".ids.succeeded.json"
+		}
+		want := corpusTask(t, file)
+		got := decode(t, task.Raw)
+		for _, k := range []string{"task_id", "created_at", "updated_at", "id", "create_time", "update_time", "external_id"} {
+			delete(want, k)
+			delete(got, k)
+		}
+		if info, ok := want["task_info"].(map[string]any); ok {
+			delete(info, "external_task_id")
+			delete(got["task_info"].(map[string]any), "external_task_id") //nolint:forcetypeassert // same corpus shape
+		}
+		wantJSON, _ := json.Marshal(want)
+		gotJSON, _ := json.Marshal(got)
+		idInCorpus := corpusID(t, file)
+		if !reflect.DeepEqual(decode(t, []byte(strings.ReplaceAll(string(wantJSON), idInCorpus, id))), decode(t, gotJSON)) {
+			t.Errorf("%s: the answer is not %s with its ids substituted:\n got %s\nwant %s", f.Name, file, gotJSON, wantJSON)
+		}
+		if f.Shape == klingfamily.New && strings.Contains(string(task.Raw), `"billing"`) && !strings.Contains(string(task.Raw), `"charge_type"`) {
+			t.Errorf("%s: billing without charge_type: %s", f.Name, task.Raw)
+		}
+	}
+	if simulated < 25 {
+		t.Errorf("only %d families simulated", simulated)
+	}
+}
+
+// TestEveryCorpusSucceededAnswerIsSimulated: a family whose succeeded
+// answer is in the corpus is simulated, and every reconcilable family
+// that is not says why in SOURCES.md.
+func TestEveryCorpusSucceededAnswerIsSimulated(t *testing.T) {
+	var missing []string
+	for _, f := range klingfamily.All() {
+		if f.Reconcilable() && !klingsim.Simulated(f) {
+			missing = append(missing, f.Name)
+		}
+	}
+	sort.Strings(missing)
+	want := []string{"solutions/e-commerce/clothing_dupe", "solutions/e-commerce/goods_studio", "solutions/talking_agent", "solutions/virtual_try_on"}
+	if !reflect.DeepEqual(missing, want) {
+		t.Errorf("families without a corpus answer = %v, want %v (documented in SOURCES.md)", missing, want)
+	}
+}
+
+func corpusTask(t *testing.T, file string) map[string]any {
+	t.Helper()
+	raw, err := fs.ReadFile(kling.Queries, "queries/"+file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env struct {
+		Data json.RawMessage `json:"data"`
+	}
+	_ = json.Unmarshal(raw, &env)
+	if strings.Contains(file, ".ids.") {
+		var list []json.RawMessage
+		_ = json.Unmarshal(env.Data, &list)
+		return decode(t, list[0])
+	}
+	return decode(t, env.Data)
+}
+
+func corpusID(t *testing.T, file string) string {
+	t.Helper()
+	m := corpusTask(t, file)
+	if id, ok := m["task_id"].(string); ok {
+		return id
+	}
+	return m["id"].(string) //nolint:forcetypeassert // the corpus test checks every file has one
+}
+
+func decode(t *testing.T, raw []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return m
+}
+
 func TestQueryAPIErrors(t *testing.T) {
 	sim, url := newSim(t)
-	t2v := klingapi.Family{Group: "videos", Name: "text2video"}
+	t2v := mustFamily(t, "videos/text2video")
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
@@ -96,10 +245,6 @@ func TestQueryAPIErrors(t *testing.T) {
 				t.Fatalf("err = %v (label %s), want %v (label %s)", err, klingapi.ErrorLabel(err), tc.want, tc.label)
 			}
 		})
-	}
-	account := &klingapi.APIError{HTTPStatus: 429, Code: 1101, Message: "Account in arrears"}
-	if errors.Is(account, klingapi.ErrRateLimited) || !errors.Is(account, klingapi.ErrAccount) {
-		t.Errorf("code 1101 with HTTP 429 must be an account error, not a rate limit to back off from")
 	}
 	c, _ := klingapi.New(klingapi.Config{BaseURL: "http://127.0.0.1:1", Credentials: klingapi.Credentials{APIKey: "k"}})
 	if _, err := c.ListPage(ctx, t2v, 1, 1); !errors.Is(err, klingapi.ErrUnavailable) || klingapi.ErrorLabel(err) != "unreachable" {

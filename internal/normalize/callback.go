@@ -68,33 +68,25 @@ func (h callbackHeader) identify(top object) (*gatewayv1.Event, error) {
 	return &gatewayv1.Event{Type: eventTypeOfStatus(job.Status), RawType: status, SourceFormat: h.format, Job: job}, nil
 }
 
-// read reads the whole header: what identifies the callback, its message,
-// millisecond times and external id.
-func (h callbackHeader) read(top object) (string, *gatewayv1.Job, error) {
+// read reads the header: what identifies the callback (an error here is
+// the only way a callback fails), then its message, millisecond times and
+// external id, each of which degrades on its own: an unreadable one is
+// left unset, reported, and kept in the unmapped members m collects.
+func (h callbackHeader) read(top object, r *report) (string, *gatewayv1.Job, *members, error) {
 	status, job, err := h.job(top)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	if job.StatusMessage, err = top.str(root, h.message); err != nil {
-		return "", nil, err
+	m := newMembers(top, root, r)
+	m.take(h.id)
+	m.take(h.status)
+	m.str(h.message, &job.StatusMessage)
+	m.millis(h.created, &job.CreatedAt)
+	m.millis(h.updated, &job.UpdatedAt)
+	if h.externalIn == "" {
+		m.id(h.external, &job.ExternalId)
 	}
-	if job.CreatedAt, err = top.millis(root, h.created); err != nil {
-		return "", nil, err
-	}
-	if job.UpdatedAt, err = top.millis(root, h.updated); err != nil {
-		return "", nil, err
-	}
-	holder, path := top, root
-	if h.externalIn != "" {
-		path = at(h.externalIn)
-		if holder, err = top.object(root, h.externalIn); err != nil {
-			return "", nil, err
-		}
-	}
-	if job.ExternalId, err = holder.id(path, h.external); err != nil {
-		return "", nil, err
-	}
-	return status, job, nil
+	return status, job, m, nil
 }
 
 // event completes the fields both callback shapes derive the same way: the
@@ -131,11 +123,27 @@ func cloneTimestamp(ts *timestamppb.Timestamp) *timestamppb.Timestamp {
 	return &timestamppb.Timestamp{Seconds: ts.Seconds, Nanos: ts.Nanos}
 }
 
-// watermarkEnabled reads `watermark_info.enabled` from o, nil when absent.
-func watermarkEnabled(o object, prefix fieldPath, base string) (*bool, error) {
-	info, err := o.object(prefix, "watermark_info")
-	if err != nil {
-		return nil, err
+// readWatermark reads `watermark_info.enabled` of the object m reads into
+// job, keeping any other member of watermark_info under its key.
+func readWatermark(m *members, job *gatewayv1.Job) {
+	info, ok := m.object("watermark_info")
+	if !ok {
+		return
 	}
-	return info.boolean(at(base), "enabled")
+	sub := newMembers(info, at(join(m.path, "watermark_info")), m.r)
+	sub.boolean("enabled", &job.WatermarkEnabled)
+	m.nest("watermark_info", sub)
+}
+
+// event finishes the event of a callback whose header m read: the header
+// members nobody mapped go to the job, then the fields derived from the
+// header are set.
+func (h callbackHeader) finish(status string, job *gatewayv1.Job, m *members) *gatewayv1.Event {
+	job.UnmappedJson = m.unmapped()
+	return h.event(status, job)
+}
+
+// unmappedOutput keeps raw, the output at path, whole.
+func unmappedOutput(path, typ, raw, reason string) *gatewayv1.UnmappedOutput {
+	return &gatewayv1.UnmappedOutput{Path: path, Type: typ, Json: compact(raw), Reason: reason}
 }

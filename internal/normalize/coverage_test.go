@@ -140,9 +140,20 @@ func TestBilling(t *testing.T) {
 }
 
 // TestNormalizeIncomplete checks that what klingfan does not know or
-// cannot read is reported, never refused, and that the known rest of the
-// event survives an unknown output.
+// cannot read is reported and kept, never refused, and that it degrades
+// per field: the header (id, status, external id, times, billing) and
+// every other output survive one odd output or member.
 func TestNormalizeIncomplete(t *testing.T) {
+	header := func(ev *gatewayv1.Event) bool {
+		j := ev.GetJob()
+		return j.GetExternalId() == "ext-1" && j.GetCreatedAt().AsTime().UnixMilli() == 1781080778802 &&
+			ev.GetOccurredAt().AsTime().UnixMilli() == 1781080794151 && len(j.GetBilling()) >= 1 &&
+			j.GetBilling()[0].GetAmount() == "5"
+	}
+	const v2Head = `"id":"j1","status":"succeeded","external_id":"ext-1","create_time":1781080778802,"update_time":1781080794151,` +
+		`"billing":[{"charge_type":"unit","amount":"5","package_type":"video"}]`
+	const legacyHead = `"task_id":"j2","task_status":"succeed","task_info":{"external_task_id":"ext-1"},` +
+		`"created_at":1781080778802,"updated_at":1781080794151,"final_unit_deduction":"5"`
 	cases := []struct {
 		name    string
 		body    string
@@ -151,19 +162,62 @@ func TestNormalizeIncomplete(t *testing.T) {
 		check   func(*gatewayv1.Event) bool
 	}{
 		{"unknown output type", string(readPayload(t, "v2_unknown_output")), normalize.ErrIncomplete, `outputs[1].type "hologram"`,
-			func(ev *gatewayv1.Event) bool { return len(ev.GetJob().GetVideos()) == 1 }},
+			func(ev *gatewayv1.Event) bool {
+				u := ev.GetJob().GetUnmappedOutputs()
+				return len(ev.GetJob().GetVideos()) == 1 && len(u) == 1 && u[0].GetType() == "hologram" &&
+					u[0].GetPath() == "outputs[1]" && strings.Contains(u[0].GetJson(), "holo/870001234567890701.glb")
+			}},
 		{"unknown legacy result", string(readPayload(t, "legacy_unknown_result")), normalize.ErrIncomplete, "task_result.models",
-			func(ev *gatewayv1.Event) bool { return len(ev.GetJob().GetVideos()) == 1 }},
-		{"unreadable audio duration", `{"id":"j1","status":"succeeded","outputs":[{"type":"audio","mp3_duration":"long"}]}`,
+			func(ev *gatewayv1.Event) bool {
+				return len(ev.GetJob().GetVideos()) == 1 && len(ev.GetJob().GetUnmappedOutputs()) == 1
+			}},
+		{"unreadable audio duration", `{` + v2Head + `,"outputs":[{"type":"audio","id":"a1","mp3_url":"https://x/a.mp3","mp3_duration":"long"}]}`,
 			normalize.ErrMalformed, "outputs[0].mp3_duration",
 			func(ev *gatewayv1.Event) bool {
-				return ev.GetJob().GetJobId() == "j1" && len(ev.GetJob().GetAudios()) == 0
+				a := ev.GetJob().GetAudios()
+				return header(ev) && len(a) == 1 && a[0].GetId() == "a1" && a[0].GetMp3Url() == "https://x/a.mp3" &&
+					a[0].GetMp3Duration() == nil && a[0].GetUnmappedJson() == `{"mp3_duration":"long"}`
 			}},
-		{"bad charge amount", `{"task_id":"j2","task_status":"succeed","final_balance_deduction":{"quota":true}}`,
+		{"element tag object with unknown members", `{` + v2Head + `,"outputs":[{"type":"element","id":"e1","tags":[{"id":1,"name":"人物","color":"red"}],"shape":"round"}]}`,
+			normalize.ErrIncomplete, "",
+			func(ev *gatewayv1.Event) bool {
+				e := ev.GetJob().GetElements()
+				return header(ev) && len(e) == 1 && e[0].GetId() == "e1" && len(e[0].GetTagDetails()) == 1 &&
+					e[0].GetTagDetails()[0].GetId() == "1" && e[0].GetTagDetails()[0].GetUnmappedJson() == `{"color":"red"}` &&
+					e[0].GetUnmappedJson() == `{"shape":"round"}`
+			}},
+		{"tags neither strings nor objects", `{` + v2Head + `,"outputs":[{"type":"element","id":"e1","tags":[1]}]}`,
+			normalize.ErrMalformed, "outputs[0].tags[0]",
+			func(ev *gatewayv1.Event) bool {
+				e := ev.GetJob().GetElements()
+				return header(ev) && len(e) == 1 && e[0].GetId() == "e1" && e[0].GetUnmappedJson() == `{"tags":[1]}`
+			}},
+		{"output not an object", `{` + v2Head + `,"outputs":["odd",{"type":"video","id":"v1"}]}`,
+			normalize.ErrMalformed, "outputs[0]",
+			func(ev *gatewayv1.Event) bool {
+				u := ev.GetJob().GetUnmappedOutputs()
+				return header(ev) && len(ev.GetJob().GetVideos()) == 1 && len(u) == 1 && u[0].GetJson() == `"odd"`
+			}},
+		{"unreadable header time", `{"id":"j1","status":"succeeded","external_id":"ext-1","create_time":"yesterday","update_time":1781080794151}`,
+			normalize.ErrMalformed, "create_time",
+			func(ev *gatewayv1.Event) bool {
+				j := ev.GetJob()
+				return j.GetExternalId() == "ext-1" && j.GetCreatedAt() == nil && j.GetUpdatedAt() != nil &&
+					j.GetUnmappedJson() == `{"create_time":"yesterday"}`
+			}},
+		{"bad charge amount", `{` + legacyHead + `,"final_balance_deduction":{"quota":true,"list_price":"3.5"}}`,
 			normalize.ErrMalformed, "final_balance_deduction.quota",
-			func(ev *gatewayv1.Event) bool { return ev.GetType() == gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED }},
-		{"tags not strings", `{"id":"j3","status":"succeeded","outputs":[{"type":"element","tags":[1]}]}`,
-			normalize.ErrMalformed, "outputs[0].tags[0]", func(*gatewayv1.Event) bool { return true }},
+			func(ev *gatewayv1.Event) bool {
+				b := ev.GetJob().GetBilling()
+				return header(ev) && ev.GetType() == gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED && len(b) == 2 &&
+					b[1].GetListPrice() == "3.5" && b[1].GetUnmappedJson() == `{"quota":true}`
+			}},
+		{"unknown header and task_info members", `{"task_id":"j2","task_status":"succeed","request_id":"r-9","task_info":{"external_task_id":"ext-1","seed":7}}`,
+			normalize.ErrIncomplete, "",
+			func(ev *gatewayv1.Event) bool {
+				return ev.GetJob().GetExternalId() == "ext-1" &&
+					ev.GetJob().GetUnmappedJson() == `{"request_id":"r-9","task_info":{"seed":7}}`
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,11 +225,14 @@ func TestNormalizeIncomplete(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !errors.Is(out.Incomplete, tc.want) || !strings.Contains(out.Incomplete.Error(), tc.mention) {
-				t.Fatalf("Incomplete = %v, want %v mentioning %q", out.Incomplete, tc.want, tc.mention)
-			}
 			if !tc.check(out.Event) {
 				t.Errorf("event = %v", out.Event)
+			}
+			if tc.mention == "" {
+				return
+			}
+			if !errors.Is(out.Incomplete, tc.want) || !strings.Contains(out.Incomplete.Error(), tc.mention) {
+				t.Fatalf("Incomplete = %v, want %v mentioning %q", out.Incomplete, tc.want, tc.mention)
 			}
 		})
 	}

@@ -5,50 +5,69 @@ import (
 )
 
 // This file reads the legacy task callbacks: flat task_id, task_status,
-// millisecond timestamps, units and balance deducted, and a task_result
-// with videos, images, series images and audio tracks.
-
-// legacyResultKeys are the task_result members parseLegacy maps; any other
-// is reported as left to the raw body.
-var legacyResultKeys = map[string]bool{
-	"videos": true, "images": true, "series_images": true, "result_type": true, "audios": true,
-}
+// millisecond timestamps, units and balance deducted, the creation
+// parameters in task_info, and a task_result whose collections depend on
+// the family (videos, images, series images, audio tracks, voices,
+// elements).
 
 // legacyAudioKeys names the members of a legacy audio track.
 var legacyAudioKeys = audioKeys{mp3: "url_mp3", wav: "url_wav", mp3Duration: "duration_mp3", wavDuration: "duration_wav"}
 
-// parseLegacy normalizes a legacy task callback.
+// legacyCollection reads one element o, at path, of a task_result array
+// into job.
+type legacyCollection func(o object, path fieldPath, job *gatewayv1.Job, r *report)
+
+// legacyCollections maps each task_result array the pages document to its
+// reader. Any other task_result member is kept whole in unmapped_outputs.
+// Omni-image series images join the plain images, since a consumer wants
+// every image of the task in one list and image_result_type says which it
+// was.
+var legacyCollections = map[string]legacyCollection{
+	"videos": func(o object, p fieldPath, job *gatewayv1.Job, r *report) {
+		job.Videos = append(job.Videos, videoOf(newMembers(o, p, r)))
+	},
+	"images": func(o object, p fieldPath, job *gatewayv1.Job, r *report) {
+		job.Images = append(job.Images, legacyImageOf(newMembers(o, p, r), len(job.Images))...)
+	},
+	"series_images": func(o object, p fieldPath, job *gatewayv1.Job, r *report) {
+		job.Images = append(job.Images, legacyImageOf(newMembers(o, p, r), len(job.Images))...)
+	},
+	"audios": func(o object, p fieldPath, job *gatewayv1.Job, r *report) {
+		job.Audios = append(job.Audios, audioOf(newMembers(o, p, r), legacyAudioKeys))
+	},
+	"voices": func(o object, p fieldPath, job *gatewayv1.Job, r *report) {
+		job.Voices = append(job.Voices, legacyVoiceOf(newMembers(o, p, r)))
+	},
+	"elements": func(o object, p fieldPath, job *gatewayv1.Job, r *report) {
+		job.Elements = append(job.Elements, legacyElementOf(newMembers(o, p, r)))
+	},
+}
+
+// parseLegacy normalizes a legacy task callback. Only task_id and
+// task_status can fail it; everything else degrades per member.
 func parseLegacy(top object, r *report) (*gatewayv1.Event, error) {
-	status, job, err := legacyHeader.read(top)
+	status, job, m, err := legacyHeader.read(top, r)
 	if err != nil {
 		return nil, err
 	}
-	if err := readLegacyBilling(top, job); err != nil {
-		return nil, err
-	}
-	if job.WatermarkEnabled, err = watermarkEnabled(top, root, "watermark_info"); err != nil {
-		return nil, err
-	}
-	info, err := top.object(root, "task_info")
-	if err != nil {
-		return nil, err
-	}
-	if job.WatermarkEnabled == nil {
-		// Some APIs echo the creation parameters, watermark included, in
-		// task_info instead.
-		if job.WatermarkEnabled, err = watermarkEnabled(info, at("task_info"), "task_info.watermark_info"); err != nil {
-			return nil, err
+	readLegacyBilling(m, job)
+	readWatermark(m, job)
+	if info, ok := m.object("task_info"); ok {
+		sub := newMembers(info, at("task_info"), r)
+		sub.id(legacyHeader.external, &job.ExternalId)
+		if job.WatermarkEnabled == nil {
+			// Some APIs echo the creation parameters, watermark included,
+			// in task_info instead.
+			readWatermark(sub, job)
 		}
-	}
-	if raw := info.get("parent_video"); !absent(raw) {
-		if job.ParentVideo, err = videoAt(raw, at("task_info.parent_video")); err != nil {
-			return nil, err
+		if parent, ok := sub.object("parent_video"); ok && parent != nil {
+			job.ParentVideo = videoOf(newMembers(parent, at("task_info.parent_video"), r))
+			sub.take("parent_video")
 		}
+		m.nest("task_info", sub)
 	}
-	if err := readLegacyResult(top, job, r); err != nil {
-		return nil, err
-	}
-	return legacyHeader.event(status, job), nil
+	readLegacyResult(m, job)
+	return legacyHeader.finish(status, job, m), nil
 }
 
 // readLegacyBilling reads the units and the balance a task cost. Both
@@ -58,82 +77,66 @@ func parseLegacy(top object, r *report) (*gatewayv1.Event, error) {
 // `final_balance_deduction {quota, list_price}` is {charge_type "cash",
 // amount = quota (the discounted price), list_price}; Kling gives no
 // currency for it, so currency stays empty.
-func readLegacyBilling(top object, job *gatewayv1.Job) (err error) {
-	if job.UnitsDeducted, err = top.decimal(root, "final_unit_deduction"); err != nil {
-		return err
-	}
-	if job.UnitsDeducted != "" {
+func readLegacyBilling(m *members, job *gatewayv1.Job) {
+	if m.decimal("final_unit_deduction", &job.UnitsDeducted); job.UnitsDeducted != "" {
 		job.Billing = append(job.Billing, &gatewayv1.Charge{ChargeType: "unit", Amount: job.UnitsDeducted})
 	}
-	balance, err := top.object(root, "final_balance_deduction")
-	if err != nil || balance == nil {
-		return err
+	balance, ok := m.object("final_balance_deduction")
+	if !ok || balance == nil {
+		return
 	}
-	p := at("final_balance_deduction")
 	c := &gatewayv1.Charge{ChargeType: "cash"}
-	if c.Amount, err = balance.decimal(p, "quota"); err != nil {
-		return err
-	}
-	if c.ListPrice, err = balance.decimal(p, "list_price"); err != nil {
-		return err
-	}
-	if c.Amount != "" || c.ListPrice != "" {
+	sub := newMembers(balance, at("final_balance_deduction"), m.r)
+	sub.decimal("quota", &c.Amount)
+	sub.decimal("list_price", &c.ListPrice)
+	c.UnmappedJson = sub.unmapped()
+	m.take("final_balance_deduction")
+	if c.Amount != "" || c.ListPrice != "" || c.UnmappedJson != "" {
 		job.Billing = append(job.Billing, c)
 	}
-	return nil
 }
 
-// readLegacyResult reads task_result. Omni-image series images join the
-// plain images, since a consumer wants every image of the task in one list
-// and image_result_type says which it was.
-func readLegacyResult(top object, job *gatewayv1.Job, r *report) error {
-	result, err := top.object(root, "task_result")
-	if err != nil {
-		return err
+// readLegacyResult reads task_result: each collection the pages document
+// into its field, and anything else whole into unmapped_outputs.
+func readLegacyResult(m *members, job *gatewayv1.Job) {
+	result, ok := m.object("task_result")
+	if !ok {
+		return
 	}
+	m.take("task_result")
 	p := at("task_result")
-	videos, err := result.array(p, "videos")
-	if err != nil {
-		return err
-	}
-	for i, raw := range videos {
-		v, err := videoAt(raw, elemOf("task_result.videos", i))
-		if err != nil {
-			return err
+	sub := newMembers(result, p, m.r)
+	sub.str("result_type", &job.ImageResultType)
+	for _, mem := range result {
+		if sub.mapped(mem.key) {
+			continue
 		}
-		job.Videos = append(job.Videos, v)
-	}
-	for _, key := range [...]string{"images", "series_images"} {
-		images, err := result.array(p, key)
-		if err != nil {
-			return err
-		}
-		for i, raw := range images {
-			img, err := legacyImageAt(raw, elemOf("task_result."+key, i), len(job.Images))
-			if err != nil {
-				return err
+		read, known := legacyCollections[mem.key]
+		if !known {
+			if !absent(mem.raw) {
+				m.r.leave(join(p, mem.key), "is not a known task result")
+				job.UnmappedOutputs = append(job.UnmappedOutputs,
+					unmappedOutput(join(p, mem.key), mem.key, mem.raw, "unknown task result member"))
 			}
-			job.Images = append(job.Images, img)
+			continue
+		}
+		base := join(p, mem.key)
+		for i, raw := range sub.array(mem.key) {
+			path := elemOf(base, i)
+			o, ok := decodeOutput(raw, path, m.r)
+			if !ok {
+				job.UnmappedOutputs = append(job.UnmappedOutputs, unmappedOutput(path.String(), mem.key, raw, "not a JSON object"))
+				continue
+			}
+			read(o, path, job, m.r)
+		}
+		if !sub.mapped(mem.key) {
+			// The collection is not an array: keep it whole.
+			job.UnmappedOutputs = append(job.UnmappedOutputs, unmappedOutput(base, mem.key, mem.raw, "not a JSON array"))
 		}
 	}
-	if job.ImageResultType, err = result.str(p, "result_type"); err != nil {
-		return err
+	if raw := result.get("result_type"); !absent(raw) && !sub.mapped("result_type") {
+		// Unreadable, hence reported: keep it with the header's rest.
+		m.nested = append(m.nested, member{key: "task_result", raw: `{"result_type":` + raw + `}`})
 	}
-	audios, err := result.array(p, "audios")
-	if err != nil {
-		return err
-	}
-	for i, raw := range audios {
-		a, err := audioAt(raw, elemOf("task_result.audios", i), legacyAudioKeys)
-		if err != nil {
-			return err
-		}
-		job.Audios = append(job.Audios, a)
-	}
-	for _, m := range result {
-		if !legacyResultKeys[m.key] && !absent(m.raw) {
-			r.leave(join(p, m.key), "is not a known task result")
-		}
-	}
-	return nil
 }

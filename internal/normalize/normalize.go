@@ -21,8 +21,10 @@ var (
 	// three Kling wire formats.
 	ErrUnknownShape = errors.New("normalize: unknown payload shape")
 	// ErrIncomplete reports, in [Outcome.Incomplete], a body that was
-	// normalized but holds something this package does not know (an output
-	// type, a task result collection): it is kept only in the raw body.
+	// normalized but holds something this package does not map (an output
+	// type or member it does not know, or a mapped member whose value it
+	// cannot read): that part is kept, unmapped and marked, in the event's
+	// unmapped_json or unmapped_outputs, and in the raw body.
 	ErrIncomplete = errors.New("normalize: partially normalized")
 )
 
@@ -30,8 +32,10 @@ var (
 // presence identifies it, and its two readings of a body.
 type wireFormat struct {
 	keys [2]string
-	// parse reads everything the format maps, noting in r what it leaves
-	// to the raw body; r may be nil.
+	// parse reads everything the format maps, noting in r what it could
+	// not map; r may be nil. It fails only when what identifies the
+	// delivery cannot be read, except for the signed events, whose format
+	// has no place to keep an unreadable value.
 	parse func(top object, r *report) (*gatewayv1.Event, error)
 	// identify reads only what identifies a delivery.
 	identify func(top object) (*gatewayv1.Event, error)
@@ -76,15 +80,25 @@ func detect(body []byte) (object, *wireFormat, error) {
 // delivery rather than on its content. An unknown event name or status is
 // not an error; it yields EVENT_TYPE_UNSPECIFIED with the original string in
 // raw_type, so that no delivery is dropped because Kling added a state.
-// Unknown output types are skipped; [Normalize] reports them.
+// Outputs and members it does not know are kept in unmapped_outputs and
+// unmapped_json; [Normalize] also reports them.
 //
+// Parse is strict: a mapped member whose value cannot be read fails it.
 // Errors wrap [ErrMalformed] or [ErrUnknownShape].
 func Parse(body []byte) (*gatewayv1.Event, error) {
 	top, f, err := detect(body)
 	if err != nil {
 		return nil, err
 	}
-	return f.parse(top, nil)
+	var r report
+	ev, err := f.parse(top, &r)
+	if err != nil {
+		return nil, err
+	}
+	if r.bad != nil {
+		return nil, r.bad
+	}
+	return ev, nil
 }
 
 // Identify reads only what identifies a delivery: its format, its event
@@ -103,20 +117,24 @@ func Identify(body []byte) (*gatewayv1.Event, error) {
 type Outcome struct {
 	// Event is the normalized event.
 	Event *gatewayv1.Event
-	// Incomplete is nil when every part of the body this package knows
-	// found its field. Otherwise it says what is left to the raw body: it
-	// wraps ErrIncomplete when the body holds something unknown (Event is
-	// then complete in everything else), or ErrMalformed when a field that
-	// does not identify the delivery could not be read (Event then carries
-	// only what [Identify] reads).
+	// Incomplete is nil when every member of the body found its field.
+	// Otherwise it wraps ErrIncomplete and names what was not mapped, and
+	// also wraps ErrMalformed when a mapped member's value could not be
+	// read. For the task callbacks the Event is then complete in
+	// everything else: what was not mapped is on the output it belongs to
+	// (unmapped_json) or kept whole (Job.unmapped_outputs), and the header
+	// survives. A signed event with an unreadable field carries only what
+	// [Identify] reads.
 	Incomplete error
 }
 
-// Normalize is what ingest needs: Parse, degrading to Identify when a field
-// that does not identify the delivery cannot be read, so that a verified
-// delivery of a known shape is kept, with its raw body, rather than answered
-// 400 and lost (senders do not retry a 4xx). It fails only when Identify
-// would, with Parse's more precise error.
+// Normalize is what ingest needs: Parse, degrading per field where Parse is
+// strict, so that a verified delivery of a known shape is kept, with its
+// raw body, rather than answered 400 and lost (senders do not retry a
+// 4xx). A task callback degrades member by member (an unreadable value is
+// left unset and kept in unmapped_json); a signed event degrades to
+// Identify. It fails only when Identify would, with Parse's more precise
+// error.
 func Normalize(body []byte) (Outcome, error) {
 	top, f, err := detect(body)
 	if err != nil {
@@ -133,14 +151,27 @@ func Normalize(body []byte) (Outcome, error) {
 	return Outcome{Event: ev, Incomplete: perr}, nil
 }
 
-// maxReported bounds how many unknown things one report names.
+// maxReported bounds how many problems one report names.
 const maxReported = 4
 
-// report collects what a parse leaves to the raw body. A nil report
-// collects nothing, for callers that do not ask.
+// report collects what a parse could not map: members and outputs it does
+// not know, and mapped members whose value it could not read. Both are
+// kept in the event (unmapped_json, unmapped_outputs) rather than dropped.
+// A nil report collects nothing, for callers that do not ask.
 type report struct {
-	unknown []string
-	more    int
+	notes []string
+	more  int
+	// bad is the first unreadable value, which Parse returns.
+	bad error
+}
+
+// note records one problem description.
+func (r *report) note(s string) {
+	if len(r.notes) == maxReported {
+		r.more++
+		return
+	}
+	r.notes = append(r.notes, s)
 }
 
 // leave notes that the value at path, described by what, is not mapped.
@@ -148,23 +179,35 @@ func (r *report) leave(path, what string) {
 	if r == nil {
 		return
 	}
-	if len(r.unknown) == maxReported {
-		r.more++
-		return
-	}
-	r.unknown = append(r.unknown, path+" "+what)
+	r.note(path + " " + what)
 }
 
-// err renders the report as an ErrIncomplete error, or nil when empty.
+// malformed notes err, an ErrMalformed error naming a member whose value
+// could not be read.
+func (r *report) malformed(err error) {
+	if r == nil {
+		return
+	}
+	if r.bad == nil {
+		r.bad = err
+	}
+	r.note(strings.TrimPrefix(err.Error(), ErrMalformed.Error()+": "))
+}
+
+// err renders the report as an ErrIncomplete error, wrapping ErrMalformed
+// too when a value could not be read, or nil when empty.
 func (r *report) err() error {
-	if r == nil || len(r.unknown) == 0 {
+	if r == nil || len(r.notes) == 0 {
 		return nil
 	}
-	msg := strings.Join(r.unknown, ", ")
+	msg := strings.Join(r.notes, ", ")
 	if r.more > 0 {
 		msg += fmt.Sprintf(" and %d more", r.more)
 	}
-	return fmt.Errorf("%w: kept only in the raw body: %s", ErrIncomplete, msg)
+	if r.bad != nil {
+		return fmt.Errorf("%w (%w): not mapped, kept in unmapped_json or unmapped_outputs: %s", ErrIncomplete, ErrMalformed, msg)
+	}
+	return fmt.Errorf("%w: not mapped, kept in unmapped_json or unmapped_outputs: %s", ErrIncomplete, msg)
 }
 
 // decodeTop decodes the body as a JSON object, describing what it got

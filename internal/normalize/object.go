@@ -390,20 +390,3 @@ func (o object) boolean(prefix fieldPath, key string) (*bool, error) {
 	}
 	return &v, nil
 }
-
-// strs returns the array of strings under key, or nil when it is absent.
-func (o object) strs(prefix fieldPath, key string) ([]string, error) {
-	items, err := o.array(prefix, key)
-	if err != nil || len(items) == 0 {
-		return nil, err
-	}
-	out := make([]string, 0, len(items))
-	for i, raw := range items {
-		s, err := object{{key: key, raw: raw}}.str(prefix, key)
-		if err != nil {
-			return nil, malformed(index(join(prefix, key), i), "must be a string, got %s", kindName(kind(raw)))
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}

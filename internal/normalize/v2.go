@@ -12,98 +12,106 @@ import (
 // v2AudioKeys names the members of a new-shape audio output.
 var v2AudioKeys = audioKeys{mp3: "mp3_url", wav: "wav_url", mp3Duration: "mp3_duration", wavDuration: "wav_duration"}
 
-// parseV2 normalizes a new-shape task callback.
+// parseV2 normalizes a new-shape task callback. Only id and status can
+// fail it; everything else degrades per member, and an output that cannot
+// be mapped is kept whole in unmapped_outputs.
 func parseV2(top object, r *report) (*gatewayv1.Event, error) {
-	status, job, err := v2Header.read(top)
+	status, job, m, err := v2Header.read(top, r)
 	if err != nil {
 		return nil, err
 	}
-	if job.WatermarkEnabled, err = watermarkEnabled(top, root, "watermark_info"); err != nil {
-		return nil, err
+	readWatermark(m, job)
+	for i, raw := range m.array("outputs") {
+		readV2Output(raw, elemOf("outputs", i), job, r)
 	}
-	outputs, err := top.array(root, "outputs")
-	if err != nil {
-		return nil, err
-	}
-	for i, raw := range outputs {
-		if err := readV2Output(raw, elemOf("outputs", i), job, r); err != nil {
-			return nil, err
+	for i, raw := range m.array("billing") {
+		path := elemOf("billing", i)
+		o, ok := decodeOutput(raw, path, r)
+		if !ok {
+			job.UnmappedOutputs = append(job.UnmappedOutputs, unmappedOutput(path.String(), "billing", raw, "not a JSON object"))
+			continue
 		}
+		job.Billing = append(job.Billing, chargeOf(newMembers(o, path, r)))
 	}
-	billing, err := top.array(root, "billing")
-	if err != nil {
-		return nil, err
+	return v2Header.finish(status, job, m), nil
+}
+
+// v2Outputs maps each output type the pages document to its reader; the
+// type is matched case-insensitively. Any other type is kept whole in
+// unmapped_outputs: Kling adds output types with new APIs.
+var v2Outputs = map[string]func(m *members, job *gatewayv1.Job){
+	"video": func(m *members, job *gatewayv1.Job) {
+		job.Videos = append(job.Videos, videoOf(m))
+	},
+	"image": func(m *members, job *gatewayv1.Job) {
+		job.Images = append(job.Images, v2ImageOf(m, len(job.Images)))
+	},
+	"audio": func(m *members, job *gatewayv1.Job) {
+		job.Audios = append(job.Audios, audioOf(m, v2AudioKeys))
+	},
+	"voice": func(m *members, job *gatewayv1.Job) {
+		job.Voices = append(job.Voices, voiceOf(m))
+	},
+	"element": func(m *members, job *gatewayv1.Job) {
+		job.Elements = append(job.Elements, elementOf(m))
+	},
+	// The subtitled video of the drama-subtitle solution is a video like
+	// any other; only the kind says it came from a subtitling task.
+	"subbed_video": func(m *members, job *gatewayv1.Job) {
+		job.Videos = append(job.Videos, videoOf(m))
+		job.Kind = gatewayv1.JobKind_JOB_KIND_SUBTITLE
+	},
+	"srt": subtitleReader("srt"),
+	"ass": subtitleReader("ass"),
+	// The apparel solution (page ecommerce-replication/apparel) names its
+	// products product_image, model_images and product_video, each
+	// {url, watermark_url}: images and a video like any other. The page
+	// spells model_images in the plural while describing one output of
+	// {url, watermark_url}; it is read as one image.
+	"product_image": func(m *members, job *gatewayv1.Job) {
+		job.Images = append(job.Images, v2ImageOf(m, len(job.Images)))
+	},
+	"model_images": func(m *members, job *gatewayv1.Job) {
+		job.Images = append(job.Images, v2ImageOf(m, len(job.Images)))
+	},
+	"product_video": func(m *members, job *gatewayv1.Job) {
+		job.Videos = append(job.Videos, videoOf(m))
+	},
+}
+
+// subtitleReader reads a subtitle file output of the given format.
+func subtitleReader(format string) func(*members, *gatewayv1.Job) {
+	return func(m *members, job *gatewayv1.Job) {
+		s := &gatewayv1.Subtitle{Format: format}
+		m.str("url", &s.Url)
+		s.UnmappedJson = m.unmapped()
+		job.Subtitles = append(job.Subtitles, s)
 	}
-	for i, raw := range billing {
-		c, err := chargeAt(raw, elemOf("billing", i))
-		if err != nil {
-			return nil, err
-		}
-		job.Billing = append(job.Billing, c)
-	}
-	return v2Header.event(status, job), nil
 }
 
 // readV2Output reads one element of outputs[] into the field its type
-// names. A type this package does not know is left to the raw body and
-// reported, never an error: Kling adds output types with new APIs.
-func readV2Output(raw string, path fieldPath, job *gatewayv1.Job, r *report) error {
-	o, err := decodeObject(raw, path, "")
-	if err != nil {
-		return err
+// names. An output that is not an object, has no readable type, or has a
+// type this package does not know is kept whole in unmapped_outputs and
+// reported, never an error.
+func readV2Output(raw string, path fieldPath, job *gatewayv1.Job, r *report) {
+	o, ok := decodeOutput(raw, path, r)
+	if !ok {
+		job.UnmappedOutputs = append(job.UnmappedOutputs, unmappedOutput(path.String(), "", raw, "not a JSON object"))
+		return
 	}
 	typ, err := o.str(path, "type")
 	if err != nil {
-		return err
+		r.malformed(err)
+		job.UnmappedOutputs = append(job.UnmappedOutputs, unmappedOutput(path.String(), "", raw, "unreadable output type"))
+		return
 	}
-	switch strings.ToLower(typ) {
-	case "video":
-		v, err := videoOf(o, path)
-		if err != nil {
-			return err
-		}
-		job.Videos = append(job.Videos, v)
-	case "image":
-		img, err := v2ImageOf(o, path, len(job.Images))
-		if err != nil {
-			return err
-		}
-		job.Images = append(job.Images, img)
-	case "audio":
-		a, err := audioOf(o, path, v2AudioKeys)
-		if err != nil {
-			return err
-		}
-		job.Audios = append(job.Audios, a)
-	case "voice":
-		v, err := voiceOf(o, path)
-		if err != nil {
-			return err
-		}
-		job.Voices = append(job.Voices, v)
-	case "element":
-		e, err := elementOf(o, path)
-		if err != nil {
-			return err
-		}
-		job.Elements = append(job.Elements, e)
-	case "subbed_video":
-		// The subtitled video is a video like any other; only the kind
-		// says it came from a subtitling task.
-		v, err := videoOf(o, path)
-		if err != nil {
-			return err
-		}
-		job.Videos = append(job.Videos, v)
-		job.Kind = gatewayv1.JobKind_JOB_KIND_SUBTITLE
-	case "srt", "ass":
-		s := &gatewayv1.Subtitle{Format: strings.ToLower(typ)}
-		if s.Url, err = o.str(path, "url"); err != nil {
-			return err
-		}
-		job.Subtitles = append(job.Subtitles, s)
-	default:
+	read, known := v2Outputs[strings.ToLower(typ)]
+	if !known {
 		r.leave(join(path, "type"), quote(typ)+" is not a known output type")
+		job.UnmappedOutputs = append(job.UnmappedOutputs, unmappedOutput(path.String(), typ, raw, "unknown output type"))
+		return
 	}
-	return nil
+	m := newMembers(o, path, r)
+	m.take("type")
+	read(m, job)
 }

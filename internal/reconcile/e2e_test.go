@@ -18,7 +18,7 @@ import (
 	"github.com/klingfan/klingfan/internal/apptest"
 	"github.com/klingfan/klingfan/internal/cli"
 	"github.com/klingfan/klingfan/internal/config"
-	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/klingsim"
 	"github.com/klingfan/klingfan/internal/reconcile"
 	"github.com/klingfan/klingfan/internal/verify"
@@ -125,11 +125,20 @@ func wantStatus(simStatus string) gatewayv1.JobStatus {
 	return gatewayv1.JobStatus_JOB_STATUS_UNSPECIFIED
 }
 
-// runTasks creates n tasks across every family (a third in the new shape)
-// and moves them all to a final status.
-func (w *world) runTasks(n int) {
+// runTasks creates n tasks across every simulated family of the table
+// (legacy and newer APIs) and moves them all to a final status.
+func (w *world) runTasks(t *testing.T, n int) {
+	t.Helper()
+	var fams []klingfamily.Family
+	for _, f := range klingfamily.All() {
+		if klingsim.Simulated(f) {
+			fams = append(fams, f)
+		}
+	}
 	for i := range n {
-		w.sim.Create(klingapi.Families[i%len(klingapi.Families)], i%3 == 0, fmt.Sprintf("ext-%d", i))
+		if _, err := w.sim.Create(fams[i%len(fams)], fmt.Sprintf("ext-%d", i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	w.sim.Step()
 	w.sim.Step()
@@ -142,7 +151,7 @@ func (w *world) runTasks(n int) {
 // nothing, and a late callback is answered 200 without a second outcome.
 func TestReconcileRecoversDroppedCallbacks(t *testing.T) {
 	w := newWorld(t, klingsim.Faults{Drop: 0.3, Duplicate: 0.1}, klingsim.Config{APIKey: simAPIKey})
-	w.runTasks(60)
+	w.runTasks(t, 60)
 	st := w.sim.Stats()
 	if st.Dropped == 0 || st.Duplicated == 0 || st.Failed != 0 {
 		t.Fatalf("simulator stats %+v: want drops, duplicates and no refused callbacks", st)
@@ -166,6 +175,13 @@ func TestReconcileRecoversDroppedCallbacks(t *testing.T) {
 	}
 	if want := fmt.Sprintf("missing (dry run, nothing appended): %d\n", missing); !strings.Contains(out.String(), want) {
 		t.Errorf("klingctl reconcile --dry-run printed %q, want it to contain %q", out.String(), want)
+	}
+	// The pass names every family of the table: the ones it listed, and
+	// those Kling documents no query for.
+	for _, f := range klingfamily.All() {
+		if !strings.Contains(out.String(), f.Name) {
+			t.Errorf("klingctl reconcile does not name family %s:\n%s", f.Name, out.String())
+		}
 	}
 	if n := countEvents(w.logged(t)); n != countEvents(before) {
 		t.Fatalf("a dry run changed the log from %d to %d events", countEvents(before), n)
@@ -251,7 +267,7 @@ func TestReconcileAPIFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, klingsim.Faults{Drop: 0.5}, klingsim.Config{APIKey: tc.simKey})
-			w.runTasks(12)
+			w.runTasks(t, 12)
 			if tc.prepare != nil {
 				tc.prepare(w)
 			}

@@ -9,25 +9,28 @@ import (
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 )
 
 // oneTaskAPI lists one finished legacy task updated at updated.
 type oneTaskAPI struct{ updated time.Time }
 
-func (a oneTaskAPI) ListPage(context.Context, klingapi.Family, int, int) ([]klingapi.Task, error) {
+func (a oneTaskAPI) ListPage(context.Context, klingfamily.Family, int, int) ([]klingapi.Task, error) {
 	raw, _ := json.Marshal(map[string]any{"task_id": "t1", "task_status": "succeed", "created_at": a.updated.UnixMilli(), "updated_at": a.updated.UnixMilli()})
 	return []klingapi.Task{{ID: "t1", Status: "succeed", UpdatedAt: a.updated.UnixMilli(), Raw: raw}}, nil
 }
 
-func (oneTaskAPI) ListTasks(context.Context, klingapi.TaskQuery) (klingapi.TaskPage, error) {
+func (oneTaskAPI) ListTasks(context.Context, klingfamily.List, klingapi.TaskQuery) (klingapi.TaskPage, error) {
 	return klingapi.TaskPage{}, nil
 }
 
-func (oneTaskAPI) GetTask(context.Context, klingapi.Family, string, bool) (klingapi.Task, error) {
+func (oneTaskAPI) GetTask(context.Context, klingfamily.Family, string, bool) (klingapi.Task, error) {
 	return klingapi.Task{}, klingapi.ErrNotFound
 }
 
-func (oneTaskAPI) GetTasks(context.Context, []string, bool) ([]klingapi.Task, error) { return nil, nil }
+func (oneTaskAPI) GetTasks(context.Context, klingfamily.Query, []string, bool) ([]klingapi.Task, error) {
+	return nil, nil
+}
 
 type nothingLogged struct{}
 
@@ -54,7 +57,7 @@ func TestPeriodicPassLeavesRecentTasksToCallbacks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			app := &countingAppender{}
 			r := New(Config{API: oneTaskAPI{updated: time.Now().Add(-tc.updated)}, Append: app, History: nothingLogged{},
-				Families: klingapi.Families[:1], WebhookID: "w", Lookback: time.Hour, Grace: 2 * time.Minute, Interval: time.Minute})
+				Families: klingfamily.All()[:1], WebhookID: "w", Lookback: time.Hour, Grace: 2 * time.Minute, Interval: time.Minute})
 			r.periodicPass(context.Background())
 			if got := app.n.Load(); got != tc.want {
 				t.Fatalf("periodic pass appended %d events, want %d", got, tc.want)

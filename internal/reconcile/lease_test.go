@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/store"
 )
 
@@ -78,22 +79,22 @@ func TestPositionSurvivesRestart(t *testing.T) {
 // countingAPI is a Kling API with no tasks that counts the listings.
 type countingAPI struct{ calls atomic.Int64 }
 
-func (c *countingAPI) ListPage(context.Context, klingapi.Family, int, int) ([]klingapi.Task, error) {
+func (c *countingAPI) ListPage(context.Context, klingfamily.Family, int, int) ([]klingapi.Task, error) {
 	c.calls.Add(1)
 	return nil, nil
 }
 
-func (c *countingAPI) ListTasks(context.Context, klingapi.TaskQuery) (klingapi.TaskPage, error) {
+func (c *countingAPI) ListTasks(context.Context, klingfamily.List, klingapi.TaskQuery) (klingapi.TaskPage, error) {
 	c.calls.Add(1)
 	return klingapi.TaskPage{}, nil
 }
 
-func (c *countingAPI) GetTask(context.Context, klingapi.Family, string, bool) (klingapi.Task, error) {
+func (c *countingAPI) GetTask(context.Context, klingfamily.Family, string, bool) (klingapi.Task, error) {
 	c.calls.Add(1)
 	return klingapi.Task{}, klingapi.ErrNotFound
 }
 
-func (c *countingAPI) GetTasks(context.Context, []string, bool) ([]klingapi.Task, error) {
+func (c *countingAPI) GetTasks(context.Context, klingfamily.Query, []string, bool) ([]klingapi.Task, error) {
 	c.calls.Add(1)
 	return nil, nil
 }
@@ -108,7 +109,7 @@ func TestRunOneReplicaAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	replica := func(name string, api *countingAPI) *Reconciler {
-		return New(Config{KV: kv, Holder: name, API: api, Families: klingapi.Families[:1], Interval: 20 * time.Millisecond,
+		return New(Config{KV: kv, Holder: name, API: api, Families: klingfamily.All()[:1], Interval: 20 * time.Millisecond,
 			LeaseTTL: 300 * time.Millisecond, Lookback: time.Hour})
 	}
 	apiA, apiB := &countingAPI{}, &countingAPI{}

@@ -16,6 +16,7 @@ import (
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/ingest"
 	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/normalize"
 	"github.com/klingfan/klingfan/internal/outcome"
 	"github.com/klingfan/klingfan/internal/reconcile/report"
@@ -91,15 +92,38 @@ func (r *Reconciler) pass(ctx context.Context, since, until time.Time, dryRun bo
 func (r *Reconciler) passUntraced(ctx context.Context, since, until time.Time, dryRun bool) (Report, error) {
 	rep := &Report{Started: r.now(), Since: since, DryRun: dryRun, Recovered: []Recovery{}}
 	ps := &passState{report: rep, until: until, checked: map[string]bool{}}
+	listings := r.listings()
+	rep.Listings = make([]report.Listing, len(listings))
+	for _, f := range klingfamily.All() {
+		if !f.Reconcilable() {
+			rep.Unqueryable = append(rep.Unqueryable, f.Name)
+		}
+	}
+	// A failed listing does not stop the others: its error is in its
+	// report row, and the pass's error names every listing that failed.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Concurrency)
-	for _, f := range r.cfg.Families {
-		g.Go(func() error { return r.walkFamily(gctx, ps, f, since, dryRun) })
+	errs := make([]error, len(listings))
+	for i, l := range listings {
+		rep.Listings[i] = report.Listing{Name: l.name, Families: l.families}
+		g.Go(func() error {
+			var n int
+			if l.cursor {
+				n, errs[i] = r.walkCursor(gctx, ps, l, since, dryRun)
+			} else {
+				n, errs[i] = r.walkFamily(gctx, ps, l.family, since, dryRun)
+			}
+			ps.mu.Lock()
+			rep.Listings[i].Tasks = n
+			if errs[i] != nil {
+				rep.Listings[i].Error = errs[i].Error()
+			}
+			ps.mu.Unlock()
+			return nil
+		})
 	}
-	if r.cfg.TasksAPI {
-		g.Go(func() error { return r.walkTasks(gctx, ps, since, dryRun) })
-	}
-	err := g.Wait()
+	_ = g.Wait()
+	err := errors.Join(errs...)
 	if err == nil {
 		// After the listings, so what they found is not asked again; not
 		// after a failed listing, which a broken API or credentials would
@@ -114,61 +138,104 @@ func (r *Reconciler) passUntraced(ctx context.Context, since, until time.Time, d
 	return *rep, err
 }
 
+// listing is one list a pass walks: a legacy family's paged listing, or a
+// cursor listing shared by the newer-API families configured for it.
+type listing struct {
+	name     string
+	families []string
+	cursor   bool
+	family   klingfamily.Family // a paged listing's family; any family of a cursor listing
+}
+
+// listings are the configured families' listings, each once, in the
+// table's order.
+func (r *Reconciler) listings() []listing {
+	var out []listing
+	shared := map[string]int{}
+	for _, f := range r.cfg.Families {
+		switch f.List.Kind {
+		case klingfamily.ListPaged:
+			out = append(out, listing{name: f.ListingName(), families: []string{f.Name}, family: f})
+		case klingfamily.ListCursor:
+			i, ok := shared[f.List.Path]
+			if !ok {
+				i = len(out)
+				shared[f.List.Path] = i
+				out = append(out, listing{name: f.ListingName(), cursor: true, family: f})
+			}
+			out[i].families = append(out[i].families, f.Name)
+		}
+	}
+	return out
+}
+
 // walkFamily pages through one legacy family, newest first, until the
-// tasks are older than since.
-func (r *Reconciler) walkFamily(ctx context.Context, ps *passState, f klingapi.Family, since time.Time, dryRun bool) error {
-	for page := 1; page <= klingapi.MaxPageNum; page++ {
+// tasks are older than since. It returns how many tasks it listed.
+func (r *Reconciler) walkFamily(ctx context.Context, ps *passState, f klingfamily.Family, since time.Time, dryRun bool) (int, error) {
+	size := min(r.cfg.PageSize, f.List.MaxPageSize)
+	listed := 0
+	for page := 1; page <= klingfamily.MaxPageNum; page++ {
 		var tasks []klingapi.Task
 		err := r.call(ctx, ps, func() (err error) {
-			tasks, err = r.cfg.API.ListPage(ctx, f, page, r.cfg.PageSize)
+			tasks, err = r.cfg.API.ListPage(ctx, f, page, size)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("reconcile: list %s page %d: %w", f, page, err)
+			return listed, fmt.Errorf("reconcile: list %s page %d: %w", f.Name, page, err)
 		}
+		listed += len(tasks)
 		recent := 0
 		for _, t := range tasks {
 			if time.UnixMilli(t.UpdatedAt).Before(since) {
 				continue
 			}
 			recent++
-			if err := r.check(ctx, ps, f.String(), t, dryRun); err != nil {
-				return err
+			if err := r.check(ctx, ps, f.Name, t, dryRun); err != nil {
+				return listed, err
 			}
 		}
-		if len(tasks) < r.cfg.PageSize || recent == 0 {
-			return nil
+		if len(tasks) < size || recent == 0 {
+			return listed, nil
 		}
 	}
-	return nil
+	return listed, nil
 }
 
-// walkTasks pages through the newer API's POST /tasks.
-func (r *Reconciler) walkTasks(ctx context.Context, ps *passState, since time.Time, dryRun bool) error {
-	q := klingapi.TaskQuery{StartTime: since.UnixMilli(), EndTime: r.now().UnixMilli(), Limit: r.cfg.PageSize}
+// walkCursor pages through a shared cursor listing (POST /tasks, POST
+// /solutions). Kling filters start_time on the task's creation time, so a
+// task created before since and updated after it is not listed; the stale
+// queries find it. It returns how many tasks it listed.
+func (r *Reconciler) walkCursor(ctx context.Context, ps *passState, l listing, since time.Time, dryRun bool) (int, error) {
+	spec := l.family.List
+	q := klingapi.TaskQuery{StartTime: since.UnixMilli(), EndTime: r.now().UnixMilli(), Limit: min(r.cfg.PageSize, spec.MaxPageSize)}
+	listed := 0
 	for {
 		var page klingapi.TaskPage
 		err := r.call(ctx, ps, func() (err error) {
-			page, err = r.cfg.API.ListTasks(ctx, q)
+			page, err = r.cfg.API.ListTasks(ctx, spec, q)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("reconcile: list tasks: %w", err)
+			return listed, fmt.Errorf("reconcile: list %s: %w", l.name, err)
 		}
+		listed += len(page.Tasks)
 		for _, t := range page.Tasks {
-			if err := r.check(ctx, ps, "tasks", t, dryRun); err != nil {
-				return err
+			if err := r.check(ctx, ps, l.name, t, dryRun); err != nil {
+				return listed, err
 			}
 		}
 		if !page.HasMore || page.NextCursor == "" || page.NextCursor == q.Cursor {
-			return nil
+			return listed, nil
 		}
 		q.Cursor = page.NextCursor
 	}
 }
 
-// call runs one API request, backing off on rate limits (1302, 1303, 429)
-// up to MaxRetries times. Every API error is counted by code.
+// call runs one API request, backing off on what Kling's code table says
+// is worth a retry (rate limits 1302 and 1303, server errors 5000-5002,
+// a bare HTTP 429 or 5xx) up to MaxRetries times. An unreachable API, auth
+// and account failures and 1304 (IP allow-list) are not retried. Every API
+// error is counted by code.
 func (r *Reconciler) call(ctx context.Context, ps *passState, fn func() error) error {
 	wait := r.cfg.Backoff
 	for attempt := 0; ; attempt++ {
@@ -181,15 +248,15 @@ func (r *Reconciler) call(ctx context.Context, ps *passState, fn func() error) e
 		}
 		r.m.apiErrors.WithLabelValues(klingapi.ErrorLabel(err)).Inc()
 		ps.apiError(err)
-		if !errors.Is(err, klingapi.ErrRateLimited) || attempt >= r.cfg.MaxRetries {
+		c := klingapi.Classify(err)
+		if !c.Retryable || c.Class == klingapi.ClassUnreachable || attempt >= r.cfg.MaxRetries {
 			return err
 		}
 		d := wait
-		var ae *klingapi.APIError
-		if errors.As(err, &ae) && ae.RetryAfter > d {
-			d = ae.RetryAfter
+		if c.RetryAfter > d {
+			d = c.RetryAfter
 		}
-		r.log.Warn("Kling API rate limit; backing off", "wait", d, "code", klingapi.ErrorLabel(err))
+		r.log.Warn("Kling API asked to retry later; backing off", "wait", d, "class", c.Class, "code", klingapi.ErrorLabel(err))
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():

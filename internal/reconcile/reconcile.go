@@ -26,6 +26,7 @@ import (
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/reconcile/report"
 )
 
@@ -47,11 +48,13 @@ const (
 
 // API is the part of Kling's API a pass uses; *klingapi.Client implements it.
 type API interface {
-	ListPage(ctx context.Context, f klingapi.Family, pageNum, pageSize int) ([]klingapi.Task, error)
-	ListTasks(ctx context.Context, q klingapi.TaskQuery) (klingapi.TaskPage, error)
+	// ListPage and ListTasks list a legacy family and a shared cursor
+	// listing (POST /tasks, POST /solutions).
+	ListPage(ctx context.Context, f klingfamily.Family, pageNum, pageSize int) ([]klingapi.Task, error)
+	ListTasks(ctx context.Context, l klingfamily.List, q klingapi.TaskQuery) (klingapi.TaskPage, error)
 	// GetTask and GetTasks query single tasks, for the stale-job queries.
-	GetTask(ctx context.Context, f klingapi.Family, id string, external bool) (klingapi.Task, error)
-	GetTasks(ctx context.Context, ids []string, external bool) ([]klingapi.Task, error)
+	GetTask(ctx context.Context, f klingfamily.Family, id string, external bool) (klingapi.Task, error)
+	GetTasks(ctx context.Context, q klingfamily.Query, ids []string, external bool) ([]klingapi.Task, error)
 }
 
 // Appender is the guarded append path (outcome.Guard).
@@ -67,10 +70,11 @@ type Config struct {
 	// KV holds the lease and the position; passes run without a lease and
 	// keep no position when nil (a single process, tests).
 	KV jetstream.KeyValue
-	// Families are the legacy families listed; TasksAPI adds the newer
-	// POST /tasks listing.
-	Families []klingapi.Family
-	TasksAPI bool
+	// Families are the families a pass lists and a stale job is looked for
+	// in (klingfamily.Parse): each legacy family through its own paged
+	// listing, the newer-API families through their shared cursor listing
+	// (POST /tasks, POST /solutions), once per listing.
+	Families []klingfamily.Family
 	// WebhookID is the registration recovered events belong to.
 	WebhookID string
 	// Interval between passes; 0 disables the periodic passes.
@@ -80,7 +84,8 @@ type Config struct {
 	// Grace leaves tasks updated in the last Grace to their callbacks, so
 	// the reconciler does not race a callback that is on its way.
 	Grace time.Duration
-	// PageSize of list requests; 500 when zero.
+	// PageSize of list requests; 500 when zero, and never more than a
+	// listing allows.
 	PageSize int
 	// Concurrency bounds listings in flight; 2 when zero.
 	Concurrency int
@@ -124,7 +129,7 @@ type Reconciler struct {
 // New returns a Reconciler; Run starts its periodic passes.
 func New(cfg Config) *Reconciler {
 	if cfg.PageSize <= 0 {
-		cfg.PageSize = klingapi.MaxPageSize
+		cfg.PageSize = klingfamily.MaxPageSize
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 2

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -173,7 +172,7 @@ func (r *Reconciler) queryOne(ctx context.Context, ps *passState, st *gatewayv1.
 	}
 	if tried == 0 {
 		r.staleDone(ps, staleSkipped)
-		r.log.Debug("stale job not queried: it came in the newer API's shape and the newer API is not configured (--reconcile-families tasks)", "job", id)
+		r.log.Debug("stale job not queried: it came in the newer API's shape and no newer-API family is configured (--reconcile-families tasks,solutions)", "job", id)
 		return nil
 	}
 	r.staleDone(ps, staleNotFound)
@@ -181,31 +180,29 @@ func (r *Reconciler) queryOne(ctx context.Context, ps *passState, st *gatewayv1.
 	return nil
 }
 
-// candidate is one place a task may be queried: a legacy family, or the
-// newer API (tasks set).
+// candidate is one place a task may be queried: a legacy family, or a
+// shared query endpoint of the newer APIs (GET /tasks, GET /solutions).
 type candidate struct {
-	family klingapi.Family
-	tasks  bool
+	family klingfamily.Family
+	shared bool
 }
 
 func (c candidate) label() string {
-	if c.tasks {
-		return "tasks"
+	if c.shared {
+		return c.family.ListingName()
 	}
-	return c.family.String()
+	return c.family.Name
 }
 
 // candidatesOf is where to look for a job: the one family it was created
 // in when klingfan created it (CreateJob recorded the create path), else
-// the candidates its shape and kind suggest.
+// the candidates its shape and kind suggest. A created job is asked about
+// in its family whether or not that family is among the configured
+// listings: it is known, not guessed.
 func (r *Reconciler) candidatesOf(job *gatewayv1.Job, shape Shape) []candidate {
-	if job.GetCreateEndpoint() != "" {
-		if f, err := klingfamily.ForEndpoint(job.GetCreateEndpoint()); err == nil {
-			if f.Shape == klingfamily.New {
-				return []candidate{{tasks: true}}
-			}
-			group, name, _ := strings.Cut(f.Name, "/")
-			return []candidate{{family: klingapi.Family{Group: group, Name: name}}}
+	if ep := job.GetCreateEndpoint(); ep != "" {
+		if f, err := klingfamily.ForEndpoint(ep); err == nil && f.Reconcilable() {
+			return []candidate{{family: f, shared: f.Query.Kind == klingfamily.QueryIDs}}
 		}
 	}
 	return r.candidates(shape, job.GetKind())
@@ -213,60 +210,70 @@ func (r *Reconciler) candidatesOf(job *gatewayv1.Job, shape Shape) []candidate {
 
 // candidates orders where to look for a job, cheapest first. The job state
 // does not carry Kling's family, and a legacy callback does not name it,
-// so a legacy job is looked for in the configured families in turn, those
-// of its kind's group (videos, images, audio) first; kind is often unknown
-// before a job's outputs exist, and then every configured family is tried.
-// A new-shape job is asked of GET /tasks?task_ids= when the newer API is
-// configured; a job of unknown shape is asked there first, then by family.
+// so a legacy job is looked for in the configured legacy families in
+// turn, those that make the job's kind (video, image, audio) first; kind
+// is often unknown before a job's outputs exist, and then every configured
+// legacy family is tried. A new-shape job is asked of each configured
+// shared query endpoint (GET /tasks, GET /solutions); a job of unknown
+// shape is asked there first, then by family.
 func (r *Reconciler) candidates(shape Shape, kind gatewayv1.JobKind) []candidate {
-	var out []candidate
-	if r.cfg.TasksAPI && shape != ShapeLegacy {
-		out = append(out, candidate{tasks: true})
-	}
-	if shape == ShapeNew {
-		return out
-	}
-	group := groupOfKind(kind)
-	fams := slices.Clone(r.cfg.Families)
-	slices.SortStableFunc(fams, func(a, b klingapi.Family) int {
-		switch {
-		case a.Group == group && b.Group != group:
-			return -1
-		case a.Group != group && b.Group == group:
-			return 1
+	var shared, legacy []candidate
+	seen := map[string]bool{}
+	for _, f := range r.cfg.Families {
+		switch f.Query.Kind {
+		case klingfamily.QueryIDs:
+			if shape != ShapeLegacy && !seen[f.Query.Path] {
+				seen[f.Query.Path] = true
+				shared = append(shared, candidate{family: f, shared: true})
+			}
+		case klingfamily.QueryPath:
+			if shape != ShapeNew {
+				legacy = append(legacy, candidate{family: f})
+			}
 		}
-		return 0
-	})
-	for _, f := range fams {
-		out = append(out, candidate{family: f})
 	}
-	return out
+	if out, ok := outputOfKind(kind); ok {
+		slices.SortStableFunc(legacy, func(a, b candidate) int {
+			am, bm := a.family.MakesOutput(out), b.family.MakesOutput(out)
+			switch {
+			case am && !bm:
+				return -1
+			case bm && !am:
+				return 1
+			}
+			return 0
+		})
+	}
+	return append(shared, legacy...)
 }
 
-// groupOfKind is the legacy path group of a job kind, "" when none fits.
-func groupOfKind(k gatewayv1.JobKind) string {
+// outputOfKind is the output a job kind says the task makes.
+func outputOfKind(k gatewayv1.JobKind) (klingfamily.Output, bool) {
 	switch k {
 	case gatewayv1.JobKind_JOB_KIND_VIDEO:
-		return "videos"
+		return klingfamily.Video, true
 	case gatewayv1.JobKind_JOB_KIND_IMAGE:
-		return "images"
+		return klingfamily.Image, true
 	case gatewayv1.JobKind_JOB_KIND_AUDIO:
-		return "audio"
+		return klingfamily.Audio, true
 	}
-	return ""
+	return "", false
 }
 
 // get queries one task where c says, through call (so rate limits back
 // off like the listings). An unknown task there is not an error: the next
-// candidate may know it, and it is not counted as an API error.
+// candidate may know it. Kling's pages do not say whether a legacy
+// collection answers an id it does not hold with 1203 (not found) or 1201
+// (invalid parameters), so both move on to the next candidate; a 1201 is
+// still counted as an API error, so it is seen.
 func (r *Reconciler) get(ctx context.Context, ps *passState, c candidate, id string) (klingapi.Task, bool, error) {
 	var (
 		task  klingapi.Task
 		found bool
 	)
 	err := r.call(ctx, ps, func() error {
-		if c.tasks {
-			tasks, err := r.cfg.API.GetTasks(ctx, []string{id}, false)
+		if c.shared {
+			tasks, err := r.cfg.API.GetTasks(ctx, c.family.Query, []string{id}, false)
 			if err != nil {
 				return err
 			}
@@ -287,6 +294,9 @@ func (r *Reconciler) get(ctx context.Context, ps *passState, c candidate, id str
 		task, found = t, t.ID == id
 		return nil
 	})
+	if errors.Is(err, klingapi.ErrInvalid) {
+		return klingapi.Task{}, false, nil
+	}
 	return task, found, err
 }
 

@@ -13,32 +13,33 @@ import (
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/jobs"
 	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 )
 
 // rateLimitedOnce answers the first single-task query with code 1302 and
 // then knows one finished task in the first family.
 type rateLimitedOnce struct{ gets atomic.Int64 }
 
-func (*rateLimitedOnce) ListPage(context.Context, klingapi.Family, int, int) ([]klingapi.Task, error) {
+func (*rateLimitedOnce) ListPage(context.Context, klingfamily.Family, int, int) ([]klingapi.Task, error) {
 	return nil, nil
 }
 
-func (*rateLimitedOnce) ListTasks(context.Context, klingapi.TaskQuery) (klingapi.TaskPage, error) {
+func (*rateLimitedOnce) ListTasks(context.Context, klingfamily.List, klingapi.TaskQuery) (klingapi.TaskPage, error) {
 	return klingapi.TaskPage{}, nil
 }
 
-func (a *rateLimitedOnce) GetTask(_ context.Context, f klingapi.Family, id string, _ bool) (klingapi.Task, error) {
+func (a *rateLimitedOnce) GetTask(_ context.Context, f klingfamily.Family, id string, _ bool) (klingapi.Task, error) {
 	if a.gets.Add(1) == 1 {
 		return klingapi.Task{}, &klingapi.APIError{HTTPStatus: 429, Code: klingapi.CodeRateLimited, Message: "too frequent"}
 	}
-	if f != klingapi.Families[0] {
+	if f.Name != klingfamily.All()[0].Name {
 		return klingapi.Task{}, klingapi.ErrNotFound
 	}
 	raw, _ := json.Marshal(map[string]any{"task_id": id, "task_status": "failed", "updated_at": 1})
 	return klingapi.Task{ID: id, Status: "failed", UpdatedAt: 1, Raw: raw}, nil
 }
 
-func (*rateLimitedOnce) GetTasks(context.Context, []string, bool) ([]klingapi.Task, error) {
+func (*rateLimitedOnce) GetTasks(context.Context, klingfamily.Query, []string, bool) ([]klingapi.Task, error) {
 	return nil, nil
 }
 
@@ -65,7 +66,7 @@ func TestStaleQueryBacksOffOnRateLimit(t *testing.T) {
 	api, lister, app := &rateLimitedOnce{}, &oneStaleJob{}, &countingAppender{}
 	now := time.Date(2026, 11, 28, 5, 0, 0, 0, time.UTC)
 	r := New(Config{API: api, Append: app, History: submittedLegacy{}, Jobs: lister, StaleAfter: 30 * time.Minute,
-		Families: klingapi.Families[:2], WebhookID: "w", Lookback: time.Hour, Backoff: time.Millisecond, Now: func() time.Time { return now }})
+		Families: klingfamily.All()[:2], WebhookID: "w", Lookback: time.Hour, Backoff: time.Millisecond, Now: func() time.Time { return now }})
 	rep, err := r.RunOnce(context.Background(), 0, false)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +74,7 @@ func TestStaleQueryBacksOffOnRateLimit(t *testing.T) {
 	if app.n.Load() != 1 || rep.APIErrors["1302"] != 1 || rep.StaleQueries["found"] != 1 || api.gets.Load() != 2 {
 		t.Fatalf("appended %d, report %+v, %d queries; want 1 append, one 1302, found after 2 queries", app.n.Load(), rep, api.gets.Load())
 	}
-	if len(rep.Recovered) != 1 || rep.Recovered[0].Family != klingapi.Families[0].String() {
+	if len(rep.Recovered) != 1 || rep.Recovered[0].Family != klingfamily.All()[0].Name {
 		t.Errorf("recovered %+v", rep.Recovered)
 	}
 	q := lister.queries[0]
@@ -84,22 +85,35 @@ func TestStaleQueryBacksOffOnRateLimit(t *testing.T) {
 
 // TestStaleCandidates: where a stale job is looked for, in order.
 func TestStaleCandidates(t *testing.T) {
-	fams := []klingapi.Family{{Group: "videos", Name: "text2video"}, {Group: "images", Name: "generations"}, {Group: "audio", Name: "text-to-audio"}}
+	fams := func(names ...string) []klingfamily.Family {
+		out := make([]klingfamily.Family, len(names))
+		for i, n := range names {
+			f, err := klingfamily.ByName(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = f
+		}
+		return out
+	}
+	legacy := fams("videos/text2video", "images/generations", "audio/text-to-audio", "audio/video-to-audio")
+	all := append(fams("text-to-video/kling-2.6", "motion-control/kling-3.0", "solutions/drama_subtitle"), legacy...)
 	for _, tc := range []struct {
 		name  string
-		tasks bool
+		fams  []klingfamily.Family
 		shape Shape
 		kind  gatewayv1.JobKind
 		want  []string
 	}{
-		{"legacy, kind unknown: configured order", true, ShapeLegacy, gatewayv1.JobKind_JOB_KIND_UNSPECIFIED, []string{"videos/text2video", "images/generations", "audio/text-to-audio"}},
-		{"legacy image: its group first", true, ShapeLegacy, gatewayv1.JobKind_JOB_KIND_IMAGE, []string{"images/generations", "videos/text2video", "audio/text-to-audio"}},
-		{"new shape: the newer API only", true, ShapeNew, gatewayv1.JobKind_JOB_KIND_VIDEO, []string{"tasks"}},
-		{"new shape without the newer API: nowhere", false, ShapeNew, gatewayv1.JobKind_JOB_KIND_VIDEO, nil},
-		{"unknown shape: newer API, then families", true, ShapeUnknown, gatewayv1.JobKind_JOB_KIND_AUDIO, []string{"tasks", "audio/text-to-audio", "videos/text2video", "images/generations"}},
+		{"legacy, kind unknown: configured order", all, ShapeLegacy, gatewayv1.JobKind_JOB_KIND_UNSPECIFIED, []string{"videos/text2video", "images/generations", "audio/text-to-audio", "audio/video-to-audio"}},
+		{"legacy image: families that make images first", all, ShapeLegacy, gatewayv1.JobKind_JOB_KIND_IMAGE, []string{"images/generations", "videos/text2video", "audio/text-to-audio", "audio/video-to-audio"}},
+		{"legacy video: video-to-audio makes video too", all, ShapeLegacy, gatewayv1.JobKind_JOB_KIND_VIDEO, []string{"videos/text2video", "audio/video-to-audio", "images/generations", "audio/text-to-audio"}},
+		{"new shape: each shared endpoint once", all, ShapeNew, gatewayv1.JobKind_JOB_KIND_VIDEO, []string{"tasks", "solutions"}},
+		{"new shape without a newer-API family: nowhere", legacy, ShapeNew, gatewayv1.JobKind_JOB_KIND_VIDEO, nil},
+		{"unknown shape: shared endpoints, then families", all, ShapeUnknown, gatewayv1.JobKind_JOB_KIND_AUDIO, []string{"tasks", "solutions", "audio/text-to-audio", "audio/video-to-audio", "videos/text2video", "images/generations"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := New(Config{Families: fams, TasksAPI: tc.tasks})
+			r := New(Config{Families: tc.fams})
 			var got []string
 			for _, c := range r.candidates(tc.shape, tc.kind) {
 				got = append(got, c.label())

@@ -13,25 +13,27 @@ import (
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/apptest"
 	"github.com/klingfan/klingfan/internal/config"
-	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/klingsim"
 )
 
-// TestStaleJobsQueriedOneByOne: tasks whose later callbacks were all lost
-// and whose last update at Kling is older than the listing lookback stay
-// submitted in klingfan; once their state is older than
+// TestStaleJobsQueriedOneByOne: tasks whose last callbacks were lost and
+// whose last update at Kling is older than the listing lookback stay
+// processing in klingfan; once their state is older than
 // --reconcile-stale-after, a pass asks Kling about each one by id (a legacy
 // task in the configured families in turn, a new-shape task through
-// GET /tasks?task_ids=) and appends the outcome, while a job younger than
-// the threshold is not asked about at all.
+// GET /tasks?task_ids=, which answers a list) and appends the outcome,
+// while a job younger than the threshold is not asked about at all.
 func TestStaleJobsQueriedOneByOne(t *testing.T) {
 	clock := apptest.NewClock(time.Now())
-	// Every family but audio/video-to-audio, plus the newer API: a task
-	// in that family is known to Kling but in no family klingfan asks.
-	unlisted := klingapi.Families[len(klingapi.Families)-1]
+	// Every legacy family but audio/video-to-audio, plus the newer API: a
+	// task in that family is known to Kling but in no family klingfan asks.
+	unlisted, lipSync, newer := family(t, "audio/video-to-audio"), family(t, "videos/lip-sync"), family(t, "text-to-video/kling-2.6")
 	var listed []string
-	for _, f := range klingapi.Families[:len(klingapi.Families)-1] {
-		listed = append(listed, f.String())
+	for _, f := range klingfamily.All() {
+		if f.Shape == klingfamily.Legacy && f.Reconcilable() && f.Name != unlisted.Name {
+			listed = append(listed, f.Name)
+		}
 	}
 	w := newWorld(t, klingsim.Faults{}, klingsim.Config{APIKey: simAPIKey, Now: clock.Now},
 		apptest.WithClock(clock.Now),
@@ -40,18 +42,16 @@ func TestStaleJobsQueriedOneByOne(t *testing.T) {
 			c.Reconcile.Lookback = 10 * time.Minute
 			c.Reconcile.StaleAfter = 30 * time.Minute
 		}))
-	lipSync := klingapi.Families[5]
-	if lipSync.Name != "lip-sync" {
-		t.Fatalf("families reordered: %v", klingapi.Families)
-	}
 
-	// Each task's first callback (submitted) arrives; every later one is lost.
-	legacy := w.sim.Create(lipSync, false, "stale-legacy")
-	v2 := w.sim.Create(klingapi.Families[0], true, "stale-v2")
-	unknown := w.sim.Create(unlisted, false, "stale-unlisted")
-	w.sim.Flush()
-	w.sim.SetFaults(klingsim.Faults{Drop: 1})
+	// Each task's first two callbacks (submitted, processing) arrive; the
+	// final one is lost.
+	legacy := create(t, w.sim, lipSync, "stale-legacy")
+	v2 := create(t, w.sim, newer, "stale-v2")
+	unknown := create(t, w.sim, unlisted, "stale-unlisted")
 	w.sim.Step()
+	w.sim.Flush()
+	w.waitJobStatus(t, gatewayv1.JobStatus_JOB_STATUS_PROCESSING, legacy, v2, unknown)
+	w.sim.SetFaults(klingsim.Faults{Drop: 1})
 	w.sim.Step()
 	w.sim.Flush()
 
@@ -59,9 +59,10 @@ func TestStaleJobsQueriedOneByOne(t *testing.T) {
 	// arrives in the unlisted family and stays submitted: it is young.
 	clock.Advance(40 * time.Minute)
 	w.sim.SetFaults(klingsim.Faults{})
-	young := w.sim.Create(unlisted, false, "young")
+	young := create(t, w.sim, unlisted, "young")
 	w.sim.Flush()
-	w.waitJobStatus(t, gatewayv1.JobStatus_JOB_STATUS_SUBMITTED, legacy, v2, unknown, young)
+	w.waitJobStatus(t, gatewayv1.JobStatus_JOB_STATUS_PROCESSING, legacy, v2, unknown)
+	w.waitJobStatus(t, gatewayv1.JobStatus_JOB_STATUS_SUBMITTED, young)
 
 	code, rep := w.reconcile(t, "")
 	if code != http.StatusOK || rep.Error != "" {
@@ -78,7 +79,7 @@ func TestStaleJobsQueriedOneByOne(t *testing.T) {
 			t.Errorf("recovered %+v, simulator says %s", r, simStatus[r.JobID])
 		}
 	}
-	if want := map[string]string{legacy: lipSync.String(), v2: "tasks"}; !maps.Equal(gotFamily, want) {
+	if want := map[string]string{legacy: lipSync.Name, v2: "tasks"}; !maps.Equal(gotFamily, want) {
 		t.Errorf("recovered jobs by family = %v, want %v (report %+v)", gotFamily, want, rep)
 	}
 	if want := map[string]int{"found": 2, "not_found": 1}; !maps.Equal(rep.StaleQueries, want) {
@@ -99,7 +100,7 @@ func TestStaleJobsQueriedOneByOne(t *testing.T) {
 	// found, the new-shape one asked once by id, the unlisted one in every
 	// listed family; the young job never.
 	queries := map[string]int{legacy: w.sim.Queries(legacy), v2: w.sim.Queries(v2), unknown: w.sim.Queries(unknown), young: w.sim.Queries(young)}
-	if want := map[string]int{legacy: slices.Index(klingapi.Families, lipSync) + 1, v2: 1, unknown: len(listed), young: 0}; !maps.Equal(queries, want) {
+	if want := map[string]int{legacy: slices.Index(listed, lipSync.Name) + 1, v2: 1, unknown: len(listed), young: 0}; !maps.Equal(queries, want) {
 		t.Errorf("single-task queries by job = %v, want %v", queries, want)
 	}
 	m := w.metrics(t)
@@ -134,4 +135,22 @@ func (w *world) waitJobStatus(t *testing.T, status gatewayv1.JobStatus, ids ...s
 			return err == nil && resp.GetJobState().GetJob().GetStatus() == status
 		})
 	}
+}
+
+func family(t *testing.T, name string) klingfamily.Family {
+	t.Helper()
+	f, err := klingfamily.ByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func create(t *testing.T, sim *klingsim.Sim, f klingfamily.Family, external string) string {
+	t.Helper()
+	id, err := sim.Create(f, external)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

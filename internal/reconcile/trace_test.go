@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/klingfan/klingfan/internal/klingapi"
+	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/klingsim"
 )
 
@@ -42,7 +43,7 @@ func TestPassSpanParentsAPICallSpans(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := New(Config{API: client, Append: &countingAppender{}, History: nothingLogged{},
-		Families: klingapi.Families[:2], TasksAPI: true, WebhookID: "w", Lookback: time.Hour,
+		Families: append(klingfamily.All()[:2], newerFamily(t)), WebhookID: "w", Lookback: time.Hour,
 		Tracer: tp.Tracer("test")})
 	if _, err := r.RunOnce(context.Background(), 0, true); err != nil {
 		t.Fatalf("pass: %v", err)
@@ -80,9 +81,19 @@ func TestPassSpanParentsAPICallSpans(t *testing.T) {
 // plain.
 func TestPassWithoutTracer(t *testing.T) {
 	r := New(Config{API: oneTaskAPI{updated: time.Now().Add(-time.Hour)}, Append: &countingAppender{}, History: nothingLogged{},
-		Families: klingapi.Families[:1], WebhookID: "w", Lookback: 2 * time.Hour})
+		Families: klingfamily.All()[:1], WebhookID: "w", Lookback: 2 * time.Hour})
 	rep, err := r.RunOnce(context.Background(), 0, false)
 	if err != nil || rep.TasksChecked != 1 {
 		t.Fatalf("pass without a tracer: checked %d, err %v", rep.TasksChecked, err)
 	}
+}
+
+// newerFamily is a family of the newer API, listed at POST /tasks.
+func newerFamily(t *testing.T) klingfamily.Family {
+	t.Helper()
+	f, err := klingfamily.ByName("text-to-video/kling-2.6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

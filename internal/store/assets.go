@@ -36,6 +36,10 @@ type Difference struct {
 	Have, Want string
 	// Fixed marks a setting JetStream cannot change on an existing stream.
 	Fixed bool
+	// Derived marks a value klingfan works out itself rather than one an
+	// operator configured (the size cap without --retention-bytes follows
+	// the disk): following it is routine, not a change worth a warning.
+	Derived bool
 }
 
 func (d Difference) String() string {
@@ -260,7 +264,7 @@ func ensure[A, C any](ctx context.Context, log *slog.Logger, a asset[A, C], appl
 		if err != nil {
 			return zero, nil, classify("update "+a.name, err)
 		}
-		logApplied(log, diffs)
+		logApplied(ctx, log, diffs)
 		return x, nil, nil
 	}
 }
@@ -281,6 +285,11 @@ func (s *Store) ensureStream(ctx context.Context, cfg Config, apply bool) (jetst
 		},
 		compare: func(_ context.Context, stream jetstream.Stream) ([]Difference, jetstream.StreamConfig, error) {
 			diffs, merged := compare(name, ownedStreamSettings(cfg), stream.CachedInfo().Config, want)
+			if cfg.RetentionBytes == 0 {
+				for i := range diffs {
+					diffs[i].Derived = diffs[i].Setting == maxBytesSetting
+				}
+			}
 			return diffs, merged, nil
 		},
 		update: func(ctx context.Context, merged jetstream.StreamConfig) (jetstream.Stream, error) {
@@ -351,10 +360,15 @@ func compareBucket(ctx context.Context, name string, kv jetstream.KeyValue, want
 }
 
 // logApplied records each setting Open changed, so a change of retention
-// or replicas is never silent.
-func logApplied(log *slog.Logger, diffs []Difference) {
+// or replicas is never silent. A derived value that moved with the disk is
+// logged at debug: it changes at almost every start.
+func logApplied(ctx context.Context, log *slog.Logger, diffs []Difference) {
 	for _, d := range diffs {
-		log.Warn("changed JetStream setting to match the configuration",
+		level := slog.LevelWarn
+		if d.Derived {
+			level = slog.LevelDebug
+		}
+		log.Log(ctx, level, "changed JetStream setting to match the configuration",
 			slog.String("asset", d.Asset), slog.String("setting", d.Setting),
 			slog.String("was", d.Have), slog.String("now", d.Want))
 	}

@@ -67,3 +67,32 @@ func TestDiskNearlyFullRefusesBeforeJetStream(t *testing.T) {
 		t.Fatalf("Ready after space came back: %v", err)
 	}
 }
+
+// TestDerivedCapChangeIsQuiet restarts the embedded store with another
+// budget and no --retention-bytes: the stream's size cap follows the
+// budget without a warning, since a derived budget moves at every start,
+// while a configured cap that changes is still warned about.
+func TestDerivedCapChangeIsQuiet(t *testing.T) {
+	dir := t.TempDir()
+	open := func(cfg Config) string {
+		t.Helper()
+		var logs strings.Builder
+		cfg.DataDir = dir
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		s, err := Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return logs.String()
+	}
+	open(Config{MaxStoreBytes: 64 << 20})
+	if logs := open(Config{MaxStoreBytes: 80 << 20}); strings.Contains(logs, "changed JetStream setting") {
+		t.Errorf("a derived cap that moved was logged:\n%s", logs)
+	}
+	if logs := open(Config{MaxStoreBytes: 80 << 20, RetentionBytes: 16 << 20}); !strings.Contains(logs, "level=WARN msg=\"changed JetStream setting") {
+		t.Errorf("a configured cap that changed was not warned about:\n%s", logs)
+	}
+}

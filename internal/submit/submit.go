@@ -54,7 +54,7 @@ const (
 // API is the part of Kling's API a create uses; *klingapi.Client
 // implements it.
 type API interface {
-	Create(ctx context.Context, path string, body []byte) (klingapi.Task, error)
+	Create(ctx context.Context, f klingfamily.Family, body []byte) (klingapi.Task, error)
 	// GetTask queries one task of a family by id, or by external task id
 	// when external is set, as the family table says.
 	GetTask(ctx context.Context, f klingfamily.Family, id string, external bool) (klingapi.Task, error)
@@ -265,7 +265,7 @@ func (s *Submitter) owned(ctx context.Context, key string, rev uint64, claim *re
 			return s.complete(ctx, wctx, key, rev, claim, f, task)
 		}
 	}
-	task, err := s.cfg.API.Create(wctx, f.Create, prep.body)
+	task, err := s.cfg.API.Create(wctx, f.Family, prep.body)
 	if err != nil {
 		if refused(err) {
 			// Kling answered and created nothing: forget the request id,
@@ -393,15 +393,8 @@ func (s *Submitter) lookup(ctx context.Context, f family, external string) (klin
 	return t, t.ID != "", nil
 }
 
-// notFound reports Kling's "no such task": code 1203 (HTTP 404, the
-// resource does not exist) by Kling's code table, or what klingapi takes
-// for it.
-//
-// TODO(lead): use the error classification of issue #27 once it lands.
-func notFound(err error) bool {
-	var ae *klingapi.APIError
-	return errors.Is(err, klingapi.ErrNotFound) || (errors.As(err, &ae) && (ae.Code == 1203 || ae.HTTPStatus == 404))
-}
+// notFound reports Kling's "no such task" (code 1203, HTTP 404).
+func notFound(err error) bool { return errors.Is(err, klingapi.ErrNotFound) }
 
 // expire ends a claim now, so the next attempt with its request id
 // resolves it by asking Kling instead of waiting out the deadline.
@@ -442,12 +435,17 @@ func (s *Submitter) waitChange(ctx context.Context, key string, rev uint64, dead
 }
 
 // refused reports whether Kling answered a create with a refusal, so
-// certainly created nothing: an HTTP 4xx answer (parameters, policy,
-// limits, credentials). A transport failure or a server error leaves it
-// unknown.
+// certainly created nothing: a code of its table that says what to fix
+// (credentials, account, permissions, parameters, policy) or to come back
+// later (rate and concurrency limits). A server error, no answer, or an
+// answer in a shape the pages do not document leaves it unknown.
 func refused(err error) bool {
-	var ae *klingapi.APIError
-	return errors.As(err, &ae) && ae.HTTPStatus >= 400 && ae.HTTPStatus < 500
+	switch klingapi.Classify(err).Class {
+	case klingapi.ClassAuth, klingapi.ClassAccount, klingapi.ClassPermission, klingapi.ClassInvalid,
+		klingapi.ClassNotFound, klingapi.ClassPolicy, klingapi.ClassRateLimited:
+		return true
+	}
+	return false
 }
 
 // klingError names the credentials in an authentication refusal.

@@ -29,6 +29,14 @@ type Report struct {
 	// found (Kling answered; a missing state is in Recovered), not_found,
 	// skipped.
 	StaleQueries map[string]int `json:"stale_queries,omitempty"`
+	// Listings are the lists the pass walked, one per configured legacy
+	// family and one per shared cursor listing (tasks, solutions) with the
+	// families it covers.
+	Listings []Listing `json:"listings,omitempty"`
+	// Unqueryable names the families Kling documents no query for (text to
+	// speech answers its create request with the result): nothing to
+	// reconcile there.
+	Unqueryable []string `json:"unqueryable,omitempty"`
 	// APIErrors counts Kling API errors by code label.
 	APIErrors map[string]int `json:"api_errors,omitempty"`
 	Error     string         `json:"error,omitempty"`
@@ -43,4 +51,17 @@ type Recovery struct {
 	// Superseded is set when the guard found the job's outcome logged by
 	// a callback in the meantime, so nothing was appended.
 	Superseded bool `json:"superseded,omitempty"`
+}
+
+// Listing is one list a pass walked.
+type Listing struct {
+	// Name is the family's name, or the shared listing's ("tasks",
+	// "solutions").
+	Name string `json:"name"`
+	// Families are the families the listing covers.
+	Families []string `json:"families"`
+	// Tasks counts the tasks it listed (updated since the pass's start or
+	// not).
+	Tasks int    `json:"tasks"`
+	Error string `json:"error,omitempty"`
 }

@@ -39,7 +39,12 @@ const (
 	EventType_EVENT_TYPE_VIDEO_COMPLETED EventType = 3
 	// The task failed (`video.failed`, status `failed`).
 	EventType_EVENT_TYPE_VIDEO_FAILED EventType = 4
-	// The task was cancelled (`video.cancelled`).
+	// The task was cancelled (`video.cancelled`). This is a signed JSON event
+	// name: Kling's task callbacks and task query document no cancelled
+	// status (theirs are submitted, processing, succeed/succeeded and
+	// failed), so a documented Kling callback never yields this type. A
+	// callback whose status is nonetheless `cancelled` reads as it, by the
+	// same lenient status reading that accepts other synonyms.
 	EventType_EVENT_TYPE_VIDEO_CANCELLED EventType = 5
 )
 
@@ -174,7 +179,8 @@ const (
 	JobStatus_JOB_STATUS_SUCCEEDED JobStatus = 3
 	// Finished with an error.
 	JobStatus_JOB_STATUS_FAILED JobStatus = 4
-	// Cancelled before finishing.
+	// Cancelled before finishing. The signed JSON events report it
+	// (`video.cancelled`); Kling's task callbacks document no such status.
 	JobStatus_JOB_STATUS_CANCELLED JobStatus = 5
 )
 
@@ -575,11 +581,23 @@ type Job struct {
 	// For image tasks that can return a series (omni-image): `single` or
 	// `series`, as the sender wrote it. Series images are listed in images.
 	ImageResultType string `protobuf:"bytes,23,opt,name=image_result_type,json=imageResultType,proto3" json:"image_result_type,omitempty"`
+	// Outputs klingfan does not map (an output type it does not know, or an
+	// output that is not a JSON object), each kept with its JSON as sent, so that a new kind of output never costs a consumer the rest of
+	// the delivery.
+	UnmappedOutputs []*UnmappedOutput `protobuf:"bytes,24,rep,name=unmapped_outputs,json=unmappedOutputs,proto3" json:"unmapped_outputs,omitempty"`
+	// The members of the delivery's header that no field of Job takes, as a
+	// JSON object with the values as sent (whitespace between tokens
+	// removed, as everywhere unmapped JSON is kept): members klingfan does not
+	// know, and mapped members whose value it could not read (those are left
+	// unset above). A nested object with no message of its own (`task_info`,
+	// `watermark_info`) keeps its own unmapped members under its key. Empty
+	// when everything was mapped.
+	UnmappedJson string `protobuf:"bytes,25,opt,name=unmapped_json,json=unmappedJson,proto3" json:"unmapped_json,omitempty"`
 	// Kling's create path for jobs created through JobService.CreateJob
 	// (e.g. `/v1/videos/text2video`): it names the job's family, so the
 	// reconciler asks about the job where it lives instead of trying every
 	// family. Empty for jobs klingfan did not create.
-	CreateEndpoint string `protobuf:"bytes,24,opt,name=create_endpoint,json=createEndpoint,proto3" json:"create_endpoint,omitempty"`
+	CreateEndpoint string `protobuf:"bytes,26,opt,name=create_endpoint,json=createEndpoint,proto3" json:"create_endpoint,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -775,9 +793,98 @@ func (x *Job) GetImageResultType() string {
 	return ""
 }
 
+func (x *Job) GetUnmappedOutputs() []*UnmappedOutput {
+	if x != nil {
+		return x.UnmappedOutputs
+	}
+	return nil
+}
+
+func (x *Job) GetUnmappedJson() string {
+	if x != nil {
+		return x.UnmappedJson
+	}
+	return ""
+}
+
 func (x *Job) GetCreateEndpoint() string {
 	if x != nil {
 		return x.CreateEndpoint
+	}
+	return ""
+}
+
+// UnmappedOutput is one output klingfan kept without mapping it.
+type UnmappedOutput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the output sits in the delivery, e.g. `outputs[2]` or
+	// `task_result.models`.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// The output's type as the sender wrote it (`outputs[].type`, or the
+	// name of the `task_result` member), when it has one.
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// The output as sent, a JSON value without whitespace between tokens.
+	Json string `protobuf:"bytes,3,opt,name=json,proto3" json:"json,omitempty"`
+	// Why klingfan did not map it, e.g. `unknown output type`.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnmappedOutput) Reset() {
+	*x = UnmappedOutput{}
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnmappedOutput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnmappedOutput) ProtoMessage() {}
+
+func (x *UnmappedOutput) ProtoReflect() protoreflect.Message {
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnmappedOutput.ProtoReflect.Descriptor instead.
+func (*UnmappedOutput) Descriptor() ([]byte, []int) {
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UnmappedOutput) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *UnmappedOutput) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *UnmappedOutput) GetJson() string {
+	if x != nil {
+		return x.Json
+	}
+	return ""
+}
+
+func (x *UnmappedOutput) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -794,14 +901,18 @@ type Video struct {
 	// A still frame, when the sender provides one.
 	ThumbnailUrl string `protobuf:"bytes,4,opt,name=thumbnail_url,json=thumbnailUrl,proto3" json:"thumbnail_url,omitempty"`
 	// Length of the video.
-	Duration      *durationpb.Duration `protobuf:"bytes,5,opt,name=duration,proto3" json:"duration,omitempty"`
+	Duration *durationpb.Duration `protobuf:"bytes,5,opt,name=duration,proto3" json:"duration,omitempty"`
+	// The members of this video that no field above takes (unknown, or
+	// unreadable and so left unset), as a JSON object with the values
+	// as sent. Empty when every member was mapped.
+	UnmappedJson  string `protobuf:"bytes,6,opt,name=unmapped_json,json=unmappedJson,proto3" json:"unmapped_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Video) Reset() {
 	*x = Video{}
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[2]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +924,7 @@ func (x *Video) String() string {
 func (*Video) ProtoMessage() {}
 
 func (x *Video) ProtoReflect() protoreflect.Message {
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[2]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +937,7 @@ func (x *Video) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Video.ProtoReflect.Descriptor instead.
 func (*Video) Descriptor() ([]byte, []int) {
-	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{2}
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Video) GetId() string {
@@ -864,6 +975,13 @@ func (x *Video) GetDuration() *durationpb.Duration {
 	return nil
 }
 
+func (x *Video) GetUnmappedJson() string {
+	if x != nil {
+		return x.UnmappedJson
+	}
+	return ""
+}
+
 // Image is one generated image.
 type Image struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -877,14 +995,22 @@ type Image struct {
 	WatermarkUrl string `protobuf:"bytes,4,opt,name=watermark_url,json=watermarkUrl,proto3" json:"watermark_url,omitempty"`
 	// The group the image belongs to, when the sender groups its images
 	// (new-shape `outputs[].group_id`).
-	GroupId       string `protobuf:"bytes,5,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupId string `protobuf:"bytes,5,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// Which view of an AI multi-shot result (`/v1/general/ai-multi-shot`) the
+	// image is: 1, 2 or 3 for the result's `url_1`, `url_2`, `url_3`, each of
+	// which becomes an Image of its own with the result's index. 0 for every
+	// other image.
+	Shot int32 `protobuf:"varint,6,opt,name=shot,proto3" json:"shot,omitempty"`
+	// The members of this image that no field above takes, as a JSON object
+	// with the values as sent. Empty when every member was mapped.
+	UnmappedJson  string `protobuf:"bytes,7,opt,name=unmapped_json,json=unmappedJson,proto3" json:"unmapped_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[3]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +1022,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[3]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1035,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{3}
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Image) GetIndex() int32 {
@@ -947,6 +1073,20 @@ func (x *Image) GetGroupId() string {
 	return ""
 }
 
+func (x *Image) GetShot() int32 {
+	if x != nil {
+		return x.Shot
+	}
+	return 0
+}
+
+func (x *Image) GetUnmappedJson() string {
+	if x != nil {
+		return x.UnmappedJson
+	}
+	return ""
+}
+
 // Audio is one generated audio track. Kling returns each track in two
 // encodings.
 type Audio struct {
@@ -960,14 +1100,22 @@ type Audio struct {
 	// Length of the MP3 encoding (legacy `duration_mp3`).
 	Mp3Duration *durationpb.Duration `protobuf:"bytes,4,opt,name=mp3_duration,json=mp3Duration,proto3" json:"mp3_duration,omitempty"`
 	// Length of the WAV encoding (legacy `duration_wav`).
-	WavDuration   *durationpb.Duration `protobuf:"bytes,5,opt,name=wav_duration,json=wavDuration,proto3" json:"wav_duration,omitempty"`
+	WavDuration *durationpb.Duration `protobuf:"bytes,5,opt,name=wav_duration,json=wavDuration,proto3" json:"wav_duration,omitempty"`
+	// Where to download the track when the sender gives one URL without
+	// naming its encoding (text-to-speech `task_result.audios[].url`).
+	Url string `protobuf:"bytes,6,opt,name=url,proto3" json:"url,omitempty"`
+	// Length of the track at url (text-to-speech `duration`).
+	Duration *durationpb.Duration `protobuf:"bytes,7,opt,name=duration,proto3" json:"duration,omitempty"`
+	// The members of this track that no field above takes, as a JSON object
+	// with the values as sent. Empty when every member was mapped.
+	UnmappedJson  string `protobuf:"bytes,8,opt,name=unmapped_json,json=unmappedJson,proto3" json:"unmapped_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Audio) Reset() {
 	*x = Audio{}
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[4]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1127,7 @@ func (x *Audio) String() string {
 func (*Audio) ProtoMessage() {}
 
 func (x *Audio) ProtoReflect() protoreflect.Message {
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[4]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1140,7 @@ func (x *Audio) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Audio.ProtoReflect.Descriptor instead.
 func (*Audio) Descriptor() ([]byte, []int) {
-	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{4}
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Audio) GetId() string {
@@ -1030,6 +1178,27 @@ func (x *Audio) GetWavDuration() *durationpb.Duration {
 	return nil
 }
 
+func (x *Audio) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Audio) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *Audio) GetUnmappedJson() string {
+	if x != nil {
+		return x.UnmappedJson
+	}
+	return ""
+}
+
 // Voice is one custom voice a voice task created.
 type Voice struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1042,14 +1211,17 @@ type Voice struct {
 	// Who owns the voice, as the sender wrote it.
 	OwnedBy string `protobuf:"bytes,4,opt,name=owned_by,json=ownedBy,proto3" json:"owned_by,omitempty"`
 	// The voice's own status, as the sender wrote it.
-	Status        string `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	Status string `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	// The members of this voice that no field above takes, as a JSON object
+	// with the values as sent. Empty when every member was mapped.
+	UnmappedJson  string `protobuf:"bytes,6,opt,name=unmapped_json,json=unmappedJson,proto3" json:"unmapped_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Voice) Reset() {
 	*x = Voice{}
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[5]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1233,7 @@ func (x *Voice) String() string {
 func (*Voice) ProtoMessage() {}
 
 func (x *Voice) ProtoReflect() protoreflect.Message {
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[5]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1246,7 @@ func (x *Voice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Voice.ProtoReflect.Descriptor instead.
 func (*Voice) Descriptor() ([]byte, []int) {
-	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{5}
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Voice) GetId() string {
@@ -1112,6 +1284,13 @@ func (x *Voice) GetStatus() string {
 	return ""
 }
 
+func (x *Voice) GetUnmappedJson() string {
+	if x != nil {
+		return x.UnmappedJson
+	}
+	return ""
+}
+
 // Element is one reusable subject (a character, an object, a scene) an
 // element task created.
 type Element struct {
@@ -1131,15 +1310,26 @@ type Element struct {
 	OwnedBy string `protobuf:"bytes,6,opt,name=owned_by,json=ownedBy,proto3" json:"owned_by,omitempty"`
 	// The element's own status, as the sender wrote it.
 	Status string `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
-	// Tags the sender attached.
-	Tags          []string `protobuf:"bytes,8,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Tags the sender attached as plain strings. Tags sent as objects are in
+	// tag_details.
+	Tags []string `protobuf:"bytes,8,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Tags the sender attached as objects (new-shape `tags[]`, legacy
+	// `tag_list[]`).
+	TagDetails []*ElementTag `protobuf:"bytes,9,rep,name=tag_details,json=tagDetails,proto3" json:"tag_details,omitempty"`
+	// How the element was defined, as the sender wrote it (legacy
+	// `reference_type`: `video_refer` or `image_refer`; the new shape says
+	// the same in element_type).
+	ReferenceType string `protobuf:"bytes,10,opt,name=reference_type,json=referenceType,proto3" json:"reference_type,omitempty"`
+	// The members of this element that no field above takes, as a JSON object
+	// with the values as sent. Empty when every member was mapped.
+	UnmappedJson  string `protobuf:"bytes,11,opt,name=unmapped_json,json=unmappedJson,proto3" json:"unmapped_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Element) Reset() {
 	*x = Element{}
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[6]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1341,7 @@ func (x *Element) String() string {
 func (*Element) ProtoMessage() {}
 
 func (x *Element) ProtoReflect() protoreflect.Message {
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[6]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1354,7 @@ func (x *Element) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Element.ProtoReflect.Descriptor instead.
 func (*Element) Descriptor() ([]byte, []int) {
-	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{6}
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Element) GetId() string {
@@ -1223,6 +1413,102 @@ func (x *Element) GetTags() []string {
 	return nil
 }
 
+func (x *Element) GetTagDetails() []*ElementTag {
+	if x != nil {
+		return x.TagDetails
+	}
+	return nil
+}
+
+func (x *Element) GetReferenceType() string {
+	if x != nil {
+		return x.ReferenceType
+	}
+	return ""
+}
+
+func (x *Element) GetUnmappedJson() string {
+	if x != nil {
+		return x.UnmappedJson
+	}
+	return ""
+}
+
+// ElementTag is one tag of an element.
+type ElementTag struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tag's id as the sender wrote it (a number such as `1`, or a string
+	// such as `o_102`; legacy `tag_id` too).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The tag's name.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The tag's description.
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// The members of this tag that no field above takes, as a JSON object
+	// with the values as sent. Empty when every member was mapped.
+	UnmappedJson  string `protobuf:"bytes,4,opt,name=unmapped_json,json=unmappedJson,proto3" json:"unmapped_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ElementTag) Reset() {
+	*x = ElementTag{}
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ElementTag) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ElementTag) ProtoMessage() {}
+
+func (x *ElementTag) ProtoReflect() protoreflect.Message {
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ElementTag.ProtoReflect.Descriptor instead.
+func (*ElementTag) Descriptor() ([]byte, []int) {
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ElementTag) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ElementTag) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ElementTag) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *ElementTag) GetUnmappedJson() string {
+	if x != nil {
+		return x.UnmappedJson
+	}
+	return ""
+}
+
 // Material is one input an element is made of.
 type Material struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1237,14 +1523,18 @@ type Material struct {
 	// The material's name, when it has one.
 	Name string `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
 	// Who owns the material, as the sender wrote it.
-	OwnedBy       string `protobuf:"bytes,6,opt,name=owned_by,json=ownedBy,proto3" json:"owned_by,omitempty"`
+	OwnedBy string `protobuf:"bytes,6,opt,name=owned_by,json=ownedBy,proto3" json:"owned_by,omitempty"`
+	// The members of this material that no field above takes, as a JSON
+	// object with the values as sent. Empty when every member was
+	// mapped.
+	UnmappedJson  string `protobuf:"bytes,7,opt,name=unmapped_json,json=unmappedJson,proto3" json:"unmapped_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Material) Reset() {
 	*x = Material{}
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[7]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1546,7 @@ func (x *Material) String() string {
 func (*Material) ProtoMessage() {}
 
 func (x *Material) ProtoReflect() protoreflect.Message {
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[7]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1559,7 @@ func (x *Material) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Material.ProtoReflect.Descriptor instead.
 func (*Material) Descriptor() ([]byte, []int) {
-	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{7}
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Material) GetType() string {
@@ -1314,20 +1604,31 @@ func (x *Material) GetOwnedBy() string {
 	return ""
 }
 
+func (x *Material) GetUnmappedJson() string {
+	if x != nil {
+		return x.UnmappedJson
+	}
+	return ""
+}
+
 // Subtitle is one subtitle file of a subtitling task.
 type Subtitle struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The file format: `srt` or `ass`.
 	Format string `protobuf:"bytes,1,opt,name=format,proto3" json:"format,omitempty"`
 	// Where to download the file.
-	Url           string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// The members of this file's output that no field above takes, as a JSON
+	// object with the values as sent. Empty when every member was
+	// mapped.
+	UnmappedJson  string `protobuf:"bytes,3,opt,name=unmapped_json,json=unmappedJson,proto3" json:"unmapped_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Subtitle) Reset() {
 	*x = Subtitle{}
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[8]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1640,7 @@ func (x *Subtitle) String() string {
 func (*Subtitle) ProtoMessage() {}
 
 func (x *Subtitle) ProtoReflect() protoreflect.Message {
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[8]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1653,7 @@ func (x *Subtitle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subtitle.ProtoReflect.Descriptor instead.
 func (*Subtitle) Descriptor() ([]byte, []int) {
-	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{8}
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Subtitle) GetFormat() string {
@@ -1365,6 +1666,13 @@ func (x *Subtitle) GetFormat() string {
 func (x *Subtitle) GetUrl() string {
 	if x != nil {
 		return x.Url
+	}
+	return ""
+}
+
+func (x *Subtitle) GetUnmappedJson() string {
+	if x != nil {
+		return x.UnmappedJson
 	}
 	return ""
 }
@@ -1385,14 +1693,17 @@ type Charge struct {
 	// `audio`.
 	PackageType string `protobuf:"bytes,5,opt,name=package_type,json=packageType,proto3" json:"package_type,omitempty"`
 	// The list price before any discount, a decimal string.
-	ListPrice     string `protobuf:"bytes,6,opt,name=list_price,json=listPrice,proto3" json:"list_price,omitempty"`
+	ListPrice string `protobuf:"bytes,6,opt,name=list_price,json=listPrice,proto3" json:"list_price,omitempty"`
+	// The members of this charge that no field above takes, as a JSON object
+	// with the values as sent. Empty when every member was mapped.
+	UnmappedJson  string `protobuf:"bytes,7,opt,name=unmapped_json,json=unmappedJson,proto3" json:"unmapped_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Charge) Reset() {
 	*x = Charge{}
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[9]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1404,7 +1715,7 @@ func (x *Charge) String() string {
 func (*Charge) ProtoMessage() {}
 
 func (x *Charge) ProtoReflect() protoreflect.Message {
-	mi := &file_kling_gateway_v1_event_proto_msgTypes[9]
+	mi := &file_kling_gateway_v1_event_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1417,7 +1728,7 @@ func (x *Charge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Charge.ProtoReflect.Descriptor instead.
 func (*Charge) Descriptor() ([]byte, []int) {
-	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{9}
+	return file_kling_gateway_v1_event_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Charge) GetChargeType() string {
@@ -1462,6 +1773,13 @@ func (x *Charge) GetListPrice() string {
 	return ""
 }
 
+func (x *Charge) GetUnmappedJson() string {
+	if x != nil {
+		return x.UnmappedJson
+	}
+	return ""
+}
+
 var File_kling_gateway_v1_event_proto protoreflect.FileDescriptor
 
 const file_kling_gateway_v1_event_proto_rawDesc = "" +
@@ -1485,7 +1803,7 @@ const file_kling_gateway_v1_event_proto_rawDesc = "" +
 	" \x01(\v2\x15.kling.gateway.v1.JobR\x03job\x12\x19\n" +
 	"\braw_body\x18\v \x01(\fR\arawBody\x12\x12\n" +
 	"\x04test\x18\f \x01(\bR\x04test\x12 \n" +
-	"\vtraceparent\x18\r \x01(\tR\vtraceparent\"\xde\b\n" +
+	"\vtraceparent\x18\r \x01(\tR\vtraceparent\"\xd0\t\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x123\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1b.kling.gateway.v1.JobStatusR\x06status\x12\x1d\n" +
@@ -1514,33 +1832,47 @@ const file_kling_gateway_v1_event_proto_rawDesc = "" +
 	"\tsubtitles\x18\x14 \x03(\v2\x1a.kling.gateway.v1.SubtitleR\tsubtitles\x122\n" +
 	"\abilling\x18\x15 \x03(\v2\x18.kling.gateway.v1.ChargeR\abilling\x120\n" +
 	"\x11watermark_enabled\x18\x16 \x01(\bH\x00R\x10watermarkEnabled\x88\x01\x01\x12*\n" +
-	"\x11image_result_type\x18\x17 \x01(\tR\x0fimageResultType\x12'\n" +
-	"\x0fcreate_endpoint\x18\x18 \x01(\tR\x0ecreateEndpointB\x14\n" +
-	"\x12_watermark_enabled\"\xaa\x01\n" +
+	"\x11image_result_type\x18\x17 \x01(\tR\x0fimageResultType\x12K\n" +
+	"\x10unmapped_outputs\x18\x18 \x03(\v2 .kling.gateway.v1.UnmappedOutputR\x0funmappedOutputs\x12#\n" +
+	"\runmapped_json\x18\x19 \x01(\tR\funmappedJson\x12'\n" +
+	"\x0fcreate_endpoint\x18\x1a \x01(\tR\x0ecreateEndpointB\x14\n" +
+	"\x12_watermark_enabled\"d\n" +
+	"\x0eUnmappedOutput\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
+	"\x04json\x18\x03 \x01(\tR\x04json\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xcf\x01\n" +
 	"\x05Video\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12#\n" +
 	"\rwatermark_url\x18\x03 \x01(\tR\fwatermarkUrl\x12#\n" +
 	"\rthumbnail_url\x18\x04 \x01(\tR\fthumbnailUrl\x125\n" +
-	"\bduration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\x7f\n" +
+	"\bduration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12#\n" +
+	"\runmapped_json\x18\x06 \x01(\tR\funmappedJson\"\xb8\x01\n" +
 	"\x05Image\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x03 \x01(\tR\x03url\x12#\n" +
 	"\rwatermark_url\x18\x04 \x01(\tR\fwatermarkUrl\x12\x19\n" +
-	"\bgroup_id\x18\x05 \x01(\tR\agroupId\"\xc5\x01\n" +
+	"\bgroup_id\x18\x05 \x01(\tR\agroupId\x12\x12\n" +
+	"\x04shot\x18\x06 \x01(\x05R\x04shot\x12#\n" +
+	"\runmapped_json\x18\a \x01(\tR\funmappedJson\"\xb3\x02\n" +
 	"\x05Audio\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\amp3_url\x18\x02 \x01(\tR\x06mp3Url\x12\x17\n" +
 	"\awav_url\x18\x03 \x01(\tR\x06wavUrl\x12<\n" +
 	"\fmp3_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vmp3Duration\x12<\n" +
-	"\fwav_duration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vwavDuration\"p\n" +
+	"\fwav_duration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vwavDuration\x12\x10\n" +
+	"\x03url\x18\x06 \x01(\tR\x03url\x125\n" +
+	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\x12#\n" +
+	"\runmapped_json\x18\b \x01(\tR\funmappedJson\"\x95\x01\n" +
 	"\x05Voice\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
 	"\x03url\x18\x03 \x01(\tR\x03url\x12\x19\n" +
 	"\bowned_by\x18\x04 \x01(\tR\aownedBy\x12\x16\n" +
-	"\x06status\x18\x05 \x01(\tR\x06status\"\xf3\x01\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12#\n" +
+	"\runmapped_json\x18\x06 \x01(\tR\funmappedJson\"\xfe\x02\n" +
 	"\aElement\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -1549,17 +1881,30 @@ const file_kling_gateway_v1_event_proto_rawDesc = "" +
 	"\tmaterials\x18\x05 \x03(\v2\x1a.kling.gateway.v1.MaterialR\tmaterials\x12\x19\n" +
 	"\bowned_by\x18\x06 \x01(\tR\aownedBy\x12\x16\n" +
 	"\x06status\x18\a \x01(\tR\x06status\x12\x12\n" +
-	"\x04tags\x18\b \x03(\tR\x04tags\"\x83\x01\n" +
+	"\x04tags\x18\b \x03(\tR\x04tags\x12=\n" +
+	"\vtag_details\x18\t \x03(\v2\x1c.kling.gateway.v1.ElementTagR\n" +
+	"tagDetails\x12%\n" +
+	"\x0ereference_type\x18\n" +
+	" \x01(\tR\rreferenceType\x12#\n" +
+	"\runmapped_json\x18\v \x01(\tR\funmappedJson\"w\n" +
+	"\n" +
+	"ElementTag\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12#\n" +
+	"\runmapped_json\x18\x04 \x01(\tR\funmappedJson\"\xa8\x01\n" +
 	"\bMaterial\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x10\n" +
 	"\x03url\x18\x03 \x01(\tR\x03url\x12\x0e\n" +
 	"\x02id\x18\x04 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x05 \x01(\tR\x04name\x12\x19\n" +
-	"\bowned_by\x18\x06 \x01(\tR\aownedBy\"4\n" +
+	"\bowned_by\x18\x06 \x01(\tR\aownedBy\x12#\n" +
+	"\runmapped_json\x18\a \x01(\tR\funmappedJson\"Y\n" +
 	"\bSubtitle\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\tR\x06format\x12\x10\n" +
-	"\x03url\x18\x02 \x01(\tR\x03url\"\xbc\x01\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12#\n" +
+	"\runmapped_json\x18\x03 \x01(\tR\funmappedJson\"\xe1\x01\n" +
 	"\x06Charge\x12\x1f\n" +
 	"\vcharge_type\x18\x01 \x01(\tR\n" +
 	"chargeType\x12\x1b\n" +
@@ -1568,7 +1913,8 @@ const file_kling_gateway_v1_event_proto_rawDesc = "" +
 	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x12!\n" +
 	"\fpackage_type\x18\x05 \x01(\tR\vpackageType\x12\x1d\n" +
 	"\n" +
-	"list_price\x18\x06 \x01(\tR\tlistPrice*\xc3\x01\n" +
+	"list_price\x18\x06 \x01(\tR\tlistPrice\x12#\n" +
+	"\runmapped_json\x18\a \x01(\tR\funmappedJson*\xc3\x01\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EVENT_TYPE_VIDEO_CREATED\x10\x01\x12\x1f\n" +
@@ -1616,7 +1962,7 @@ func file_kling_gateway_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_kling_gateway_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_kling_gateway_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_kling_gateway_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_kling_gateway_v1_event_proto_goTypes = []any{
 	(EventType)(0),                // 0: kling.gateway.v1.EventType
 	(JobKind)(0),                  // 1: kling.gateway.v1.JobKind
@@ -1625,45 +1971,50 @@ var file_kling_gateway_v1_event_proto_goTypes = []any{
 	(EventView)(0),                // 4: kling.gateway.v1.EventView
 	(*Event)(nil),                 // 5: kling.gateway.v1.Event
 	(*Job)(nil),                   // 6: kling.gateway.v1.Job
-	(*Video)(nil),                 // 7: kling.gateway.v1.Video
-	(*Image)(nil),                 // 8: kling.gateway.v1.Image
-	(*Audio)(nil),                 // 9: kling.gateway.v1.Audio
-	(*Voice)(nil),                 // 10: kling.gateway.v1.Voice
-	(*Element)(nil),               // 11: kling.gateway.v1.Element
-	(*Material)(nil),              // 12: kling.gateway.v1.Material
-	(*Subtitle)(nil),              // 13: kling.gateway.v1.Subtitle
-	(*Charge)(nil),                // 14: kling.gateway.v1.Charge
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
+	(*UnmappedOutput)(nil),        // 7: kling.gateway.v1.UnmappedOutput
+	(*Video)(nil),                 // 8: kling.gateway.v1.Video
+	(*Image)(nil),                 // 9: kling.gateway.v1.Image
+	(*Audio)(nil),                 // 10: kling.gateway.v1.Audio
+	(*Voice)(nil),                 // 11: kling.gateway.v1.Voice
+	(*Element)(nil),               // 12: kling.gateway.v1.Element
+	(*ElementTag)(nil),            // 13: kling.gateway.v1.ElementTag
+	(*Material)(nil),              // 14: kling.gateway.v1.Material
+	(*Subtitle)(nil),              // 15: kling.gateway.v1.Subtitle
+	(*Charge)(nil),                // 16: kling.gateway.v1.Charge
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
 }
 var file_kling_gateway_v1_event_proto_depIdxs = []int32{
 	0,  // 0: kling.gateway.v1.Event.type:type_name -> kling.gateway.v1.EventType
-	15, // 1: kling.gateway.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 2: kling.gateway.v1.Event.received_at:type_name -> google.protobuf.Timestamp
+	17, // 1: kling.gateway.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	17, // 2: kling.gateway.v1.Event.received_at:type_name -> google.protobuf.Timestamp
 	3,  // 3: kling.gateway.v1.Event.source_format:type_name -> kling.gateway.v1.SourceFormat
 	6,  // 4: kling.gateway.v1.Event.job:type_name -> kling.gateway.v1.Job
 	2,  // 5: kling.gateway.v1.Job.status:type_name -> kling.gateway.v1.JobStatus
-	15, // 6: kling.gateway.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	15, // 7: kling.gateway.v1.Job.updated_at:type_name -> google.protobuf.Timestamp
-	15, // 8: kling.gateway.v1.Job.completed_at:type_name -> google.protobuf.Timestamp
-	7,  // 9: kling.gateway.v1.Job.videos:type_name -> kling.gateway.v1.Video
-	8,  // 10: kling.gateway.v1.Job.images:type_name -> kling.gateway.v1.Image
-	7,  // 11: kling.gateway.v1.Job.parent_video:type_name -> kling.gateway.v1.Video
+	17, // 6: kling.gateway.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	17, // 7: kling.gateway.v1.Job.updated_at:type_name -> google.protobuf.Timestamp
+	17, // 8: kling.gateway.v1.Job.completed_at:type_name -> google.protobuf.Timestamp
+	8,  // 9: kling.gateway.v1.Job.videos:type_name -> kling.gateway.v1.Video
+	9,  // 10: kling.gateway.v1.Job.images:type_name -> kling.gateway.v1.Image
+	8,  // 11: kling.gateway.v1.Job.parent_video:type_name -> kling.gateway.v1.Video
 	1,  // 12: kling.gateway.v1.Job.kind:type_name -> kling.gateway.v1.JobKind
-	9,  // 13: kling.gateway.v1.Job.audios:type_name -> kling.gateway.v1.Audio
-	10, // 14: kling.gateway.v1.Job.voices:type_name -> kling.gateway.v1.Voice
-	11, // 15: kling.gateway.v1.Job.elements:type_name -> kling.gateway.v1.Element
-	13, // 16: kling.gateway.v1.Job.subtitles:type_name -> kling.gateway.v1.Subtitle
-	14, // 17: kling.gateway.v1.Job.billing:type_name -> kling.gateway.v1.Charge
-	16, // 18: kling.gateway.v1.Video.duration:type_name -> google.protobuf.Duration
-	16, // 19: kling.gateway.v1.Audio.mp3_duration:type_name -> google.protobuf.Duration
-	16, // 20: kling.gateway.v1.Audio.wav_duration:type_name -> google.protobuf.Duration
-	12, // 21: kling.gateway.v1.Element.materials:type_name -> kling.gateway.v1.Material
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	10, // 13: kling.gateway.v1.Job.audios:type_name -> kling.gateway.v1.Audio
+	11, // 14: kling.gateway.v1.Job.voices:type_name -> kling.gateway.v1.Voice
+	12, // 15: kling.gateway.v1.Job.elements:type_name -> kling.gateway.v1.Element
+	15, // 16: kling.gateway.v1.Job.subtitles:type_name -> kling.gateway.v1.Subtitle
+	16, // 17: kling.gateway.v1.Job.billing:type_name -> kling.gateway.v1.Charge
+	7,  // 18: kling.gateway.v1.Job.unmapped_outputs:type_name -> kling.gateway.v1.UnmappedOutput
+	18, // 19: kling.gateway.v1.Video.duration:type_name -> google.protobuf.Duration
+	18, // 20: kling.gateway.v1.Audio.mp3_duration:type_name -> google.protobuf.Duration
+	18, // 21: kling.gateway.v1.Audio.wav_duration:type_name -> google.protobuf.Duration
+	18, // 22: kling.gateway.v1.Audio.duration:type_name -> google.protobuf.Duration
+	14, // 23: kling.gateway.v1.Element.materials:type_name -> kling.gateway.v1.Material
+	13, // 24: kling.gateway.v1.Element.tag_details:type_name -> kling.gateway.v1.ElementTag
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_kling_gateway_v1_event_proto_init() }
@@ -1678,7 +2029,7 @@ func file_kling_gateway_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kling_gateway_v1_event_proto_rawDesc), len(file_kling_gateway_v1_event_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
