@@ -99,8 +99,11 @@ func (r *Reconciler) passUntraced(ctx context.Context, since, until time.Time, d
 			rep.Unqueryable = append(rep.Unqueryable, f.Name)
 		}
 	}
-	// A failed listing does not stop the others: its error is in its
-	// report row, and the pass's error names every listing that failed.
+	// A listing that fails for a reason of its own (an odd answer, a
+	// server error that outlived the retries) does not stop the others:
+	// its error is in its report row. One that every listing would meet
+	// too (credentials, the account, the IP allow-list, no answer at all)
+	// stops the pass instead of being repeated once per listing.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Concurrency)
 	errs := make([]error, len(listings))
@@ -108,17 +111,25 @@ func (r *Reconciler) passUntraced(ctx context.Context, since, until time.Time, d
 		rep.Listings[i] = report.Listing{Name: l.name, Families: l.families}
 		g.Go(func() error {
 			var n int
+			var err error
 			if l.cursor {
-				n, errs[i] = r.walkCursor(gctx, ps, l, since, dryRun)
+				n, err = r.walkCursor(gctx, ps, l, since, dryRun)
 			} else {
-				n, errs[i] = r.walkFamily(gctx, ps, l.family, since, dryRun)
+				n, err = r.walkFamily(gctx, ps, l.family, since, dryRun)
 			}
+			if err != nil && gctx.Err() != nil && ctx.Err() == nil {
+				err = nil // stopped because another listing failed for all of them
+			}
+			errs[i] = err
 			ps.mu.Lock()
 			rep.Listings[i].Tasks = n
-			if errs[i] != nil {
-				rep.Listings[i].Error = errs[i].Error()
+			if err != nil {
+				rep.Listings[i].Error = err.Error()
 			}
 			ps.mu.Unlock()
+			if failsEveryListing(err) {
+				return err
+			}
 			return nil
 		})
 	}
@@ -136,6 +147,16 @@ func (r *Reconciler) passUntraced(ctx context.Context, since, until time.Time, d
 	}
 	r.m.checked.Add(float64(rep.TasksChecked))
 	return *rep, err
+}
+
+// failsEveryListing reports whether err is one every other listing would
+// meet too.
+func failsEveryListing(err error) bool {
+	switch klingapi.Classify(err).Class {
+	case klingapi.ClassAuth, klingapi.ClassAccount, klingapi.ClassPermission, klingapi.ClassUnreachable, klingapi.ClassCanceled:
+		return true
+	}
+	return false
 }
 
 // listing is one list a pass walks: a legacy family's paged listing, or a
@@ -282,7 +303,15 @@ func (r *Reconciler) check(ctx context.Context, ps *passState, family string, t 
 	ps.mu.Unlock()
 	ev, err := r.event(t)
 	if err != nil {
-		r.log.Warn("task from Kling's API cannot be normalized; skipped", "task", t.ID, "error", err)
+		// Not silent: the task is logged and counted under "normalize" in
+		// the report's API errors.
+		r.log.Warn("task from Kling's API cannot be normalized; skipped", "task", t.ID, "family", family, "error", err)
+		ps.mu.Lock()
+		if ps.report.APIErrors == nil {
+			ps.report.APIErrors = map[string]int{}
+		}
+		ps.report.APIErrors["normalize"]++
+		ps.mu.Unlock()
 		return nil
 	}
 	logged, err := r.cfg.History.Logged(ctx, r.cfg.WebhookID, t.ID)
@@ -314,12 +343,17 @@ func (r *Reconciler) check(ctx context.Context, ps *passState, family string, t 
 // delivery id is a function of the job and its status, so two passes or
 // two replicas recovering the same state produce one event.
 func (r *Reconciler) event(t klingapi.Task) (*gatewayv1.Event, error) {
-	ev, err := normalize.Parse(t.Raw)
+	// The callbacks' normalizer as ingest runs it: an output or member it
+	// does not know is kept on the event and marked, never a reason to
+	// lose the task's header.
+	out, err := normalize.Normalize(t.Raw)
 	if err != nil {
-		if ev, err = normalize.Identify(t.Raw); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
+	if out.Incomplete != nil {
+		r.log.Info("task from Kling's API normalized with members kept unmapped", "task", t.ID, "detail", out.Incomplete)
+	}
+	ev := out.Event
 	deliveryID := "query:" + t.ID + ":" + t.Status
 	ev.WebhookId = r.cfg.WebhookID
 	ev.DeliveryId = deliveryID
