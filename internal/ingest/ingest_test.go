@@ -352,7 +352,8 @@ func TestIngestRateLimit(t *testing.T) {
 }
 
 // A verified delivery of a known shape whose non-identifying field cannot
-// be read is stored with what identifies it and its raw body intact.
+// be read is stored with its raw body intact and everything else read: the
+// unreadable value is left unset and kept on its output.
 func TestIngestKeepsPartiallyReadableDelivery(t *testing.T) {
 	r := newRig(t)
 	body := []byte(`{"task_id":"partial-1","task_status":"succeed","task_result":{"videos":[{"duration":"five"}]}}`)
@@ -364,8 +365,80 @@ func TestIngestKeepsPartiallyReadableDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ev.GetJob().GetJobId() != "partial-1" || ev.GetType() != gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED ||
-		ev.GetSourceFormat() != gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY || !bytes.Equal(ev.GetRawBody(), body) {
+		ev.GetSourceFormat() != gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY || !bytes.Equal(ev.GetRawBody(), body) ||
+		len(ev.GetJob().GetVideos()) != 1 || ev.GetJob().GetVideos()[0].GetUnmappedJson() != `{"duration":"five"}` {
 		t.Errorf("stored %v", ev)
+	}
+}
+
+// A callback with an output klingfan does not know, or a known output with
+// members it does not know, is stored (200) with every known field
+// normalized, the header intact, and the unknown part kept on the output
+// it belongs to (unmapped_json) or whole (unmapped_outputs).
+func TestIngestKeepsUnknownParts(t *testing.T) {
+	r := newRig(t)
+	cases := []struct {
+		name  string
+		body  string
+		check func(*gatewayv1.Job) bool
+	}{
+		{
+			name: "unknown output type",
+			body: `{"id":"u-1","status":"succeeded","external_id":"ext-u1","create_time":1781080778802,"update_time":1781080794151,` +
+				`"outputs":[{"type":"hologram","id":"h-1","url":"https://x/h.glb"},{"type":"video","id":"v-1","url":"https://x/v.mp4","duration":"5.1"}],` +
+				`"billing":[{"charge_type":"unit","amount":"5","package_type":"video"}]}`,
+			check: func(j *gatewayv1.Job) bool {
+				u := j.GetUnmappedOutputs()
+				return j.GetExternalId() == "ext-u1" && j.GetCreatedAt().AsTime().UnixMilli() == 1781080778802 &&
+					len(j.GetBilling()) == 1 && j.GetBilling()[0].GetAmount() == "5" &&
+					len(j.GetVideos()) == 1 && j.GetVideos()[0].GetDuration().AsDuration() == 5100*time.Millisecond &&
+					len(u) == 1 && u[0].GetPath() == "outputs[0]" && u[0].GetType() == "hologram" &&
+					u[0].GetJson() == `{"type":"hologram","id":"h-1","url":"https://x/h.glb"}`
+			},
+		},
+		{
+			name: "element tag objects with unknown members",
+			body: `{"id":"u-2","status":"succeeded","external_id":"ext-u2","create_time":1781080778802,"update_time":1781080794151,` +
+				`"outputs":[{"type":"element","id":"e-1","name":"Cat","tags":[{"id":3,"name":"动物","description":"animal","weight":0.7}],"pose":"sitting"}],` +
+				`"billing":[{"charge_type":"cash","cash_type":"balance","amount":"0.035","currency":"USD","list_price":"0.05"}]}`,
+			check: func(j *gatewayv1.Job) bool {
+				e := j.GetElements()
+				return j.GetExternalId() == "ext-u2" && len(j.GetBilling()) == 1 && j.GetBilling()[0].GetCurrency() == "USD" &&
+					len(e) == 1 && e[0].GetName() == "Cat" && len(e[0].GetTagDetails()) == 1 &&
+					e[0].GetTagDetails()[0].GetName() == "动物" && e[0].GetTagDetails()[0].GetUnmappedJson() == `{"weight":0.7}` &&
+					e[0].GetUnmappedJson() == `{"pose":"sitting"}`
+			},
+		},
+		{
+			name: "legacy audio with an unreadable and an unknown member",
+			body: `{"task_id":"u-3","task_status":"succeed","task_info":{"external_task_id":"ext-u3"},"created_at":1781080778802,"updated_at":1781080794151,` +
+				`"final_unit_deduction":"0.1","task_result":{"audios":[{"id":"a-1","url":"https://x/a.mp3","duration":"long","bitrate":128}]}}`,
+			check: func(j *gatewayv1.Job) bool {
+				a := j.GetAudios()
+				return j.GetExternalId() == "ext-u3" && j.GetUnitsDeducted() == "0.1" && j.GetKind() == gatewayv1.JobKind_JOB_KIND_AUDIO &&
+					len(a) == 1 && a[0].GetUrl() == "https://x/a.mp3" && a[0].GetDuration() == nil &&
+					a[0].GetUnmappedJson() == `{"duration":"long","bitrate":128}`
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body := []byte(tc.body)
+			if status, got := r.do(http.MethodPost, "/webhooks/kling/tok?token="+urlToken, jsonHeader(), body); status != 200 {
+				t.Fatalf("status %d: %v", status, got)
+			}
+			ev, err := r.store.Get(context.Background(), r.last())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.GetType() != gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED || !bytes.Equal(ev.GetRawBody(), body) ||
+				ev.GetOccurredAt().AsTime().UnixMilli() != 1781080794151 {
+				t.Errorf("stored event = %v", ev)
+			}
+			if !tc.check(ev.GetJob()) {
+				t.Errorf("stored job = %v", ev.GetJob())
+			}
+		})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -241,10 +242,12 @@ func decodeTaskList(data json.RawMessage, shape klingfamily.Shape, who, call, at
 	return out, nil
 }
 
-// Statuses each shape documents.
+// Statuses each shape documents. The newer APIs spell success
+// "succeeded", except the virtual try-on solution's page, which spells it
+// "succeed" as the legacy API does; both are read.
 var statuses = map[klingfamily.Shape][]string{
 	klingfamily.Legacy: {"submitted", "processing", "succeed", "failed"},
-	klingfamily.New:    {"submitted", "processing", "succeeded", "failed"},
+	klingfamily.New:    {"submitted", "processing", "succeeded", "succeed", "failed"},
 }
 
 // decodeTask reads one task of shape, checking the members that identify
@@ -272,7 +275,7 @@ func decodeTask(raw json.RawMessage, shape klingfamily.Shape) (Task, error) {
 	if err := stringField(m, statusKey, &t.Status, true); err != nil {
 		return Task{}, err
 	}
-	if !contains(statuses[shape], t.Status) {
+	if !slices.Contains(statuses[shape], t.Status) {
 		return Task{}, &fieldError{statusKey, fmt.Sprintf("%q is not one of %s", t.Status, strings.Join(statuses[shape], ", "))}
 	}
 	if err := intField(m, createdKey, &t.CreatedAt); err != nil {
@@ -349,13 +352,4 @@ func describe(v json.RawMessage) string {
 		return "null"
 	}
 	return "a number"
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

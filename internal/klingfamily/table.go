@@ -94,6 +94,6 @@ var table = []Family{
 	solution("drama_subtitle", subtitle, doc+"api/ecommerce-replication/drama-subtitle"),
 	solution("talking_agent", video, doc+"api/ecommerce-replication/video-commerce"),
 	solution("e-commerce/goods_studio", video, doc+"api/ecommerce-replication/goods-studio"),
-	solution("e-commerce/clothing_dupe", video, doc+"api/ecommerce-replication/apparel"),
+	solution("e-commerce/clothing_dupe", []Output{Image, Video}, doc+"api/ecommerce-replication/apparel"),
 	solution("virtual_try_on", image, doc+"api/ecommerce-replication/virtual-try-on"),
 }

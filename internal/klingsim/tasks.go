@@ -46,9 +46,14 @@ type task struct {
 // v2 reports whether the task has the newer APIs' shape.
 func (t *task) v2() bool { return t.family.Shape == klingfamily.New }
 
-// publicStatus is the status in the task's own API generation.
+// publicStatus is the status as the task's family spells it: the newer
+// APIs say "succeeded" where the legacy one says "succeed", except where
+// the family's page (and so its corpus answer) spells it the legacy way.
 func (t *task) publicStatus() string {
 	if t.v2() && t.status == StatusSucceed {
+		if tpl, ok := templateFor(t.family, StatusSucceed); ok && tpl.status != "" {
+			return tpl.status
+		}
 		return "succeeded"
 	}
 	return t.status
@@ -59,6 +64,7 @@ type template struct {
 	body     []byte
 	id       string // the corpus task's id, replaced by the simulated one everywhere
 	external string // the corpus task's external id, when it has one
+	status   string // the corpus task's status, as its page spells it
 }
 
 // templates are the corpus bodies by family name (or shape) and status,
@@ -109,13 +115,14 @@ func loadTemplates() (map[string]template, error) {
 			var ids struct {
 				TaskID   string `json:"task_id"`
 				ID       string `json:"id"`
+				Status   string `json:"status"`
 				External string `json:"external_id"`
 				Info     struct {
 					External string `json:"external_task_id"`
 				} `json:"task_info"`
 			}
 			_ = json.Unmarshal(body, &ids)
-			t := template{body: body, id: ids.TaskID + ids.ID, external: ids.External + ids.Info.External}
+			t := template{body: body, id: ids.TaskID + ids.ID, external: ids.External + ids.Info.External, status: ids.Status}
 			templates[parts[0]+"."+parts[2]] = t
 		}
 	})
@@ -136,18 +143,18 @@ func templateFor(f klingfamily.Family, status string) (template, bool) {
 	case klingfamily.Legacy:
 		keys = []string{fileName + "." + status, "legacy." + status}
 	default:
-		endpoint := strings.TrimPrefix(f.Query.Path, "/")
-		s := status
-		if s == StatusSucceed {
-			s = "succeeded"
-			if endpoint == "solutions" {
-				// Only drama subtitles' outputs are in the corpus.
-				if f.Name != "solutions/drama_subtitle" {
-					return template{}, false
-				}
-			}
+		// A family's own answer first (each solution has its outputs),
+		// then the answer every /tasks family shares: the newer API's
+		// pages show one generic answer for all its products. A status
+		// header is the same for every new-shape family.
+		switch {
+		case status != StatusSucceed:
+			keys = []string{fileName + "." + status, "tasks." + status}
+		case f.Query.Path == klingfamily.TasksPath:
+			keys = []string{fileName + ".succeeded", "tasks.succeeded"}
+		default:
+			keys = []string{fileName + ".succeeded", fileName + ".succeed"}
 		}
-		keys = []string{endpoint + "." + s, "tasks." + s}
 	}
 	for _, k := range keys {
 		if t, ok := ts[k]; ok {

@@ -71,13 +71,14 @@ func (h callbackHeader) identify(top object) (*gatewayv1.Event, error) {
 // read reads the header: what identifies the callback (an error here is
 // the only way a callback fails), then its message, millisecond times and
 // external id, each of which degrades on its own: an unreadable one is
-// left unset, reported, and kept in the unmapped members m collects.
-func (h callbackHeader) read(top object, r *report) (string, *gatewayv1.Job, *members, error) {
+// left unset, reported, and kept in the unmapped members m collects. The
+// caller owns m (on its stack: the header is read for every delivery).
+func (h callbackHeader) read(top object, r *report, m *members) (string, *gatewayv1.Job, error) {
 	status, job, err := h.job(top)
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, err
 	}
-	m := newMembers(top, root, r)
+	*m = members{o: top, path: root, r: r}
 	m.take(h.id)
 	m.take(h.status)
 	m.str(h.message, &job.StatusMessage)
@@ -86,7 +87,7 @@ func (h callbackHeader) read(top object, r *report) (string, *gatewayv1.Job, *me
 	if h.externalIn == "" {
 		m.id(h.external, &job.ExternalId)
 	}
-	return status, job, m, nil
+	return status, job, nil
 }
 
 // event completes the fields both callback shapes derive the same way: the

@@ -3,6 +3,7 @@ package normalize
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -32,6 +33,9 @@ type members struct {
 	// nested holds, under their keys, the unmapped members of nested
 	// objects that have no message of their own.
 	nested []member
+	// failed are the keys whose values could not be read, already
+	// reported as such.
+	failed []string
 }
 
 // newMembers starts reading o, the object at path, reporting to r.
@@ -47,6 +51,13 @@ func (m *members) take(key string) {
 		return
 	}
 	m.more = append(m.more, key)
+}
+
+// fail reports err, the reason the value under key could not be read; the
+// member stays unmapped.
+func (m *members) fail(err error, key string) {
+	m.r.malformed(err)
+	m.failed = append(m.failed, key)
 }
 
 // mapped reports whether key was taken.
@@ -70,7 +81,7 @@ func (m *members) mapped(key string) bool {
 func readMember[T any](m *members, read func(object, fieldPath, string) (T, error), key string, dst *T) bool {
 	v, err := read(m.o, m.path, key)
 	if err != nil {
-		m.r.malformed(err)
+		m.fail(err, key)
 		return false
 	}
 	*dst = v
@@ -95,7 +106,7 @@ func (m *members) boolean(key string, dst **bool) { readMember(m, object.boolean
 func (m *members) object(key string) (object, bool) {
 	o, err := m.o.object(m.path, key)
 	if err != nil {
-		m.r.malformed(err)
+		m.fail(err, key)
 		return nil, false
 	}
 	return o, true
@@ -107,7 +118,7 @@ func (m *members) object(key string) (object, bool) {
 func (m *members) array(key string) []string {
 	a, err := m.o.array(m.path, key)
 	if err != nil {
-		m.r.malformed(err)
+		m.fail(err, key)
 		return nil
 	}
 	m.take(key)
@@ -124,9 +135,9 @@ func (m *members) nest(key string, sub *members) {
 }
 
 // unmapped returns the members of o no call mapped, as a JSON object whose
-// values are exactly as sent (nested objects keep only their own unmapped
-// members), or "" when there are none. Members are kept in the order the
-// sender wrote them.
+// values are as sent (nested objects keep only their own unmapped
+// members), or "" when there are none, and reports the members it did not
+// know. Members are kept in the order the sender wrote them.
 func (m *members) unmapped() string {
 	var b strings.Builder
 	write := func(key, raw string) {
@@ -143,6 +154,9 @@ func (m *members) unmapped() string {
 	for _, mem := range m.o {
 		switch {
 		case !m.mapped(mem.key):
+			if !slices.Contains(m.failed, mem.key) {
+				m.r.leave(join(m.path, mem.key), "is not a known member")
+			}
 			write(mem.key, mem.raw)
 		case len(m.nested) > 0:
 			// A nested object's rest is written once, at the key's first

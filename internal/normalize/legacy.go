@@ -46,10 +46,12 @@ var legacyCollections = map[string]legacyCollection{
 // parseLegacy normalizes a legacy task callback. Only task_id and
 // task_status can fail it; everything else degrades per member.
 func parseLegacy(top object, r *report) (*gatewayv1.Event, error) {
-	status, job, m, err := legacyHeader.read(top, r)
+	var head members
+	status, job, err := legacyHeader.read(top, r, &head)
 	if err != nil {
 		return nil, err
 	}
+	m := &head
 	readLegacyBilling(m, job)
 	readWatermark(m, job)
 	if info, ok := m.object("task_info"); ok {

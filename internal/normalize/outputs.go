@@ -28,14 +28,13 @@ func videoOf(m *members) *gatewayv1.Video {
 // multiShotURLs.
 func legacyImageOf(m *members, position int) []*gatewayv1.Image {
 	img := &gatewayv1.Image{Index: int32(min(position, 1<<31-1))}
-	path, r := m.path, m.r
-	lit, ok, err := m.o.number(path, "index")
+	lit, ok, err := m.o.number(m.path, "index")
 	switch n, nerr := smallInt(lit); {
 	case err != nil:
-		r.malformed(err)
+		m.fail(err, "index")
 	case !ok:
 	case nerr != nil:
-		r.malformed(malformed(join(path, "index"), "must be a non-negative integer, got %s", quote(lit)))
+		m.fail(malformed(join(m.path, "index"), "must be a non-negative integer, got %s", quote(lit)), "index")
 	default:
 		img.Index = n
 		m.take("index")
@@ -172,7 +171,7 @@ func elementOf(m *members) *gatewayv1.Element {
 func readTags(m *members, key string, e *gatewayv1.Element) {
 	items, err := m.o.array(m.path, key)
 	if err != nil {
-		m.r.malformed(err)
+		m.fail(err, key)
 		return
 	}
 	var tags []string
@@ -183,7 +182,7 @@ func readTags(m *members, key string, e *gatewayv1.Element) {
 		case '"':
 			s, err := object{{key: key, raw: raw}}.str(m.path, key)
 			if err != nil {
-				m.r.malformed(err)
+				m.fail(err, key)
 				return
 			}
 			tags = append(tags, s)
@@ -191,7 +190,7 @@ func readTags(m *members, key string, e *gatewayv1.Element) {
 			o, _ := decodeObject(raw, p, "")
 			details = append(details, tagOf(o, p, m.r))
 		default:
-			m.r.malformed(malformed(p.String(), "must be a string or an object, got %s", kindName(kind(raw))))
+			m.fail(malformed(p.String(), "must be a string or an object, got %s", kindName(kind(raw))), key)
 			return
 		}
 	}

@@ -111,7 +111,8 @@ func queryTasks(t *testing.T, name string, body []byte) []klingapi.Task {
 		}
 		return tasks
 	case "ids":
-		tasks, err := c.GetTasks(ctx, klingfamily.Query{Kind: klingfamily.QueryIDs, Path: "/" + parts[0]}, []string{"any"}, false)
+		endpoint, _, _ := strings.Cut(parts[0], "_") // tasks, or solutions_<name>
+		tasks, err := c.GetTasks(ctx, klingfamily.Query{Kind: klingfamily.QueryIDs, Path: "/" + endpoint}, []string{"any"}, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,10 +16,12 @@ var v2AudioKeys = audioKeys{mp3: "mp3_url", wav: "wav_url", mp3Duration: "mp3_du
 // fail it; everything else degrades per member, and an output that cannot
 // be mapped is kept whole in unmapped_outputs.
 func parseV2(top object, r *report) (*gatewayv1.Event, error) {
-	status, job, m, err := v2Header.read(top, r)
+	var head members
+	status, job, err := v2Header.read(top, r, &head)
 	if err != nil {
 		return nil, err
 	}
+	m := &head
 	readWatermark(m, job)
 	for i, raw := range m.array("outputs") {
 		readV2Output(raw, elemOf("outputs", i), job, r)
@@ -36,57 +38,50 @@ func parseV2(top object, r *report) (*gatewayv1.Event, error) {
 	return v2Header.finish(status, job, m), nil
 }
 
-// v2Outputs maps each output type the pages document to its reader; the
-// type is matched case-insensitively. Any other type is kept whole in
-// unmapped_outputs: Kling adds output types with new APIs.
-var v2Outputs = map[string]func(m *members, job *gatewayv1.Job){
-	"video": func(m *members, job *gatewayv1.Job) {
+// readV2Typed reads output m, whose type typ the pages document, into
+// the field typ names, and reports false for a type they do not. The type
+// is matched case-insensitively; Kling adds output types with new APIs.
+func readV2Typed(typ string, m *members, job *gatewayv1.Job) bool {
+	switch strings.ToLower(typ) {
+	case "video":
 		job.Videos = append(job.Videos, videoOf(m))
-	},
-	"image": func(m *members, job *gatewayv1.Job) {
+	case "image":
 		job.Images = append(job.Images, v2ImageOf(m, len(job.Images)))
-	},
-	"audio": func(m *members, job *gatewayv1.Job) {
+	case "audio":
 		job.Audios = append(job.Audios, audioOf(m, v2AudioKeys))
-	},
-	"voice": func(m *members, job *gatewayv1.Job) {
+	case "voice":
 		job.Voices = append(job.Voices, voiceOf(m))
-	},
-	"element": func(m *members, job *gatewayv1.Job) {
+	case "element":
 		job.Elements = append(job.Elements, elementOf(m))
-	},
-	// The subtitled video of the drama-subtitle solution is a video like
-	// any other; only the kind says it came from a subtitling task.
-	"subbed_video": func(m *members, job *gatewayv1.Job) {
+	case "subbed_video":
+		// The subtitled video of the drama-subtitle solution is a video
+		// like any other; only the kind says it came from a subtitling
+		// task.
 		job.Videos = append(job.Videos, videoOf(m))
 		job.Kind = gatewayv1.JobKind_JOB_KIND_SUBTITLE
-	},
-	"srt": subtitleReader("srt"),
-	"ass": subtitleReader("ass"),
+	case "srt", "ass":
+		job.Subtitles = append(job.Subtitles, subtitleOf(m, strings.ToLower(typ)))
 	// The apparel solution (page ecommerce-replication/apparel) names its
-	// products product_image, model_images and product_video, each
-	// {url, watermark_url}: images and a video like any other. The page
-	// spells model_images in the plural while describing one output of
-	// {url, watermark_url}; it is read as one image.
-	"product_image": func(m *members, job *gatewayv1.Job) {
+	// products product_image, model_images and product_video, each {url,
+	// watermark_url}: images and a video like any other. The page spells
+	// model_images in the plural while describing one output of {url,
+	// watermark_url}; it is read as one image.
+	case "product_image", "model_images":
 		job.Images = append(job.Images, v2ImageOf(m, len(job.Images)))
-	},
-	"model_images": func(m *members, job *gatewayv1.Job) {
-		job.Images = append(job.Images, v2ImageOf(m, len(job.Images)))
-	},
-	"product_video": func(m *members, job *gatewayv1.Job) {
+	case "product_video":
 		job.Videos = append(job.Videos, videoOf(m))
-	},
+	default:
+		return false
+	}
+	return true
 }
 
-// subtitleReader reads a subtitle file output of the given format.
-func subtitleReader(format string) func(*members, *gatewayv1.Job) {
-	return func(m *members, job *gatewayv1.Job) {
-		s := &gatewayv1.Subtitle{Format: format}
-		m.str("url", &s.Url)
-		s.UnmappedJson = m.unmapped()
-		job.Subtitles = append(job.Subtitles, s)
-	}
+// subtitleOf reads a subtitle file output of the given format.
+func subtitleOf(m *members, format string) *gatewayv1.Subtitle {
+	s := &gatewayv1.Subtitle{Format: format}
+	m.str("url", &s.Url)
+	s.UnmappedJson = m.unmapped()
+	return s
 }
 
 // readV2Output reads one element of outputs[] into the field its type
@@ -105,13 +100,10 @@ func readV2Output(raw string, path fieldPath, job *gatewayv1.Job, r *report) {
 		job.UnmappedOutputs = append(job.UnmappedOutputs, unmappedOutput(path.String(), "", raw, "unreadable output type"))
 		return
 	}
-	read, known := v2Outputs[strings.ToLower(typ)]
-	if !known {
+	m := members{o: o, path: path, r: r}
+	m.take("type")
+	if !readV2Typed(typ, &m, job) {
 		r.leave(join(path, "type"), quote(typ)+" is not a known output type")
 		job.UnmappedOutputs = append(job.UnmappedOutputs, unmappedOutput(path.String(), typ, raw, "unknown output type"))
-		return
 	}
-	m := newMembers(o, path, r)
-	m.take("type")
-	read(m, job)
 }
