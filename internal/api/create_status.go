@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"strconv"
-	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -23,35 +22,27 @@ const klingDomain = "klingai.com"
 // a rate or concurrency refusal.
 const minKlingRetry = time.Second
 
-// createStatus maps what CreateJob's submitter returns: its own refusals,
-// and Kling's answers by the code table Kling documents. It returns nil
-// for errors it does not know, which toStatus then maps.
+// createStatus maps what CreateJob's submitter returns beyond the error
+// kinds: a token's budget, and Kling's answers by Kling's error-code table,
+// with the details a client acts on (retry delay, Kling's code and request
+// id, the budget). It returns nil for every other error, which the kinds
+// map.
 func createStatus(err error) error {
 	var (
-		ie *submit.InvalidError
-		pe *submit.PreconditionError
 		be *submit.BudgetError
 		ce *submit.CredentialError
 		ae *klingapi.APIError
 	)
 	switch {
-	case errors.As(err, &ie):
-		return badRequest(ie.Field, ie.Reason)
-	case errors.As(err, &pe):
-		return status.Error(codes.FailedPrecondition, pe.Reason)
-	case errors.Is(err, submit.ErrNoCredentials), errors.Is(err, submit.ErrNoPublicURL):
-		return status.Error(codes.FailedPrecondition, strings.TrimPrefix(err.Error(), "submit: "))
-	case errors.Is(err, submit.ErrRequestReused):
-		return status.Error(codes.AlreadyExists, "request_id already used for a different request (another endpoint, body or webhook_id); use a new request_id")
 	case errors.As(err, &be):
-		return withDetails(status.New(codes.ResourceExhausted, strings.TrimPrefix(be.Error(), "submit: ")+"; Kling was not called"),
+		return statusWith(status.New(codes.ResourceExhausted, be.Error()),
 			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: "token:" + be.Token, Description: be.Limit}}},
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(be.RetryAfter)})
 	case errors.As(err, &ce):
 		msg := "Kling refused the credentials " + ce.Credential
 		if errors.As(err, &ae) {
 			msg += " (code " + strconv.Itoa(ae.Code) + ": " + ae.Message + ")"
-			return withDetails(status.New(codes.FailedPrecondition, msg+"; check them, or the clock for an expired token"), klingInfo(ae))
+			return statusWith(status.New(codes.FailedPrecondition, msg+"; check them, or the clock for an expired token"), klingInfo(ae))
 		}
 		return status.Error(codes.FailedPrecondition, msg)
 	case errors.As(err, &ae):
@@ -60,8 +51,6 @@ func createStatus(err error) error {
 		return status.Error(codes.Unavailable, "Kling answered in a shape its pages do not document, and may have created the task; retrying with the same request_id looks it up first")
 	case errors.Is(err, klingapi.ErrUnavailable):
 		return status.Error(codes.Unavailable, "Kling could not be reached, and may or may not have created the task; retrying with the same request_id is safe")
-	case errors.Is(err, submit.ErrUnavailable):
-		return status.Error(codes.Unavailable, "create records unavailable; retrying with the same request_id is safe")
 	}
 	return nil
 }
@@ -75,22 +64,22 @@ func klingStatus(ae *klingapi.APIError) error {
 	retry := &errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay(ae))}
 	switch {
 	case c.Class == klingapi.ClassServer:
-		return withDetails(status.New(codes.Unavailable, "Kling failed (HTTP "+strconv.Itoa(ae.HTTPStatus)+", code "+strconv.Itoa(ae.Code)+"): "+ae.Message+"; retrying with the same request_id is safe"), info, retry)
+		return statusWith(status.New(codes.Unavailable, "Kling failed (HTTP "+strconv.Itoa(ae.HTTPStatus)+", code "+strconv.Itoa(ae.Code)+"): "+ae.Message+"; retrying with the same request_id is safe"), info, retry)
 	case c.Class == klingapi.ClassRateLimited, ae.Code == 1102:
 		// The rate limit, the account's concurrency, or a depleted
 		// resource pack: the task was not created, and may be later.
-		return withDetails(status.New(codes.ResourceExhausted, refused), info, retry)
+		return statusWith(status.New(codes.ResourceExhausted, refused), info, retry)
 	case c.Class == klingapi.ClassAuth:
-		return withDetails(status.New(codes.FailedPrecondition, "Kling refused the credentials (code "+strconv.Itoa(ae.Code)+"): "+ae.Message), info)
+		return statusWith(status.New(codes.FailedPrecondition, "Kling refused the credentials (code "+strconv.Itoa(ae.Code)+"): "+ae.Message), info)
 	case c.Class == klingapi.ClassInvalid, c.Class == klingapi.ClassNotFound, c.Class == klingapi.ClassPolicy:
 		// Invalid parameters, a model that does not exist, or content the
 		// platform's policy refused: Kling's message says what to change.
-		return withDetails(status.New(codes.InvalidArgument, refused), info)
+		return statusWith(status.New(codes.InvalidArgument, refused), info)
 	}
 	// The account's state (arrears), its permissions or the IP allow-list,
 	// or a code the table does not hold: nothing a retry of this request
 	// changes.
-	return withDetails(status.New(codes.FailedPrecondition, refused), info)
+	return statusWith(status.New(codes.FailedPrecondition, refused), info)
 }
 
 // retryDelay is Kling's Retry-After, or the least wait its concurrency
@@ -112,9 +101,9 @@ func klingInfo(ae *klingapi.APIError) *errdetails.ErrorInfo {
 	return &errdetails.ErrorInfo{Reason: "KLING_" + strconv.Itoa(ae.Code), Domain: klingDomain, Metadata: md}
 }
 
-// withDetails attaches details to st, or returns st alone if they cannot
+// statusWith attaches details to st, or returns st alone if they cannot
 // be attached.
-func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
+func statusWith(st *status.Status, details ...protoadapt.MessageV1) error {
 	if s, err := st.WithDetails(details...); err == nil {
 		return s.Err()
 	}

@@ -143,9 +143,7 @@ func (q *streamQuota) acquire(ctx context.Context, token string) (release func()
 // stream: the handler's, or, once events flow under a send deadline, the
 // delivery goroutine it hands the loop to (see sendWatch).
 func (s *EventService) Subscribe(req *gatewayv1.SubscribeRequest, stream grpc.ServerStreamingServer[gatewayv1.SubscribeResponse]) error {
-	ctx := stream.Context()
-	err := s.subscribe(ctx, req, stream)
-	return toStatus(s.Logger, "Subscribe", err)
+	return s.subscribe(stream.Context(), req, stream)
 }
 
 func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRequest, stream grpc.ServerStreamingServer[gatewayv1.SubscribeResponse]) error {
@@ -243,8 +241,7 @@ func send(stream grpc.ServerStreamingServer[gatewayv1.SubscribeResponse], it *hu
 
 // ListEvents pages through stored events.
 func (s *EventService) ListEvents(ctx context.Context, req *gatewayv1.ListEventsRequest) (*gatewayv1.ListEventsResponse, error) {
-	resp, err := s.listEvents(ctx, req)
-	return resp, toStatus(s.Logger, "ListEvents", err)
+	return s.listEvents(ctx, req)
 }
 
 func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEventsRequest) (*gatewayv1.ListEventsResponse, error) {
@@ -364,8 +361,7 @@ func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEvents
 
 // GetEvent returns one event by sequence or id.
 func (s *EventService) GetEvent(ctx context.Context, req *gatewayv1.GetEventRequest) (*gatewayv1.GetEventResponse, error) {
-	resp, err := s.getEvent(ctx, req)
-	return resp, toStatus(s.Logger, "GetEvent", err)
+	return s.getEvent(ctx, req)
 }
 
 func (s *EventService) getEvent(ctx context.Context, req *gatewayv1.GetEventRequest) (*gatewayv1.GetEventResponse, error) {

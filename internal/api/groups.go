@@ -14,6 +14,7 @@ import (
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/auth"
+	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/groups"
 	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/ids"
@@ -89,7 +90,7 @@ func checkGroup(prefix string, in *gatewayv1.ConsumerGroup) (*gatewayv1.Consumer
 	if _, err := hub.FilterOf(cg); err != nil {
 		// The same check and reasons as Subscribe's, with the field named
 		// where it sits in this request.
-		var fe *hub.FilterError
+		var fe *errkind.FieldError
 		if errors.As(err, &fe) {
 			return nil, invalid(prefix+fe.Field, fe.Reason)
 		}
@@ -117,7 +118,7 @@ func checkGroup(prefix string, in *gatewayv1.ConsumerGroup) (*gatewayv1.Consumer
 // CreateConsumerGroup creates a group.
 func (s *ConsumerGroupService) CreateConsumerGroup(ctx context.Context, req *gatewayv1.CreateConsumerGroupRequest) (*gatewayv1.CreateConsumerGroupResponse, error) {
 	cg, err := s.create(ctx, req)
-	return &gatewayv1.CreateConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.log, "CreateConsumerGroup", err)
+	return &gatewayv1.CreateConsumerGroupResponse{ConsumerGroup: cg}, err
 }
 
 func (s *ConsumerGroupService) create(ctx context.Context, req *gatewayv1.CreateConsumerGroupRequest) (*gatewayv1.ConsumerGroup, error) {
@@ -142,7 +143,7 @@ func (s *ConsumerGroupService) create(ctx context.Context, req *gatewayv1.Create
 // GetConsumerGroup returns a group with its counters.
 func (s *ConsumerGroupService) GetConsumerGroup(ctx context.Context, req *gatewayv1.GetConsumerGroupRequest) (*gatewayv1.GetConsumerGroupResponse, error) {
 	cg, err := s.get(ctx, req.GetId())
-	return &gatewayv1.GetConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.log, "GetConsumerGroup", err)
+	return &gatewayv1.GetConsumerGroupResponse{ConsumerGroup: cg}, err
 }
 
 func (s *ConsumerGroupService) get(ctx context.Context, id string) (*gatewayv1.ConsumerGroup, error) {
@@ -154,8 +155,7 @@ func (s *ConsumerGroupService) get(ctx context.Context, id string) (*gatewayv1.C
 
 // ListConsumerGroups pages through the groups by id.
 func (s *ConsumerGroupService) ListConsumerGroups(ctx context.Context, req *gatewayv1.ListConsumerGroupsRequest) (*gatewayv1.ListConsumerGroupsResponse, error) {
-	resp, err := s.list(ctx, req)
-	return resp, toStatus(s.log, "ListConsumerGroups", err)
+	return s.list(ctx, req)
 }
 
 func (s *ConsumerGroupService) list(ctx context.Context, req *gatewayv1.ListConsumerGroupsRequest) (*gatewayv1.ListConsumerGroupsResponse, error) {
@@ -195,7 +195,7 @@ func pageSize(n int32) (int, error) {
 // UpdateConsumerGroup changes the masked fields of a group.
 func (s *ConsumerGroupService) UpdateConsumerGroup(ctx context.Context, req *gatewayv1.UpdateConsumerGroupRequest) (*gatewayv1.UpdateConsumerGroupResponse, error) {
 	cg, err := s.update(ctx, req)
-	return &gatewayv1.UpdateConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.log, "UpdateConsumerGroup", err)
+	return &gatewayv1.UpdateConsumerGroupResponse{ConsumerGroup: cg}, err
 }
 
 func (s *ConsumerGroupService) update(ctx context.Context, req *gatewayv1.UpdateConsumerGroupRequest) (*gatewayv1.ConsumerGroup, error) {
@@ -250,13 +250,13 @@ func (s *ConsumerGroupService) DeleteConsumerGroup(ctx context.Context, req *gat
 	if err == nil {
 		err = s.groups.Delete(ctx, req.GetId())
 	}
-	return &gatewayv1.DeleteConsumerGroupResponse{}, toStatus(s.log, "DeleteConsumerGroup", err)
+	return &gatewayv1.DeleteConsumerGroupResponse{}, err
 }
 
 // SeekConsumerGroup moves a group's position.
 func (s *ConsumerGroupService) SeekConsumerGroup(ctx context.Context, req *gatewayv1.SeekConsumerGroupRequest) (*gatewayv1.SeekConsumerGroupResponse, error) {
 	cg, err := s.seek(ctx, req)
-	return &gatewayv1.SeekConsumerGroupResponse{ConsumerGroup: cg}, toStatus(s.log, "SeekConsumerGroup", err)
+	return &gatewayv1.SeekConsumerGroupResponse{ConsumerGroup: cg}, err
 }
 
 func (s *ConsumerGroupService) seek(ctx context.Context, req *gatewayv1.SeekConsumerGroupRequest) (*gatewayv1.ConsumerGroup, error) {
@@ -281,7 +281,7 @@ func (s *ConsumerGroupService) seek(ctx context.Context, req *gatewayv1.SeekCons
 // Consume attaches a member and streams its deliveries. One goroutine
 // sends on the stream: the member's Run loop.
 func (s *ConsumerGroupService) Consume(req *gatewayv1.ConsumeRequest, stream grpc.ServerStreamingServer[gatewayv1.ConsumeResponse]) error {
-	return toStatus(s.log, "Consume", s.consume(req, stream))
+	return s.consume(req, stream)
 }
 
 func (s *ConsumerGroupService) consume(req *gatewayv1.ConsumeRequest, stream grpc.ServerStreamingServer[gatewayv1.ConsumeResponse]) error {
@@ -334,7 +334,7 @@ func (s *ConsumerGroupService) consume(req *gatewayv1.ConsumeRequest, stream grp
 // AckEvents settles deliveries.
 func (s *ConsumerGroupService) AckEvents(ctx context.Context, req *gatewayv1.AckEventsRequest) (*gatewayv1.AckEventsResponse, error) {
 	err := s.ack(ctx, req)
-	return &gatewayv1.AckEventsResponse{}, toStatus(s.log, "AckEvents", err)
+	return &gatewayv1.AckEventsResponse{}, err
 }
 
 func (s *ConsumerGroupService) ack(ctx context.Context, req *gatewayv1.AckEventsRequest) error {
@@ -359,8 +359,7 @@ func (s *ConsumerGroupService) ack(ctx context.Context, req *gatewayv1.AckEvents
 
 // ListDeadLetters pages through a group's dead letters.
 func (s *ConsumerGroupService) ListDeadLetters(ctx context.Context, req *gatewayv1.ListDeadLettersRequest) (*gatewayv1.ListDeadLettersResponse, error) {
-	resp, err := s.listDead(ctx, req)
-	return resp, toStatus(s.log, "ListDeadLetters", err)
+	return s.listDead(ctx, req)
 }
 
 func (s *ConsumerGroupService) listDead(ctx context.Context, req *gatewayv1.ListDeadLettersRequest) (*gatewayv1.ListDeadLettersResponse, error) {
@@ -402,5 +401,5 @@ func (s *ConsumerGroupService) RedriveDeadLetters(ctx context.Context, req *gate
 	if err == nil {
 		n, err = s.groups.Redrive(ctx, req.GetConsumerGroupId(), req.GetSequences())
 	}
-	return &gatewayv1.RedriveDeadLettersResponse{Redriven: int32(n)}, toStatus(s.log, "RedriveDeadLetters", err)
+	return &gatewayv1.RedriveDeadLettersResponse{Redriven: int32(n)}, err
 }

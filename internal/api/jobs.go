@@ -2,12 +2,8 @@ package api
 
 import (
 	"context"
-	"log/slog"
 	"strconv"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/auth"
@@ -28,18 +24,17 @@ type JobStates interface {
 	List(ctx context.Context, q jobs.Query) ([]*gatewayv1.JobState, uint64, error)
 }
 
-// Creator creates Kling tasks; *submit.Submitter implements it.
-type Creator interface {
-	Submit(ctx context.Context, req submit.Request) (*gatewayv1.JobState, error)
-}
-
 // JobService serves kling.gateway.v1.JobService from the job projection.
 type JobService struct {
 	gatewayv1.UnimplementedJobServiceServer
 	states  JobStates
 	creator Creator
-	log     *slog.Logger
 	tokens  pageTokens
+}
+
+// Creator creates Kling tasks; *submit.Submitter implements it.
+type Creator interface {
+	Submit(ctx context.Context, req submit.Request) (*gatewayv1.JobState, error)
 }
 
 // JobConfig is what JobService needs.
@@ -47,7 +42,6 @@ type JobConfig struct {
 	States JobStates
 	// Creator serves CreateJob; UNIMPLEMENTED when nil.
 	Creator Creator
-	Logger  *slog.Logger
 	// PageKey authenticates page tokens and must be the same on every
 	// replica.
 	PageKey []byte
@@ -55,20 +49,20 @@ type JobConfig struct {
 
 // NewJobService returns the service.
 func NewJobService(cfg JobConfig) *JobService {
-	return &JobService{states: cfg.States, creator: cfg.Creator, log: cfg.Logger, tokens: pageTokens{key: cfg.PageKey}}
+	return &JobService{states: cfg.States, creator: cfg.Creator, tokens: pageTokens{key: cfg.PageKey}}
 }
 
 // CreateJob implements JobService.CreateJob.
 func (s *JobService) CreateJob(ctx context.Context, req *gatewayv1.CreateJobRequest) (*gatewayv1.CreateJobResponse, error) {
 	if s.creator == nil {
-		return nil, status.Error(codes.Unimplemented, "CreateJob is not served here")
+		return s.UnimplementedJobServiceServer.CreateJob(ctx, req)
 	}
 	st, err := s.creator.Submit(ctx, submit.Request{
 		Endpoint: req.GetEndpoint(), Body: req.GetBody(), RequestID: req.GetRequestId(),
 		WebhookID: req.GetWebhookId(), Token: auth.TokenName(ctx),
 	})
 	if err != nil {
-		return nil, toStatus(s.log, "CreateJob", err)
+		return nil, err
 	}
 	return &gatewayv1.CreateJobResponse{JobState: st}, nil
 }
@@ -76,19 +70,18 @@ func (s *JobService) CreateJob(ctx context.Context, req *gatewayv1.CreateJobRequ
 // GetJob implements JobService.GetJob.
 func (s *JobService) GetJob(ctx context.Context, req *gatewayv1.GetJobRequest) (*gatewayv1.GetJobResponse, error) {
 	if req.GetJobId() == "" {
-		return nil, toStatus(s.log, "GetJob", invalid("job_id", "required"))
+		return nil, invalid("job_id", "required")
 	}
 	st, err := s.states.Get(ctx, req.GetWebhookId(), req.GetJobId())
 	if err != nil {
-		return nil, toStatus(s.log, "GetJob", err)
+		return nil, err
 	}
 	return &gatewayv1.GetJobResponse{JobState: st}, nil
 }
 
 // ListJobs implements JobService.ListJobs.
 func (s *JobService) ListJobs(ctx context.Context, req *gatewayv1.ListJobsRequest) (*gatewayv1.ListJobsResponse, error) {
-	resp, err := s.listJobs(ctx, req)
-	return resp, toStatus(s.log, "ListJobs", err)
+	return s.listJobs(ctx, req)
 }
 
 func (s *JobService) listJobs(ctx context.Context, req *gatewayv1.ListJobsRequest) (*gatewayv1.ListJobsResponse, error) {

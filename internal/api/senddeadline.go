@@ -5,12 +5,14 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/klingfan/klingfan/internal/errkind"
 )
 
 // errSendStalled ends a stream whose client stopped reading: a message was
 // not accepted within the send deadline. The client resumes after the last
 // sequence it received.
-var errSendStalled = errors.New("api: stream stalled")
+var errSendStalled = errkind.New(errkind.Unavailable, "api", "stream ended: no message was accepted within the send deadline (is the client reading?); reconnect and resume after the last sequence received")
 
 // sendWatch puts a deadline on each Send of a Subscribe stream. gRPC gives
 // a handler no way to abort a Send blocked on flow control except by

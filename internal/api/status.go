@@ -7,45 +7,64 @@ import (
 	"strconv"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 
-	"github.com/klingfan/klingfan/internal/groups"
-	"github.com/klingfan/klingfan/internal/hub"
-	"github.com/klingfan/klingfan/internal/jobs"
-	"github.com/klingfan/klingfan/internal/registry"
-	"github.com/klingfan/klingfan/internal/store"
+	"github.com/klingfan/klingfan/internal/errkind"
 )
 
 // errStreamQuota reports that a token already holds its maximum number of
 // streams.
-var errStreamQuota = errors.New("api: stream quota exceeded")
+var errStreamQuota = errkind.New(errkind.ResourceExhausted, "api", "this token has too many open subscriptions; close one or use another token")
 
-// fieldError is a request field that failed validation.
-type fieldError struct {
-	field, reason string
+// invalid returns an INVALID_ARGUMENT error naming the request field.
+func invalid(field, reason string) error { return errkind.Invalid(field, reason) }
+
+// failedPrecondition returns a FAILED_PRECONDITION error for a well-formed
+// request that the resource's current state does not allow (an inactive
+// webhook, a filtered event type); reason is shown to the client.
+func failedPrecondition(reason string) error {
+	return errkind.New(errkind.FailedPrecondition, "api", reason)
 }
 
-func (e *fieldError) Error() string { return e.field + ": " + e.reason }
-
-// invalid returns an INVALID_ARGUMENT error naming the field.
-func invalid(field, reason string) error { return &fieldError{field: field, reason: reason} }
-
-// preconditionError is a well-formed request that the resource's current
-// state does not allow (an inactive webhook, a filtered event type).
-type preconditionError struct {
-	reason string
+// UnaryErrors returns the interceptor that turns the error of every unary
+// handler into a status (see toStatus). It must run innermost, so that the
+// metrics and logging interceptors around it see the final code.
+func UnaryErrors(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if err != nil {
+			return nil, toStatus(log, info.FullMethod, err)
+		}
+		return resp, nil
+	}
 }
 
-func (e *preconditionError) Error() string { return e.reason }
+// StreamErrors is UnaryErrors for streaming handlers.
+func StreamErrors(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return toStatus(log, info.FullMethod, handler(srv, ss))
+	}
+}
 
-// failedPrecondition returns a FAILED_PRECONDITION error; reason is shown to
-// the client.
-func failedPrecondition(reason string) error { return &preconditionError{reason: reason} }
+// kindCodes maps each error kind to its status code.
+var kindCodes = map[errkind.Kind]codes.Code{
+	errkind.InvalidArgument:    codes.InvalidArgument,
+	errkind.NotFound:           codes.NotFound,
+	errkind.AlreadyExists:      codes.AlreadyExists,
+	errkind.FailedPrecondition: codes.FailedPrecondition,
+	errkind.OutOfRange:         codes.OutOfRange,
+	errkind.ResourceExhausted:  codes.ResourceExhausted,
+	errkind.Unavailable:        codes.Unavailable,
+	errkind.PermissionDenied:   codes.PermissionDenied,
+}
 
-// toStatus is the one place internal errors become gRPC statuses. Anything
-// it does not recognise is INTERNAL with a generic message, logged here, so
-// no internal detail reaches a client.
+// toStatus is the one place errors become gRPC statuses: the kind picks the
+// code and the kind's message is all a client sees. An error that is
+// already a status passes through. An error with no kind is INTERNAL with a
+// generic message, logged here, so no internal detail reaches a client.
 func toStatus(log *slog.Logger, method string, err error) error {
 	if err == nil {
 		return nil
@@ -56,79 +75,49 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	if st := createStatus(err); st != nil {
 		return st
 	}
-	var (
-		fe *fieldError
-		pe *preconditionError
-		fl *hub.FilterError
-		re *hub.RangeError
-		ge *groups.RangeError
-	)
-	switch {
-	case errors.As(err, &fe):
-		return badRequest(fe.field, fe.reason)
-	case errors.As(err, &pe):
-		return status.Error(codes.FailedPrecondition, pe.reason)
-	case errors.As(err, &fl):
-		return badRequest(fl.Field, fl.Reason)
-	case errors.As(err, &re):
-		st, _ := status.New(codes.OutOfRange, re.Error()[len("hub: "):]).WithDetails(&errdetails.ErrorInfo{
-			Reason:   "SEQUENCE_OUT_OF_RANGE",
-			Domain:   "klingfan",
-			Metadata: map[string]string{"earliest_sequence": strconv.FormatUint(re.First, 10), "latest_sequence": strconv.FormatUint(re.Last, 10)},
-		})
-		return st.Err()
-	case errors.As(err, &ge):
-		st, _ := status.New(codes.OutOfRange, ge.Error()).WithDetails(&errdetails.ErrorInfo{
-			Reason:   "SEQUENCE_OUT_OF_RANGE",
-			Domain:   "klingfan",
-			Metadata: map[string]string{"earliest_sequence": strconv.FormatUint(ge.First, 10), "latest_sequence": strconv.FormatUint(ge.Last, 10)},
-		})
-		return st.Err()
-	case errors.Is(err, groups.ErrNotFound):
-		return status.Error(codes.NotFound, "consumer group not found")
-	case errors.Is(err, groups.ErrAlreadyExists):
-		return status.Error(codes.AlreadyExists, "consumer group id already taken")
-	case errors.Is(err, groups.ErrInvalidAckID):
-		return badRequest("ack_ids", "not an ack id of this consumer group (ack ids come from ConsumeResponse.ack_id)")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
-	case errors.Is(err, errSendStalled):
-		return status.Error(codes.Unavailable, "stream ended: no message was accepted within the send deadline (is the client reading?); reconnect and resume after the last sequence received")
-	case errors.Is(err, hub.ErrClosed):
-		return status.Error(codes.Unavailable, "server shutting down: reconnect and resume after the last sequence received")
-	case errors.Is(err, errStreamQuota):
-		return status.Error(codes.ResourceExhausted, "this token has too many open subscriptions; close one or use another token")
-	case errors.Is(err, hub.ErrTooManyStreams):
-		return status.Error(codes.ResourceExhausted, "too many concurrent subscriptions; try again later")
-	case errors.Is(err, store.ErrNotFound):
-		return status.Error(codes.NotFound, "event not found")
-	case errors.Is(err, jobs.ErrNotFound):
-		return status.Error(codes.NotFound, "job not found")
-	case errors.Is(err, registry.ErrNotFound):
-		return status.Error(codes.NotFound, "webhook not found")
-	case errors.Is(err, registry.ErrInactive):
-		return status.Error(codes.FailedPrecondition, "webhook is inactive")
-	case errors.Is(err, registry.ErrAlreadyExists):
-		return status.Error(codes.AlreadyExists, "webhook id already taken")
-	case errors.Is(err, store.ErrLookupPaced):
-		return status.Error(codes.Unavailable, "this event id is not in the id index, and lookups of such ids run one at a time; retry later")
-	case errors.Is(err, hub.ErrLogUnavailable), errors.Is(err, store.ErrUnavailable), errors.Is(err, registry.ErrUnavailable),
-		errors.Is(err, jobs.ErrUnavailable):
-		log.Warn("storage unavailable", "method", method, "error", err)
-		return status.Error(codes.Unavailable, "event log unavailable; retry later")
+	kind, msg := errkind.Of(err)
+	// The caller's own cancellation or deadline explains an unavailability
+	// it caused better than the unavailability does.
+	if kind == errkind.Internal || kind == errkind.Unavailable {
+		switch {
+		case errors.Is(err, context.Canceled):
+			return status.Error(codes.Canceled, "request cancelled")
+		case errors.Is(err, context.DeadlineExceeded):
+			return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+		}
 	}
-	log.Error("internal error", "method", method, "error", err)
-	return status.Error(codes.Internal, "internal error")
+	switch kind {
+	case errkind.Internal:
+		log.Error("internal error", "method", method, "error", err)
+		return status.Error(codes.Internal, "internal error")
+	case errkind.Unavailable:
+		log.Warn("unavailable", "method", method, "error", err)
+	case errkind.InvalidArgument:
+		var fe *errkind.FieldError
+		if errors.As(err, &fe) {
+			return withDetails(codes.InvalidArgument, msg, &errdetails.BadRequest{
+				FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: fe.Field, Description: fe.Reason}},
+			})
+		}
+	case errkind.OutOfRange:
+		var re *errkind.RangeError
+		if errors.As(err, &re) {
+			return withDetails(codes.OutOfRange, msg, &errdetails.ErrorInfo{
+				Reason:   "SEQUENCE_OUT_OF_RANGE",
+				Domain:   "klingfan",
+				Metadata: map[string]string{"earliest_sequence": strconv.FormatUint(re.First, 10), "latest_sequence": strconv.FormatUint(re.Last, 10)},
+			})
+		}
+	}
+	return status.Error(kindCodes[kind], msg)
 }
 
-func badRequest(field, reason string) error {
-	st, err := status.New(codes.InvalidArgument, field+": "+reason).WithDetails(&errdetails.BadRequest{
-		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: reason}},
-	})
+// withDetails is a status with one detail message, or without it should
+// the detail fail to marshal.
+func withDetails(code codes.Code, msg string, detail protoadapt.MessageV1) error {
+	st, err := status.New(code, msg).WithDetails(detail)
 	if err != nil {
-		return status.Error(codes.InvalidArgument, field+": "+reason)
+		return status.Error(code, msg)
 	}
 	return st.Err()
 }

@@ -108,8 +108,7 @@ func (s *WebhookService) warnNoTolerance(w *registry.Webhook) {
 
 // CreateWebhook registers a new ingest URL and returns its secret once.
 func (s *WebhookService) CreateWebhook(ctx context.Context, req *gatewayv1.CreateWebhookRequest) (*gatewayv1.CreateWebhookResponse, error) {
-	resp, err := s.createWebhook(ctx, req)
-	return resp, toStatus(s.log, "CreateWebhook", err)
+	return s.createWebhook(ctx, req)
 }
 
 func (s *WebhookService) createWebhook(ctx context.Context, req *gatewayv1.CreateWebhookRequest) (*gatewayv1.CreateWebhookResponse, error) {
@@ -188,8 +187,7 @@ func (s *WebhookService) createWebhook(ctx context.Context, req *gatewayv1.Creat
 
 // GetWebhook returns one registration.
 func (s *WebhookService) GetWebhook(ctx context.Context, req *gatewayv1.GetWebhookRequest) (*gatewayv1.GetWebhookResponse, error) {
-	resp, err := s.getWebhook(req)
-	return resp, toStatus(s.log, "GetWebhook", err)
+	return s.getWebhook(req)
 }
 
 func (s *WebhookService) getWebhook(req *gatewayv1.GetWebhookRequest) (*gatewayv1.GetWebhookResponse, error) {
@@ -202,8 +200,7 @@ func (s *WebhookService) getWebhook(req *gatewayv1.GetWebhookRequest) (*gatewayv
 
 // ListWebhooks pages through registrations in id order.
 func (s *WebhookService) ListWebhooks(ctx context.Context, req *gatewayv1.ListWebhooksRequest) (*gatewayv1.ListWebhooksResponse, error) {
-	resp, err := s.listWebhooks(ctx, req)
-	return resp, toStatus(s.log, "ListWebhooks", err)
+	return s.listWebhooks(ctx, req)
 }
 
 func (s *WebhookService) listWebhooks(ctx context.Context, req *gatewayv1.ListWebhooksRequest) (*gatewayv1.ListWebhooksResponse, error) {
@@ -237,8 +234,7 @@ func (s *WebhookService) listWebhooks(ctx context.Context, req *gatewayv1.ListWe
 
 // UpdateWebhook changes the fields named in update_mask.
 func (s *WebhookService) UpdateWebhook(ctx context.Context, req *gatewayv1.UpdateWebhookRequest) (*gatewayv1.UpdateWebhookResponse, error) {
-	resp, err := s.updateWebhook(ctx, req)
-	return resp, toStatus(s.log, "UpdateWebhook", err)
+	return s.updateWebhook(ctx, req)
 }
 
 // updatableFields are the Webhook fields UpdateWebhook may change.
@@ -338,8 +334,7 @@ func (s *WebhookService) updateWebhook(ctx context.Context, req *gatewayv1.Updat
 
 // DeleteWebhook removes a registration; later deliveries to it get 404.
 func (s *WebhookService) DeleteWebhook(ctx context.Context, req *gatewayv1.DeleteWebhookRequest) (*gatewayv1.DeleteWebhookResponse, error) {
-	resp, err := s.deleteWebhook(ctx, req)
-	return resp, toStatus(s.log, "DeleteWebhook", err)
+	return s.deleteWebhook(ctx, req)
 }
 
 func (s *WebhookService) deleteWebhook(ctx context.Context, req *gatewayv1.DeleteWebhookRequest) (*gatewayv1.DeleteWebhookResponse, error) {
@@ -357,8 +352,7 @@ func (s *WebhookService) deleteWebhook(ctx context.Context, req *gatewayv1.Delet
 // RotateWebhookSecret installs a new secret and keeps the previous ones
 // valid for the grace period.
 func (s *WebhookService) RotateWebhookSecret(ctx context.Context, req *gatewayv1.RotateWebhookSecretRequest) (*gatewayv1.RotateWebhookSecretResponse, error) {
-	resp, err := s.rotateWebhookSecret(ctx, req)
-	return resp, toStatus(s.log, "RotateWebhookSecret", err)
+	return s.rotateWebhookSecret(ctx, req)
 }
 
 func (s *WebhookService) rotateWebhookSecret(ctx context.Context, req *gatewayv1.RotateWebhookSecretRequest) (*gatewayv1.RotateWebhookSecretResponse, error) {
@@ -413,8 +407,7 @@ func (s *WebhookService) rotateWebhookSecret(ctx context.Context, req *gatewayv1
 // SendTestEvent signs a realistic delivery with the current secret and runs
 // it through the real ingest path.
 func (s *WebhookService) SendTestEvent(ctx context.Context, req *gatewayv1.SendTestEventRequest) (*gatewayv1.SendTestEventResponse, error) {
-	resp, err := s.sendTestEvent(ctx, req)
-	return resp, toStatus(s.log, "SendTestEvent", err)
+	return s.sendTestEvent(ctx, req)
 }
 
 func (s *WebhookService) sendTestEvent(ctx context.Context, req *gatewayv1.SendTestEventRequest) (*gatewayv1.SendTestEventResponse, error) {

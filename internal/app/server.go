@@ -276,14 +276,15 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 		PageKey:     pageKey,
 		DedupWindow: cfg.DedupWindow,
 	})
-	jobService := api.NewJobService(api.JobConfig{States: s.jobs, Creator: s.submitter, Logger: s.log, PageKey: pageKey})
+	jobService := api.NewJobService(api.JobConfig{States: s.jobs, Creator: s.submitter, PageKey: pageKey})
 	consumerGroups := api.NewConsumerGroupService(api.ConsumerGroupConfig{
 		Groups: s.groups, Logger: s.log, Now: s.now, PageKey: pageKey, SendDeadline: cfg.SendDeadline,
 	})
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(promOpts...), s.authn.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(withoutMessageMetrics(grpcMetrics.StreamServerInterceptor(promOpts...)), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams)),
+		// The error mapping runs innermost, so the metrics see its codes.
+		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(promOpts...), s.authn.UnaryInterceptor(), api.UnaryErrors(s.log)),
+		grpc.ChainStreamInterceptor(withoutMessageMetrics(grpcMetrics.StreamServerInterceptor(promOpts...)), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams), api.StreamErrors(s.log)),
 		// A missing or unknown token is refused before a stream exists.
 		grpc.InTapHandle(s.authn.TapHandle()),
 		// The largest request the API takes (a filter of 1,000 job ids)

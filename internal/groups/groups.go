@@ -38,6 +38,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/store"
 )
 
@@ -65,11 +66,12 @@ const (
 	heartbeatInterval = 10 * time.Second
 )
 
-// Errors callers map to API statuses.
+// Errors of the consumer groups. A start position older than retention is
+// an errkind.RangeError that names the sequences available.
 var (
-	ErrNotFound      = errors.New("groups: consumer group not found")
-	ErrAlreadyExists = errors.New("groups: consumer group id already taken")
-	ErrInvalidAckID  = errors.New("groups: ack id does not belong to this consumer group")
+	ErrNotFound      = errkind.New(errkind.NotFound, "groups", "consumer group not found")
+	ErrAlreadyExists = errkind.New(errkind.AlreadyExists, "groups", "consumer group id already taken")
+	ErrInvalidAckID  = errkind.Invalid("ack_ids", "not an ack id of this consumer group (ack ids come from ConsumeResponse.ack_id)")
 )
 
 // Config says how the assets are created.
@@ -224,7 +226,7 @@ func (g *Groups) eventsConsumerConfig(ctx context.Context, cg *gatewayv1.Consume
 			return cfg, err
 		}
 		if st.AfterSequence+1 < first {
-			return cfg, &RangeError{First: first, Last: last, After: st.AfterSequence}
+			return cfg, &errkind.RangeError{First: first, Last: last, Reason: fmt.Sprintf("after_sequence %d is older than retention", st.AfterSequence)}
 		}
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = st.AfterSequence + 1
@@ -236,15 +238,6 @@ func (g *Groups) eventsConsumerConfig(ctx context.Context, cg *gatewayv1.Consume
 		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
 	}
 	return cfg, nil
-}
-
-// RangeError reports a start position older than retention.
-type RangeError struct {
-	First, Last, After uint64
-}
-
-func (e *RangeError) Error() string {
-	return fmt.Sprintf("after_sequence %d is older than retention (earliest available sequence %d, latest %d)", e.After, e.First, e.Last)
 }
 
 func (g *Groups) redriveConsumerConfig(cg *gatewayv1.ConsumerGroup) jetstream.ConsumerConfig {

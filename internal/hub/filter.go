@@ -7,6 +7,7 @@ import (
 	"time"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/eventexpr"
 )
 
@@ -17,20 +18,14 @@ const MaxJobIDs = 1000
 // MaxWebhookIDs bounds the webhook id filter.
 const MaxWebhookIDs = 100
 
-// ErrInvalidFilter wraps every reason NewFilter refuses a filter.
+// ErrInvalidFilter wraps every reason NewFilter refuses a filter, beside an
+// errkind.FieldError that names the filter's field at fault.
 var ErrInvalidFilter = errors.New("hub: invalid filter")
 
-// FilterError says which field of a filter is wrong, so the API layer can
-// report a field violation.
-type FilterError struct {
-	Field  string
-	Reason string
+// invalidFilter is the error for a filter whose field is wrong.
+func invalidFilter(field, reason string) error {
+	return fmt.Errorf("%w: %w", ErrInvalidFilter, errkind.Invalid(field, reason))
 }
-
-func (e *FilterError) Error() string {
-	return fmt.Sprintf("hub: invalid filter: %s: %s", e.Field, e.Reason)
-}
-func (e *FilterError) Unwrap() error { return ErrInvalidFilter }
 
 // Filter selects events: AND across fields, OR within one; an empty field
 // matches everything. A Filter is immutable once built.
@@ -68,26 +63,26 @@ func NewFilter(types []gatewayv1.EventType, jobIDs, webhookIDs []string) (*Filte
 	var bad int
 	var ok bool
 	if f.types, bad, ok = UniqueEventTypes(types); !ok {
-		return nil, &FilterError{Field: "event_types", Reason: fmt.Sprintf("unknown event type %d", types[bad])}
+		return nil, invalidFilter("event_types", fmt.Sprintf("unknown event type %d", types[bad]))
 	}
 	if len(jobIDs) > MaxJobIDs {
-		return nil, &FilterError{Field: "job_ids", Reason: fmt.Sprintf("at most %d job ids, got %d", MaxJobIDs, len(jobIDs))}
+		return nil, invalidFilter("job_ids", fmt.Sprintf("at most %d job ids, got %d", MaxJobIDs, len(jobIDs)))
 	}
 	if len(jobIDs) > 0 {
 		f.jobs = make(map[string]struct{}, len(jobIDs))
 		for _, j := range jobIDs {
 			if j == "" || len(j) > 256 {
-				return nil, &FilterError{Field: "job_ids", Reason: "job ids must be 1 to 256 characters"}
+				return nil, invalidFilter("job_ids", "job ids must be 1 to 256 characters")
 			}
 			f.jobs[j] = struct{}{}
 		}
 	}
 	if len(webhookIDs) > MaxWebhookIDs {
-		return nil, &FilterError{Field: "webhook_ids", Reason: fmt.Sprintf("at most %d webhook ids, got %d", MaxWebhookIDs, len(webhookIDs))}
+		return nil, invalidFilter("webhook_ids", fmt.Sprintf("at most %d webhook ids, got %d", MaxWebhookIDs, len(webhookIDs)))
 	}
 	for _, w := range webhookIDs {
 		if w == "" || len(w) > 63 {
-			return nil, &FilterError{Field: "webhook_ids", Reason: "webhook ids must be 1 to 63 characters"}
+			return nil, invalidFilter("webhook_ids", "webhook ids must be 1 to 63 characters")
 		}
 		if !slices.Contains(f.webhooks, w) {
 			f.webhooks = append(f.webhooks, w)
@@ -128,7 +123,7 @@ func (f *Filter) WithJobKinds(kinds []gatewayv1.JobKind) (*Filter, error) {
 	c.kinds = nil
 	for _, k := range kinds {
 		if _, known := gatewayv1.JobKind_name[int32(k)]; !known {
-			return nil, &FilterError{Field: "job_kinds", Reason: fmt.Sprintf("unknown job kind %d", k)}
+			return nil, invalidFilter("job_kinds", fmt.Sprintf("unknown job kind %d", k))
 		}
 		if !slices.Contains(c.kinds, k) {
 			c.kinds = append(c.kinds, k)
@@ -149,7 +144,7 @@ func (f *Filter) WithExpression(src string) (*Filter, error) {
 	}
 	e, err := eventexpr.Compile(src)
 	if err != nil {
-		return nil, &FilterError{Field: "filter", Reason: err.Error()}
+		return nil, invalidFilter("filter", err.Error())
 	}
 	c.expr = e
 	return &c, nil

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/hub"
 )
 
@@ -75,9 +76,9 @@ func TestFilterInvalid(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := hub.NewFilter(tc.types, tc.jobs, tc.webhooks)
-			var fe *hub.FilterError
+			var fe *errkind.FieldError
 			if !errors.As(err, &fe) || fe.Field != tc.field || !errors.Is(err, hub.ErrInvalidFilter) {
-				t.Fatalf("err = %v, want a FilterError on %s", err, tc.field)
+				t.Fatalf("err = %v, want a FieldError on %s", err, tc.field)
 			}
 		})
 	}

@@ -26,27 +26,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/errkind"
 )
 
-// Errors returned by the hub. The API layer maps them to status codes.
+// Errors returned by the hub. A start position outside the log is an
+// errkind.RangeError that names the sequences available.
 var (
-	ErrClosed          = errors.New("hub: shutting down")
-	ErrTooManyStreams  = errors.New("hub: too many concurrent subscriptions")
-	ErrOutOfRange      = errors.New("hub: start position outside retention")
-	ErrLogUnavailable  = errors.New("hub: log unavailable")
+	ErrClosed          = errkind.New(errkind.Unavailable, "hub", "server shutting down: reconnect and resume after the last sequence received")
+	ErrTooManyStreams  = errkind.New(errkind.ResourceExhausted, "hub", "too many concurrent subscriptions; try again later")
+	ErrLogUnavailable  = errkind.New(errkind.Unavailable, "hub", "event log unavailable; retry later")
 	errCaughtUpPending = errors.New("hub: caught up but hub behind the log")
 )
-
-// RangeError is an ErrOutOfRange that names the earliest available sequence.
-type RangeError struct {
-	First, Last uint64
-	Reason      string
-}
-
-func (e *RangeError) Error() string {
-	return fmt.Sprintf("hub: %s (earliest available sequence %d, latest %d)", e.Reason, e.First, e.Last)
-}
-func (e *RangeError) Unwrap() error { return ErrOutOfRange }
 
 // Log is the part of the durable log that catch-up reads.
 type Log interface {
@@ -214,10 +204,10 @@ func (h *Hub) Subscribe(ctx context.Context, f *Filter, start Start, full bool) 
 		switch start.Kind {
 		case StartAfter:
 			if start.After+1 < first {
-				return nil, &RangeError{First: first, Last: last, Reason: fmt.Sprintf("after_sequence %d is older than retention", start.After)}
+				return nil, &errkind.RangeError{First: first, Last: last, Reason: fmt.Sprintf("after_sequence %d is older than retention", start.After)}
 			}
 			if start.After > last {
-				return nil, &RangeError{First: first, Last: last, Reason: fmt.Sprintf("after_sequence %d is beyond the newest event", start.After)}
+				return nil, &errkind.RangeError{First: first, Last: last, Reason: fmt.Sprintf("after_sequence %d is beyond the newest event", start.After)}
 			}
 			s.next = start.After + 1
 		case StartSince:

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/store"
 )
@@ -259,7 +260,7 @@ func TestSubscribeStartOutOfRange(t *testing.T) {
 	l.append("j")
 	f, _ := hub.NewFilter(nil, nil, nil)
 	_, err := l.hub.Subscribe(context.Background(), f, hub.Start{Kind: hub.StartAfter, After: 5}, false)
-	var re *hub.RangeError
+	var re *errkind.RangeError
 	if !errors.As(err, &re) || re.First != 1 || re.Last != 1 {
 		t.Fatalf("err = %v, want a RangeError naming 1..1", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/errkind"
 )
 
 // Subscription is one subscriber's view of the hub. Next and Close must be
@@ -263,7 +264,7 @@ func (s *Subscription) readFailed(ctx context.Context, err error) error {
 // the events between expired before it read them.
 func (s *Subscription) checkContiguous(first, next uint64) error {
 	if first > s.next && s.filter.WebhookIDs() == nil && s.filter.JobIDs() == nil {
-		return &RangeError{First: first, Last: next - 1, Reason: fmt.Sprintf("events from sequence %d expired before this subscriber read them", s.next)}
+		return &errkind.RangeError{First: first, Last: next - 1, Reason: fmt.Sprintf("events from sequence %d expired before this subscriber read them", s.next)}
 	}
 	return nil
 }

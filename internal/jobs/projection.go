@@ -14,16 +14,17 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/jobstate"
 )
 
 var (
 	// ErrNotFound reports that no state exists for the requested job: the
 	// projection has not seen an event for it, or retention removed it.
-	ErrNotFound = errors.New("jobs: job not found")
+	ErrNotFound = errkind.New(errkind.NotFound, "jobs", "job not found")
 	// ErrUnavailable reports that the bucket could not be reached; a retry
 	// may succeed.
-	ErrUnavailable = errors.New("jobs: projection unavailable")
+	ErrUnavailable = errkind.New(errkind.Unavailable, "jobs", "job states unavailable; retry later")
 )
 
 // Timings of the projection's background work.

@@ -19,16 +19,17 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/store"
 )
 
-// Errors returned by the registry. The API layer maps them to status codes.
+// Errors returned by the registry.
 var (
-	ErrNotFound      = errors.New("registry: webhook not found")
-	ErrAlreadyExists = errors.New("registry: webhook already exists")
-	ErrUnavailable   = errors.New("registry: store unavailable")
+	ErrNotFound      = errkind.New(errkind.NotFound, "registry", "webhook not found")
+	ErrAlreadyExists = errkind.New(errkind.AlreadyExists, "registry", "webhook id already taken")
+	ErrUnavailable   = errkind.New(errkind.Unavailable, "registry", "webhook registry unavailable; retry later")
 	// ErrInactive is a delivery to a registration that is switched off.
-	ErrInactive = errors.New("registry: webhook is inactive")
+	ErrInactive = errkind.New(errkind.FailedPrecondition, "registry", "webhook is inactive")
 	// ErrFiltered is a delivery whose event type the registration's
 	// event_types filter excludes.
 	ErrFiltered = errors.New("registry: event type excluded by the webhook's filter")

@@ -19,7 +19,8 @@ import (
 var ErrStoreFull = errors.New("store: full")
 
 // FullError says why the log is full, in operator terms ("store full:
-// 23.9 MiB of 24 MiB"). It wraps ErrStoreFull and ErrUnavailable.
+// 23.9 MiB of 24 MiB"). It wraps ErrUnavailable, whose message is what a
+// client sees, and matches ErrStoreFull.
 type FullError struct {
 	// Reason is fit for /readyz and logs: it names sizes, never content.
 	Reason string
@@ -27,9 +28,11 @@ type FullError struct {
 
 func (e *FullError) Error() string { return e.Reason }
 
-// Is makes errors.Is(err, ErrStoreFull) and errors.Is(err, ErrUnavailable)
-// hold.
-func (e *FullError) Is(target error) bool { return target == ErrStoreFull || target == ErrUnavailable }
+// Is makes errors.Is(err, ErrStoreFull) hold.
+func (e *FullError) Is(target error) bool { return target == ErrStoreFull }
+
+// Unwrap returns ErrUnavailable: the condition passes, so callers retry.
+func (e *FullError) Unwrap() error { return ErrUnavailable }
 
 // Usage returns the last measured usage; it is cheap enough for every
 // metrics scrape.

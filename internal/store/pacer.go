@@ -2,9 +2,10 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/klingfan/klingfan/internal/errkind"
 )
 
 // lookupShare is the largest share of wall time that id lookups the index
@@ -13,7 +14,7 @@ const lookupShare = 10
 
 // ErrLookupPaced refuses an id lookup that waited maxLookupWait for its
 // turn (see lookupPacer); a retry later may succeed.
-var ErrLookupPaced = errors.New("store: lookups of ids the id index lacks are paced")
+var ErrLookupPaced = errkind.New(errkind.Unavailable, "store", "this event id is not in the id index, and lookups of such ids run one at a time; retry later")
 
 // maxLookupWait is how long a lookup waits for its turn before it is
 // refused as unavailable.

@@ -29,6 +29,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klingfan/klingfan/internal/errkind"
 )
 
 // Names of the JetStream assets klingfan owns. They are part of the
@@ -77,12 +79,12 @@ const (
 var (
 	// ErrNotFound reports that the requested event does not exist: it was
 	// never written, or retention or a deletion removed it.
-	ErrNotFound = errors.New("store: not found")
+	ErrNotFound = errkind.New(errkind.NotFound, "store", "event not found")
 	// ErrUnavailable reports that the log could not be reached: a timeout,
 	// no responders, a closed or disconnected connection, or JetStream not
 	// being ready. The operation may succeed when retried later, so ingest
 	// answers 503 to make the sender retry.
-	ErrUnavailable = errors.New("store: log unavailable")
+	ErrUnavailable = errkind.New(errkind.Unavailable, "store", "event log unavailable; retry later")
 	// ErrInvalidEvent reports that an event cannot be stored because a field
 	// that becomes part of its subject or deduplication key is missing or is
 	// not a valid NATS subject token. Retrying will not help.

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/registry"
 )
 
@@ -31,14 +32,14 @@ func callbackURL(publicURL string, w *registry.Webhook) (string, error) {
 	switch w.Scheme {
 	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN:
 		if len(w.Secrets) == 0 || w.Secrets[0].Value == "" {
-			return "", &PreconditionError{Reason: fmt.Sprintf("webhook %q has no token to put in the callback URL", w.ID)}
+			return "", precondition(fmt.Sprintf("webhook %q has no token to put in the callback URL", w.ID))
 		}
 		return u + "?token=" + url.QueryEscape(w.Secrets[0].Value), nil
 	case gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS:
 		return u, nil
 	}
-	return "", &PreconditionError{Reason: fmt.Sprintf(
-		"webhook %q verifies X-Kling-Signature, which Kling's task callbacks do not carry; create jobs on a URL_TOKEN registration, or a STANDARD_WEBHOOKS one holding the account's webhook secret", w.ID)}
+	return "", precondition(fmt.Sprintf(
+		"webhook %q verifies X-Kling-Signature, which Kling's task callbacks do not carry; create jobs on a URL_TOKEN registration, or a STANDARD_WEBHOOKS one holding the account's webhook secret", w.ID))
 }
 
 // prepared is a request ready to post.
@@ -56,7 +57,7 @@ func prepare(f family, webhookID string, body *structpb.Struct, requestID, callb
 	in := body.AsMap()
 	given, err := json.Marshal(in) // encoding/json sorts map keys: a stable fingerprint
 	if err != nil {
-		return prepared{}, &InvalidError{Field: "body", Reason: "not encodable as JSON: " + err.Error()}
+		return prepared{}, errkind.Invalid("body", "not encodable as JSON: "+err.Error())
 	}
 	sum := sha256.Sum256(append([]byte(f.Create+"\x00"+webhookID+"\x00"), given...))
 
@@ -66,7 +67,7 @@ func prepare(f family, webhookID string, body *structpb.Struct, requestID, callb
 	if f.options() {
 		opts, ok := out[fieldOptions].(map[string]any)
 		if !ok && out[fieldOptions] != nil {
-			return prepared{}, &InvalidError{Field: "body.options", Reason: "must be an object"}
+			return prepared{}, errkind.Invalid("body.options", "must be an object")
 		}
 		opts = maps.Clone(opts)
 		if opts == nil {
@@ -76,7 +77,7 @@ func prepare(f family, webhookID string, body *structpb.Struct, requestID, callb
 		target, field = opts, "body.options."
 	}
 	if _, ok := target[fieldCallbackURL]; ok {
-		return prepared{}, &InvalidError{Field: field + fieldCallbackURL, Reason: "klingfan sets the callback URL (from --public-url and webhook_id); leave it out"}
+		return prepared{}, errkind.Invalid(field+fieldCallbackURL, "klingfan sets the callback URL (from --public-url and webhook_id); leave it out")
 	}
 	target[fieldCallbackURL] = callback
 	external := requestID
@@ -90,11 +91,11 @@ func prepare(f family, webhookID string, body *structpb.Struct, requestID, callb
 			target[fieldExternalID] = requestID
 		}
 	default:
-		return prepared{}, &InvalidError{Field: field + fieldExternalID, Reason: "must be a string"}
+		return prepared{}, errkind.Invalid(field+fieldExternalID, "must be a string")
 	}
 	data, err := json.Marshal(out)
 	if err != nil {
-		return prepared{}, &InvalidError{Field: "body", Reason: "not encodable as JSON: " + err.Error()}
+		return prepared{}, errkind.Invalid("body", "not encodable as JSON: "+err.Error())
 	}
 	return prepared{body: data, externalID: external, fingerprint: base64.RawURLEncoding.EncodeToString(sum[:])}, nil
 }

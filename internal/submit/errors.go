@@ -1,43 +1,35 @@
 package submit
 
 import (
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/klingfan/klingfan/internal/errkind"
 )
 
 var (
 	// ErrNoCredentials reports that klingfan has no Kling credentials to
 	// sign a create with.
-	ErrNoCredentials = errors.New("submit: no Kling credentials: set KLING_ACCESS_KEY and KLING_SECRET_KEY, or KLING_API_KEY")
+	ErrNoCredentials = errkind.New(errkind.FailedPrecondition, "submit", "no Kling credentials: set KLING_ACCESS_KEY and KLING_SECRET_KEY, or KLING_API_KEY")
 	// ErrNoPublicURL reports that --public-url is not set, so klingfan
 	// cannot tell Kling where to call back.
-	ErrNoPublicURL = errors.New("submit: --public-url is not set: Kling needs the address it reaches this server at to call back; set --public-url (KLINGFAN_PUBLIC_URL)")
+	ErrNoPublicURL = errkind.New(errkind.FailedPrecondition, "submit", "--public-url is not set: Kling needs the address it reaches this server at to call back; set --public-url (KLINGFAN_PUBLIC_URL)")
 	// ErrRequestReused reports a request id already used for a different
 	// request (another endpoint, body or webhook).
-	ErrRequestReused = errors.New("submit: request_id already used for a different request")
-	// ErrUnavailable reports that the idempotency bucket could not be read
-	// or written; a retry with the same request id is safe.
-	ErrUnavailable = errors.New("submit: create records unavailable")
+	ErrRequestReused = errkind.New(errkind.AlreadyExists, "submit", "request_id already used for a different request (another endpoint, body or webhook_id); use a new request_id")
+	// ErrUnavailable reports that the create records could not be read or
+	// written; a retry with the same request id is safe.
+	ErrUnavailable = errkind.New(errkind.Unavailable, "submit", "create records unavailable; retrying with the same request_id is safe")
 )
 
-// InvalidError is a request field that cannot be sent to Kling.
-type InvalidError struct {
-	Field, Reason string
+// precondition is a well-formed request the server's state does not allow
+// (a registration Kling's callbacks cannot reach).
+func precondition(reason string) error {
+	return errkind.New(errkind.FailedPrecondition, "submit", reason)
 }
-
-func (e *InvalidError) Error() string { return "submit: " + e.Field + ": " + e.Reason }
-
-// PreconditionError is a well-formed request the server's state does not
-// allow (an inactive registration, one Kling's callbacks cannot reach).
-type PreconditionError struct {
-	Reason string
-}
-
-func (e *PreconditionError) Error() string { return "submit: " + e.Reason }
 
 // BudgetError is a create refused by the caller's token budget before
-// Kling was called.
+// Kling was called. It is of kind ResourceExhausted.
 type BudgetError struct {
 	Token string
 	// Limit names the budget: "max-jobs-in-flight" or "max-units-per-day".
@@ -49,8 +41,11 @@ type BudgetError struct {
 }
 
 func (e *BudgetError) Error() string {
-	return fmt.Sprintf("submit: token %q is over its --%s budget (%g of %g)", e.Token, e.Limit, e.Used, e.Max)
+	return fmt.Sprintf("token %q is over its --%s budget (%g of %g); Kling was not called", e.Token, e.Limit, e.Used, e.Max)
 }
+
+// Is reports whether target is ResourceExhausted.
+func (e *BudgetError) Is(target error) bool { return target == errkind.ResourceExhausted }
 
 // CredentialError is Kling refusing the credentials a create was signed
 // with (codes 1000-1004). Credential names them without their secret.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/klingfamily"
 )
 
@@ -26,11 +27,11 @@ func (f family) lookupByExternal() bool {
 }
 
 // familyOf returns the family created on endpoint; an unknown endpoint is
-// an *InvalidError naming the known ones.
+// an InvalidArgument naming the known ones.
 func familyOf(endpoint string) (family, error) {
 	f, err := klingfamily.ForEndpoint(endpoint)
 	if errors.Is(err, klingfamily.ErrUnknownEndpoint) {
-		return family{}, &InvalidError{Field: "endpoint", Reason: "unknown create path " + quote(endpoint) + "; known: " + strings.Join(klingfamily.Endpoints(), ", ")}
+		return family{}, errkind.Invalid("endpoint", "unknown create path "+quote(endpoint)+"; known: "+strings.Join(klingfamily.Endpoints(), ", "))
 	}
 	if err != nil {
 		return family{}, err

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/ids"
 	"github.com/klingfan/klingfan/internal/jobs"
 	"github.com/klingfan/klingfan/internal/jobstate"
@@ -208,20 +209,20 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (*gatewayv1.JobStat
 // check validates req, fills in its defaults and prepares the body.
 func (s *Submitter) check(req *Request) (family, prepared, error) {
 	if req.RequestID == "" {
-		return family{}, prepared{}, &InvalidError{Field: "request_id", Reason: "required: the idempotency key of the create"}
+		return family{}, prepared{}, errkind.Invalid("request_id", "required: the idempotency key of the create")
 	}
 	if len(req.RequestID) > maxRequestID || strings.IndexFunc(req.RequestID, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
-		return family{}, prepared{}, &InvalidError{Field: "request_id", Reason: fmt.Sprintf("at most %d printable ASCII characters without spaces", maxRequestID)}
+		return family{}, prepared{}, errkind.Invalid("request_id", fmt.Sprintf("at most %d printable ASCII characters without spaces", maxRequestID))
 	}
 	if req.Endpoint == "" {
-		return family{}, prepared{}, &InvalidError{Field: "endpoint", Reason: "required; known: " + strings.Join(klingfamily.Endpoints(), ", ")}
+		return family{}, prepared{}, errkind.Invalid("endpoint", "required; known: "+strings.Join(klingfamily.Endpoints(), ", "))
 	}
 	f, err := familyOf(req.Endpoint)
 	if err != nil {
 		return family{}, prepared{}, err
 	}
 	if req.Body == nil {
-		return family{}, prepared{}, &InvalidError{Field: "body", Reason: "required: Kling's request body for " + f.Create}
+		return family{}, prepared{}, errkind.Invalid("body", "required: Kling's request body for "+f.Create)
 	}
 	if s.cfg.API == nil {
 		return family{}, prepared{}, ErrNoCredentials
