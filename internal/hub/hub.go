@@ -79,6 +79,11 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// idleBuffer is a subscription's buffer until its first event (see
+// Subscription.grow): enough for a short burst to reach a stream that has
+// just woken, without a catch-up.
+const idleBuffer = 8
+
 // Hub distributes published events to subscriptions.
 type Hub struct {
 	log Log
@@ -216,7 +221,7 @@ type Start struct {
 // later can be missed, so the caller may tell its client the stream is
 // live. full selects whether events carry their raw body.
 func (h *Hub) Subscribe(ctx context.Context, f *Filter, start Start, full bool) (*Subscription, error) {
-	s := &Subscription{h: h, filter: f, full: full, ch: make(chan *Item, h.cfg.Buffer)}
+	s := &Subscription{h: h, filter: f, full: full, ch: make(chan *Item, min(idleBuffer, h.cfg.Buffer))}
 	if start.Kind != StartNow {
 		first, last, err := h.log.Bounds(ctx)
 		if err != nil {

@@ -21,7 +21,11 @@ type Subscription struct {
 	h      *Hub
 	filter *Filter
 	full   bool
-	ch     chan *Item
+	// ch is what Publish fills. It holds idleBuffer items until the
+	// stream's first event, then Config.Buffer (see grow). It is written
+	// only by the stream goroutine, under h.mu, and read by Publish under
+	// h.mu.
+	ch chan *Item
 
 	// lagging is written only under h.mu; Publish skips a lagging
 	// subscription, which then reads the log itself.
@@ -156,17 +160,49 @@ func (s *Subscription) Next(ctx context.Context) (*Item, error) {
 		// that select (locking three channels) was most of Next's cost.
 		select {
 		case it := <-s.ch:
-			s.pending = append(s.pending, it)
+			s.received(it)
 			continue
 		default:
 		}
 		select {
 		case it := <-s.ch:
-			s.pending = append(s.pending, it)
+			s.received(it)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-s.h.done:
 			return nil, ErrClosed
+		}
+	}
+}
+
+// received queues an item taken from the buffer, and gives the buffer its
+// full size with the stream's first event.
+func (s *Subscription) received(it *Item) {
+	s.pending = append(s.pending, it)
+	if cap(s.ch) < s.h.cfg.Buffer {
+		s.grow()
+	}
+}
+
+// grow replaces the idle stream's small buffer with one of Config.Buffer
+// items. An idle stream is mostly its buffer (256 pointers, 2 KiB, when
+// gRPC itself holds about 3 KiB for the stream), and most streams of a
+// large fleet of subscribers wait far longer than they receive, so the
+// full buffer is allocated only once events flow. Items still in the old
+// buffer were published before any that reach the new one, so they are
+// queued first.
+func (s *Subscription) grow() {
+	ch := make(chan *Item, s.h.cfg.Buffer)
+	s.h.mu.Lock()
+	old := s.ch
+	s.ch = ch
+	s.h.mu.Unlock()
+	for {
+		select {
+		case it := <-old:
+			s.pending = append(s.pending, it)
+		default:
+			return
 		}
 	}
 }
@@ -201,7 +237,7 @@ func (s *Subscription) drain() bool {
 	for {
 		select {
 		case it := <-s.ch:
-			s.pending = append(s.pending, it)
+			s.received(it)
 		default:
 			return len(s.pending) > n
 		}
