@@ -123,7 +123,23 @@ func FilterOf(s Selection) (*Filter, error) {
 	if f, err = f.WithJobKinds(s.GetJobKinds()); err != nil {
 		return nil, err
 	}
-	return f.WithExpression(s.GetFilter())
+	if f, err = f.WithExpression(s.GetFilter()); err != nil {
+		return nil, err
+	}
+	if f.selectsEverything() {
+		// Filters are immutable, so every stream that selects everything
+		// shares one instead of holding its own.
+		return everything, nil
+	}
+	return f, nil
+}
+
+// everything is the filter of a selection that names nothing.
+var everything = &Filter{}
+
+// selectsEverything reports whether f has no condition.
+func (f *Filter) selectsEverything() bool {
+	return f.types == nil && f.jobs == nil && f.webhooks == nil && f.kinds == nil && f.expr == nil && f.since.IsZero()
 }
 
 // WithJobKinds returns a copy of f that also requires one of kinds (none:

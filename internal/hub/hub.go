@@ -196,6 +196,11 @@ func (h *Hub) Close() {
 	if !h.closed {
 		h.closed = true
 		close(h.done)
+		// Publish sends nothing once closed, so each live subscription's
+		// buffer can be closed: that is how a waiting Next learns of it.
+		for s := range h.subs {
+			close(s.ch)
+		}
 	}
 }
 

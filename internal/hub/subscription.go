@@ -24,7 +24,7 @@ type Subscription struct {
 	// ch is what Publish fills. It holds idleBuffer items until the
 	// stream's first event, then Config.Buffer (see grow). It is written
 	// only by the stream goroutine, under h.mu, and read by Publish under
-	// h.mu.
+	// h.mu; Hub.Close closes it.
 	ch chan *Item
 
 	// lagging is written only under h.mu; Publish skips a lagging
@@ -158,19 +158,26 @@ func (s *Subscription) Next(ctx context.Context) (*Item, error) {
 
 		// An item already buffered needs no three-way select: under load
 		// that select (locking three channels) was most of Next's cost.
+		// Hub.Close closes ch rather than the stream waiting on Hub.done
+		// too: each channel a parked select waits on costs the idle
+		// stream a waiter record.
 		select {
-		case it := <-s.ch:
+		case it, ok := <-s.ch:
+			if !ok {
+				return nil, ErrClosed
+			}
 			s.received(it)
 			continue
 		default:
 		}
 		select {
-		case it := <-s.ch:
+		case it, ok := <-s.ch:
+			if !ok {
+				return nil, ErrClosed
+			}
 			s.received(it)
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-s.h.done:
-			return nil, ErrClosed
 		}
 	}
 }
@@ -194,12 +201,17 @@ func (s *Subscription) received(it *Item) {
 func (s *Subscription) grow() {
 	ch := make(chan *Item, s.h.cfg.Buffer)
 	s.h.mu.Lock()
+	if s.h.closed {
+		// The old buffer is closed: Next reports it.
+		s.h.mu.Unlock()
+		return
+	}
 	old := s.ch
 	s.ch = ch
 	s.h.mu.Unlock()
 	for {
 		select {
-		case it := <-old:
+		case it := <-old: // never closed: it was replaced before Hub.Close
 			s.pending = append(s.pending, it)
 		default:
 			return
@@ -236,7 +248,10 @@ func (s *Subscription) drain() bool {
 	n := len(s.pending)
 	for {
 		select {
-		case it := <-s.ch:
+		case it, ok := <-s.ch:
+			if !ok { // the hub closed: catchUp says so
+				return len(s.pending) > n
+			}
 			s.received(it)
 		default:
 			return len(s.pending) > n
