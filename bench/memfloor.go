@@ -24,6 +24,8 @@ type BareStreamsResult struct {
 	RSSPerStream   float64 `json:"rss_per_stream_bytes"`
 	HeapPerStream  float64 `json:"heap_per_stream_bytes"`
 	StackPerStream float64 `json:"stack_per_stream_bytes"`
+	// ObjectsPerStream is the live heap objects per stream.
+	ObjectsPerStream float64 `json:"objects_per_stream"`
 }
 
 // bareMaxStreamsPerConn is klingfan's MaxConcurrentStreams.
@@ -85,32 +87,50 @@ func (r *runner) runBareStreams(ctx context.Context, n, conns int) (*BareStreams
 	r.heapProfile("memory-bare")
 	per := func(a, b int64) float64 { return float64(int64(float64(b-a) / float64(n))) }
 	res := &BareStreamsResult{
-		Streams:        n,
-		RSSPerStream:   per(before.rss, after.rss),
-		HeapPerStream:  per(before.heap, after.heap),
-		StackPerStream: per(before.stacks, after.stacks),
+		Streams:          n,
+		RSSPerStream:     per(before.rss, after.rss),
+		HeapPerStream:    per(before.heap, after.heap),
+		StackPerStream:   per(before.stacks, after.stacks),
+		ObjectsPerStream: round2(float64(after.objects-before.objects) / float64(n)),
 	}
 	if got := after.goroutines - before.goroutines; got < int64(n) {
 		return nil, fmt.Errorf("bench: bare server holds %d goroutines more, want at least %d", got, n)
 	}
-	r.logf("  bare grpc-go: %.1f KiB/stream (heap %.1f KiB, stacks %.1f KiB)", res.RSSPerStream/1024, res.HeapPerStream/1024, res.StackPerStream/1024)
+	r.logf("  bare grpc-go: %.1f KiB/stream (heap %.0f B in %.1f objects, stacks %.1f KiB)", res.RSSPerStream/1024, res.HeapPerStream, res.ObjectsPerStream, res.StackPerStream/1024)
 	return res, nil
 }
 
-// memoryCheck is the summary row of the idle streams: the target, with the
-// bare grpc-go floor measured in the same run next to it.
-func memoryCheck(m *MemoryResult) Check {
+// memoryChecks are the summary rows of the idle streams: the resident
+// target, with the bare grpc-go floor measured in the same run next to it,
+// and the heap klingfan holds per stream above that floor.
+func memoryChecks(m *MemoryResult) []Check {
 	ref := fmt.Sprintf("≤ %d KiB at %s streams", targetBytesPerStream/1024, strconv.Itoa(targetStreams))
 	if b := m.Bare; b != nil {
 		ref += fmt.Sprintf("; bare grpc-go idle stream %.1f KiB (heap %.1f, stacks %.1f)", b.RSSPerStream/1024, b.HeapPerStream/1024, b.StackPerStream/1024)
 	}
-	return Check{
+	out := []Check{{
 		Figure: fmt.Sprintf("Server memory per idle stream, %d streams open", m.Streams),
 		Measured: fmt.Sprintf("%.1f KiB RSS (heap %.1f KiB, stacks %.1f KiB)",
 			m.RSSPerStream/1024, m.HeapPerStream/1024, m.StackPerStream/1024),
 		Reference: ref,
 		Holds:     holds(m.Streams >= targetStreams && m.RSSPerStream <= targetBytesPerStream),
+	}}
+	if b := m.Bare; b != nil && b.HeapPerStream > 0 {
+		c := Check{
+			Figure: fmt.Sprintf("Heap per idle stream above bare grpc-go, %d streams open", m.Streams),
+			Measured: fmt.Sprintf("%.0f B (klingfan %.0f B in %.1f objects, bare %.0f B in %.1f objects)",
+				m.HeapPerStream-b.HeapPerStream, m.HeapPerStream, m.ObjectsPerStream, b.HeapPerStream, b.ObjectsPerStream),
+			Reference: fmt.Sprintf("≤ %.1f KiB above bare grpc-go at %s streams", float64(targetHeapAboveBare)/1024, strconv.Itoa(targetStreams)),
+			Ratio:     round2(m.HeapPerStream / b.HeapPerStream),
+		}
+		if m.Streams >= targetStreams {
+			c.Holds = holds(m.HeapPerStream-b.HeapPerStream <= targetHeapAboveBare)
+		} else {
+			c.Reference += " (per-stream heap does not depend on the count; `-streams 100000` checks it)"
+		}
+		out = append(out, c)
 	}
+	return out
 }
 
 // settle gives the server a moment after a run's streams closed, so the

@@ -51,6 +51,9 @@ type MemoryResult struct {
 	HeapPerStream       float64 `json:"heap_per_stream_bytes"`
 	StackPerStream      float64 `json:"stack_per_stream_bytes"`
 	GoroutinesPerStream float64 `json:"goroutines_per_stream"`
+	// ObjectsPerStream is the live heap objects per stream: what each
+	// Subscribe allocated up front and still holds.
+	ObjectsPerStream float64 `json:"objects_per_stream"`
 	// ClientRSS is the child processes' resident set, for scale.
 	ClientRSS int64 `json:"client_rss_bytes"`
 	// Bare is the same streams on a bare grpc-go server, measured after.
@@ -58,7 +61,7 @@ type MemoryResult struct {
 }
 
 type memSnapshot struct {
-	rss, heap, stacks, goroutines int64
+	rss, heap, stacks, goroutines, objects int64
 }
 
 // settledMemory collects garbage, returns free pages to the OS and reads
@@ -73,6 +76,7 @@ func settledMemory() (memSnapshot, error) {
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/memory/classes/heap/stacks:bytes"},
 		{Name: "/sched/goroutines:goroutines"},
+		{Name: "/gc/heap/objects:objects"},
 	}
 	metrics.Read(samples)
 	rss, err := vmRSS("self")
@@ -84,6 +88,7 @@ func settledMemory() (memSnapshot, error) {
 		heap:       int64(samples[0].Value.Uint64()),
 		stacks:     int64(samples[1].Value.Uint64()),
 		goroutines: int64(samples[2].Value.Uint64()),
+		objects:    int64(samples[3].Value.Uint64()),
 	}, nil
 }
 
@@ -136,8 +141,9 @@ func (r *runner) runMemory(ctx context.Context) (*MemoryResult, error) {
 	res.HeapPerStream = per(before.heap, after.heap)
 	res.StackPerStream = per(before.stacks, after.stacks)
 	res.GoroutinesPerStream = round2(float64(after.goroutines-before.goroutines) / float64(n))
-	r.logf("  opened in %.1fs; server RSS %+.1f MiB = %.1f KiB/stream (heap %.1f KiB, stacks %.1f KiB, %.2f goroutines); client RSS %.0f MiB",
-		res.OpenSeconds, float64(after.rss-before.rss)/(1<<20), res.RSSPerStream/1024, res.HeapPerStream/1024, res.StackPerStream/1024,
+	res.ObjectsPerStream = round2(float64(after.objects-before.objects) / float64(n))
+	r.logf("  opened in %.1fs; server RSS %+.1f MiB = %.1f KiB/stream (heap %.0f B in %.1f objects, stacks %.1f KiB, %.2f goroutines); client RSS %.0f MiB",
+		res.OpenSeconds, float64(after.rss-before.rss)/(1<<20), res.RSSPerStream/1024, res.HeapPerStream, res.ObjectsPerStream, res.StackPerStream/1024,
 		res.GoroutinesPerStream, float64(res.ClientRSS)/(1<<20))
 	clients.stop()
 	if err := srv.stop(); err != nil {
