@@ -10,9 +10,9 @@ import (
 )
 
 var (
-	sessionRE   = regexp.MustCompile(`(?i)\bsession \d+`)
-	bareCtlRE   = regexp.MustCompile(`(^|[|;&(]\s*|\$\(\s*)klingctl\s`)
-	dialRE      = regexp.MustCompile(`client\.Dial\((?:[^()]|\([^()]*\))*\)`)
+	sessionRE = regexp.MustCompile(`(?i)\bsession \d+`)
+	bareCtlRE = regexp.MustCompile(`(^|[|;&(]\s*|\$\(\s*)klingctl\s`)
+	dialRE    = regexp.MustCompile(`client\.Dial\((?:[^()]|\([^()]*\))*\)`)
 )
 
 // TestPagesSayWhatTheyMean holds the rules that keep a page usable as it
