@@ -45,6 +45,8 @@ const (
 // token with RESOURCE_EXHAUSTED, so even a holder of a valid token cannot
 // pin an unbounded number of goroutines with streams no quota counts, and
 // ends each such stream after lifetime.
+//
+//nolint:contextcheck // each stream's deadline derives from the stream's own context
 func auxStreamCap(limit int, lifetime time.Duration) grpc.StreamServerInterceptor {
 	var (
 		mu   sync.Mutex
