@@ -65,12 +65,14 @@ type Config struct {
 	MaxStoreBytes   int64
 	RetentionBytes  int64
 	RetentionPolicy string
-	// StoreCheckInterval is how often the store re-reads its usage, and
+	// StoreCheckInterval is how often the store re-reads its usage,
 	// ListPageBudget how long one ListEvents page may scan before it
-	// returns what it found with a token to continue; they have no flag
-	// (tests shorten them), 0 means the default.
+	// returns what it found with a token to continue, AuxStreamLifetime
+	// how long a health Watch or reflection stream may last; they have no
+	// flag (tests shorten them), 0 means the default.
 	StoreCheckInterval time.Duration
 	ListPageBudget     time.Duration
+	AuxStreamLifetime  time.Duration
 	DedupWindow        time.Duration
 	SyncAlways         bool
 	MaxBodyBytes       int64
