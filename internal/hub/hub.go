@@ -99,6 +99,8 @@ type Hub struct {
 	recent *recent                    // guarded by mu; nil when disabled
 
 	budget *readBudget // safe for concurrent use
+	// snapshots holds *[]slot arrays for Subscription.catchUpRecent.
+	snapshots sync.Pool
 	// evaluating bounds the CEL expressions evaluated at once (see
 	// Subscription.match); safe for concurrent use, never held with mu.
 	evaluating *semaphore.Weighted

@@ -20,25 +20,24 @@ import (
 type Subscription struct {
 	h      *Hub
 	filter *Filter
-	full   bool
 	// ch is what Publish fills. It holds idleBuffer items until the
 	// stream's first event, then Config.Buffer (see grow). It is written
 	// only by the stream goroutine, under h.mu, and read by Publish under
 	// h.mu; Hub.Close closes it.
 	ch chan *Item
 
-	// lagging is written only under h.mu; Publish skips a lagging
-	// subscription, which then reads the log itself.
-	lagging atomic.Bool
-
 	// Owned by the stream goroutine.
 	next     uint64  // the next sequence this subscription may deliver
 	pending  []*Item // items read but not yet returned, in order, from head on
 	head     int     // index of the first pending item not yet returned
 	readNext uint64  // where the last catch-up read stopped
-	snapshot []slot  // reused by snapshotRecent
 	held     int64   // catch-up budget held for pending's log batch
-	closed   bool
+
+	// lagging is written only under h.mu; Publish skips a lagging
+	// subscription, which then reads the log itself.
+	lagging atomic.Bool
+	full    bool
+	closed  bool // owned by the stream goroutine
 }
 
 // Item is one event as a subscription hands it out, in the subscription's
@@ -356,24 +355,32 @@ func (s *Subscription) checkContiguous(first, next uint64) error {
 // published meanwhile can slip between the two. It reports whether it
 // could serve the subscription.
 func (s *Subscription) catchUpRecent() bool {
-	slots, ok := s.snapshotRecent()
+	// The snapshot's array is borrowed from the hub rather than kept by
+	// each subscription: only a stream catching up needs one.
+	buf, _ := s.h.snapshots.Get().(*[]slot)
+	if buf == nil {
+		buf = new([]slot)
+	}
+	defer s.h.snapshots.Put(buf)
+	slots, ok := s.snapshotRecent((*buf)[:0])
 	if !ok {
 		return false
 	}
+	*buf = slots
 	s.h.metrics.replayedRecent.Add(float64(len(slots)))
 	for i := range slots {
 		s.pending = append(s.pending, slots[i].item(s.full))
 	}
-	clear(slots) // drop the event references until the next snapshot
+	clear(slots) // drop the event references before the array is reused
 	return true
 }
 
-// snapshotRecent copies the next batch of the hub's recent slots from
-// s.next on, and rejoins live delivery if they reach the last published
+// snapshotRecent appends to buf the next batch of the hub's recent slots
+// from s.next on, and rejoins live delivery if they reach the last published
 // event, in one short critical section: building the items happens after
 // Hub.mu is released, so Publish is not held up by a catch-up. A slot whose
 // item was not made yet gets a fresh one, not shared with other streams.
-func (s *Subscription) snapshotRecent() ([]slot, bool) {
+func (s *Subscription) snapshotRecent(buf []slot) ([]slot, bool) {
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
 	i, ok := s.h.recent.find(s.next)
@@ -382,14 +389,13 @@ func (s *Subscription) snapshotRecent() ([]slot, bool) {
 	}
 	r := s.h.recent
 	end := min(r.n, i+s.h.cfg.CatchUpBatch)
-	s.snapshot = s.snapshot[:0]
 	for ; i < end; i++ {
-		s.snapshot = append(s.snapshot, *r.at(i))
+		buf = append(buf, *r.at(i))
 	}
 	if end == r.n {
 		s.lagging.Store(false)
 	}
-	return s.snapshot, true
+	return buf, true
 }
 
 // Position returns the sequence the subscription resumes after: events up
