@@ -135,10 +135,11 @@ type quotaSlot struct{ ctx context.Context }
 
 // acquire takes a stream slot for token, or returns errStreamQuota (the
 // token's quota) or hub.ErrTooManyStreams (the server's). The slot stops
-// counting when ctx ends; release frees it.
-func (q *StreamQuota) acquire(ctx context.Context, token string) (release func(), err error) {
+// counting when ctx ends; release frees it. The slot is nil when nothing
+// is counted.
+func (q *StreamQuota) acquire(ctx context.Context, token string) (*quotaSlot, error) {
 	if q.perToken <= 0 && q.total <= 0 {
-		return func() {}, nil
+		return nil, nil
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -162,15 +163,24 @@ func (q *StreamQuota) acquire(ctx context.Context, token string) (release func()
 	sl := &quotaSlot{ctx: ctx}
 	slots[sl] = struct{}{}
 	q.n++
-	return func() {
-		q.mu.Lock()
-		defer q.mu.Unlock()
-		delete(slots, sl)
-		q.n--
-		if len(slots) == 0 {
-			delete(q.open, token)
-		}
-	}, nil
+	return sl, nil
+}
+
+// release frees the slot acquire returned for token. It is a method
+// rather than a closure acquire returns because every open stream would
+// hold that closure.
+func (q *StreamQuota) release(token string, sl *quotaSlot) {
+	if sl == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	slots := q.open[token]
+	delete(slots, sl)
+	q.n--
+	if len(slots) == 0 {
+		delete(q.open, token)
+	}
 }
 
 // live counts the slots whose stream has not ended.
@@ -214,11 +224,12 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 		}
 		start = hub.Start{Kind: hub.StartSince, Since: st.Since.AsTime()}
 	}
-	release, err := s.quota.acquire(ctx, auth.TokenName(ctx))
+	token := auth.TokenName(ctx)
+	slot, err := s.quota.acquire(ctx, token)
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer s.quota.release(token, slot)
 	sub, err := s.Hub.Subscribe(ctx, f, start, full)
 	if err != nil {
 		return err

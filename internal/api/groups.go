@@ -308,11 +308,12 @@ func (s *ConsumerGroupService) consume(req *gatewayv1.ConsumeRequest, stream grp
 	case n == 0:
 		n = defaultMaxInFlight
 	}
-	release, err := s.quota.acquire(ctx, auth.TokenName(ctx))
+	token := auth.TokenName(ctx)
+	slot, err := s.quota.acquire(ctx, token)
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer s.quota.release(token, slot)
 	m, err := s.groups.Attach(ctx, req.GetConsumerGroupId(), n)
 	if err != nil {
 		return err

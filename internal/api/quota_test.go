@@ -35,7 +35,7 @@ func TestStreamQuota(t *testing.T) {
 			if _, err := q.acquire(context.Background(), "b"); err != nil {
 				t.Fatal(err)
 			}
-			r1()
+			q.release("a", r1)
 			if _, err := q.acquire(context.Background(), "a"); err != nil {
 				t.Fatal(err)
 			}
