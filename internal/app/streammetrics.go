@@ -19,9 +19,14 @@ func withoutMessageMetrics(metrics grpc.StreamServerInterceptor) grpc.StreamServ
 			return metrics(srv, ss, info, handler)
 		}
 		return metrics(srv, ss, info, func(srv any, monitored grpc.ServerStream) error {
-			// Keep the context the interceptor made (it may carry an
-			// exemplar); send and receive on the stream itself.
-			return handler(srv, contextStream{ServerStream: ss, ctx: monitored.Context()})
+			// Keep the context the interceptor made when it made one (it
+			// may carry an exemplar); send and receive on the stream
+			// itself. Without a new context the stream needs no wrapper,
+			// which every idle stream would hold.
+			if ctx := monitored.Context(); ctx != ss.Context() {
+				return handler(srv, contextStream{ServerStream: ss, ctx: ctx})
+			}
+			return handler(srv, ss)
 		})
 	}
 }
