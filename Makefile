@@ -90,19 +90,24 @@ lint: ## buf lint, buf format, buf breaking, go vet, golangci-lint (.golangci.ym
 
 # bench: the key micro-benchmarks (BENCHTIME each), then the klingbench load
 # harness on the real server; BENCHFLAGS go to klingbench (e.g. -full,
-# -cpuprofile DIR, -phases ingest). Writes BENCHMARKS.md and bench/results.json.
+# -cpuprofile DIR, -phases ingest). Writes BENCHMARKS.md, its plots
+# (bench-*.svg beside it) and bench/results.json.
 BENCHTIME  ?= 200ms
 BENCHFLAGS ?=
 MICROBENCH := ^(BenchmarkPublish|BenchmarkEncodeSubscribeResponse|BenchmarkServeHTTP|BenchmarkKlingSignature|BenchmarkStandardWebhooks|BenchmarkParse|BenchmarkMatch|BenchmarkMatchStreamsApart|BenchmarkCostlyFilters)$$
 
 .PHONY: bench
-bench: ## Micro-benchmarks + load harness (under 10 min): writes BENCHMARKS.md and bench/results.json.
+bench: ## Micro-benchmarks + load harness (under 10 min): writes BENCHMARKS.md, its plots and bench/results.json.
 	@set -e; micro=$$(mktemp); trap 'rm -f "$$micro" "$$micro.rc"' EXIT; \
 	{ $(GO) test -p 1 -run='^$$' -benchmem -benchtime=$(BENCHTIME) -bench='$(MICROBENCH)' \
 	    ./internal/hub ./internal/ingest ./internal/verify ./internal/normalize ./internal/eventexpr ./internal/app 2>&1; echo $$? > "$$micro.rc"; } | tee "$$micro"; \
 	test "$$(cat "$$micro.rc")" = 0; \
 	$(GO) -C bench build -o $(CURDIR)/bin/klingbench ./cmd/klingbench; \
 	./bin/klingbench -micro "$$micro" -out BENCHMARKS.md -json bench/results.json $(BENCHFLAGS)
+
+.PHONY: bench-plots
+bench-plots: ## Redraw BENCHMARKS.md's plots (bench-*.svg) from bench/results.json without running the harness.
+	$(GO) -C bench run ./cmd/klingbench -plots-from $(CURDIR)/bench/results.json -out $(CURDIR)/BENCHMARKS.md
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for a bounded time (FUZZTIME, default 20s each).

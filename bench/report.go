@@ -165,7 +165,10 @@ func (res *Results) write(cfg Config) error {
 		}
 	}
 	if cfg.Out != "" {
-		return writeFile(cfg.Out, res.markdown(cfg))
+		if err := writeFile(cfg.Out, res.markdown(cfg)); err != nil {
+			return err
+		}
+		return WritePlots(res, filepath.Dir(cfg.Out))
 	}
 	return nil
 }
@@ -219,6 +222,7 @@ func (res *Results) markdown(cfg Config) []byte {
 		p("JetStream acknowledged the append; %d live subscribers drain every event over gRPC (the harness checks that each ", ingestSubscribers)
 		p("received every accepted event). \"µs CPU per delivery\" is the harness process's CPU (server, load generator and ")
 		p("subscribers) over the deliveries: it depends far less on what else the machine runs than the rate does.\n\n")
+		p("![Ingest rate per mode against the HMAC-only baseline and the ceiling](%s)\n\n", IngestPlotFile)
 		p("| run | c | deliveries/s | p50 ms | p99 ms | errors | ratio | cores used | µs CPU per delivery | other processes' cores | subscribers: drained after, resumed streams |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 		row := func(name string, l LoadResult, ratio string) {
 			drain := "—"
@@ -261,6 +265,7 @@ func (res *Results) markdown(cfg Config) []byte {
 		p("every probe once and in sequence order (missing, out of order and duplicate columns). The last row is the physical ")
 		p("limit measured in the same run: a bare gRPC server in the harness that only fans pre-encoded events out, one ")
 		p("goroutine per stream (no log, no HTTP, no authentication, no metrics), to the same child.\n\n")
+		p("![Latency percentiles per subscriber count against the bare gRPC fan-out](%s)\n\n", LatencyPlotFile)
 		p("| subscribers | connections | events | p50 ms | p99 ms | p99.9 ms | max ms | POST p99 ms | deliveries/s | missing | out of order | duplicates | resumed streams | server cores | server µs CPU per delivery | subscribers' cores | other processes' cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		rows := res.Latency
 		if res.BareFanout != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -54,8 +55,12 @@ func run(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.Full, "full", false, "measure start-up with 1,000,000 stored events")
 	fs.StringVar(&cfg.CPUProfileDir, "cpuprofile", "", "directory for a CPU profile per measured point")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve net/http/pprof (with block and mutex profiling on) on this loopback address while running")
+	plotsFrom := fs.String("plots-from", "", "only draw the plots of this results file (bench/results.json) beside -out, without running anything")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *plotsFrom != "" {
+		return bench.WritePlotsFrom(*plotsFrom, filepath.Dir(cfg.Out))
 	}
 	var err error
 	if cfg.Concurrency, err = ints(*conc); err != nil {
