@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,9 +11,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/klingfan/klingfan/internal/app"
 	"github.com/klingfan/klingfan/internal/apptest"
 	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/klingsim"
 )
 
 // kling stands in for Kling over real HTTP: it answers a create with a
@@ -143,5 +147,98 @@ func TestCreateRefused(t *testing.T) {
 	defer k.mu.Unlock()
 	if k.n != 0 {
 		t.Errorf("Kling got %d creates", k.n)
+	}
+}
+
+// simWorld is a gateway whose Kling is klingsim: creates go to the
+// simulator, which moves its tasks on every step and calls back to the
+// callback_url each create carried. The reconciler lists only
+// images/generations, so a video job is found by a stale query alone.
+type simWorld struct {
+	srv *apptest.Server
+	sim *klingsim.Sim
+}
+
+func newSimWorld(t *testing.T) *simWorld {
+	t.Helper()
+	sim, err := klingsim.New(klingsim.Config{APIKey: "sim-key", Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(sim.Handler())
+	t.Cleanup(api.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sim.Run(ctx, 0, 200*time.Millisecond) }()
+	t.Cleanup(func() { cancel(); <-done; sim.Flush() })
+	srv := startServer(t, "", apptest.WithConfig(func(c *config.Config) {
+		c.Reconcile.APIURL = api.URL
+		c.Reconcile.APIKey = "sim-key"
+		c.Reconcile.Interval = 0
+		c.Reconcile.WebhookID = "jobs"
+		c.Reconcile.Families = "images/generations"
+		c.Reconcile.StaleAfter = time.Millisecond
+		c.PublicURLSet = true
+	}))
+	klingctl(t, with(conn(srv), "webhooks", "create", "--id", "jobs", "--scheme", "token")...).must(t)
+	return &simWorld{srv: srv, sim: sim}
+}
+
+// Issue 32, "Done when": against klingsim, `klingctl create --wait`
+// creates a task and exits 0 when the simulator's callback completes it.
+func TestCreateWaitAgainstKlingsim(t *testing.T) {
+	w := newSimWorld(t)
+	r := klingctl(t, with(conn(w.srv), "create", "--endpoint", "/v1/videos/text2video", "--body", `{"prompt":"a cat"}`,
+		"--webhook", "jobs", "--request-id", "sim-1", "--wait", "--timeout", "20s", "--json")...).must(t)
+	if !strings.Contains(r.stdout, `"JOB_STATUS_SUCCEEDED"`) || !strings.Contains(r.stdout, `"createEndpoint":"/v1/videos/text2video"`) {
+		t.Errorf("final state: %s", r.stdout)
+	}
+}
+
+// Issue 32, "Done when": a simulator that drops the callbacks still ends
+// the job SUCCEEDED, through a reconcile pass that asks Kling about it in
+// its own family, which the pass's listings do not cover, with one query.
+func TestCreateDroppedCallbacksReconciledInItsFamily(t *testing.T) {
+	w := newSimWorld(t)
+	w.sim.SetFaults(klingsim.Faults{Drop: 1})
+	r := klingctl(t, with(conn(w.srv), "create", "--endpoint", "/v1/videos/text2video", "--body", `{"prompt":"a dog"}`,
+		"--webhook", "jobs", "--request-id", "sim-2", "--json")...).must(t)
+	var st struct {
+		JobID string `json:"jobId"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.JobID == "" {
+		t.Fatalf("create printed %s (%v)", r.stdout, err)
+	}
+	apptest.Eventually(t, waitFor, "the simulator to finish the task", func() bool {
+		for _, ts := range w.sim.Tasks() {
+			if ts.ID == st.JobID {
+				return ts.Status == klingsim.StatusSucceed
+			}
+		}
+		return false
+	})
+	code, body := w.srv.Post(t, app.ReconcilePath, http.Header{"Authorization": {"Bearer " + apptest.AdminToken}}, nil)
+	if code != http.StatusOK {
+		t.Fatalf("reconcile: %d %s", code, body)
+	}
+	var rep struct {
+		Recovered []struct {
+			JobID  string `json:"job_id"`
+			Family string `json:"family"`
+		} `json:"recovered"`
+		StaleQueries map[string]int `json:"stale_queries"`
+	}
+	if err := json.Unmarshal(body, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Recovered) != 1 || rep.Recovered[0].JobID != st.JobID || rep.Recovered[0].Family != "videos/text2video" || rep.StaleQueries["found"] != 1 {
+		t.Errorf("reconcile report: %s", body)
+	}
+	if n := w.sim.Queries(st.JobID); n != 1 {
+		t.Errorf("the simulator was asked %d times about the job, want once, in its own family", n)
+	}
+	r = klingctl(t, with(conn(w.srv), "wait", st.JobID, "--webhook", "jobs", "--timeout", "20s")...)
+	if r.code != 0 || !strings.Contains(r.stdout, "succeeded") {
+		t.Errorf("wait: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
