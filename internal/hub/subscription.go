@@ -18,10 +18,11 @@ import (
 // Subscription is one subscriber's view of the hub. Next and Close must be
 // called from the stream's goroutine.
 type Subscription struct {
-	h      *Hub
-	filter *Filter
-	full   bool
-	ch     chan *Item
+	h        *Hub
+	filter   *Filter
+	full     bool
+	internal bool // Follow's: not bounded or counted as a stream
+	ch       chan *Item
 
 	// lagging is written only under h.mu; Publish skips a lagging
 	// subscription, which then reads the log itself.
@@ -330,6 +331,11 @@ func (s *Subscription) Close() {
 	s.releaseBudget()
 	s.h.mu.Lock()
 	delete(s.h.subs, s)
+	if !s.internal {
+		s.h.streams--
+	}
 	s.h.mu.Unlock()
-	s.h.metrics.subscribers.Dec()
+	if !s.internal {
+		s.h.metrics.subscribers.Dec()
+	}
 }

@@ -40,18 +40,20 @@ const (
 	requestTimeout = 5 * time.Second
 )
 
-// Log is the part of the event log the projection follows.
+// Log is the event log as the projection follows it: the hub, which hands
+// it every event of the one tail that also feeds the streams.
 type Log interface {
-	// Tail calls fn for every event with sequence > after, in order, until
-	// ctx ends; fn runs on one goroutine.
-	Tail(ctx context.Context, after uint64, fn func(*gatewayv1.Event)) error
+	// Follow calls fn for every event with sequence > after, in order,
+	// until ctx ends; fn runs on one goroutine and must not modify the
+	// event.
+	Follow(ctx context.Context, after uint64, fn func(*gatewayv1.Event)) error
 }
 
 // Config configures Open.
 type Config struct {
 	// JetStream is the connection the bucket lives on (the log's own).
 	JetStream jetstream.JetStream
-	// Log is the event log the states are folded from.
+	// Log is where the states are folded from.
 	Log Log
 	// Replicas is the bucket's replication factor, the log's.
 	Replicas int
@@ -174,7 +176,7 @@ func (p *Projection) Run(ctx context.Context) error {
 		defer close(folded)
 		p.foldQueue(ctx, queue)
 	}()
-	err := p.cfg.Log.Tail(ctx, after, func(ev *gatewayv1.Event) {
+	err := p.cfg.Log.Follow(ctx, after, func(ev *gatewayv1.Event) {
 		select {
 		case queue <- ev:
 		case <-ctx.Done():
