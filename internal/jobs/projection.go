@@ -165,11 +165,11 @@ func (p *Projection) Run(ctx context.Context) error {
 		defer close(done)
 		p.checkpointLoop(ctx, after)
 	}()
-	// The tail hands events to a folder goroutine through a queue, so that
+	// Follow hands events to a folder goroutine through a queue, so that
 	// when the log runs ahead (an ingest burst) the folder takes whatever
 	// has queued up at once and writes each job's state once per batch
-	// rather than once per event: one bucket write per event took about a
-	// fifth of the CPU at full ingest load.
+	// rather than once per event: bucket writes, not the fold, are the
+	// projection's cost.
 	queue := make(chan *gatewayv1.Event, maxBatch)
 	folded := make(chan struct{})
 	go func() {
