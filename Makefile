@@ -134,6 +134,12 @@ cluster: build ## Demo cluster mode: three NATS nodes plus replicas on :8080/:90
 test-cluster: ## Run the cluster harness in its long form (more load, repeated NATS node kills).
 	KLINGFAN_CLUSTER_LONG=1 $(GO) test -race -count=1 -v -timeout 20m ./internal/natscluster
 
+.PHONY: chaos
+chaos: ## Cluster under faults, as root: 3 NATS nodes in namespaces, 2 replicas, seeded faults, a loss check (CHAOS_SEED, CHAOS_SYNC=interval, CHAOS_SHORT=1).
+	$(GO) build -o bin/ ./cmd/klingfan
+	cd chaos && $(GO) build -o ../bin/klingchaos ./cmd/klingchaos
+	./bin/klingchaos
+
 .PHONY: demo
 demo: build ## klingfan + klingsim on loopback: lossy callbacks, listen, reconcile (DEMO_SECONDS, default 60).
 	BIN=./bin ./scripts/demo.sh

@@ -420,6 +420,18 @@ func TestIngestKeepsUnknownParts(t *testing.T) {
 					a[0].GetUnmappedJson() == `{"duration":"long","bitrate":128}`
 			},
 		},
+		{
+			// A protobuf string cannot hold invalid UTF-8: the kept
+			// member must still be storable.
+			name: "unknown member with invalid UTF-8",
+			body: `{"id":"u-4","status":"succeeded","external_id":"ext-u4","create_time":1781080778802,"update_time":1781080794151,` +
+				`"outputs":[{"type":"video","id":"v-4","note":"caf` + "\xe9" + `"}]}`,
+			check: func(j *gatewayv1.Job) bool {
+				v := j.GetVideos()
+				return j.GetExternalId() == "ext-u4" && len(v) == 1 && v[0].GetId() == "v-4" &&
+					v[0].GetUnmappedJson() == `{"note":"caf`+"\uFFFD"+`"}`
+			},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -123,9 +123,12 @@ func Open(ctx context.Context, cfg Config) (*Projection, error) {
 		// projection would then stop following the log. The bucket's own
 		// stream can drop its oldest writes instead, and the checkpoint,
 		// rewritten every second, is never among them.
-		sc := stream.CachedInfo().Config
-		if sc.MaxBytes != cfg.MaxBytes || sc.Discard != jetstream.DiscardOld {
-			sc.MaxBytes, sc.Discard = cfg.MaxBytes, jetstream.DiscardOld
+		// Never below what is stored, so a smaller budget at start
+		// drops no job state.
+		info := stream.CachedInfo()
+		sc, limit := info.Config, max(cfg.MaxBytes, int64(info.State.Bytes)) //nolint:gosec // a stream's size
+		if sc.MaxBytes != limit || sc.Discard != jetstream.DiscardOld {
+			sc.MaxBytes, sc.Discard = limit, jetstream.DiscardOld
 			if stream, err = cfg.JetStream.UpdateStream(ctx, sc); err != nil {
 				return nil, classify("cap bucket", err)
 			}

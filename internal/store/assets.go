@@ -232,7 +232,7 @@ type asset[A, C any] struct {
 // ensure looks an asset up and creates it when missing. When it differs
 // from what cfg asks for, it applies the differences if apply is set and
 // none is fixed; otherwise it returns them.
-func ensure[A, C any](ctx context.Context, log *slog.Logger, a asset[A, C], apply bool) (A, []Difference, error) {
+func ensure[A, C any](ctx context.Context, applied func(context.Context, []Difference), a asset[A, C], apply bool) (A, []Difference, error) {
 	var zero A
 	for {
 		x, err := a.get(ctx)
@@ -264,7 +264,7 @@ func ensure[A, C any](ctx context.Context, log *slog.Logger, a asset[A, C], appl
 		if err != nil {
 			return zero, nil, classify("update "+a.name, err)
 		}
-		logApplied(ctx, log, diffs)
+		applied(ctx, diffs)
 		return x, nil, nil
 	}
 }
@@ -274,7 +274,19 @@ func ensure[A, C any](ctx context.Context, log *slog.Logger, a asset[A, C], appl
 func (s *Store) ensureStream(ctx context.Context, cfg Config, apply bool) (jetstream.Stream, []Difference, error) {
 	want := wantStream(cfg)
 	name := "stream " + StreamName
-	return ensure(ctx, s.log, asset[jetstream.Stream, jetstream.StreamConfig]{
+	var oldCap int64 // the cap the existing stream had
+	applied := func(ctx context.Context, diffs []Difference) {
+		for _, d := range diffs {
+			lowered := want.MaxBytes > 0 && (oldCap <= 0 || want.MaxBytes < oldCap)
+			if d.Setting == maxBytesSetting && s.ns != nil && lowered && want.MaxBytes != cfg.RetentionBytes {
+				// The budget shrank: Open warns once, for every cap.
+				s.capLowered(oldCap, want.MaxBytes, cfg.MaxStoreBytes != 0)
+				continue
+			}
+			logApplied(ctx, s.log, []Difference{d})
+		}
+	}
+	return ensure(ctx, applied, asset[jetstream.Stream, jetstream.StreamConfig]{
 		name:     name,
 		notFound: jetstream.ErrStreamNotFound,
 		exists:   jetstream.ErrStreamNameAlreadyInUse,
@@ -284,7 +296,14 @@ func (s *Store) ensureStream(ctx context.Context, cfg Config, apply bool) (jetst
 			s.log.Info("created stream", slog.String("stream", StreamName), slog.Int("replicas", cfg.Replicas))
 		},
 		compare: func(_ context.Context, stream jetstream.Stream) ([]Difference, jetstream.StreamConfig, error) {
-			diffs, merged := compare(name, ownedStreamSettings(cfg), stream.CachedInfo().Config, want)
+			info := stream.CachedInfo()
+			oldCap = info.Config.MaxBytes
+			// A cap below what is stored would drop (or, refusing,
+			// block on) events the moment it applied.
+			if stored := int64(info.State.Bytes); want.MaxBytes > 0 && stored > want.MaxBytes { //nolint:gosec // a stream's size
+				want.MaxBytes = stored
+			}
+			diffs, merged := compare(name, ownedStreamSettings(cfg), info.Config, want)
 			if cfg.RetentionBytes == 0 {
 				for i := range diffs {
 					diffs[i].Derived = diffs[i].Setting == maxBytesSetting
@@ -314,7 +333,7 @@ func wantBucket(cfg Config) jetstream.KeyValueConfig {
 func (s *Store) ensureBucket(ctx context.Context, cfg Config, apply bool) (jetstream.KeyValue, []Difference, error) {
 	want := wantBucket(cfg)
 	name := "key-value bucket " + BucketName
-	return ensure(ctx, s.log, asset[jetstream.KeyValue, jetstream.KeyValueConfig]{
+	return ensure(ctx, func(ctx context.Context, d []Difference) { logApplied(ctx, s.log, d) }, asset[jetstream.KeyValue, jetstream.KeyValueConfig]{
 		name:     name,
 		notFound: jetstream.ErrBucketNotFound,
 		exists:   jetstream.ErrBucketExists,

@@ -104,11 +104,18 @@ type space struct {
 
 	mu       sync.Mutex
 	limits   Limits // as configured; MaxStoreBytes 0 means derived
-	storeMax int64  // the embedded server's current max_file_store
-	opts     *server.Options
-	usage    Usage
-	reason   string
-	cause    error // the append error that made the log full
+	storeMax int64  // the budget in force: what the caps are sized from
+	// serverMax is the embedded server's max_file_store: storeMax, or
+	// more for the rest of a run that recovered reservations above the
+	// budget (JetStream cannot lower a running server's limit).
+	serverMax int64
+	// lowered is set when the start lowered the event log's cap: the one
+	// warning Open logs.
+	lowered *loweredCaps
+	opts    *server.Options
+	usage   Usage
+	reason  string
+	cause   error // the append error that made the log full
 
 	quit chan struct{}
 	done chan struct{}
@@ -131,9 +138,84 @@ func (s *Store) planBudget(cfg *Config, storeDir string) error {
 		}
 		budget = derived
 	}
-	s.space.storeMax = budget
+	s.space.storeMax, s.space.serverMax = budget, budget
 	cfg.streamMaxBytes = streamCap(budget, cfg.RetentionBytes)
 	return nil
+}
+
+// loweredCaps is what a start lowered, for its one warning.
+type loweredCaps struct {
+	oldCap, newCap int64 // the event log's cap before and after
+	budget         int64 // the budget in force
+	clamped        bool  // the budget was raised to what is stored
+	explicit       bool  // the budget is --max-store-bytes
+}
+
+// fitRecovered makes a recovered store fit the budget planBudget chose,
+// which may be smaller than the one it was sized for (the disk lost free
+// space, or --max-store-bytes was lowered). JetStream refuses every stream
+// update while the caps it recovered reserve more than max_file_store
+// (NATS err 10047), so the server's limit is raised to cover them for
+// this run; ensureAssets then lowers the caps, and the next start runs at
+// the budget. The budget is never below what is stored, so lowering a cap
+// never drops an event. It runs before ensureAssets, with the server up.
+func (s *Store) fitRecovered(cfg *Config) error {
+	jsz, err := s.ns.Jsz(nil)
+	if err != nil {
+		return fmt.Errorf("store: read the recovered store's size: %w", err)
+	}
+	used, reserved := int64(jsz.Store), int64(jsz.ReservedStore) //nolint:gosec // sizes of a local disk
+	s.space.mu.Lock()
+	defer s.space.mu.Unlock()
+	if used > s.space.storeMax {
+		s.space.storeMax = used
+		cfg.streamMaxBytes = streamCap(used, cfg.RetentionBytes)
+		s.space.lowered = &loweredCaps{clamped: true}
+	}
+	need := max(s.space.storeMax, reserved)
+	if need <= s.space.serverMax {
+		return nil
+	}
+	opts := s.space.opts.Clone()
+	opts.JetStreamMaxStore = need
+	if err := s.ns.ReloadOptions(opts); err != nil {
+		return fmt.Errorf("store: raise max_file_store to the %s the recovered store reserves: %w", mib(need), err)
+	}
+	s.space.serverMax = need
+	s.space.opts.JetStreamMaxStore = need
+	return nil
+}
+
+// capLowered records that ensureStream lowered the event log's cap from
+// old to now; Open warns once.
+func (s *Store) capLowered(old, now int64, explicit bool) {
+	s.space.mu.Lock()
+	defer s.space.mu.Unlock()
+	l := s.space.lowered
+	if l == nil {
+		l = &loweredCaps{}
+		s.space.lowered = l
+	}
+	l.oldCap, l.newCap, l.budget, l.explicit = old, now, s.space.storeMax, explicit
+}
+
+// warnLowered logs the one warning of a start that lowered the caps.
+func (s *Store) warnLowered() {
+	s.space.mu.Lock()
+	l := s.space.lowered
+	s.space.mu.Unlock()
+	if l == nil || l.oldCap == 0 {
+		return
+	}
+	msg := "store caps lowered: the disk has less free space than when they were set; set --max-store-bytes (KLINGFAN_MAX_STORE_BYTES) to choose the budget"
+	switch {
+	case l.clamped:
+		msg = "store caps lowered to what is stored, no lower: the store already holds more than the budget allows; each start lowers them further as events expire; set --max-store-bytes (KLINGFAN_MAX_STORE_BYTES) at or above what is stored to choose the budget"
+	case l.explicit:
+		msg = "store caps lowered to the smaller --max-store-bytes (KLINGFAN_MAX_STORE_BYTES)"
+	}
+	s.log.Warn(msg, slog.String("old_cap", mib(l.oldCap)), slog.String("new_cap", mib(l.newCap)),
+		slog.String("budget", mib(l.budget)), slog.String("flag", "--max-store-bytes"))
 }
 
 // streamCap is the events stream's MaxBytes for a store budget (0: none,
@@ -304,15 +386,18 @@ func (s *Store) raiseStoreMax(ctx context.Context, budget int64) {
 		}
 		return
 	}
-	opts := s.space.opts.Clone()
-	opts.JetStreamMaxStore = budget
-	if err := s.ns.ReloadOptions(opts); err != nil {
-		s.space.mu.Unlock()
-		s.log.Warn("could not raise the store budget", slog.Int64("bytes", budget), slog.Any("err", err))
-		return
+	if budget > s.space.serverMax {
+		opts := s.space.opts.Clone()
+		opts.JetStreamMaxStore = budget
+		if err := s.ns.ReloadOptions(opts); err != nil {
+			s.space.mu.Unlock()
+			s.log.Warn("could not raise the store budget", slog.Int64("bytes", budget), slog.Any("err", err))
+			return
+		}
+		s.space.serverMax = budget
+		s.space.opts.JetStreamMaxStore = budget
 	}
 	s.space.storeMax = budget
-	s.space.opts.JetStreamMaxStore = budget
 	retention, refuse := s.space.limits.RetentionBytes, s.space.limits.Refuse
 	s.space.mu.Unlock()
 	s.log.Info("store budget raised", slog.String("from", mib(current)), slog.String("to", mib(budget)))

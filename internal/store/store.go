@@ -227,6 +227,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
+	s.warnLowered()
 	s.ensureIDIndex(ctx, cfg)
 	s.reportLost(ctx, cfg.DataDir)
 	s.reap = make(chan string, reapQueue)
@@ -347,6 +348,10 @@ func (s *Store) startEmbedded(cfg *Config) error {
 	if !ns.JetStreamEnabled() {
 		s.shutdownServer()
 		return fmt.Errorf("store: embedded NATS server started without JetStream (store directory %q): %w", storeDir, ErrUnavailable)
+	}
+	if err := s.fitRecovered(cfg); err != nil {
+		s.shutdownServer()
+		return err
 	}
 	if cfg.NATSListen != "" {
 		s.log.Warn("embedded NATS server open to clients that present the token in the data directory; use only for debugging",
