@@ -10,6 +10,7 @@ import (
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/errkind"
+	"github.com/klingfan/klingfan/internal/retry"
 )
 
 // Follow calls fn with every event after sequence after, in order, until
@@ -29,7 +30,7 @@ func (h *Hub) Follow(ctx context.Context, after uint64, fn func(*gatewayv1.Event
 	if err != nil {
 		return err
 	}
-	wait := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, MaxInterval: 2 * time.Second, Multiplier: 2, RandomizationFactor: 0.1}
+	wait := retry.NewBackoff()
 	for {
 		s, err := h.subscribe(ctx, all, Start{Kind: StartAfter, After: after}, true, true)
 		if err == nil {

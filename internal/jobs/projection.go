@@ -16,6 +16,7 @@ import (
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/jobstate"
+	"github.com/klingfan/klingfan/internal/retry"
 )
 
 var (
@@ -147,17 +148,17 @@ func (p *Projection) Folded() uint64 { return p.folded.Load() }
 // folded before the crash are skipped by the sequence guard. It returns nil
 // when ctx ends.
 func (p *Projection) Run(ctx context.Context) error {
-	var after uint64
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+	after, err := retry.Forever(ctx, func() (uint64, error) {
 		cp, _, err := p.loadCheckpoint(ctx)
-		if err == nil {
-			after = cp
-			break
-		}
+		return cp, err
+	}, func(err error, _ time.Duration) {
 		p.log.Warn("jobs: reading the projection checkpoint failed; retrying", slog.Any("err", err))
-		if !sleep(ctx, backoff) {
-			return nil
-		}
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return err
 	}
 	p.folded.Store(after)
 	p.cfg.Metrics.projected(after)
@@ -179,7 +180,7 @@ func (p *Projection) Run(ctx context.Context) error {
 		defer close(folded)
 		p.foldQueue(ctx, queue)
 	}()
-	err := p.cfg.Log.Follow(ctx, after, func(ev *gatewayv1.Event) {
+	err = p.cfg.Log.Follow(ctx, after, func(ev *gatewayv1.Event) {
 		select {
 		case queue <- ev:
 		case <-ctx.Done():
@@ -249,19 +250,12 @@ func (p *Projection) foldQueue(ctx context.Context, queue <-chan *gatewayv1.Even
 // applyRetrying applies evs until it succeeds, backing off between
 // failures; it reports false when ctx ended first.
 func (p *Projection) applyRetrying(ctx context.Context, key string, evs []*gatewayv1.Event) bool {
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
-		err := p.apply(ctx, key, evs)
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
+	_, err := retry.Forever(ctx, func() (struct{}, error) {
+		return struct{}{}, p.apply(ctx, key, evs)
+	}, func(err error, _ time.Duration) {
 		p.log.Warn("jobs: folding events failed; retrying", slog.Uint64("sequence", evs[0].GetSequence()), slog.Any("err", err))
-		if !sleep(ctx, backoff) {
-			return false
-		}
-	}
+	})
+	return err == nil
 }
 
 // checkpointLoop records Folded every checkpointEvery and once more when
@@ -402,14 +396,3 @@ func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, requestTimeout)
 }
 
-// sleep waits d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
