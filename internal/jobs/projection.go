@@ -395,4 +395,3 @@ func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	}
 	return context.WithTimeout(ctx, requestTimeout)
 }
-
