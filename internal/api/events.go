@@ -42,6 +42,10 @@ const (
 	// view of large events comes back in several pages instead of one
 	// response over the gRPC send limit.
 	maxPageBytes = 8 << 20
+	// defaultPageBudget bounds the time one page spends scanning: a CEL
+	// filter may cost up to eventexpr.MaxCost per event, which over
+	// maxScanPerPage events would be many seconds of CPU for one call.
+	defaultPageBudget = time.Second
 )
 
 // EventService serves kling.gateway.v1.EventService.
@@ -60,6 +64,8 @@ type EventService struct {
 	// and catch-up budget; the client resumes after its last sequence.
 	// 0 turns it off.
 	sendDeadline time.Duration
+	// pageBudget bounds the time one ListEvents page spends scanning.
+	pageBudget time.Duration
 }
 
 // EventConfig is what EventService needs.
@@ -78,11 +84,19 @@ type EventConfig struct {
 	// message in this long; 0 turns it off (the server passes
 	// --send-deadline, 30s by default).
 	SendDeadline time.Duration
+	// PageBudget is how long one ListEvents page may scan (and evaluate
+	// its filter) before it comes back with what it found and a token to
+	// continue; 0 means defaultPageBudget.
+	PageBudget time.Duration
 }
 
 // NewEventService returns the service.
 func NewEventService(cfg EventConfig) *EventService {
-	return &EventService{events: cfg.Log, hub: cfg.Hub, log: cfg.Logger, now: cfg.Now, tokens: pageTokens{key: cfg.PageKey},
+	if cfg.PageBudget <= 0 {
+		cfg.PageBudget = defaultPageBudget
+	}
+	return &EventService{pageBudget: cfg.PageBudget,
+		events: cfg.Log, hub: cfg.Hub, log: cfg.Logger, now: cfg.Now, tokens: pageTokens{key: cfg.PageKey},
 		sendDeadline: cfg.SendDeadline,
 		quota:        streamQuota{max: cfg.MaxStreamsPerToken, open: make(map[string]map[*quotaSlot]struct{})}}
 }
@@ -313,7 +327,12 @@ func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEvents
 	}
 	resp := &gatewayv1.ListEventsResponse{}
 	scanned, bytes := 0, 0
-	for len(resp.Events) < size && scanned < maxScanPerPage && bytes < maxPageBytes && !exhausted(pos) {
+	// A page stops scanning when its time is up, as when it has scanned
+	// maxScanPerPage events, and when the client gives up: a costly filter
+	// over a long log would otherwise run for seconds after anyone waits.
+	deadline := time.Now().Add(s.pageBudget)
+	spent := func() bool { return time.Now().After(deadline) }
+	for len(resp.Events) < size && scanned < maxScanPerPage && bytes < maxPageBytes && !exhausted(pos) && (scanned == 0 || !spent()) {
 		var (
 			batch []*gatewayv1.Event
 			next  uint64
@@ -334,6 +353,9 @@ func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEvents
 		}
 		pos = next
 		for i, ev := range batch {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			scanned++
 			if f.Match(ev) {
 				if !full {
@@ -342,8 +364,9 @@ func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEvents
 				resp.Events = append(resp.Events, ev)
 				bytes += len(ev.GetRawBody()) + 1024
 			}
-			if (len(resp.Events) == size || bytes >= maxPageBytes) && i < len(batch)-1 {
-				// The page is full mid-batch: continue after this event.
+			if (len(resp.Events) == size || bytes >= maxPageBytes || spent()) && i < len(batch)-1 {
+				// The page is full or its time is up mid-batch: continue
+				// after this event.
 				if desc {
 					pos = ev.GetSequence() - 1
 				} else {

@@ -556,6 +556,9 @@ func TestHostileInputTable(t *testing.T) {
 			restStatus(t, h, http.MethodGet, "/v1/events?eventTypes=99", apptest.AdminToken, 400)
 		},
 		"api: `GetEvent` by id on a log of many jobs": expectGetEventIndexed,
+		"api: CEL filter whose regex compiles large (`.{999}`), whose pattern is not a constant, or whose clauses add up past the cost limit": expectCostlyFilterRefused,
+		"grpc: Subscribe streams carrying the costliest CEL filter the server accepts":                                                        expectCostlyStreamsApart,
+		"api: `ListEvents` with a costly filter over a long log":                                                                              expectListPageBudget,
 		"api: forged or foreign page token": func(t *testing.T) {
 			_, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{PageToken: "AQAAAAAAAAABAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})
 			grpcCode(t, err, codes.InvalidArgument)

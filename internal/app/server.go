@@ -255,7 +255,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	}
 	events := api.NewEventService(api.EventConfig{
 		Log: s.store, Hub: s.hub, Logger: s.log, Now: s.now, PageKey: pageKey, MaxStreamsPerToken: cfg.MaxStreamsPerToken,
-		SendDeadline: cfg.SendDeadline,
+		SendDeadline: cfg.SendDeadline, PageBudget: cfg.ListPageBudget,
 	})
 	webhooks := api.NewWebhookService(api.WebhookConfig{
 		Registry:    s.registry,

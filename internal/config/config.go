@@ -59,9 +59,12 @@ type Config struct {
 	MaxStoreBytes   int64
 	RetentionBytes  int64
 	RetentionPolicy string
-	// StoreCheckInterval is how often the store re-reads its usage; it has
-	// no flag (tests shorten it), 0 means the store's default.
+	// StoreCheckInterval is how often the store re-reads its usage, and
+	// ListPageBudget how long one ListEvents page may scan before it
+	// returns what it found with a token to continue; they have no flag
+	// (tests shorten them), 0 means the default.
 	StoreCheckInterval time.Duration
+	ListPageBudget     time.Duration
 	DedupWindow        time.Duration
 	SyncAlways         bool
 	MaxBodyBytes       int64

@@ -584,8 +584,8 @@ type Job struct {
 	// removed, as everywhere unmapped JSON is kept): members klingfan does not
 	// know, and mapped members whose value it could not read (those are left
 	// unset above). A nested object with no message of its own (`task_info`,
-	// `watermark_info`) keeps its own unmapped members under its key. Empty
-	// when everything was mapped.
+	// `watermark_info`, a signed event's `data`) keeps its own unmapped
+	// members under its key. Empty when everything was mapped.
 	UnmappedJson  string `protobuf:"bytes,25,opt,name=unmapped_json,json=unmappedJson,proto3" json:"unmapped_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
