@@ -141,5 +141,6 @@ chaos: ## Cluster under faults, as root: 3 NATS nodes in namespaces, 2 replicas,
 	./bin/klingchaos
 
 .PHONY: demo
-demo: build ## klingfan + klingsim on loopback: lossy callbacks, listen, reconcile (DEMO_SECONDS, default 60).
+demo: ## klingfan + klingsim on loopback: lossy callbacks, listen, reconcile (DEMO_SECONDS=60, DEMO_HTTP, DEMO_GRPC, DEMO_SIM).
+	$(GO) build -o bin/ ./cmd/klingfan ./cmd/klingctl ./cmd/klingsim
 	BIN=./bin ./scripts/demo.sh

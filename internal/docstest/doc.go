@@ -28,7 +28,8 @@
 //
 // # How blocks run
 //
-// Each page gets a fresh server (port 0, a data directory of its own) and
+// Each page gets a fresh server, started with the variables README's Try it
+// puts before `make run` (port 0, a data directory of its own), and
 // a working directory holding ./bin/klingfan, ./bin/klingctl and ./data, as
 // after `make run`. Blocks run with bash (-e, -o pipefail); variables a block
 // sets are kept for the next ones. localhost:8080 and localhost:9090 in a

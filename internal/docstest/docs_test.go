@@ -138,7 +138,7 @@ func startServer(t *testing.T, work string) *server {
 	cmd := exec.Command(filepath.Join(work, "bin", "klingfan"), "serve", "--data-dir", "data",
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--public-url", "http://localhost:8080")
 	cmd.Dir = work
-	cmd.Env = append(baseEnv(), "KLINGAI_WEBHOOK_SECRET=dev-secret")
+	cmd.Env = append(baseEnv(), runEnv(t)...)
 	s := &server{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
@@ -163,6 +163,29 @@ func startServer(t *testing.T, work string) *server {
 		time.Sleep(20 * time.Millisecond) // polling its log, not ordering events
 	}
 	return s
+}
+
+// runEnv returns the variables README's Try it starts `make run` with
+// (KLINGAI_WEBHOOK_SECRET=dev-secret make run): every page's server is
+// started the way the README says, so a README that forgot the secret
+// fails at its first signed POST, as it did for a new user.
+func runEnv(t *testing.T) []string {
+	t.Helper()
+	for _, b := range page(t, "README.md").Blocks {
+		if b.Section != "Try it" || !b.Shell() {
+			continue
+		}
+		for _, line := range strings.Split(b.Text, "\n") {
+			fields := strings.Fields(line)
+			for i, f := range fields {
+				if f == "make" && i+1 < len(fields) && fields[i+1] == "run" {
+					return fields[:i]
+				}
+			}
+		}
+	}
+	t.Fatal("README's Try it does not say how to start make run")
+	return nil
 }
 
 // stop ends the server as Ctrl-C would and checks its log for the noise a

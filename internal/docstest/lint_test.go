@@ -10,15 +10,15 @@ import (
 )
 
 var (
-	sessionRE   = regexp.MustCompile(`(?i)\bsession \d+`)
-	bareCtlRE   = regexp.MustCompile(`(^|[|;&(]\s*|\$\(\s*)klingctl\s`)
-	dialLocalRE = regexp.MustCompile(`client\.Dial\([^)]*"localhost:9090"[^)]*\)`)
+	sessionRE = regexp.MustCompile(`(?i)\bsession \d+`)
+	bareCtlRE = regexp.MustCompile(`(^|[|;&(]\s*|\$\(\s*)klingctl\s`)
+	dialRE    = regexp.MustCompile(`client\.Dial\((?:[^()]|\([^()]*\))*\)`)
 )
 
 // TestPagesSayWhatTheyMean holds the rules that keep a page usable as it
 // is pasted: commands name ./bin/klingctl, which make run builds (klingctl
-// is not on PATH); a Go example that dials make run's plaintext server says
-// WithInsecure; a block or page the test does not run says why; and
+// is not on PATH); a Go example says how it connects (WithInsecure for
+// make run's plaintext server); a block or page the test does not run says why; and
 // measurements do not name the work session they came from.
 func TestPagesSayWhatTheyMean(t *testing.T) {
 	for _, p := range pages(t) {
@@ -38,8 +38,13 @@ func TestPagesSayWhatTheyMean(t *testing.T) {
 				}
 			}
 			if b.Lang == "go" {
-				for _, m := range dialLocalRE.FindAllString(b.Text, -1) {
-					if !strings.Contains(m, "WithInsecure()") {
+				// Without either, Dial uses TLS, which fails against
+				// make run's plaintext server; a page says which it means.
+				for _, m := range dialRE.FindAllString(b.Text, -1) {
+					if !strings.Contains(m, "WithInsecure()") && !strings.Contains(m, "WithTLS(") {
+						t.Errorf("%s:%d: %s names no transport: WithInsecure() for make run's plaintext server, WithTLS(...) for TLS", p.Path, b.Line, m)
+					}
+					if strings.Contains(m, "localhost:9090") && !strings.Contains(m, "WithInsecure()") {
 						t.Errorf("%s:%d: %s dials make run's plaintext server without WithInsecure()", p.Path, b.Line, m)
 					}
 				}
