@@ -36,7 +36,7 @@ func expectBackupNeedsClientCert(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "backup.tar")
-			args := append([]string{"--to", file, "--server", srv.HTTPURL}, tt.args...)
+			args := append([]string{"--to", file, "--server", srv.GRPC}, tt.args...)
 			err := app.BackupCommand(context.Background(), args, lookup, io.Discard)
 			switch {
 			case tt.wantErr == "" && err != nil:

@@ -57,7 +57,7 @@ func TestBackupRestoresEveryAPIAnswer(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "klingfan.backup")
 	lookup := func(k string) (string, bool) { return apptest.AdminToken, k == "KLINGFAN_ADMIN_TOKEN" }
-	if err := app.BackupCommand(ctx, []string{"--to", file, "--server", src.HTTPURL}, lookup, io.Discard); err != nil {
+	if err := app.BackupCommand(ctx, []string{"--to", file, "--server", src.GRPC}, lookup, io.Discard); err != nil {
 		t.Fatalf("backup: %v", err)
 	}
 	src.Stop(t)
