@@ -93,13 +93,13 @@ lint: ## buf lint, buf format, buf breaking, go vet, golangci-lint (.golangci.ym
 # -cpuprofile DIR, -phases ingest). Writes BENCHMARKS.md and bench/results.json.
 BENCHTIME  ?= 200ms
 BENCHFLAGS ?=
-MICROBENCH := ^(BenchmarkPublish|BenchmarkEncodeSubscribeResponse|BenchmarkServeHTTP|BenchmarkKlingSignature|BenchmarkStandardWebhooks|BenchmarkParse|BenchmarkMatch|BenchmarkMatchStreamsApart)$$
+MICROBENCH := ^(BenchmarkPublish|BenchmarkEncodeSubscribeResponse|BenchmarkServeHTTP|BenchmarkKlingSignature|BenchmarkStandardWebhooks|BenchmarkParse|BenchmarkMatch|BenchmarkMatchStreamsApart|BenchmarkCostlyFilters)$$
 
 .PHONY: bench
 bench: ## Micro-benchmarks + load harness (under 10 min): writes BENCHMARKS.md and bench/results.json.
 	@set -e; micro=$$(mktemp); trap 'rm -f "$$micro" "$$micro.rc"' EXIT; \
 	{ $(GO) test -p 1 -run='^$$' -benchmem -benchtime=$(BENCHTIME) -bench='$(MICROBENCH)' \
-	    ./internal/hub ./internal/ingest ./internal/verify ./internal/normalize ./internal/eventexpr 2>&1; echo $$? > "$$micro.rc"; } | tee "$$micro"; \
+	    ./internal/hub ./internal/ingest ./internal/verify ./internal/normalize ./internal/eventexpr ./internal/app 2>&1; echo $$? > "$$micro.rc"; } | tee "$$micro"; \
 	test "$$(cat "$$micro.rc")" = 0; \
 	$(GO) -C bench build -o $(CURDIR)/bin/klingbench ./cmd/klingbench; \
 	./bin/klingbench -micro "$$micro" -out BENCHMARKS.md -json bench/results.json $(BENCHFLAGS)
@@ -141,5 +141,6 @@ chaos: ## Cluster under faults, as root: 3 NATS nodes in namespaces, 2 replicas,
 	./bin/klingchaos
 
 .PHONY: demo
-demo: build ## klingfan + klingsim on loopback: lossy callbacks, listen, reconcile (DEMO_SECONDS, default 60).
+demo: ## klingfan + klingsim on loopback: lossy callbacks, listen, reconcile (DEMO_SECONDS=60, DEMO_HTTP, DEMO_GRPC, DEMO_SIM).
+	$(GO) build -o bin/ ./cmd/klingfan ./cmd/klingctl ./cmd/klingsim
 	BIN=./bin ./scripts/demo.sh

@@ -11,10 +11,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +29,7 @@ import (
 	"github.com/klingfan/klingfan/client"
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/apptest"
+	"github.com/klingfan/klingfan/internal/config"
 )
 
 // secret signs the deliveries the tests post.
@@ -105,7 +108,7 @@ func TestNodeExamples(t *testing.T) {
 	// Install the locked dependencies into a copy, so the source tree
 	// stays clean and parallel runs do not share node_modules.
 	dir := t.TempDir()
-	for _, f := range []string{"package.json", "package-lock.json", "klingfan.js", "subscriber.js", "consumer.js"} {
+	for _, f := range []string{"package.json", "package-lock.json", "klingfan.js", "subscriber.js", "consumer.js", "creator.js"} {
 		b, err := os.ReadFile(filepath.Join("node", f))
 		if err != nil {
 			t.Fatal(err)
@@ -129,10 +132,18 @@ func TestNodeExamples(t *testing.T) {
 	})
 }
 
-// runExamples runs both examples of one language against a fresh server.
+// runExamples runs the examples of one language against a fresh server,
+// whose Kling API is a stand-in that calls back like Kling.
 func runExamples(t *testing.T, run script) {
+	kling := newKling(t)
 	srv := apptest.Start(t, t.TempDir(), apptest.WithEnv("KLINGAI_WEBHOOK_SECRET", secret),
-		apptest.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		apptest.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		apptest.WithConfig(func(c *config.Config) {
+			c.Reconcile.APIURL = kling.URL
+			c.Reconcile.APIKey = "examples-api-key"
+			c.Reconcile.Interval = 0
+			c.PublicURLSet = true
+		}))
 	c, err := client.Dial(context.Background(), srv.GRPC, client.WithInsecure(), client.WithToken(apptest.AdminToken))
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +176,44 @@ func runExamples(t *testing.T, run script) {
 		log := listSequences(t, c, []string{"s1", "s2", "s3", "s4", "s5"})
 		if seqs := sequencesOf(got); !slices.Equal(seqs, log) {
 			t.Errorf("handled sequences %v, the log holds %v", seqs, log)
+		}
+	})
+
+	t.Run("creator creates a job and waits for Kling's callback", func(t *testing.T) {
+		if _, err := c.Webhooks().CreateWebhook(context.Background(), &gatewayv1.CreateWebhookRequest{
+			WebhookId: "kling", Webhook: &gatewayv1.Webhook{SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+		defer cancel()
+		cmd := run(ctx, "creator", append(slices.Clone(conn), "--endpoint", "/v1/videos/text2video",
+			"--body", `{"prompt": "a cat", "duration": "5"}`, "--webhook", "kling", "--request-id", "example-1")...)
+		out, err := cmd.Output()
+		if err != nil {
+			var stderr []byte
+			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("creator: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr)
+		}
+		var created, final struct {
+			JobID  string `json:"job_id"`
+			Status string `json:"status"`
+		}
+		got := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(got) != 2 || json.Unmarshal([]byte(got[0]), &created) != nil || json.Unmarshal([]byte(got[1]), &final) != nil {
+			t.Fatalf("creator printed %q, want two JSON lines", out)
+		}
+		// Kling's callback may overtake its answer to the create, so the
+		// job may be finished already when CreateJob answers.
+		if created.JobID != "example-task" || (created.Status != "JOB_STATUS_SUBMITTED" && created.Status != "JOB_STATUS_SUCCEEDED") ||
+			final.JobID != "example-task" || final.Status != "JOB_STATUS_SUCCEEDED" {
+			t.Errorf("creator printed %s", out)
+		}
+		st, err := c.Jobs().GetJob(context.Background(), &gatewayv1.GetJobRequest{JobId: "example-task", WebhookId: "kling"})
+		if err != nil || st.GetJobState().GetJob().GetExternalId() != "example-1" || st.GetJobState().GetJob().GetCreateEndpoint() != "/v1/videos/text2video" {
+			t.Errorf("GetJob = %v, %v", st, err)
 		}
 	})
 
@@ -291,4 +340,31 @@ func post(t *testing.T, srv *apptest.Server, job string) {
 	if code, resp := srv.Post(t, "/webhooks/klingai", h, body); code != http.StatusOK {
 		t.Fatalf("post %s: status %d: %s", job, code, resp)
 	}
+}
+
+// newKling stands in for Kling's API: it answers a create of
+// /v1/videos/text2video with the task "example-task", submitted, then posts
+// the task's succeed callback to the callback_url the create carried.
+func newKling(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			CallbackURL    string `json:"callback_url"`
+			ExternalTaskID string `json:"external_task_id"`
+		}
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/videos/text2video" || json.NewDecoder(r.Body).Decode(&body) != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"code":1201,"message":"unexpected request","request_id":"x"}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"code":0,"message":"SUCCEED","request_id":"x","data":{"task_id":"example-task","task_status":"submitted","task_info":{"external_task_id":%q},"created_at":1,"updated_at":1}}`, body.ExternalTaskID)
+		go func() {
+			done := fmt.Sprintf(`{"task_id":"example-task","task_status":"succeed","task_info":{"external_task_id":%q},"created_at":1,"updated_at":2,"task_result":{"videos":[{"id":"v1","url":"https://example.com/v1.mp4","duration":"5"}]}}`, body.ExternalTaskID)
+			if resp, err := http.Post(body.CallbackURL, "application/json", strings.NewReader(done)); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }

@@ -1,4 +1,4 @@
-// Connection, cursor and reconnect helpers shared by the two examples. The
+// Connection, cursor and reconnect helpers shared by the examples. The
 // service definitions are loaded at run time from the repository's proto/
 // directory (or $KLINGFAN_PROTO_DIR), so there is no generated code.
 'use strict';
@@ -22,7 +22,7 @@ const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.ABORTED, grpc.st
 function loadServices() {
   const protoDir = process.env.KLINGFAN_PROTO_DIR || path.resolve(__dirname, '..', '..', 'proto');
   const definition = protoLoader.loadSync(
-    ['kling/gateway/v1/event_service.proto', 'kling/gateway/v1/consumer_group_service.proto'],
+    ['kling/gateway/v1/event_service.proto', 'kling/gateway/v1/consumer_group_service.proto', 'kling/gateway/v1/job_service.proto'],
     { includeDirs: [protoDir], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true },
   );
   return grpc.loadPackageDefinition(definition).kling.gateway.v1;
@@ -111,4 +111,34 @@ function summary(event, extra = {}) {
   return JSON.stringify({ sequence: event.sequence, id: event.id, type: event.type, job_id: event.job ? event.job.job_id : '', ...extra });
 }
 
-module.exports = { HEAD_SEQUENCE_HEADER, loadServices, connectionOptions, connect, waitBeforeRetry, FileCursor, summary };
+// toStruct turns a plain JSON object into a google.protobuf.Struct message
+// as the proto loader takes it (CreateJobRequest.body).
+function toStruct(obj) {
+  const fields = {};
+  for (const [key, value] of Object.entries(obj)) {
+    fields[key] = toValue(value);
+  }
+  return { fields };
+}
+
+function toValue(v) {
+  if (v === null) {
+    return { null_value: 'NULL_VALUE' };
+  }
+  if (Array.isArray(v)) {
+    return { list_value: { values: v.map(toValue) } };
+  }
+  switch (typeof v) {
+    case 'number':
+      return { number_value: v };
+    case 'string':
+      return { string_value: v };
+    case 'boolean':
+      return { bool_value: v };
+    case 'object':
+      return { struct_value: toStruct(v) };
+  }
+  throw new Error(`cannot send ${typeof v} in a JSON body`);
+}
+
+module.exports = { HEAD_SEQUENCE_HEADER, loadServices, connectionOptions, connect, waitBeforeRetry, FileCursor, summary, toStruct };

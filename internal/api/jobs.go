@@ -6,7 +6,9 @@ import (
 	"time"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/auth"
 	"github.com/klingfan/klingfan/internal/jobs"
+	"github.com/klingfan/klingfan/internal/submit"
 )
 
 // List sizes of ListJobs.
@@ -25,13 +27,21 @@ type JobStates interface {
 // JobService serves kling.gateway.v1.JobService from the job projection.
 type JobService struct {
 	gatewayv1.UnimplementedJobServiceServer
-	states JobStates
-	tokens pageTokens
+	states  JobStates
+	creator Creator
+	tokens  pageTokens
+}
+
+// Creator creates Kling tasks; *submit.Submitter implements it.
+type Creator interface {
+	Submit(ctx context.Context, req submit.Request) (*gatewayv1.JobState, error)
 }
 
 // JobConfig is what JobService needs.
 type JobConfig struct {
 	States JobStates
+	// Creator serves CreateJob; UNIMPLEMENTED when nil.
+	Creator Creator
 	// PageKey authenticates page tokens and must be the same on every
 	// replica.
 	PageKey []byte
@@ -39,7 +49,22 @@ type JobConfig struct {
 
 // NewJobService returns the service.
 func NewJobService(cfg JobConfig) *JobService {
-	return &JobService{states: cfg.States, tokens: pageTokens{key: cfg.PageKey}}
+	return &JobService{states: cfg.States, creator: cfg.Creator, tokens: pageTokens{key: cfg.PageKey}}
+}
+
+// CreateJob implements JobService.CreateJob.
+func (s *JobService) CreateJob(ctx context.Context, req *gatewayv1.CreateJobRequest) (*gatewayv1.CreateJobResponse, error) {
+	if s.creator == nil {
+		return s.UnimplementedJobServiceServer.CreateJob(ctx, req)
+	}
+	st, err := s.creator.Submit(ctx, submit.Request{
+		Endpoint: req.GetEndpoint(), Body: req.GetBody(), RequestID: req.GetRequestId(),
+		WebhookID: req.GetWebhookId(), Token: auth.TokenName(ctx),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayv1.CreateJobResponse{JobState: st}, nil
 }
 
 // GetJob implements JobService.GetJob.

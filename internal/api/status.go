@@ -72,6 +72,9 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	if st := createStatus(err); st != nil {
+		return st
+	}
 	kind, msg := errkind.Of(err)
 	// The caller's own cancellation or deadline explains an unavailability
 	// it caused better than the unavailability does.

@@ -43,6 +43,7 @@ func (s *server) setupOutcomes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.kling = client
 	kv, err := reconcile.OpenBucket(ctx, s.store.JetStream(), s.cfg.Replicas)
 	if err != nil {
 		return err

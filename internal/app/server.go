@@ -33,11 +33,13 @@ import (
 	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/ingest"
 	"github.com/klingfan/klingfan/internal/jobs"
+	"github.com/klingfan/klingfan/internal/klingapi"
 	"github.com/klingfan/klingfan/internal/openapi"
 	"github.com/klingfan/klingfan/internal/outcome"
 	"github.com/klingfan/klingfan/internal/reconcile"
 	"github.com/klingfan/klingfan/internal/registry"
 	"github.com/klingfan/klingfan/internal/store"
+	"github.com/klingfan/klingfan/internal/submit"
 	"github.com/klingfan/klingfan/internal/telemetry"
 	"github.com/klingfan/klingfan/internal/verify"
 )
@@ -101,6 +103,11 @@ type server struct {
 	// terminal status is logged once. reconciler is nil when disabled.
 	outcomes   *outcome.Guard
 	reconciler *reconcile.Reconciler
+	// kling is Kling's API signed with the account's credentials, shared
+	// by the reconciler and CreateJob; nil without credentials.
+	kling *klingapi.Client
+	// submitter creates Kling tasks for CreateJob.
+	submitter *submit.Submitter
 }
 
 func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *telemetry.Tracing) (_ *server, err error) {
@@ -218,6 +225,9 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	if err := s.setupOutcomes(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.setupCreate(ctx); err != nil {
+		return nil, err
+	}
 	s.ingest = ingest.New(ingest.Config{
 		Logger:         s.log,
 		Registrations:  s.registry,
@@ -253,9 +263,11 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	if tracing.Enabled() {
 		promOpts = append(promOpts, grpcprom.WithExemplarFromContext(telemetry.Exemplar))
 	}
+	// Subscribe and Consume streams share the per-token and total quotas.
+	quota := api.NewStreamQuota(cfg.MaxStreamsPerToken, cfg.MaxStreams)
 	events := api.NewEventService(api.EventConfig{
-		Log: s.store, Hub: s.hub, Logger: s.log, Now: s.now, PageKey: pageKey, MaxStreamsPerToken: cfg.MaxStreamsPerToken,
-		SendDeadline: cfg.SendDeadline,
+		Log: s.store, Hub: s.hub, Logger: s.log, Now: s.now, PageKey: pageKey, Quota: quota,
+		SendDeadline: cfg.SendDeadline, PageBudget: cfg.ListPageBudget,
 	})
 	webhooks := api.NewWebhookService(api.WebhookConfig{
 		Registry:    s.registry,
@@ -266,9 +278,9 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 		PageKey:     pageKey,
 		DedupWindow: cfg.DedupWindow,
 	})
-	jobService := api.NewJobService(api.JobConfig{States: s.jobs, PageKey: pageKey})
+	jobService := api.NewJobService(api.JobConfig{States: s.jobs, Creator: s.submitter, PageKey: pageKey})
 	consumerGroups := api.NewConsumerGroupService(api.ConsumerGroupConfig{
-		Groups: s.groups, Logger: s.log, Now: s.now, PageKey: pageKey, SendDeadline: cfg.SendDeadline,
+		Groups: s.groups, Logger: s.log, Now: s.now, PageKey: pageKey, SendDeadline: cfg.SendDeadline, Quota: quota,
 	})
 	adminCfg := api.AdminConfig{Backup: s.store, Logger: s.log}
 	if s.reconciler != nil {
@@ -279,7 +291,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	common := []grpc.ServerOption{
 		// The error mapping runs innermost, so the metrics see its codes.
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(promOpts...), s.authn.UnaryInterceptor(), api.UnaryErrors(s.log)),
-		grpc.ChainStreamInterceptor(withoutMessageMetrics(grpcMetrics.StreamServerInterceptor(promOpts...)), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams), api.StreamErrors(s.log)),
+		grpc.ChainStreamInterceptor(withoutMessageMetrics(grpcMetrics.StreamServerInterceptor(promOpts...)), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams, auxLifetime(cfg)), api.StreamErrors(s.log)),
 		// A missing or unknown token is refused before a stream exists.
 		grpc.InTapHandle(s.authn.TapHandle()),
 		// The largest request the API takes (a filter of 1,000 job ids)

@@ -206,10 +206,12 @@ const scopeAny Scope = "any"
 
 // methodScopes overrides serviceScopes for single methods: consumer group
 // members consume and ack with a subscribe token, while managing groups
-// needs admin.
+// needs admin; creating a Kling task spends the account's money, which a
+// token that may only read must not.
 var methodScopes = map[string]Scope{
 	"/kling.gateway.v1.ConsumerGroupService/Consume":   ScopeSubscribe,
 	"/kling.gateway.v1.ConsumerGroupService/AckEvents": ScopeSubscribe,
+	"/kling.gateway.v1.JobService/CreateJob":           ScopeAdmin,
 }
 
 // requiredScope returns the scope fullMethod ("/pkg.Service/Method") needs,

@@ -167,6 +167,7 @@ server keeps in ./data/admin-token (see --data-dir).`,
 		c.exampleCommand(),
 		c.jobsCommand(),
 		c.waitCommand(),
+		c.createCommand(),
 		c.reconcileCommand(),
 	)
 	return root

@@ -18,7 +18,7 @@ func TestExampleEveryKind(t *testing.T) {
 		"audio": gatewayv1.JobKind_JOB_KIND_AUDIO, "voice": gatewayv1.JobKind_JOB_KIND_VOICE,
 		"element": gatewayv1.JobKind_JOB_KIND_ELEMENT, "JOB_KIND_SUBTITLE": gatewayv1.JobKind_JOB_KIND_SUBTITLE,
 	}
-	v2Only := map[string]bool{"voice": true, "element": true, "JOB_KIND_SUBTITLE": true}
+	v2Only := map[string]bool{"JOB_KIND_SUBTITLE": true}
 	for kname, kind := range kinds {
 		for _, shape := range []string{"seed", "legacy", "v2"} {
 			t.Run(kname+"/"+shape, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -84,7 +85,13 @@ Prints the HTTP status and the response body; exits 1 on a non-2xx answer.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&target, "url", defaultIngestURL, "ingest URL to post to")
+	// A gateway elsewhere than localhost:8080 is named once, for reconcile
+	// and post alike, by $KLINGFAN_HTTP_URL.
+	def := defaultIngestURL
+	if base := c.env.getenv("KLINGFAN_HTTP_URL"); base != "" {
+		def = strings.TrimRight(base, "/") + "/webhooks/klingai"
+	}
+	f.StringVar(&target, "url", def, "ingest URL to post to (default $KLINGFAN_HTTP_URL/webhooks/klingai when that is set)")
 	f.StringVar(&secret, "secret", "", "signing secret or URL token (default $KLINGCTL_SECRET)")
 	f.StringVar(&scheme, "scheme", "kling", "kling (X-Kling-Signature), standard (Standard Webhooks) or token (URL token)")
 	f.StringVar(&webhookID, "webhook-id", "", "webhook-id header for the standard scheme (default: fresh); repeat one to test deduplication")

@@ -33,6 +33,12 @@ func TestPost(t *testing.T) {
 			wantStdout: []string{"HTTP 200 OK"},
 		},
 		{
+			name:       "the gateway named by KLINGFAN_HTTP_URL",
+			opts:       runOpts{vars: map[string]string{"KLINGFAN_HTTP_URL": srv.HTTPURL + "/"}},
+			args:       []string{"post", file, "--secret", klingSecret},
+			wantStdout: []string{"HTTP 200 OK"},
+		},
+		{
 			name:       "wrong secret shows the 401 and fails",
 			args:       []string{"post", file, "--url", url, "--secret", "not-the-secret"},
 			wantCode:   1,

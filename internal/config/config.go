@@ -24,6 +24,12 @@ type Config struct {
 	// PublicURL is the externally reachable base URL of the HTTP listener,
 	// used to build the ingest URLs handed to Kling.
 	PublicURL string
+	// PublicURLSet says the operator set --public-url rather than taking
+	// the localhost default: CreateJob hands the URL to Kling, so it refuses
+	// to guess it.
+	PublicURLSet bool
+	// Create bounds what each token may create with CreateJob.
+	Create Create
 
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
@@ -59,9 +65,14 @@ type Config struct {
 	MaxStoreBytes   int64
 	RetentionBytes  int64
 	RetentionPolicy string
-	// StoreCheckInterval is how often the store re-reads its usage; it has
-	// no flag (tests shorten it), 0 means the store's default.
+	// StoreCheckInterval is how often the store re-reads its usage,
+	// ListPageBudget how long one ListEvents page may scan before it
+	// returns what it found with a token to continue, AuxStreamLifetime
+	// how long a health Watch or reflection stream may last; they have no
+	// flag (tests shorten them), 0 means the default.
 	StoreCheckInterval time.Duration
+	ListPageBudget     time.Duration
+	AuxStreamLifetime  time.Duration
 	DedupWindow        time.Duration
 	SyncAlways         bool
 	MaxBodyBytes       int64
@@ -171,6 +182,7 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.String(envFileFlag, "", "file of KLINGFAN_* variables (KEY=VALUE lines) read at start and again on SIGHUP; the process environment wins over it")
 	fs.StringVar(&c.TokensFile, "tokens-file", "", "file of named API tokens with scopes")
 	registerReconcileFlags(fs, &c.Reconcile)
+	registerCreateFlags(fs, &c.Create)
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -220,6 +232,7 @@ func (c *Config) validate() error {
 	if c.DataDir == "" && c.NATSURL == "" {
 		errs = append(errs, errors.New("--data-dir must not be empty"))
 	}
+	c.PublicURLSet = c.PublicURL != ""
 	if c.PublicURL == "" {
 		_, port, _ := net.SplitHostPort(c.HTTPAddr)
 		c.PublicURL = "http://localhost:" + port
@@ -239,6 +252,7 @@ func (c *Config) validate() error {
 	}
 	errs = append(errs, c.validateNATS()...)
 	errs = append(errs, c.Reconcile.validate()...)
+	errs = append(errs, c.Create.validate()...)
 	if c.Retention <= 0 {
 		errs = append(errs, fmt.Errorf("--retention %s: must be positive", c.Retention))
 	}

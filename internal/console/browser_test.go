@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,8 +240,41 @@ func startServer(t *testing.T) *apptest.Server {
 	if err := os.WriteFile(tokens, []byte("reader subscribe "+subscribeToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	kling := newKling(t)
 	return apptest.Start(t, "", apptest.WithEnv("KLINGAI_WEBHOOK_SECRET", klingSecret),
-		apptest.WithConfig(func(c *config.Config) { c.TokensFile = tokens }))
+		apptest.WithConfig(func(c *config.Config) {
+			c.TokensFile = tokens
+			c.Reconcile.APIURL = kling.URL
+			c.Reconcile.APIKey = "console-api-key"
+			c.Reconcile.Interval = 0
+			c.PublicURLSet = true
+		}))
+}
+
+// newKling stands in for Kling's create API: every create of a legacy
+// family is answered with a new task, submitted, carrying the request's
+// external task id.
+func newKling(t *testing.T) *httptest.Server {
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			ExternalTaskID string `json:"external_task_id"`
+		}
+		if r.Method != http.MethodPost || json.NewDecoder(r.Body).Decode(&body) != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"code":1201,"message":"unexpected request","request_id":"x"}`)
+			return
+		}
+		mu.Lock()
+		n++
+		id := fmt.Sprintf("console-task-%d", n)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"code":0,"message":"SUCCEED","request_id":"x","data":{"task_id":%q,"task_status":"submitted","task_info":{"external_task_id":%q},"created_at":1,"updated_at":1}}`, id, body.ExternalTaskID)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // interactiveRoles are the roles a person operates; each needs a name a

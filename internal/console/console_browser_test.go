@@ -9,6 +9,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/apptest"
 )
 
@@ -213,6 +214,31 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Run("consumer groups: counters, dead letters, redrive, seek", func(t *testing.T) {
 		p.t = t
 		testGroupsPage(t, p, srv)
+	})
+
+	t.Run("create a job from a JSON body", func(t *testing.T) {
+		p.t = t
+		hooks := gatewayv1.NewWebhookServiceClient(srv.DialAdmin(t))
+		if _, err := hooks.CreateWebhook(t.Context(), &gatewayv1.CreateWebhookRequest{
+			WebhookId: "kling-jobs", Webhook: &gatewayv1.Webhook{SignatureScheme: gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		p.open("/console/#/jobs")
+		p.waitFor("the create form", `document.querySelector("[data-testid=create-job] summary")`, 5*time.Second)
+		p.click("[data-testid=create-job] summary")
+		p.typeInto("[data-testid=create-job] input[name=webhook]", "kling-jobs")
+		// A body that is not JSON is refused in the page, before any call.
+		eval[bool](p, `(() => { const b = document.querySelector("[data-testid=create-job] textarea[name=body]"); b.value = ""; b.dispatchEvent(new Event("input", {bubbles: true})); return true; })()`)
+		p.typeInto("[data-testid=create-job] textarea[name=body]", `{"prompt": "a cat"`)
+		p.click("[data-testid=create-job] button[type=submit]")
+		p.waitFor("the JSON error", `document.querySelector("[data-testid=create-job] .error")?.textContent.includes("not JSON")`, 2*time.Second)
+		p.typeInto("[data-testid=create-job] textarea[name=body]", `}`)
+		p.click("[data-testid=create-job] button[type=submit]")
+		p.waitFor("the new job's page, submitted", `location.hash === "#/jobs/console-task-1" && document.querySelector("[data-testid=job-status]")?.textContent.includes("submitted")`, 5*time.Second)
+		if ext := p.text("[data-testid=job-state]"); !strings.Contains(ext, "console-") {
+			t.Errorf("the job page does not show the request id as the external id: %s", ext)
+		}
 	})
 
 	t.Run("jobs and groups pages answer, or say the API is missing", func(t *testing.T) {

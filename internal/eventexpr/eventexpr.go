@@ -24,29 +24,55 @@ import (
 	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/interpreter"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
 
 // MaxCost bounds an expression's estimated and actual cost, in CEL cost
-// units (roughly one per operation, one per ten bytes of string scanned).
-// It admits any comparison of fields and a scan of an event's outputs with
-// string functions, and refuses nested iteration over outputs, which would
-// make every publish pay a square for one subscriber.
-const MaxCost = 100_000
+// units (roughly one per operation, one per ten bytes of string scanned,
+// one per byte a regex scans per instruction of its program). Every
+// stream pays it per event, so it is kept to about a quarter of a
+// millisecond: five streams with the costliest filter accepted stay out
+// of other subscribers' way (BenchmarkCostlyFilters; see BENCHMARKS.md).
+// It admits any comparison of fields, a scan of an event's outputs with
+// string functions and a regex over an id or a name; it refuses nested
+// iteration over outputs and all but the smallest regexes over free text
+// (contains() is the way to search a prompt).
+const MaxCost = 20_000
 
 // MaxSourceBytes bounds the length of an expression.
 const MaxSourceBytes = 4096
 
 // Size assumptions of the cost estimate: how many outputs a job has, and
 // how long a string or the raw body is, at most. They are generous for
-// what Kling sends (at most nine images, prompts of 2,500 characters).
+// what Kling sends (at most nine images, prompts of 2,500 characters);
+// the free-text fields are assumed longer than the others (ids, names,
+// URLs), so a regex over a model name is not charged as if it scanned a
+// prompt. An event larger than assumed is still bounded: evaluation stops
+// at MaxCost.
 const (
-	maxListSize   = 100
-	maxStringSize = 4096
+	maxListSize   = 32
+	maxStringSize = 4096 // free text: prompt, status_message, description
+	maxURLSize    = 2048 // fields named url or *_url
+	maxShortSize  = 256  // every other string: ids, names, codes
 	maxBytesSize  = 1 << 20
 )
+
+// longText names the string fields that hold free text.
+var longText = map[string]bool{"prompt": true, "status_message": true, "description": true}
+
+// assumedSize is the longest a string field named field is assumed to be.
+func assumedSize(field string) uint64 {
+	switch {
+	case longText[field]:
+		return maxStringSize
+	case field == "url" || strings.HasSuffix(field, "_url"):
+		return maxURLSize
+	}
+	return maxShortSize
+}
 
 // ErrInvalid wraps every reason Compile refuses an expression.
 var ErrInvalid = errors.New("eventexpr: invalid filter expression")
@@ -73,36 +99,45 @@ type Expr struct {
 	src string
 	prg cel.Program
 	// recent remembers the verdicts on recent events, in a slot chosen by
-	// the event's sequence: the hub asks every stream's filter about the
-	// same event, and streams with the same expression share one Expr, so
-	// a thousand identical filters cost one evaluation per event. One slot
+	// the event's sequence: every stream asks its filter about the same
+	// events, and streams with the same expression share one Expr, so a
+	// thousand identical filters cost one evaluation per event. One slot
 	// (the last event only) was not enough: streams a few events apart, as
 	// they are under load, overwrote each other's verdict and each
-	// evaluated nearly every event itself. Holding an event keeps its
-	// address from being reused while it is remembered; the hub keeps far
-	// more recent events than this in memory anyway.
+	// evaluated nearly every event itself. A verdict names its event by
+	// sequence and id, never by pointer, so remembering it keeps no event
+	// alive (ListEvents decodes events of up to a megabyte that nothing
+	// else holds).
 	recent [verdictSlots]atomic.Pointer[verdict]
 }
 
 // verdictSlots is how many recent events' verdicts an Expr remembers.
 const verdictSlots = 256
 
-// verdict is the outcome of evaluating an Expr on one event.
+// verdict is the outcome of evaluating an Expr on one event: the event's
+// sequence and id (an id is unique; the sequence alone is not across the
+// logs of several servers in one process, as in tests), and whether it
+// was seen without its raw body, which an expression may read.
 type verdict struct {
-	ev    *gatewayv1.Event
-	match bool
+	seq      uint64
+	id       string
+	bodyless bool
+	match    bool
 }
 
-// maxShared bounds how many distinct expressions are kept for sharing;
-// past it, each Compile makes its own Expr.
+// maxShared bounds how many distinct expressions are kept for sharing,
+// the least recently compiled going first.
 const maxShared = 1024
 
 // shared maps an expression's source to its compiled Expr, so streams with
-// the same filter share the program and its remembered verdict.
-var shared struct {
-	sync.Mutex
-	m map[string]*Expr
-}
+// the same filter share the program and its remembered verdicts.
+var shared = sync.OnceValue(func() *lru.Cache[string, *Expr] {
+	c, err := lru.New[string, *Expr](maxShared)
+	if err != nil {
+		panic(err) // only for a size below one
+	}
+	return c
+})
 
 // environment is built once: declaring the Event's types walks its whole
 // descriptor.
@@ -130,26 +165,17 @@ var environment = sync.OnceValues(func() (*cel.Env, error) {
 // Compile parses, type-checks and cost-checks src. Errors wrap ErrInvalid
 // and, as an *Error, say where the problem is.
 func Compile(src string) (*Expr, error) {
-	shared.Lock()
-	e, ok := shared.m[src]
-	shared.Unlock()
-	if ok {
+	if e, ok := shared().Get(src); ok {
 		return e, nil
 	}
 	e, err := compile(src)
 	if err != nil {
 		return nil, err
 	}
-	shared.Lock()
-	defer shared.Unlock()
-	if prev, ok := shared.m[src]; ok {
+	// Two callers compiling the same new source at once may each keep
+	// their own Expr: they only miss sharing verdicts.
+	if prev, ok, _ := shared().PeekOrAdd(src, e); ok {
 		return prev, nil
-	}
-	if shared.m == nil {
-		shared.m = make(map[string]*Expr)
-	}
-	if len(shared.m) < maxShared {
-		shared.m[src] = e
 	}
 	return e, nil
 }
@@ -175,6 +201,10 @@ func compile(src string) (*Expr, error) {
 	if !ast.OutputType().IsExactType(cel.BoolType) {
 		return nil, &Error{Reason: fmt.Sprintf("must be a boolean expression, got %s", ast.OutputType())}
 	}
+	regexes, err := checkRegexes(src, ast)
+	if err != nil {
+		return nil, err
+	}
 	est, err := env.EstimateCost(ast, sizes{})
 	if err != nil {
 		return nil, &Error{Reason: "cost cannot be estimated: " + err.Error()}
@@ -182,7 +212,8 @@ func compile(src string) (*Expr, error) {
 	if est.Max > MaxCost {
 		return nil, &Error{Reason: fmt.Sprintf("too costly: estimated cost up to %d, the limit is %d (avoid nested iteration over outputs)", est.Max, MaxCost)}
 	}
-	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(MaxCost))
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(MaxCost),
+		cel.CostTracking(regexCharges(regexes)), cel.OptimizeRegex(regexOptimizations()...))
 	if err != nil {
 		return nil, &Error{Reason: err.Error()}
 	}
@@ -196,13 +227,42 @@ func (e *Expr) String() string { return e.src }
 // error (a missing map key, the cost limit) counts as no match: a filter
 // that cannot say yes does not pass the event.
 func (e *Expr) Match(ev *gatewayv1.Event) bool {
-	slot := &e.recent[ev.GetSequence()%verdictSlots]
-	if v := slot.Load(); v != nil && v.ev == ev {
-		return v.match
+	if match, ok := e.Remembered(ev); ok {
+		return match
 	}
 	match := e.eval(ev)
-	slot.Store(&verdict{ev: ev, match: match})
+	if slot := e.slot(ev); slot != nil {
+		slot.Store(&verdict{seq: ev.GetSequence(), id: ev.GetId(), bodyless: len(ev.GetRawBody()) == 0, match: match})
+	}
 	return match
+}
+
+// Remembered returns the verdict on ev when a recent Match found it, so a
+// caller can tell a cheap answer from an evaluation.
+func (e *Expr) Remembered(ev *gatewayv1.Event) (match, ok bool) {
+	slot := e.slot(ev)
+	if slot == nil {
+		return false, false
+	}
+	v := slot.Load()
+	if v == nil || v.seq != ev.GetSequence() || v.bodyless != (len(ev.GetRawBody()) == 0) || v.id != ev.GetId() {
+		return false, false
+	}
+	return v.match, true
+}
+
+// slot returns where ev's verdict is remembered, or nil for an event not
+// from the log (sequence 0), which nothing names.
+func (e *Expr) slot(ev *gatewayv1.Event) *atomic.Pointer[verdict] {
+	seq := ev.GetSequence()
+	if seq == 0 {
+		return nil
+	}
+	key := seq << 1
+	if len(ev.GetRawBody()) == 0 {
+		key |= 1
+	}
+	return &e.recent[key%verdictSlots]
 }
 
 // eval evaluates the expression on ev. Events are not modified once
@@ -239,6 +299,9 @@ func (sizes) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 		limit = maxListSize
 	case types.StringKind:
 		limit = maxStringSize
+		if p := n.Path(); len(p) > 0 {
+			limit = assumedSize(p[len(p)-1])
+		}
 	case types.BytesKind:
 		limit = maxBytesSize
 	default:
@@ -250,6 +313,32 @@ func (sizes) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	return &cost.SizeEstimate{Min: 0, Max: limit}
 }
 
-func (sizes) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {
-	return nil
+// EstimateCallCost charges `matches` by its regex's compiled size (see
+// regexCost); other calls keep CEL's standard costs.
+func (s sizes) EstimateCallCost(function, _ string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
+	if !isMatches(function) {
+		return nil
+	}
+	if target == nil {
+		if len(args) != 2 {
+			return nil
+		}
+		target, args = &args[0], args[1:]
+	}
+	if len(args) != 1 {
+		return nil
+	}
+	pattern, ok := literalString(args[0].Expr())
+	if !ok {
+		return nil // refused by checkRegexes
+	}
+	insts, err := regexProgramSize(pattern)
+	if err != nil {
+		return nil
+	}
+	n := uint64(maxStringSize)
+	if est := s.EstimateSize(*target); est != nil {
+		n = est.Max
+	}
+	return cost.NewCallEstimate(cost.Estimate{Min: regexCost(0, insts), Max: regexCost(n, insts)}, nil)
 }

@@ -2,8 +2,11 @@ package eventexpr_test
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
+	"weak"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -181,5 +184,147 @@ func BenchmarkMatch(b *testing.B) {
 			b.Fatal("no match")
 		}
 		i++
+	}
+}
+
+// TestRegexChargedByCompiledSize: a regex is charged by the size of its
+// compiled program, not the length of its source, so a short pattern
+// with large repeat counts (thousands of instructions, tens of
+// milliseconds per event on a 4 KiB prompt) is refused at compile time,
+// naming the clause, and so is a pattern the filter cannot know in
+// advance; a modest one passes.
+func TestRegexChargedByCompiledSize(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		line, col int
+		mention   string
+	}{
+		{"large repeat counts", `event.type == EVENT_TYPE_VIDEO_COMPLETED && event.job.prompt.matches("(?s).{999}.{999}z")`, 1, 45, `event.job.prompt.matches("(?s).{999}.{999}z")`},
+		{"global form", "event.type == EVENT_TYPE_VIDEO_COMPLETED &&\n  matches(event.job.prompt, \"(?s).{99}z\")", 2, 3, `matches(event.job.prompt, "(?s).{99}z")`},
+		{"over a prompt", `event.job.prompt.matches("(?i)dragon")`, 1, 1, `event.job.prompt.matches("(?i)dragon") is too costly`},
+		{"many small clauses", strings.Repeat(`event.job.model.matches("(?s)a.{9}z") || `, 30) + "false", 0, 0, "too costly"},
+		{"pattern from the event", `event.job.prompt.matches(event.job.model)`, 1, 1, "constant"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := eventexpr.Compile(tc.src)
+			var ee *eventexpr.Error
+			if !errors.As(err, &ee) {
+				t.Fatalf("err = %v, want an *eventexpr.Error", err)
+			}
+			if ee.Line != tc.line || ee.Column != tc.col || !strings.Contains(err.Error(), tc.mention) {
+				t.Errorf("err = %q (line %d, column %d), want line %d, column %d, mentioning %q", err, ee.Line, ee.Column, tc.line, tc.col, tc.mention)
+			}
+		})
+	}
+	for _, src := range []string{
+		`event.job.model.matches("^kling-v2(-1)?-(master|pro)$")`, // a short field is charged as short
+		`event.webhook_id.matches("^team-[a-z]+$") && event.job.videos.exists(v, v.url.endsWith(".mp4"))`,
+	} {
+		if _, err := eventexpr.Compile(src); err != nil {
+			t.Errorf("a modest regex is refused: %v", err)
+		}
+	}
+}
+
+// TestRuntimeBudget: the compile-time estimate assumes a model name of at
+// most 256 bytes, but a signed sender may send far more. A regex call
+// whose input would take it over the per-evaluation budget (charged by
+// the compiled program's size, not the pattern's length) is not run at
+// all, and the filter does not match: a filter that cannot say yes does
+// not pass the event. The same filter matches a name of the assumed
+// size.
+func TestRuntimeBudget(t *testing.T) {
+	e, err := eventexpr.Compile(`event.job.model.matches("(?s)a.{20}z")`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		model string
+		want  bool
+	}{
+		{"22 bytes", "a" + strings.Repeat("x", 20) + "z", true},
+		{"40 KiB", "a" + strings.Repeat("x", 20) + "z" + strings.Repeat("x", 40<<10), false},
+		{"1 MiB", "a" + strings.Repeat("x", 20) + "z" + strings.Repeat("x", 1<<20), false},
+	} {
+		ev := sampleEvent()
+		ev.Job.Model = tc.model
+		if got := e.Match(ev); got != tc.want {
+			t.Errorf("%s: Match = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestVerdictsHoldNoEvents: the remembered verdicts name events by
+// sequence, so an event that nothing else holds is collected although
+// many filters have judged it (ListEvents decodes events of up to a
+// megabyte from the log for one call). The heap after GC is logged for
+// the report; what the test asserts is that every event was collected.
+func TestVerdictsHoldNoEvents(t *testing.T) {
+	const filters, events = 8, 256
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var held []weak.Pointer[gatewayv1.Event]
+	for f := range filters {
+		e, err := eventexpr.Compile(fmt.Sprintf(`event.job.job_id != "f%d"`, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range events {
+			ev := sampleEvent()
+			ev.Sequence = uint64(i + 1)
+			ev.Id = fmt.Sprintf("evt_%d_%d", f, i)
+			ev.RawBody = make([]byte, 64<<10)
+			if !e.Match(ev) {
+				t.Fatal("no match")
+			}
+			held = append(held, weak.Make(ev))
+		}
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	t.Logf("live heap after GC: %.1f MiB -> %.1f MiB, after %d filters judged %d events of 64 KiB each",
+		float64(before.HeapAlloc)/(1<<20), float64(after.HeapAlloc)/(1<<20), filters, events)
+	alive := 0
+	for _, w := range held {
+		if w.Value() != nil {
+			alive++
+		}
+	}
+	if alive > 0 {
+		t.Fatalf("%d of %d judged events are still reachable after GC: the verdicts keep them", alive, len(held))
+	}
+}
+
+// TestSharedExpressionsBounded: the table of shared expressions keeps the
+// most recently used ones: a source used often stays shared however many
+// others pass through, and the table does not grow without end.
+func TestSharedExpressionsBounded(t *testing.T) {
+	hot := `event.job.job_id == "hot"`
+	a, err := eventexpr.Compile(hot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3000 {
+		if _, err := eventexpr.Compile(fmt.Sprintf(`event.job.job_id == "cold-%d"`, i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%500 == 0 {
+			if b, _ := eventexpr.Compile(hot); b != a {
+				t.Fatalf("after %d other sources, the hot one is no longer shared", i)
+			}
+		}
+	}
+	latest := `event.job.job_id == "cold-2999"`
+	x, _ := eventexpr.Compile(latest)
+	y, _ := eventexpr.Compile(latest)
+	if x != y {
+		t.Error("the latest source is not shared: the table stopped taking new ones")
+	}
+	first := `event.job.job_id == "cold-0"`
+	if p, _ := eventexpr.Compile(first); p == nil {
+		t.Fatal("nil Expr")
 	}
 }

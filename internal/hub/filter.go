@@ -36,9 +36,20 @@ type Filter struct {
 	kinds    []gatewayv1.JobKind
 	// expr, when set, is the CEL filter, compiled once for the stream and
 	// evaluated last, after the cheap checks.
-	expr *eventexpr.Expr
+	expr expression
 	// since, when set, drops events received before it.
 	since time.Time
+}
+
+// expression is a compiled CEL filter (*eventexpr.Expr). Its cost has a
+// bound, but it is far above that of the other checks, which is why only
+// the stream's own goroutine evaluates it, and only so many at once (see
+// Subscription.match).
+type expression interface {
+	Match(ev *gatewayv1.Event) bool
+	// Remembered returns the verdict on ev when it is known without
+	// evaluating (another stream with the same expression asked).
+	Remembered(ev *gatewayv1.Event) (match, ok bool)
 }
 
 // UniqueEventTypes returns types without duplicates, in the order given
@@ -159,6 +170,12 @@ func (f *Filter) Since(t time.Time) *Filter {
 
 // Match reports whether ev passes the filter.
 func (f *Filter) Match(ev *gatewayv1.Event) bool {
+	return f.matchFields(ev) && (f.expr == nil || f.expr.Match(ev))
+}
+
+// matchFields is Match without the CEL expression: the checks cheap
+// enough to run for every stream under Hub.mu.
+func (f *Filter) matchFields(ev *gatewayv1.Event) bool {
 	if len(f.types) > 0 && !slices.Contains(f.types, ev.GetType()) {
 		return false
 	}
@@ -174,9 +191,6 @@ func (f *Filter) Match(ev *gatewayv1.Event) bool {
 		return false
 	}
 	if !f.since.IsZero() && ev.GetReceivedAt().AsTime().Before(f.since) {
-		return false
-	}
-	if f.expr != nil && !f.expr.Match(ev) {
 		return false
 	}
 	return true

@@ -11,19 +11,23 @@
 //
 // Locking: Hub.mu is the only lock. It guards the subscriber set, the last
 // published sequence, the recent events and each subscription's switch
-// between live and lagging. It is never held across a log read or a
-// network write; the stream goroutine that calls Subscription.Next is the
-// only one that sends on its stream.
+// between live and lagging. It is never held across a log read, a network
+// write or a filter's CEL expression; the stream goroutine that calls
+// Subscription.Next is the only one that sends on its stream, and the
+// one that evaluates its expression, holding one of Hub.evaluating's slots
+// (a semaphore, never held with Hub.mu or across a write).
 package hub
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/errkind"
@@ -68,6 +72,9 @@ type Config struct {
 	// once across all subscriptions (see readBudget); 0 means
 	// DefaultCatchUpBytes, a negative value means no bound.
 	CatchUpBytes int64
+	// Evaluators bounds how many streams evaluate their CEL expressions at
+	// once; 0 means half of GOMAXPROCS, at least one.
+	Evaluators int
 	// Registerer receives the hub's metrics when not nil.
 	Registerer prometheus.Registerer
 }
@@ -87,6 +94,9 @@ type Hub struct {
 	recent *recent                    // guarded by mu; nil when disabled
 
 	budget *readBudget // safe for concurrent use
+	// evaluating bounds the CEL expressions evaluated at once (see
+	// Subscription.match); safe for concurrent use, never held with mu.
+	evaluating *semaphore.Weighted
 
 	metrics metrics
 }
@@ -110,23 +120,34 @@ func New(cfg Config) *Hub {
 	if cfg.CatchUpBytes == 0 {
 		cfg.CatchUpBytes = DefaultCatchUpBytes
 	}
+	if cfg.Evaluators <= 0 {
+		cfg.Evaluators = max(1, runtime.GOMAXPROCS(0)/2)
+	}
 	stored, _ := cfg.Log.(StoredReader)
 	return &Hub{
-		log:     cfg.Log,
-		stored:  stored,
-		cfg:     cfg,
-		done:    make(chan struct{}),
-		subs:    make(map[*Subscription]struct{}),
-		last:    cfg.Last,
-		recent:  newRecent(cfg.Recent, cfg.RecentBytes),
-		budget:  newReadBudget(cfg.CatchUpBytes),
-		metrics: newMetrics(cfg.Registerer),
+		log:        cfg.Log,
+		stored:     stored,
+		cfg:        cfg,
+		done:       make(chan struct{}),
+		subs:       make(map[*Subscription]struct{}),
+		last:       cfg.Last,
+		recent:     newRecent(cfg.Recent, cfg.RecentBytes),
+		budget:     newReadBudget(cfg.CatchUpBytes),
+		evaluating: semaphore.NewWeighted(int64(cfg.Evaluators)),
+		metrics:    newMetrics(cfg.Registerer),
 	}
 }
 
-// Publish hands ev to every live subscription whose filter matches it. It
-// never blocks: a subscription with a full buffer is switched to catch-up.
-// Events must arrive in sequence order; one already published is ignored.
+// Publish hands ev to every live subscription whose filter's fields match
+// it. It never blocks: a subscription with a full buffer is switched to
+// catch-up. Events must arrive in sequence order; one already published
+// is ignored.
+//
+// A filter's CEL expression is not evaluated here but by the stream's own
+// goroutine in Next: it may cost far more than the other checks, and
+// evaluated here, under Hub.mu and one stream after another, a few costly
+// expressions delayed every stream's events. Now a stream whose
+// expression is slow only fills its own buffer and catches up by itself.
 func (h *Hub) Publish(ev *gatewayv1.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -143,7 +164,7 @@ func (h *Hub) Publish(ev *gatewayv1.Event) {
 		sl = &slot{ev: ev}
 	}
 	for s := range h.subs {
-		if s.lagging.Load() || !s.filter.Match(ev) {
+		if s.lagging.Load() || !s.filter.matchFields(ev) {
 			continue
 		}
 		out := sl.item(s.full)

@@ -111,7 +111,14 @@ func (s *Subscription) Next(ctx context.Context) (*Item, error) {
 			s.next = seq + 1
 			// Items forwarded from stored bytes were filtered as they
 			// were read.
-			if it.Event == nil || s.filter.Match(it.Event) {
+			if it.Event == nil {
+				return it, nil
+			}
+			match, err := s.match(ctx, it.Event)
+			if err != nil {
+				return nil, err
+			}
+			if match {
 				return it, nil
 			}
 		}
@@ -162,6 +169,29 @@ func (s *Subscription) Next(ctx context.Context) (*Item, error) {
 			return nil, ErrClosed
 		}
 	}
+}
+
+// match reports whether ev passes the subscription's filter. An
+// expression whose verdict is not remembered is evaluated only while
+// holding one of the hub's evaluation slots: at most half the CPUs (at
+// least one) evaluate expressions at once, so streams with costly ones
+// cannot take every CPU from ingest and from the streams without one.
+func (s *Subscription) match(ctx context.Context, ev *gatewayv1.Event) (bool, error) {
+	f := s.filter
+	if !f.matchFields(ev) {
+		return false, nil
+	}
+	if f.expr == nil {
+		return true, nil
+	}
+	if match, ok := f.expr.Remembered(ev); ok {
+		return match, nil
+	}
+	if err := s.h.evaluating.Acquire(ctx, 1); err != nil {
+		return false, err
+	}
+	defer s.h.evaluating.Release(1)
+	return f.expr.Match(ev), nil
 }
 
 // drain moves whatever is buffered into pending and reports whether there

@@ -390,11 +390,5 @@ func publicParseMessage(err error) string {
 
 // EventID derives an event's id from its registration and delivery id, so
 // the same delivery always gets the same id, even when it arrives again
-// after the duplicate window.
-func EventID(webhookID, deliveryID string) string {
-	h := sha256.New()
-	h.Write([]byte(webhookID))
-	h.Write([]byte{0})
-	h.Write([]byte(deliveryID))
-	return "evt_" + ids.Encoding.EncodeToString(h.Sum(nil)[:16])
-}
+// after the duplicate window. [ids.EventID] owns the derivation.
+func EventID(webhookID, deliveryID string) string { return ids.EventID(webhookID, deliveryID) }

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/ingest"
+	"github.com/klingfan/klingfan/internal/normalize"
 	"github.com/klingfan/klingfan/internal/registry"
 	"github.com/klingfan/klingfan/internal/store"
 	"github.com/klingfan/klingfan/internal/verify"
@@ -420,6 +423,18 @@ func TestIngestKeepsUnknownParts(t *testing.T) {
 					a[0].GetUnmappedJson() == `{"duration":"long","bitrate":128}`
 			},
 		},
+		{
+			// A protobuf string cannot hold invalid UTF-8: the kept
+			// member must still be storable.
+			name: "unknown member with invalid UTF-8",
+			body: `{"id":"u-4","status":"succeeded","external_id":"ext-u4","create_time":1781080778802,"update_time":1781080794151,` +
+				`"outputs":[{"type":"video","id":"v-4","note":"caf` + "\xe9" + `"}]}`,
+			check: func(j *gatewayv1.Job) bool {
+				v := j.GetVideos()
+				return j.GetExternalId() == "ext-u4" && len(v) == 1 && v[0].GetId() == "v-4" &&
+					v[0].GetUnmappedJson() == `{"note":"caf`+"\uFFFD"+`"}`
+			},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -437,6 +452,40 @@ func TestIngestKeepsUnknownParts(t *testing.T) {
 			}
 			if !tc.check(ev.GetJob()) {
 				t.Errorf("stored job = %v", ev.GetJob())
+			}
+		})
+	}
+}
+
+// Every callback of Kling's contract corpus (testdata/kling/callbacks, from
+// Kling's own pages) is stored with 200, and the stored job is exactly what
+// the normalizer makes of it: nothing between the handler and the log
+// drops or alters a field.
+func TestIngestCallbackCorpus(t *testing.T) {
+	r := newRig(t)
+	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "kling", "callbacks", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("corpus: %v (%d files)", err, len(files))
+	}
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			body, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := normalize.Normalize(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status, got := r.do(http.MethodPost, "/webhooks/kling/tok?token="+urlToken, jsonHeader(), body); status != 200 {
+				t.Fatalf("status %d: %v", status, got)
+			}
+			ev, err := r.store.Get(context.Background(), r.last())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(ev.GetRawBody(), body) || ev.GetType() != want.Event.GetType() || !proto.Equal(ev.GetJob(), want.Event.GetJob()) {
+				t.Errorf("stored %v\nwant job %v", ev, want.Event.GetJob())
 			}
 		})
 	}

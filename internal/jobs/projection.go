@@ -85,6 +85,8 @@ type Projection struct {
 	// compare-and-set fail, and the key is then read afresh. Only Run's
 	// goroutine uses it.
 	written map[string]cachedState
+	// signal wakes WaitFolded when folded advances.
+	signal foldSignal
 }
 
 // cachedState is a state as this process last wrote it.
@@ -158,6 +160,7 @@ func (p *Projection) Run(ctx context.Context) error {
 		}
 	}
 	p.folded.Store(after)
+	p.advanced()
 	p.cfg.Metrics.projected(after)
 	p.log.Info("jobs: projection following the log", slog.Uint64("after", after))
 
@@ -240,6 +243,7 @@ func (p *Projection) foldQueue(ctx context.Context, queue <-chan *gatewayv1.Even
 		}
 		last := batch[len(batch)-1].GetSequence()
 		p.folded.Store(last)
+		p.advanced()
 		p.cfg.Metrics.projected(last)
 	}
 }

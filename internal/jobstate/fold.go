@@ -62,11 +62,27 @@ func Fold(prev *gatewayv1.JobState, ev *gatewayv1.Event) (*gatewayv1.JobState, O
 	next.UpdateTime = ev.GetReceivedAt()
 
 	if prev != nil && !changes(prev.GetJob(), ev) {
+		keepCreateEndpoint(next, ev)
 		return next, Recorded
 	}
 	next.Job = merge(next.GetJob(), ev.GetJob())
 	next.LastEventType = ev.GetType()
 	return next, Applied
+}
+
+// keepCreateEndpoint takes the create path from an event that does not
+// otherwise change the job. CreateJob logs it with Kling's answer, which a
+// fast callback can overtake; the path says where the job lives, not how
+// far it got, so it must not be lost to a newer or terminal state.
+func keepCreateEndpoint(st *gatewayv1.JobState, ev *gatewayv1.Event) {
+	if ep := ev.GetJob().GetCreateEndpoint(); ep != "" && st.GetJob().GetCreateEndpoint() == "" {
+		if st.Job == nil {
+			st.Job = &gatewayv1.Job{}
+		} else {
+			st.Job = proto.CloneOf(st.Job)
+		}
+		st.Job.CreateEndpoint = ep
+	}
 }
 
 // changes reports whether ev may change a job whose current value is cur.

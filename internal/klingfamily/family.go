@@ -136,8 +136,11 @@ type Family struct {
 	Shape Shape
 	Query Query
 	List  List
-	// Page is the Kling page the row follows.
+	// Page is the Kling page the row follows, "" when it is not among the
+	// mirrored official pages.
 	Page string
+	// Note says how the row was read when it is not straight from Page.
+	Note string
 }
 
 // Reconcilable reports whether a task of the family can be queried, so a

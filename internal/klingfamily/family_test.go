@@ -15,7 +15,7 @@ func TestTableIsConsistent(t *testing.T) {
 			t.Errorf("%s: name or create path appears twice", f.Name)
 		}
 		names[f.Name], creates[f.Create] = true, true
-		if f.Page == "" || len(f.Makes) == 0 || f.Shape == 0 || f.Group == "" {
+		if (f.Page == "" && f.Note == "") || len(f.Makes) == 0 || f.Shape == 0 || f.Group == "" {
 			t.Errorf("%s: row is missing its page, outputs, shape or group: %+v", f.Name, f)
 		}
 		switch f.Query.Kind {

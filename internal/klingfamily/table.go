@@ -43,6 +43,12 @@ func solution(name string, makes []Output, page string) Family {
 	}
 }
 
+// noted adds how a row was read when it is not straight from its page.
+func noted(f Family, note string) Family {
+	f.Note = note
+	return f
+}
+
 var (
 	video    = []Output{Video}
 	image    = []Output{Image}
@@ -51,27 +57,28 @@ var (
 )
 
 // table is every family Kling documents. Rows whose page is not among the
-// mirrored official pages keep the previous reading and say so in
-// testdata/kling/queries/SOURCES.md; ByExternal is set only where a page
-// documents the external id in the path.
+// mirrored official pages keep the previous reading and say so in their
+// Note (and testdata/kling/queries/SOURCES.md); ByExternal is set only
+// where a page documents the external id in the path, or for those rows
+// where every sibling page does.
 var table = []Family{
-	legacy("videos/text2video", video, true, MaxPageSize, doc+"api/video/2-6/text-to-video (legacy tab; page not mirrored)"),
-	legacy("videos/image2video", video, true, MaxPageSize, doc+"api/video/3-0-omni/image-to-video (legacy tab; page not mirrored)"),
-	legacy("videos/omni-video", video, true, MaxPageSize, doc+"api/video/3-0-omni (legacy tab; page not mirrored)"),
-	legacy("videos/multi-image2video", video, true, MaxPageSize, doc+"api/video/multi-image-to-video (page not mirrored)"),
-	legacy("videos/video-extend", video, true, MaxPageSize, doc+"api/video/video-extend (page not mirrored)"),
-	legacy("videos/lip-sync", video, true, MaxPageSize, doc+"api/video/lip-sync (older endpoint; the page now documents advanced-lip-sync)"),
+	noted(legacy("videos/text2video", video, true, MaxPageSize, ""), "page not among the mirrored official pages; the shape follows api/video/avatar"),
+	noted(legacy("videos/image2video", video, true, MaxPageSize, ""), "page not among the mirrored official pages; the shape follows api/video/avatar"),
+	noted(legacy("videos/omni-video", video, true, MaxPageSize, ""), "page not among the mirrored official pages; the shape follows api/video/avatar"),
+	noted(legacy("videos/multi-image2video", video, true, MaxPageSize, ""), "page not among the mirrored official pages; the shape follows api/video/avatar"),
+	noted(legacy("videos/video-extend", video, true, MaxPageSize, ""), "page not among the mirrored official pages; the shape follows api/video/avatar"),
+	noted(legacy("videos/lip-sync", video, true, MaxPageSize, ""), "older endpoint: api/video/lip-sync now documents advanced-lip-sync; the shape follows api/video/avatar"),
 	legacy("videos/advanced-lip-sync", video, false, MaxPageSize, doc+"api/video/lip-sync"),
 	legacy("videos/effects", video, true, MaxPageSize, doc+"api/effects/video-effects"),
 	legacy("videos/avatar/image2video", video, true, MaxPageSize, doc+"api/video/avatar"),
-	legacy("videos/motion-control", video, true, MaxPageSize, doc+"api/video/motion-control (legacy endpoint; read from a copy of the page)"),
+	noted(legacy("videos/motion-control", video, true, MaxPageSize, doc+"api/video/motion-control"), "legacy endpoint, read from a third-party copy of its page; the official pages now document the per-model motion-control paths"),
 	legacy("videos/multi-elements", video, true, MaxPageSize, doc+"api/video/multi-elements"),
 	legacy("images/generations", image, true, MaxPageSize, doc+"api/image/2-1/image-generation"),
 	legacy("images/omni-image", image, true, MaxPageSize, doc+"api/image/3-0-omni/image-omni"),
 	legacy("images/multi-image2image", image, true, MaxPageSize, doc+"api/image/2-1/multi-image-to-image"),
 	legacy("images/editing/expand", image, true, MaxPageSize, doc+"api/image/common/outpainting"),
-	legacy("images/kolors-virtual-try-on", image, true, MaxPageSize, doc+"api/image/virtual-try-on (page not mirrored)"),
-	legacy("audio/text-to-audio", audio, true, MaxPageSize, doc+"api/video/audio-generation/text-to-audio (page not mirrored)"),
+	noted(legacy("images/kolors-virtual-try-on", image, true, MaxPageSize, ""), "page not among the mirrored official pages; the shape follows api/image/common/outpainting"),
+	noted(legacy("audio/text-to-audio", audio, true, MaxPageSize, ""), "page not among the mirrored official pages; the shape follows api/video/audio-generation/video-to-audio"),
 	legacy("audio/video-to-audio", []Output{Video, Audio}, true, MaxPageSize, doc+"api/video/audio-generation/video-to-audio"),
 	{
 		// Text to speech answers its create request with the result and
@@ -85,10 +92,10 @@ var table = []Family{
 
 	tasks("/text-to-video/kling-2.6", video, doc+"api/video/2-6/text-to-video"),
 	tasks("/motion-control/kling-2.6", video, doc+"api/video/motion-control/2-6"),
-	tasks("/text-to-video/kling-3.0", video, doc+"api/video/3-0-omni/text-to-video"),
+	noted(tasks("/text-to-video/kling-3.0", video, doc+"api/video/3-0-omni"), "a tab of the 3.0 page group; its own page is not among the mirrored pages"),
 	tasks("/image-to-video/kling-3.0", video, doc+"api/video/3-0-omni/image-to-video"),
 	tasks("/image-to-video/kling-3.0-turbo", video, doc+"api/video/3-0-turbo/image-to-video"),
-	tasks("/omni-video/kling-3.0-omni", video, doc+"api/video/3-0-omni/omni-video"),
+	noted(tasks("/omni-video/kling-3.0-omni", video, doc+"api/video/3-0-omni"), "the Omni video tab of the 3.0 page group"),
 	tasks("/motion-control/kling-3.0", video, doc+"api/video/3-0-omni/motion-control"),
 
 	solution("drama_subtitle", subtitle, doc+"api/ecommerce-replication/drama-subtitle"),

@@ -127,13 +127,16 @@ func (s *Sim) listPage(f klingfamily.Family) http.HandlerFunc {
 
 // createHandler answers POST {create path} of family f with the create
 // answer Kling's pages show (the task, submitted), taking the external id
-// where the family's API generation puts it.
+// and the callback URL where the family's API generation puts them; the
+// task's callbacks then go to that URL.
 func (s *Sim) createHandler(f klingfamily.Family) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			ExternalTaskID string `json:"external_task_id"` // legacy
+			CallbackURL    string `json:"callback_url"`
 			Options        struct {
 				ExternalTaskID string `json:"external_task_id"` // newer APIs
+				CallbackURL    string `json:"callback_url"`
 			} `json:"options"`
 		}
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -143,11 +146,11 @@ func (s *Sim) createHandler(f klingfamily.Family) http.HandlerFunc {
 				return
 			}
 		}
-		external := req.ExternalTaskID
+		external, callbackURL := req.ExternalTaskID, req.CallbackURL
 		if f.Shape == klingfamily.New {
-			external = req.Options.ExternalTaskID
+			external, callbackURL = req.Options.ExternalTaskID, req.Options.CallbackURL
 		}
-		id, err := s.Create(f, external)
+		id, err := s.CreateWithCallback(f, external, callbackURL)
 		if err != nil {
 			answerError(w, http.StatusNotFound, klingapi.CodeNotFound, err.Error())
 			return

@@ -84,7 +84,10 @@ type Sim struct {
 
 // callback is one signed delivery ready to post.
 type callback struct {
-	id   string
+	id string
+	// url is where it goes: the task's callback_url, else the configured
+	// CallbackURL.
+	url  string
 	body []byte
 }
 
@@ -115,6 +118,13 @@ func New(cfg Config) (*Sim, error) {
 // callback. It returns the task id, or an error when the corpus holds no
 // answer for f (see Simulated).
 func (s *Sim) Create(f klingfamily.Family, external string) (string, error) {
+	return s.CreateWithCallback(f, external, "")
+}
+
+// CreateWithCallback is Create for a task whose callbacks go to
+// callbackURL, as the callback_url of a create request asks; the
+// configured CallbackURL when empty.
+func (s *Sim) CreateWithCallback(f klingfamily.Family, external, callbackURL string) (string, error) {
 	if !Simulated(f) {
 		return "", fmt.Errorf("klingsim: %s is not simulated: the query corpus holds no answer for it", f.Name)
 	}
@@ -122,7 +132,7 @@ func (s *Sim) Create(f klingfamily.Family, external string) (string, error) {
 	s.next++
 	now := unixMilli(s.cfg.Now())
 	t := &task{
-		id: fmt.Sprintf("sim%08d", s.next), external: external, family: f,
+		id: fmt.Sprintf("sim%08d", s.next), external: external, family: f, callback: callbackURL,
 		status: StatusSubmitted, created: now, updated: now,
 	}
 	s.tasks[t.id] = t
@@ -296,12 +306,16 @@ func (s *Sim) Resend(id string) error {
 }
 
 func (s *Sim) callbackLocked(t *task) *callback {
-	return &callback{id: "msg_" + t.id + "_" + t.status, body: t.body()}
+	url := t.callback
+	if url == "" {
+		url = s.cfg.CallbackURL
+	}
+	return &callback{id: "msg_" + t.id + "_" + t.status, url: url, body: t.body()}
 }
 
 // post applies the fault shares to one callback.
 func (s *Sim) post(cb *callback) {
-	if s.cfg.CallbackURL == "" {
+	if cb.url == "" {
 		return
 	}
 	s.mu.Lock()
@@ -350,7 +364,7 @@ func (s *Sim) post(cb *callback) {
 
 // send posts one callback, signed when a secret is configured.
 func (s *Sim) send(cb *callback) {
-	req, err := http.NewRequest(http.MethodPost, s.cfg.CallbackURL, bytes.NewReader(cb.body))
+	req, err := http.NewRequest(http.MethodPost, cb.url, bytes.NewReader(cb.body))
 	if err != nil {
 		s.stats.failed.Add(1)
 		return

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"sort"
@@ -253,5 +254,40 @@ func TestQueryAPIErrors(t *testing.T) {
 	c, _ := klingapi.New(klingapi.Config{BaseURL: "http://127.0.0.1:1", Credentials: klingapi.Credentials{APIKey: "k"}})
 	if _, err := c.ListPage(ctx, t2v, 1, 1); !errors.Is(err, klingapi.ErrUnavailable) || klingapi.ErrorLabel(err) != "unreachable" {
 		t.Fatalf("unreachable API: err = %v", err)
+	}
+}
+
+// A create request's callback_url is where that task's callbacks go, at
+// the top level for the legacy API and under options for the newer ones.
+func TestCreateCallsBackTheRequestsURL(t *testing.T) {
+	got := make(chan string, 16)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Path
+	}))
+	t.Cleanup(receiver.Close)
+	_, url := newSim(t)
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/videos/text2video", `{"prompt":"x","callback_url":"` + receiver.URL + `/legacy"}`},
+		{"/text-to-video/kling-2.6", `{"options":{"callback_url":"` + receiver.URL + `/newer"}}`},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, url+tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer static-key")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", tc.path, resp.StatusCode)
+		}
+	}
+	seen := map[string]bool{}
+	for len(seen) < 2 {
+		select {
+		case p := <-got:
+			seen[p] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("callbacks arrived at %v, want /legacy and /newer", seen)
+		}
 	}
 }

@@ -38,6 +38,9 @@ type task struct {
 	id       string
 	external string
 	family   klingfamily.Family
+	// callback is the create request's callback_url; empty for tasks
+	// the simulator made up itself.
+	callback string
 	status   string // in the legacy spelling
 	created  int64
 	updated  int64

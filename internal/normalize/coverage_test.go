@@ -212,6 +212,15 @@ func TestNormalizeIncomplete(t *testing.T) {
 				return header(ev) && ev.GetType() == gatewayv1.EventType_EVENT_TYPE_VIDEO_COMPLETED && len(b) == 2 &&
 					b[1].GetListPrice() == "3.5" && b[1].GetUnmappedJson() == `{"quota":true}`
 			}},
+		{"signed event with an unreadable and an unknown member", `{"event":"video.completed","timestamp":"2026-06-10T08:39:54Z",` +
+			`"data":{"job_id":"k1","status":"completed","video_url":"https://x/v.mp4","duration":"five","seed":7}}`,
+			normalize.ErrMalformed, "data.duration",
+			func(ev *gatewayv1.Event) bool {
+				j := ev.GetJob()
+				return j.GetJobId() == "k1" && ev.GetOccurredAt() != nil && len(j.GetVideos()) == 1 &&
+					j.GetVideos()[0].GetUrl() == "https://x/v.mp4" && j.GetVideos()[0].GetDuration() == nil &&
+					j.GetUnmappedJson() == `{"data":{"duration":"five","seed":7}}`
+			}},
 		{"unknown header and task_info members", `{"task_id":"j2","task_status":"succeed","request_id":"r-9","task_info":{"external_task_id":"ext-1","seed":7}}`,
 			normalize.ErrIncomplete, "",
 			func(ev *gatewayv1.Event) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -191,11 +192,18 @@ func decodeOutput(raw string, path fieldPath, r *report) (object, bool) {
 // writeCompact writes the JSON value raw to b without insignificant
 // whitespace, so that a kept value reads the same however the sender
 // indented it; every value keeps its exact text otherwise (numbers are not
-// reformatted).
+// reformatted), except that invalid UTF-8, which a protobuf string cannot
+// hold, becomes U+FFFD as encoding/json would decode it. In a valid
+// document such bytes can only be inside strings, so the result stays
+// valid JSON.
 func writeCompact(b *strings.Builder, raw string) {
 	var out bytes.Buffer
 	if json.Compact(&out, []byte(raw)) != nil {
-		b.WriteString(raw) // unreachable: raw is part of a valid document
+		out.Reset()
+		out.WriteString(raw) // unreachable: raw is part of a valid document
+	}
+	if !utf8.Valid(out.Bytes()) {
+		b.WriteString(strings.ToValidUTF8(out.String(), "\uFFFD"))
 		return
 	}
 	b.Write(out.Bytes())

@@ -12,7 +12,8 @@ import (
 	"github.com/klingfan/klingfan/internal/normalize"
 )
 
-// FuzzParse checks that no input makes Parse panic, that every error wraps
+// FuzzParse checks that no input makes Parse or Normalize panic or yield an
+// event that cannot be stored, that every error of Parse wraps
 // one of the sentinels, and that a nil error always comes with an event that
 // names its source format and can be marshaled, since the caller stores it
 // as is. The seed corpus is every file under testdata, so the checks also
@@ -41,6 +42,13 @@ func FuzzParse(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// Normalize keeps what Parse refuses (unreadable and unknown
+		// members, as unmapped JSON): what it keeps must marshal too.
+		if out, err := normalize.Normalize(body); err == nil {
+			if _, err := proto.Marshal(out.Event); err != nil {
+				t.Fatalf("normalized event does not marshal: %v", err)
+			}
+		}
 		ev, err := normalize.Parse(body)
 		if err != nil {
 			if ev != nil {

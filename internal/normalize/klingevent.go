@@ -24,11 +24,14 @@ func identifyKlingEvent(top object) (*gatewayv1.Event, error) {
 	return &gatewayv1.Event{Type: typ, RawType: name, SourceFormat: gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT, Job: job}, nil
 }
 
-// parseKlingEvent normalizes a signed JSON event. The optional "signature"
-// body member is ignored on purpose: the X-Kling-Signature header is the
-// authority, checked before parsing. The format has no place for unknown
-// outputs, so r is not used.
-func parseKlingEvent(top object, _ *report) (*gatewayv1.Event, error) {
+// parseKlingEvent normalizes a signed JSON event. Only the event name and
+// a data member that is not an object can fail it; every other member
+// degrades on its own, as in the callbacks: an unreadable value is left
+// unset and kept, with any member this package does not know, in the job's
+// unmapped_json. The optional "signature" body member is ignored on
+// purpose: the X-Kling-Signature header is the authority, checked before
+// parsing, and the raw body keeps it.
+func parseKlingEvent(top object, r *report) (*gatewayv1.Event, error) {
 	name, err := top.requiredStr(root, "event")
 	if err != nil {
 		return nil, err
@@ -40,67 +43,43 @@ func parseKlingEvent(top object, _ *report) (*gatewayv1.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	occurred, err := top.rfc3339(root, "timestamp")
-	if err != nil {
-		return nil, err
-	}
-
 	typ, jobKind := eventTypeOfName(name)
 	ev := &gatewayv1.Event{
 		Type:         typ,
 		RawType:      name,
-		OccurredAt:   occurred,
 		SourceFormat: gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT,
 	}
 	job := &gatewayv1.Job{Kind: jobKind}
 	ev.Job = job
 
-	p := at("data")
-	if job.JobId, err = data.id(p, "job_id"); err != nil {
-		return nil, err
-	}
-	if job.RawStatus, err = data.str(p, "status"); err != nil {
-		return nil, err
-	}
-	if !absent(data.get("status")) {
-		job.Status = jobStatusOf(job.RawStatus)
-	} else {
+	head := members{o: top, path: root, r: r}
+	head.take("event")
+	head.take("signature")
+	readMember(&head, object.rfc3339, "timestamp", &ev.OccurredAt)
+
+	m := members{o: data, path: at("data"), r: r}
+	m.id("job_id", &job.JobId)
+	if !readMember(&m, object.str, "status", &job.RawStatus) || absent(data.get("status")) {
 		job.Status = statusOfEventType(ev.Type)
+	} else {
+		job.Status = jobStatusOf(job.RawStatus)
 	}
-	if job.StatusMessage, err = data.str(p, "error"); err != nil {
-		return nil, err
-	}
-	if job.Prompt, err = data.str(p, "prompt"); err != nil {
-		return nil, err
-	}
-	if job.Model, err = data.str(p, "model"); err != nil {
-		return nil, err
-	}
-	if job.CreatedAt, err = data.rfc3339(p, "created_at"); err != nil {
-		return nil, err
-	}
-	if job.CompletedAt, err = data.rfc3339(p, "completed_at"); err != nil {
-		return nil, err
-	}
-	if job.ProgressPercent, err = progress(data, p, "progress"); err != nil {
-		return nil, err
-	}
+	m.str("error", &job.StatusMessage)
+	m.str("prompt", &job.Prompt)
+	m.str("model", &job.Model)
+	readMember(&m, object.rfc3339, "created_at", &job.CreatedAt)
+	readMember(&m, object.rfc3339, "completed_at", &job.CompletedAt)
+	readMember(&m, progress, "progress", &job.ProgressPercent)
 
 	video := &gatewayv1.Video{}
-	if video.Url, err = data.str(p, "video_url"); err != nil {
-		return nil, err
-	}
-	if video.ThumbnailUrl, err = data.str(p, "thumbnail_url"); err != nil {
-		return nil, err
-	}
-	// The duration is validated even without a video, so a broken sender
-	// is noticed on every event rather than only on completion.
-	if video.Duration, err = data.duration(p, "duration"); err != nil {
-		return nil, err
-	}
-	if video.Url != "" {
+	m.str("video_url", &video.Url)
+	m.str("thumbnail_url", &video.ThumbnailUrl)
+	m.duration("duration", &video.Duration)
+	if video.Url != "" || video.ThumbnailUrl != "" || video.Duration != nil {
 		job.Videos = []*gatewayv1.Video{video}
 	}
+	head.nest("data", &m)
+	job.UnmappedJson = head.unmapped()
 	if job.Kind == gatewayv1.JobKind_JOB_KIND_UNSPECIFIED {
 		job.Kind = kindOfOutputs(job)
 	}

@@ -34,8 +34,7 @@ type wireFormat struct {
 	keys [2]string
 	// parse reads everything the format maps, noting in r what it could
 	// not map; r may be nil. It fails only when what identifies the
-	// delivery cannot be read, except for the signed events, whose format
-	// has no place to keep an unreadable value.
+	// delivery cannot be read.
 	parse func(top object, r *report) (*gatewayv1.Event, error)
 	// identify reads only what identifies a delivery.
 	identify func(top object) (*gatewayv1.Event, error)
@@ -120,20 +119,18 @@ type Outcome struct {
 	// Incomplete is nil when every member of the body found its field.
 	// Otherwise it wraps ErrIncomplete and names what was not mapped, and
 	// also wraps ErrMalformed when a mapped member's value could not be
-	// read. For the task callbacks the Event is then complete in
-	// everything else: what was not mapped is on the output it belongs to
-	// (unmapped_json) or kept whole (Job.unmapped_outputs), and the header
-	// survives. A signed event with an unreadable field carries only what
-	// [Identify] reads.
+	// read. The Event is then complete in everything else: what was not
+	// mapped is on the output it belongs to (unmapped_json) or kept whole
+	// (Job.unmapped_outputs), and the header survives.
 	Incomplete error
 }
 
 // Normalize is what ingest needs: Parse, degrading per field where Parse is
 // strict, so that a verified delivery of a known shape is kept, with its
 // raw body, rather than answered 400 and lost (senders do not retry a
-// 4xx). A task callback degrades member by member (an unreadable value is
-// left unset and kept in unmapped_json); a signed event degrades to
-// Identify. It fails only when Identify would, with Parse's more precise
+// 4xx): it degrades member by member (an unreadable value is left unset
+// and kept in unmapped_json), and to Identify only where a parse fails
+// outright. It fails only when Identify would, with Parse's more precise
 // error.
 func Normalize(body []byte) (Outcome, error) {
 	top, f, err := detect(body)

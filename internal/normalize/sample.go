@@ -30,9 +30,11 @@ func Sample(format gatewayv1.SourceFormat, typ gatewayv1.EventType, jobID string
 
 // SampleKind is Sample for a job that makes kind: a completed sample
 // carries that kind's outputs (audio tracks, a voice, an element, subtitle
-// files) as Kling sends them in format. Kinds Kling sends in only one
-// callback shape (voice, element, subtitle: the new one) are refused in
-// the legacy shape, so a sample never shows a payload Kling would not send.
+// files) as Kling's pages show them in format. Subtitles come only from the
+// solutions API, in the new callback shape, and are refused in the legacy
+// one, so a sample never shows a payload Kling would not send. (Custom
+// voices and elements are legacy-shape families; the new shape's output
+// list documents them too.)
 func SampleKind(format gatewayv1.SourceFormat, kind gatewayv1.JobKind, typ gatewayv1.EventType, jobID string, now time.Time) ([]byte, error) {
 	if _, ok := sampleKinds[kind]; !ok {
 		return nil, fmt.Errorf("normalize: no sample for job kind %v", kind)
@@ -211,9 +213,11 @@ type legacyTaskInfo struct {
 }
 
 type legacyTaskResult struct {
-	Videos []legacyVideo `json:"videos,omitempty"`
-	Images []legacyImage `json:"images,omitempty"`
-	Audios []legacyAudio `json:"audios,omitempty"`
+	Videos   []legacyVideo   `json:"videos,omitempty"`
+	Images   []legacyImage   `json:"images,omitempty"`
+	Audios   []legacyAudio   `json:"audios,omitempty"`
+	Voices   []legacyVoice   `json:"voices,omitempty"`
+	Elements []legacyElement `json:"elements,omitempty"`
 }
 
 type legacyVideo struct {

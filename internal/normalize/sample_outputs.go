@@ -24,8 +24,8 @@ var sampleKinds = map[gatewayv1.JobKind]sampleKind{
 	gatewayv1.JobKind_JOB_KIND_VIDEO:    {prefix: "video", legacy: true, pkg: "video", dir: "text2video"},
 	gatewayv1.JobKind_JOB_KIND_IMAGE:    {prefix: "image", legacy: true, pkg: "image", dir: "images"},
 	gatewayv1.JobKind_JOB_KIND_AUDIO:    {prefix: "audio", legacy: true, pkg: "audio", dir: "audio"},
-	gatewayv1.JobKind_JOB_KIND_VOICE:    {prefix: "voice", pkg: "audio", dir: "voice"},
-	gatewayv1.JobKind_JOB_KIND_ELEMENT:  {prefix: "element", pkg: "image", dir: "element"},
+	gatewayv1.JobKind_JOB_KIND_VOICE:    {prefix: "voice", legacy: true, pkg: "audio", dir: "voice"},
+	gatewayv1.JobKind_JOB_KIND_ELEMENT:  {prefix: "element", legacy: true, pkg: "image", dir: "element"},
 	gatewayv1.JobKind_JOB_KIND_SUBTITLE: {prefix: "subtitle", pkg: "video", dir: "solutions"},
 }
 
@@ -51,6 +51,56 @@ type legacyAudio struct {
 	DurationMP3 string `json:"duration_mp3"`
 	DurationWAV string `json:"duration_wav"`
 }
+
+// legacyVoice is a `task_result.voices[]` custom voice (page
+// video/2-6/voice-customization).
+type legacyVoice struct {
+	VoiceID   string `json:"voice_id"`
+	VoiceName string `json:"voice_name"`
+	TrialURL  string `json:"trial_url"`
+	OwnedBy   string `json:"owned_by"`
+}
+
+// legacyElement is a `task_result.elements[]` advanced custom element
+// (page image/o1/elements).
+type legacyElement struct {
+	ElementID          int64           `json:"element_id"`
+	ElementName        string          `json:"element_name"`
+	ElementDescription string          `json:"element_description"`
+	ReferenceType      string          `json:"reference_type"`
+	ElementImageList   legacyImageList `json:"element_image_list"`
+	ElementVideoList   struct{}        `json:"element_video_list"`
+	ElementVoiceInfo   struct{}        `json:"element_voice_info"`
+	TagList            []legacyTag     `json:"tag_list"`
+	OwnedBy            string          `json:"owned_by"`
+	Status             string          `json:"status"`
+}
+
+type legacyImageList struct {
+	FrontalImage string           `json:"frontal_image"`
+	ReferImages  []legacyImageURL `json:"refer_images"`
+}
+
+type legacyImageURL struct {
+	ImageURL string `json:"image_url"`
+}
+
+type legacyTag struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// v2Tag is a new-shape element tag: its id is a number.
+type v2Tag struct {
+	ID          int    `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// sampleCreator is the creator id Kling writes in owned_by for what a
+// user made ("kling" is its own library).
+const sampleCreator = "7265158418"
 
 type v2Charge struct {
 	ChargeType  string `json:"charge_type"`
@@ -103,7 +153,7 @@ type v2Element struct {
 	Materials   []v2Material `json:"materials"`
 	OwnedBy     string       `json:"owned_by"`
 	Status      string       `json:"status"`
-	Tags        []string     `json:"tags"`
+	Tags        []v2Tag      `json:"tags"`
 }
 
 type v2Material struct {
@@ -135,6 +185,17 @@ func (s sampleJob) legacyResult() *legacyTaskResult {
 		return &legacyTaskResult{Audios: []legacyAudio{{
 			ID: s.outputID("a0"), URLMP3: s.asset(".mp3"), URLWAV: s.asset(".wav"), DurationMP3: "5.016", DurationWAV: "5.0",
 		}}}
+	case gatewayv1.JobKind_JOB_KIND_VOICE:
+		return &legacyTaskResult{Voices: []legacyVoice{{
+			VoiceID: s.outputID("voice"), VoiceName: "Warm narrator", TrialURL: s.asset("-trial.mp3"), OwnedBy: sampleCreator,
+		}}}
+	case gatewayv1.JobKind_JOB_KIND_ELEMENT:
+		return &legacyTaskResult{Elements: []legacyElement{{
+			ElementID: 160, ElementName: "Ginger cat", ElementDescription: "An orange tabby with a white chest",
+			ReferenceType: "image_refer", OwnedBy: sampleCreator, Status: "succeed",
+			ElementImageList: legacyImageList{FrontalImage: s.asset("-front.png"), ReferImages: []legacyImageURL{{ImageURL: s.asset("-side.png")}}},
+			TagList:          []legacyTag{{ID: "o_103", Name: "animal", Description: "Animal"}},
+		}}}
 	}
 	return &legacyTaskResult{Videos: []legacyVideo{{ID: s.videoID(), URL: s.asset(".mp4"), Duration: sampleDuration}}}
 }
@@ -151,11 +212,12 @@ func (s sampleJob) v2Outputs() []any {
 	case gatewayv1.JobKind_JOB_KIND_AUDIO:
 		return []any{v2Audio{Type: "audio", ID: s.outputID("a0"), MP3URL: s.asset(".mp3"), WAVURL: s.asset(".wav"), MP3Duration: "5.016", WAVDuration: "5.0"}}
 	case gatewayv1.JobKind_JOB_KIND_VOICE:
-		return []any{v2Voice{Type: "voice", ID: s.outputID("voice"), Name: "Warm narrator", URL: s.asset("-trial.mp3"), OwnedBy: "user", Status: "succeed"}}
+		return []any{v2Voice{Type: "voice", ID: s.outputID("voice"), Name: "Warm narrator", URL: s.asset("-trial.mp3"), OwnedBy: sampleCreator, Status: "succeeded"}}
 	case gatewayv1.JobKind_JOB_KIND_ELEMENT:
 		return []any{v2Element{
 			Type: "element", ID: s.outputID("element"), Name: "Ginger cat", Description: "An orange tabby with a white chest",
-			ElementType: "image_refer", OwnedBy: "user", Status: "succeed", Tags: []string{"animal"},
+			ElementType: "multi_image_elements", OwnedBy: sampleCreator, Status: "succeeded",
+			Tags:      []v2Tag{{ID: 3, Name: "animal", Description: "Animal"}},
 			Materials: []v2Material{{Type: "image", Role: "frontal", URL: s.asset("-front.png")}, {Type: "image", Role: "refer", URL: s.asset("-side.png")}},
 		}}
 	case gatewayv1.JobKind_JOB_KIND_SUBTITLE:

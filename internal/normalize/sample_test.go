@@ -142,9 +142,7 @@ func TestSampleKinds(t *testing.T) {
 		gatewayv1.JobKind_JOB_KIND_ELEMENT:  func(j *gatewayv1.Job) int { return len(j.GetElements()) },
 		gatewayv1.JobKind_JOB_KIND_SUBTITLE: func(j *gatewayv1.Job) int { return len(j.GetSubtitles()) },
 	}
-	legacyOnlyV2 := map[gatewayv1.JobKind]bool{
-		gatewayv1.JobKind_JOB_KIND_VOICE: true, gatewayv1.JobKind_JOB_KIND_ELEMENT: true, gatewayv1.JobKind_JOB_KIND_SUBTITLE: true,
-	}
+	legacyOnlyV2 := map[gatewayv1.JobKind]bool{gatewayv1.JobKind_JOB_KIND_SUBTITLE: true}
 	for kind, count := range outputs {
 		for _, format := range []gatewayv1.SourceFormat{
 			gatewayv1.SourceFormat_SOURCE_FORMAT_KLING_EVENT,

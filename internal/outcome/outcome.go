@@ -150,7 +150,7 @@ func Guarded(ev *gatewayv1.Event) bool {
 	}
 	switch ev.GetSourceFormat() {
 	case gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_LEGACY, gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2,
-		gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_QUERY:
+		gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_QUERY, gatewayv1.SourceFormat_SOURCE_FORMAT_CREATE_ANSWER:
 		return true
 	}
 	return false

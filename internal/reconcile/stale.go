@@ -67,7 +67,7 @@ func shapeOf(e *gatewayv1.Event) Shape {
 		return ShapeLegacy
 	case gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_CALLBACK_V2:
 		return ShapeNew
-	case gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_QUERY:
+	case gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_QUERY, gatewayv1.SourceFormat_SOURCE_FORMAT_CREATE_ANSWER:
 		var f struct {
 			TaskID string `json:"task_id"`
 			ID     string `json:"id"`
@@ -158,7 +158,7 @@ func (r *Reconciler) queryOne(ctx context.Context, ps *passState, st *gatewayv1.
 		return nil
 	}
 	var tried int
-	for _, c := range r.candidates(logged.Shape, st.GetJob().GetKind()) {
+	for _, c := range r.candidatesOf(st.GetJob(), logged.Shape) {
 		tried++
 		task, found, err := r.get(ctx, ps, c, id)
 		if err != nil {
@@ -192,6 +192,20 @@ func (c candidate) label() string {
 		return c.family.ListingName()
 	}
 	return c.family.Name
+}
+
+// candidatesOf is where to look for a job: the one family it was created
+// in when klingfan created it (CreateJob recorded the create path), else
+// the candidates its shape and kind suggest. A created job is asked about
+// in its family whether or not that family is among the configured
+// listings: it is known, not guessed.
+func (r *Reconciler) candidatesOf(job *gatewayv1.Job, shape Shape) []candidate {
+	if ep := job.GetCreateEndpoint(); ep != "" {
+		if f, err := klingfamily.ForEndpoint(ep); err == nil && f.Reconcilable() {
+			return []candidate{{family: f, shared: f.Query.Kind == klingfamily.QueryIDs}}
+		}
+	}
+	return r.candidates(shape, job.GetKind())
 }
 
 // candidates orders where to look for a job, cheapest first. The job state

@@ -248,6 +248,10 @@ const (
 	// callback never arrived. The raw body is the task as the query returned
 	// it (legacy or newer shape), normalized like a callback of that shape.
 	SourceFormat_SOURCE_FORMAT_TASK_QUERY SourceFormat = 4
+	// Kling's answer to a task klingfan created (JobService.CreateJob): the
+	// raw body is the answer's `data`, the task as submitted, normalized like
+	// a callback of its shape.
+	SourceFormat_SOURCE_FORMAT_CREATE_ANSWER SourceFormat = 5
 )
 
 // Enum value maps for SourceFormat.
@@ -258,6 +262,7 @@ var (
 		2: "SOURCE_FORMAT_TASK_CALLBACK_LEGACY",
 		3: "SOURCE_FORMAT_TASK_CALLBACK_V2",
 		4: "SOURCE_FORMAT_TASK_QUERY",
+		5: "SOURCE_FORMAT_CREATE_ANSWER",
 	}
 	SourceFormat_value = map[string]int32{
 		"SOURCE_FORMAT_UNSPECIFIED":          0,
@@ -265,6 +270,7 @@ var (
 		"SOURCE_FORMAT_TASK_CALLBACK_LEGACY": 2,
 		"SOURCE_FORMAT_TASK_CALLBACK_V2":     3,
 		"SOURCE_FORMAT_TASK_QUERY":           4,
+		"SOURCE_FORMAT_CREATE_ANSWER":        5,
 	}
 )
 
@@ -584,11 +590,16 @@ type Job struct {
 	// removed, as everywhere unmapped JSON is kept): members klingfan does not
 	// know, and mapped members whose value it could not read (those are left
 	// unset above). A nested object with no message of its own (`task_info`,
-	// `watermark_info`) keeps its own unmapped members under its key. Empty
-	// when everything was mapped.
-	UnmappedJson  string `protobuf:"bytes,25,opt,name=unmapped_json,json=unmappedJson,proto3" json:"unmapped_json,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// `watermark_info`, a signed event's `data`) keeps its own unmapped
+	// members under its key. Empty when everything was mapped.
+	UnmappedJson string `protobuf:"bytes,25,opt,name=unmapped_json,json=unmappedJson,proto3" json:"unmapped_json,omitempty"`
+	// Kling's create path for jobs created through JobService.CreateJob
+	// (e.g. `/v1/videos/text2video`): it names the job's family, so the
+	// reconciler asks about the job where it lives instead of trying every
+	// family. Empty for jobs klingfan did not create.
+	CreateEndpoint string `protobuf:"bytes,26,opt,name=create_endpoint,json=createEndpoint,proto3" json:"create_endpoint,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -792,6 +803,13 @@ func (x *Job) GetUnmappedOutputs() []*UnmappedOutput {
 func (x *Job) GetUnmappedJson() string {
 	if x != nil {
 		return x.UnmappedJson
+	}
+	return ""
+}
+
+func (x *Job) GetCreateEndpoint() string {
+	if x != nil {
+		return x.CreateEndpoint
 	}
 	return ""
 }
@@ -1785,7 +1803,7 @@ const file_kling_gateway_v1_event_proto_rawDesc = "" +
 	" \x01(\v2\x15.kling.gateway.v1.JobR\x03job\x12\x19\n" +
 	"\braw_body\x18\v \x01(\fR\arawBody\x12\x12\n" +
 	"\x04test\x18\f \x01(\bR\x04test\x12 \n" +
-	"\vtraceparent\x18\r \x01(\tR\vtraceparent\"\xa7\t\n" +
+	"\vtraceparent\x18\r \x01(\tR\vtraceparent\"\xd0\t\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x123\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1b.kling.gateway.v1.JobStatusR\x06status\x12\x1d\n" +
@@ -1816,7 +1834,8 @@ const file_kling_gateway_v1_event_proto_rawDesc = "" +
 	"\x11watermark_enabled\x18\x16 \x01(\bH\x00R\x10watermarkEnabled\x88\x01\x01\x12*\n" +
 	"\x11image_result_type\x18\x17 \x01(\tR\x0fimageResultType\x12K\n" +
 	"\x10unmapped_outputs\x18\x18 \x03(\v2 .kling.gateway.v1.UnmappedOutputR\x0funmappedOutputs\x12#\n" +
-	"\runmapped_json\x18\x19 \x01(\tR\funmappedJsonB\x14\n" +
+	"\runmapped_json\x18\x19 \x01(\tR\funmappedJson\x12'\n" +
+	"\x0fcreate_endpoint\x18\x1a \x01(\tR\x0ecreateEndpointB\x14\n" +
 	"\x12_watermark_enabled\"d\n" +
 	"\x0eUnmappedOutput\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
@@ -1917,13 +1936,14 @@ const file_kling_gateway_v1_event_proto_rawDesc = "" +
 	"\x15JOB_STATUS_PROCESSING\x10\x02\x12\x18\n" +
 	"\x14JOB_STATUS_SUCCEEDED\x10\x03\x12\x15\n" +
 	"\x11JOB_STATUS_FAILED\x10\x04\x12\x18\n" +
-	"\x14JOB_STATUS_CANCELLED\x10\x05*\xb6\x01\n" +
+	"\x14JOB_STATUS_CANCELLED\x10\x05*\xd7\x01\n" +
 	"\fSourceFormat\x12\x1d\n" +
 	"\x19SOURCE_FORMAT_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19SOURCE_FORMAT_KLING_EVENT\x10\x01\x12&\n" +
 	"\"SOURCE_FORMAT_TASK_CALLBACK_LEGACY\x10\x02\x12\"\n" +
 	"\x1eSOURCE_FORMAT_TASK_CALLBACK_V2\x10\x03\x12\x1c\n" +
-	"\x18SOURCE_FORMAT_TASK_QUERY\x10\x04*R\n" +
+	"\x18SOURCE_FORMAT_TASK_QUERY\x10\x04\x12\x1f\n" +
+	"\x1bSOURCE_FORMAT_CREATE_ANSWER\x10\x05*R\n" +
 	"\tEventView\x12\x1a\n" +
 	"\x16EVENT_VIEW_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10EVENT_VIEW_BASIC\x10\x01\x12\x13\n" +

@@ -9,6 +9,7 @@ package gatewayv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -287,11 +288,133 @@ func (x *ListJobsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// CreateJobRequest is one Kling task to create.
+type CreateJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Kling's create path, e.g. "/v1/videos/text2video".
+	Endpoint string `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// Kling's request body for that endpoint, as Kling documents it. It is
+	// passed through, not modelled per family; klingfan only sets the
+	// callback URL and the external task id in it.
+	Body *structpb.Struct `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	// The idempotency key, required: the same request_id again returns the
+	// same job. It becomes Kling's external_task_id unless the body sets one.
+	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The registration whose callback URL is filled in; "default" when empty.
+	WebhookId     string `protobuf:"bytes,4,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateJobRequest) Reset() {
+	*x = CreateJobRequest{}
+	mi := &file_kling_gateway_v1_job_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateJobRequest) ProtoMessage() {}
+
+func (x *CreateJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kling_gateway_v1_job_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateJobRequest.ProtoReflect.Descriptor instead.
+func (*CreateJobRequest) Descriptor() ([]byte, []int) {
+	return file_kling_gateway_v1_job_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CreateJobRequest) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *CreateJobRequest) GetBody() *structpb.Struct {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *CreateJobRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CreateJobRequest) GetWebhookId() string {
+	if x != nil {
+		return x.WebhookId
+	}
+	return ""
+}
+
+// CreateJobResponse carries the created job.
+type CreateJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job's state: the same JobState GetJob returns.
+	JobState      *JobState `protobuf:"bytes,1,opt,name=job_state,json=jobState,proto3" json:"job_state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateJobResponse) Reset() {
+	*x = CreateJobResponse{}
+	mi := &file_kling_gateway_v1_job_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateJobResponse) ProtoMessage() {}
+
+func (x *CreateJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kling_gateway_v1_job_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateJobResponse.ProtoReflect.Descriptor instead.
+func (*CreateJobResponse) Descriptor() ([]byte, []int) {
+	return file_kling_gateway_v1_job_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CreateJobResponse) GetJobState() *JobState {
+	if x != nil {
+		return x.JobState
+	}
+	return nil
+}
+
 var File_kling_gateway_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_kling_gateway_v1_job_service_proto_rawDesc = "" +
 	"\n" +
-	"\"kling/gateway/v1/job_service.proto\x12\x10kling.gateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckling/gateway/v1/event.proto\x1a\x1akling/gateway/v1/job.proto\"E\n" +
+	"\"kling/gateway/v1/job_service.proto\x12\x10kling.gateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ckling/gateway/v1/event.proto\x1a\x1akling/gateway/v1/job.proto\"E\n" +
 	"\rGetJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
@@ -311,11 +434,21 @@ const file_kling_gateway_v1_job_service_proto_rawDesc = "" +
 	"\x10ListJobsResponse\x129\n" +
 	"\n" +
 	"job_states\x18\x01 \x03(\v2\x1a.kling.gateway.v1.JobStateR\tjobStates\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xac\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x99\x01\n" +
+	"\x10CreateJobRequest\x12\x1a\n" +
+	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12+\n" +
+	"\x04body\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x04body\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"webhook_id\x18\x04 \x01(\tR\twebhookId\"L\n" +
+	"\x11CreateJobResponse\x127\n" +
+	"\tjob_state\x18\x01 \x01(\v2\x1a.kling.gateway.v1.JobStateR\bjobState2\x82\x02\n" +
 	"\n" +
 	"JobService\x12K\n" +
 	"\x06GetJob\x12\x1f.kling.gateway.v1.GetJobRequest\x1a .kling.gateway.v1.GetJobResponse\x12Q\n" +
-	"\bListJobs\x12!.kling.gateway.v1.ListJobsRequest\x1a\".kling.gateway.v1.ListJobsResponseB=Z;github.com/klingfan/klingfan/gen/kling/gateway/v1;gatewayv1b\x06proto3"
+	"\bListJobs\x12!.kling.gateway.v1.ListJobsRequest\x1a\".kling.gateway.v1.ListJobsResponse\x12T\n" +
+	"\tCreateJob\x12\".kling.gateway.v1.CreateJobRequest\x1a#.kling.gateway.v1.CreateJobResponseB=Z;github.com/klingfan/klingfan/gen/kling/gateway/v1;gatewayv1b\x06proto3"
 
 var (
 	file_kling_gateway_v1_job_service_proto_rawDescOnce sync.Once
@@ -329,32 +462,39 @@ func file_kling_gateway_v1_job_service_proto_rawDescGZIP() []byte {
 	return file_kling_gateway_v1_job_service_proto_rawDescData
 }
 
-var file_kling_gateway_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_kling_gateway_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_kling_gateway_v1_job_service_proto_goTypes = []any{
 	(*GetJobRequest)(nil),         // 0: kling.gateway.v1.GetJobRequest
 	(*GetJobResponse)(nil),        // 1: kling.gateway.v1.GetJobResponse
 	(*ListJobsRequest)(nil),       // 2: kling.gateway.v1.ListJobsRequest
 	(*ListJobsResponse)(nil),      // 3: kling.gateway.v1.ListJobsResponse
-	(*JobState)(nil),              // 4: kling.gateway.v1.JobState
-	(JobStatus)(0),                // 5: kling.gateway.v1.JobStatus
-	(JobKind)(0),                  // 6: kling.gateway.v1.JobKind
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*CreateJobRequest)(nil),      // 4: kling.gateway.v1.CreateJobRequest
+	(*CreateJobResponse)(nil),     // 5: kling.gateway.v1.CreateJobResponse
+	(*JobState)(nil),              // 6: kling.gateway.v1.JobState
+	(JobStatus)(0),                // 7: kling.gateway.v1.JobStatus
+	(JobKind)(0),                  // 8: kling.gateway.v1.JobKind
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 10: google.protobuf.Struct
 }
 var file_kling_gateway_v1_job_service_proto_depIdxs = []int32{
-	4, // 0: kling.gateway.v1.GetJobResponse.job_state:type_name -> kling.gateway.v1.JobState
-	5, // 1: kling.gateway.v1.ListJobsRequest.statuses:type_name -> kling.gateway.v1.JobStatus
-	6, // 2: kling.gateway.v1.ListJobsRequest.kinds:type_name -> kling.gateway.v1.JobKind
-	7, // 3: kling.gateway.v1.ListJobsRequest.updated_after:type_name -> google.protobuf.Timestamp
-	4, // 4: kling.gateway.v1.ListJobsResponse.job_states:type_name -> kling.gateway.v1.JobState
-	0, // 5: kling.gateway.v1.JobService.GetJob:input_type -> kling.gateway.v1.GetJobRequest
-	2, // 6: kling.gateway.v1.JobService.ListJobs:input_type -> kling.gateway.v1.ListJobsRequest
-	1, // 7: kling.gateway.v1.JobService.GetJob:output_type -> kling.gateway.v1.GetJobResponse
-	3, // 8: kling.gateway.v1.JobService.ListJobs:output_type -> kling.gateway.v1.ListJobsResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	6,  // 0: kling.gateway.v1.GetJobResponse.job_state:type_name -> kling.gateway.v1.JobState
+	7,  // 1: kling.gateway.v1.ListJobsRequest.statuses:type_name -> kling.gateway.v1.JobStatus
+	8,  // 2: kling.gateway.v1.ListJobsRequest.kinds:type_name -> kling.gateway.v1.JobKind
+	9,  // 3: kling.gateway.v1.ListJobsRequest.updated_after:type_name -> google.protobuf.Timestamp
+	6,  // 4: kling.gateway.v1.ListJobsResponse.job_states:type_name -> kling.gateway.v1.JobState
+	10, // 5: kling.gateway.v1.CreateJobRequest.body:type_name -> google.protobuf.Struct
+	6,  // 6: kling.gateway.v1.CreateJobResponse.job_state:type_name -> kling.gateway.v1.JobState
+	0,  // 7: kling.gateway.v1.JobService.GetJob:input_type -> kling.gateway.v1.GetJobRequest
+	2,  // 8: kling.gateway.v1.JobService.ListJobs:input_type -> kling.gateway.v1.ListJobsRequest
+	4,  // 9: kling.gateway.v1.JobService.CreateJob:input_type -> kling.gateway.v1.CreateJobRequest
+	1,  // 10: kling.gateway.v1.JobService.GetJob:output_type -> kling.gateway.v1.GetJobResponse
+	3,  // 11: kling.gateway.v1.JobService.ListJobs:output_type -> kling.gateway.v1.ListJobsResponse
+	5,  // 12: kling.gateway.v1.JobService.CreateJob:output_type -> kling.gateway.v1.CreateJobResponse
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_kling_gateway_v1_job_service_proto_init() }
@@ -370,7 +510,7 @@ func file_kling_gateway_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kling_gateway_v1_job_service_proto_rawDesc), len(file_kling_gateway_v1_job_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

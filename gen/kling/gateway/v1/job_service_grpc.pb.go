@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	JobService_GetJob_FullMethodName   = "/kling.gateway.v1.JobService/GetJob"
-	JobService_ListJobs_FullMethodName = "/kling.gateway.v1.JobService/ListJobs"
+	JobService_GetJob_FullMethodName    = "/kling.gateway.v1.JobService/GetJob"
+	JobService_ListJobs_FullMethodName  = "/kling.gateway.v1.JobService/ListJobs"
+	JobService_CreateJob_FullMethodName = "/kling.gateway.v1.JobService/CreateJob"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -46,6 +47,24 @@ type JobServiceClient interface {
 	// default. It reads the projection, never the log.
 	// REST: `GET /v1/jobs`.
 	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
+	// CreateJob creates a Kling task through klingfan, so the job is known
+	// from its birth: klingfan checks the endpoint against its family table,
+	// fills in callback_url (--public-url + /webhooks/kling/{webhook_id}, with
+	// the token of a URL_TOKEN registration) and external_task_id, signs the
+	// call with the account's credentials, and records the job as submitted
+	// with its family before answering. The same request_id again returns the
+	// same job and never creates a second Kling task.
+	//
+	// Errors: INVALID_ARGUMENT for an unknown endpoint (naming the known
+	// ones) and for a body Kling refused (code 1201, with Kling's message);
+	// RESOURCE_EXHAUSTED with a RetryInfo for Kling's rate, concurrency and
+	// resource-pack limits and for this token's budgets; FAILED_PRECONDITION
+	// when credentials or --public-url are missing or Kling refused the
+	// credentials; UNAVAILABLE when Kling could not be reached or failed (the
+	// same request_id may be retried safely). Nothing is recorded for a task
+	// Kling refused.
+	// REST: `POST /v1/jobs`, the request as the body.
+	CreateJob(ctx context.Context, in *CreateJobRequest, opts ...grpc.CallOption) (*CreateJobResponse, error)
 }
 
 type jobServiceClient struct {
@@ -76,6 +95,16 @@ func (c *jobServiceClient) ListJobs(ctx context.Context, in *ListJobsRequest, op
 	return out, nil
 }
 
+func (c *jobServiceClient) CreateJob(ctx context.Context, in *CreateJobRequest, opts ...grpc.CallOption) (*CreateJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateJobResponse)
+	err := c.cc.Invoke(ctx, JobService_CreateJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -99,6 +128,24 @@ type JobServiceServer interface {
 	// default. It reads the projection, never the log.
 	// REST: `GET /v1/jobs`.
 	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
+	// CreateJob creates a Kling task through klingfan, so the job is known
+	// from its birth: klingfan checks the endpoint against its family table,
+	// fills in callback_url (--public-url + /webhooks/kling/{webhook_id}, with
+	// the token of a URL_TOKEN registration) and external_task_id, signs the
+	// call with the account's credentials, and records the job as submitted
+	// with its family before answering. The same request_id again returns the
+	// same job and never creates a second Kling task.
+	//
+	// Errors: INVALID_ARGUMENT for an unknown endpoint (naming the known
+	// ones) and for a body Kling refused (code 1201, with Kling's message);
+	// RESOURCE_EXHAUSTED with a RetryInfo for Kling's rate, concurrency and
+	// resource-pack limits and for this token's budgets; FAILED_PRECONDITION
+	// when credentials or --public-url are missing or Kling refused the
+	// credentials; UNAVAILABLE when Kling could not be reached or failed (the
+	// same request_id may be retried safely). Nothing is recorded for a task
+	// Kling refused.
+	// REST: `POST /v1/jobs`, the request as the body.
+	CreateJob(context.Context, *CreateJobRequest) (*CreateJobResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -114,6 +161,9 @@ func (UnimplementedJobServiceServer) GetJob(context.Context, *GetJobRequest) (*G
 }
 func (UnimplementedJobServiceServer) ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListJobs not implemented")
+}
+func (UnimplementedJobServiceServer) CreateJob(context.Context, *CreateJobRequest) (*CreateJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateJob not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -172,6 +222,24 @@ func _JobService_ListJobs_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_CreateJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).CreateJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_CreateJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).CreateJob(ctx, req.(*CreateJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -186,6 +254,10 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListJobs",
 			Handler:    _JobService_ListJobs_Handler,
+		},
+		{
+			MethodName: "CreateJob",
+			Handler:    _JobService_CreateJob_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,9 +1,66 @@
-// Jobs: the list with status filters, and one job's state, outputs and
-// event timeline. A server without the Jobs API gets a clear notice; one
-// job's page then falls back to what its events say.
+// Jobs: the list with status filters, a form that creates a Kling task
+// through klingfan (CreateJob), and one job's state, outputs and event
+// timeline. A server without the Jobs API gets a clear notice; one job's
+// page then falls back to what its events say.
 import { html, useEffect, useRef, useState } from "../vendor/htm-preact-standalone.mjs";
-import { JOB_STATUSES, get, label, stream } from "../api.js";
+import { JOB_STATUSES, get, label, post, stream } from "../api.js";
 import { Badge, ErrorBox, Time, Unavailable } from "../ui.js";
+
+// newRequestID makes the idempotency key of a create. The form keeps it
+// until a create succeeds, so sending again after an error can never make
+// a second Kling task.
+function newRequestID() {
+  const b = crypto.getRandomValues(new Uint8Array(12));
+  return "console-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+// CreateJobForm sends Kling's request body for an endpoint through
+// POST /v1/jobs; klingfan fills in the callback URL and the external task
+// id. On success it opens the new job's page.
+function CreateJobForm() {
+  const [f, setF] = useState({ endpoint: "/v1/videos/text2video", webhook: "", requestId: newRequestID(), body: '{\n  "prompt": ""\n}' });
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  async function submit(e) {
+    e.preventDefault();
+    setError(null);
+    let body;
+    try {
+      body = JSON.parse(f.body);
+    } catch (err) {
+      setError(new Error("The body is not JSON: " + err.message));
+      return;
+    }
+    if (body === null || typeof body !== "object" || Array.isArray(body)) {
+      setError(new Error("The body must be a JSON object: Kling's request body for the endpoint."));
+      return;
+    }
+    setBusy(true);
+    try {
+      const req = { endpoint: f.endpoint.trim(), requestId: f.requestId.trim(), body };
+      if (f.webhook.trim()) req.webhookId = f.webhook.trim();
+      const r = await post("/v1/jobs", req);
+      const st = r.jobState || {};
+      setF({ ...f, requestId: newRequestID() });
+      location.hash = "#/jobs/" + encodeURIComponent(st.jobId);
+    } catch (err) { setError(err); } finally { setBusy(false); }
+  }
+  const set = (k) => (e) => setF({ ...f, [k]: e.target.value });
+  return html`<details class="card create" data-testid="create-job">
+    <summary>Create a job</summary>
+    <form onSubmit=${submit} aria-label="Create a Kling task">
+      <p class="muted">klingfan fills in the callback URL and the external task id, signs the call with the account's credentials and records the job before answering. The same request id again returns the same job.</p>
+      <div class="row">
+        <label>Endpoint<input name="endpoint" value=${f.endpoint} onInput=${set("endpoint")} required spellcheck="false" placeholder="/v1/videos/text2video" /></label>
+        <label>Webhook<input name="webhook" value=${f.webhook} onInput=${set("webhook")} spellcheck="false" placeholder="default" /></label>
+        <label>Request id<input name="request-id" value=${f.requestId} onInput=${set("requestId")} required spellcheck="false" /></label>
+      </div>
+      <label>Kling's request body (JSON)<textarea name="body" rows="6" spellcheck="false" value=${f.body} onInput=${set("body")}></textarea></label>
+      <div class="actions"><button type="submit" class="primary" disabled=${busy}>Create</button></div>
+      <${ErrorBox} error=${error} what="create the job" />
+    </form>
+  </details>`;
+}
 
 export function JobsPage({ params }) {
   const [statuses, setStatuses] = useState(params.getAll("status"));
@@ -28,6 +85,7 @@ export function JobsPage({ params }) {
   const jobs = data?.jobStates || [];
   return html`<main class="page" id="main" tabindex="-1">
     ${head}
+    <${CreateJobForm} />
     <fieldset class="chips"><legend>Status</legend>
       ${JOB_STATUSES.map((s) => html`<label class="chip"><input type="checkbox" checked=${statuses.includes(s)} onChange=${() => toggle(s)} />${label(s, "JOB_STATUS_")}</label>`)}
     </fieldset>
@@ -190,6 +248,7 @@ function JobState({ s }) {
       <dt>First seen</dt><dd><${Time} value=${s.firstSeenTime} /></dd>
       <dt>Updated</dt><dd><${Time} value=${s.updateTime} /></dd>
       ${job.externalId ? html`<dt>External id</dt><dd><code>${job.externalId}</code></dd>` : null}
+      ${job.createEndpoint ? html`<dt>Created on</dt><dd><code>${job.createEndpoint}</code></dd>` : null}
       ${job.unitsDeducted ? html`<dt>Units</dt><dd>${job.unitsDeducted}</dd>` : null}
     </dl>
     <${Outputs} job=${job} />`;
