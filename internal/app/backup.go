@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/klingfan/klingfan/client"
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -69,7 +71,7 @@ func BackupCommand(ctx context.Context, args []string, lookup func(string) (stri
 	defer c.Close()
 	stream, err := gatewayv1.NewAdminServiceClient(c.Conn()).Backup(ctx, &gatewayv1.BackupRequest{})
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("backup: %w", certHint(err, caFile, certFile))
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(*to), ".klingfan-backup-*")
 	if err != nil {
@@ -90,13 +92,23 @@ func BackupCommand(ctx context.Context, args []string, lookup func(string) (stri
 		err = checkBackup(tmp.Name())
 	}
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("backup: %w", certHint(err, caFile, certFile))
 	}
 	if err := os.Rename(tmp.Name(), *to); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	fmt.Fprintf(out, "backup written to %s (%d bytes)\n", *to, n)
 	return nil
+}
+
+// certHint names the flags that present a client certificate when a TLS
+// connection without one failed: a server started with --tls-client-ca
+// ends such a handshake, and gRPC reports only a broken connection.
+func certHint(err error, caFile, certFile string) error {
+	if caFile != "" && certFile == "" && status.Code(err) == codes.Unavailable {
+		return fmt.Errorf("%w (a server started with --tls-client-ca needs a client certificate: --cert and --key)", err)
+	}
+	return err
 }
 
 // receiveBackup writes the stream's chunks to w until the server ends it.
