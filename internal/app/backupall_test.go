@@ -47,8 +47,8 @@ func TestBackupRestoresEveryAPIAnswer(t *testing.T) {
 	// stay pending acknowledgement for the hour of ack_wait); a second
 	// fails the next event until it is dead-lettered; the rest are never
 	// delivered. beta: a member acknowledges two.
-	consumeAndAck(ctx, t, groups, "alpha", 7, 4)
-	consumeAndAck(ctx, t, groups, "beta", 2, 2)
+	consumeSome(ctx, t, groups, "alpha", 7, 4)
+	consumeSome(ctx, t, groups, "beta", 2, 2)
 	deadLetter(ctx, t, src, groups)
 
 	jobsClient := gatewayv1.NewJobServiceClient(src.DialAdmin(t))
@@ -57,7 +57,7 @@ func TestBackupRestoresEveryAPIAnswer(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "klingfan.backup")
 	lookup := func(k string) (string, bool) { return apptest.AdminToken, k == "KLINGFAN_ADMIN_TOKEN" }
-	if err := app.BackupCommand(ctx, []string{"--to", file, "--server", src.GRPC}, lookup, io.Discard); err != nil {
+	if err := app.BackupCommand(ctx, []string{"--to", file, "--server", src.HTTPURL}, lookup, io.Discard); err != nil {
 		t.Fatalf("backup: %v", err)
 	}
 	src.Stop(t)
@@ -76,9 +76,9 @@ func TestBackupRestoresEveryAPIAnswer(t *testing.T) {
 	}
 }
 
-// consumeAndAck opens a member of group id that may hold inFlight events,
+// consumeSome opens a member of group id that may hold inFlight events,
 // acknowledges the first ack of them and leaves.
-func consumeAndAck(ctx context.Context, t *testing.T, groups gatewayv1.ConsumerGroupServiceClient, id string, inFlight int32, ack int) {
+func consumeSome(ctx context.Context, t *testing.T, groups gatewayv1.ConsumerGroupServiceClient, id string, inFlight int32, ack int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

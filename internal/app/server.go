@@ -212,7 +212,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	s.tailFrom = last
 	s.jobs, err = jobs.Open(ctx, jobs.Config{
 		JetStream: s.store.JetStream(),
-		Log:       s.store,
+		Log:       s.hub,
 		Replicas:  cfg.Replicas,
 		TTL:       cfg.Retention,
 		MaxBytes:  s.store.ProjectionMaxBytes(),
