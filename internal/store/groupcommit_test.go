@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
@@ -106,4 +108,25 @@ func newestBlock(t *testing.T, dir string) uint64 {
 		}
 	}
 	return newest
+}
+
+// A wait that starts after stop returns at once with ErrUnavailable, even
+// when its request fits in the queue that run no longer reads, and even
+// with a context that never ends.
+func TestGroupCommitWaitAfterStop(t *testing.T) {
+	dir := t.TempDir()
+	g := startGroupCommit(dir, "s")
+	g.stop()
+	for i := range 100 { // the send and quit race in wait's select
+		done := make(chan error, 1)
+		go func() { done <- g.wait(context.Background()) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("wait %d after stop: %v, want ErrUnavailable", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("wait %d after stop never returned", i)
+		}
+	}
 }
