@@ -58,7 +58,7 @@ type EventService struct {
 	Tokens pageTokens
 	// quota bounds concurrent streams per token, so one client cannot take
 	// every stream the server allows.
-	quota streamQuota
+	quota *StreamQuota
 	// SendDeadline ends a Subscribe stream whose Send has not completed in
 	// this long (its client stopped reading), so it stops holding memory
 	// and catch-up budget; the client resumes after its last sequence.
@@ -78,8 +78,11 @@ type EventConfig struct {
 	// replica.
 	PageKey []byte
 	// MaxStreamsPerToken bounds the Subscribe streams one token holds at
-	// once; 0 leaves them unbounded.
+	// once when Quota is nil; 0 leaves them unbounded.
 	MaxStreamsPerToken int
+	// Quota, when set, counts Subscribe streams together with the
+	// ConsumerGroupService's Consume streams (the server shares one).
+	Quota *StreamQuota
 	// SendDeadline ends a Subscribe stream whose client has not accepted a
 	// message in this long; 0 turns it off (the server passes
 	// --send-deadline, 30s by default).
@@ -95,46 +98,61 @@ func NewEventService(cfg EventConfig) *EventService {
 	if cfg.PageBudget <= 0 {
 		cfg.PageBudget = defaultPageBudget
 	}
+	if cfg.Quota == nil {
+		cfg.Quota = NewStreamQuota(cfg.MaxStreamsPerToken, 0)
+	}
 	return &EventService{PageBudget: cfg.PageBudget,
 		Log: cfg.Log, Hub: cfg.Hub, Logger: cfg.Logger, Now: cfg.Now, Tokens: pageTokens{key: cfg.PageKey},
 		SendDeadline: cfg.SendDeadline,
-		quota:        streamQuota{max: cfg.MaxStreamsPerToken, open: make(map[string]map[*quotaSlot]struct{})}}
+		quota:        cfg.Quota}
 }
 
-// streamQuota counts open streams per token name.
+// StreamQuota counts the open Subscribe and Consume streams, per token
+// name and in all, so that one token cannot take every stream the server
+// allows and no kind of stream escapes the count. EventService and
+// ConsumerGroupService share one. It is safe for concurrent use.
 //
 // A stream whose context has ended no longer counts, even before its
 // handler has returned and released its slot: the transport cancels the
 // context as soon as it reads the client's RST_STREAM, so a client that
 // cancels a stream and then opens another on the same connection is never
 // refused for the stream it has just given up.
-type streamQuota struct {
-	max  int
-	mu   sync.Mutex
-	open map[string]map[*quotaSlot]struct{} // guarded by mu
+type StreamQuota struct {
+	perToken, total int
+	mu              sync.Mutex
+	open            map[string]map[*quotaSlot]struct{} // guarded by mu
+	n               int                                // guarded by mu: slots in open
+}
+
+// NewStreamQuota returns a quota of perToken streams per token and total
+// streams in all; 0 leaves either unbounded.
+func NewStreamQuota(perToken, total int) *StreamQuota {
+	return &StreamQuota{perToken: perToken, total: total, open: make(map[string]map[*quotaSlot]struct{})}
 }
 
 // quotaSlot is one stream's claim on its token's quota.
 type quotaSlot struct{ ctx context.Context }
 
-// acquire takes a stream slot for token, or returns errStreamQuota. The
-// slot stops counting when ctx ends; release frees it.
-func (q *streamQuota) acquire(ctx context.Context, token string) (release func(), err error) {
-	if q.max <= 0 {
+// acquire takes a stream slot for token, or returns errStreamQuota (the
+// token's quota) or hub.ErrTooManyStreams (the server's). The slot stops
+// counting when ctx ends; release frees it.
+func (q *StreamQuota) acquire(ctx context.Context, token string) (release func(), err error) {
+	if q.perToken <= 0 && q.total <= 0 {
 		return func() {}, nil
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	slots := q.open[token]
-	if len(slots) >= q.max {
-		live := 0
-		for sl := range slots {
-			if sl.ctx.Err() == nil {
-				live++
-			}
+	if q.perToken > 0 && len(slots) >= q.perToken && live(slots) >= q.perToken {
+		return nil, errStreamQuota
+	}
+	if q.total > 0 && q.n >= q.total {
+		all := 0
+		for _, s := range q.open {
+			all += live(s)
 		}
-		if live >= q.max {
-			return nil, errStreamQuota
+		if all >= q.total {
+			return nil, hub.ErrTooManyStreams
 		}
 	}
 	if slots == nil {
@@ -143,14 +161,27 @@ func (q *streamQuota) acquire(ctx context.Context, token string) (release func()
 	}
 	sl := &quotaSlot{ctx: ctx}
 	slots[sl] = struct{}{}
+	q.n++
 	return func() {
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		delete(slots, sl)
+		q.n--
 		if len(slots) == 0 {
 			delete(q.open, token)
 		}
 	}, nil
+}
+
+// live counts the slots whose stream has not ended.
+func live(slots map[*quotaSlot]struct{}) int {
+	n := 0
+	for sl := range slots {
+		if sl.ctx.Err() == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // Subscribe streams matching events. One goroutine at a time sends on the

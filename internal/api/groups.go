@@ -46,6 +46,8 @@ type ConsumerGroupService struct {
 	// sendDeadline ends a Consume stream whose Send has not completed in
 	// this long (0: never), as for Subscribe.
 	sendDeadline time.Duration
+	// quota counts Consume streams with Subscribe's.
+	quota *StreamQuota
 }
 
 // ConsumerGroupConfig is what ConsumerGroupService needs.
@@ -60,12 +62,18 @@ type ConsumerGroupConfig struct {
 	// message in this long, so a member that stopped reading gives up its
 	// place and its deliveries; 0 turns it off.
 	SendDeadline time.Duration
+	// Quota counts Consume streams with the Subscribe streams of the same
+	// token (see StreamQuota); nil leaves them uncounted.
+	Quota *StreamQuota
 }
 
 // NewConsumerGroupService returns the service.
 func NewConsumerGroupService(cfg ConsumerGroupConfig) *ConsumerGroupService {
+	if cfg.Quota == nil {
+		cfg.Quota = NewStreamQuota(0, 0)
+	}
 	return &ConsumerGroupService{groups: cfg.Groups, log: cfg.Logger, now: cfg.Now, tokens: pageTokens{key: cfg.PageKey},
-		sendDeadline: cfg.SendDeadline}
+		sendDeadline: cfg.SendDeadline, quota: cfg.Quota}
 }
 
 // checkGroup validates a group's settings (field names under prefix) and
@@ -300,6 +308,11 @@ func (s *ConsumerGroupService) consume(req *gatewayv1.ConsumeRequest, stream grp
 	case n == 0:
 		n = defaultMaxInFlight
 	}
+	release, err := s.quota.acquire(ctx, auth.TokenName(ctx))
+	if err != nil {
+		return err
+	}
+	defer release()
 	m, err := s.groups.Attach(ctx, req.GetConsumerGroupId(), n)
 	if err != nil {
 		return err

@@ -506,50 +506,16 @@ func TestHostileInputTable(t *testing.T) {
 			_, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{OrderBy: strings.Repeat("x", 2<<20)})
 			grpcCode(t, err, codes.ResourceExhausted)
 		},
-		"grpc: more streams than `--max-streams-per-token`": func(t *testing.T) {
+		"grpc: more Subscribe and Consume streams than `--max-streams-per-token`": func(t *testing.T) {
 			// The subscribe-only token, so the quota this row fills is not
 			// the admin token's, which the other rows use.
-			reader := withToken(subscribeToken)
-			sctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			for range 3 {
-				s, err := reader.Subscribe(sctx, &gatewayv1.SubscribeRequest{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := s.Header(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			s, err := reader.Subscribe(sctx, &gatewayv1.SubscribeRequest{})
-			if err == nil {
-				_, err = s.Recv()
-			}
-			grpcCode(t, err, codes.ResourceExhausted)
+			h.expectStreamQuota(t, withToken(subscribeToken), gatewayv1.NewConsumerGroupServiceClient(h.srv.Dial(t, grpc.WithPerRPCCredentials(apptest.BearerCreds(subscribeToken)))))
 		},
 		"grpc: Subscribe or Consume streams whose clients stop reading (e.g. 1,000 full-view streams from the beginning of a log of large events)": expectStalledStreamEnded,
 		"grpc: health Watch or reflection stream without a token, on any number of connections": func(t *testing.T) {
 			h.expectNoUnauthenticatedStreams(t)
 		},
-		"grpc: health Watch or reflection streams with a token, beyond 64 in all": func(t *testing.T) {
-			conn := h.srv.Dial(t, grpc.WithPerRPCCredentials(apptest.BearerCreds(subscribeToken)))
-			sctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			for i := range 64 {
-				w, err := healthpb.NewHealthClient(conn).Watch(sctx, &healthpb.HealthCheckRequest{})
-				if err == nil {
-					_, err = w.Recv()
-				}
-				if err != nil {
-					t.Fatalf("stream %d: %v", i, err)
-				}
-			}
-			w, err := healthpb.NewHealthClient(conn).Watch(sctx, &healthpb.HealthCheckRequest{})
-			if err == nil {
-				_, err = w.Recv()
-			}
-			grpcCode(t, err, codes.ResourceExhausted)
-		},
+		"grpc: health Watch or reflection streams with a token, beyond 64 per token, or held open": h.expectAuxStreamCap,
 		"api: invalid filter (unknown type, empty id, over 1,000 job ids)": func(t *testing.T) {
 			_, err := h.events().ListEvents(ctx, &gatewayv1.ListEventsRequest{JobIds: make([]string, 1001)})
 			grpcCode(t, err, codes.InvalidArgument)

@@ -263,8 +263,10 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	if tracing.Enabled() {
 		promOpts = append(promOpts, grpcprom.WithExemplarFromContext(telemetry.Exemplar))
 	}
+	// Subscribe and Consume streams share the per-token and total quotas.
+	quota := api.NewStreamQuota(cfg.MaxStreamsPerToken, cfg.MaxStreams)
 	events := api.NewEventService(api.EventConfig{
-		Log: s.store, Hub: s.hub, Logger: s.log, Now: s.now, PageKey: pageKey, MaxStreamsPerToken: cfg.MaxStreamsPerToken,
+		Log: s.store, Hub: s.hub, Logger: s.log, Now: s.now, PageKey: pageKey, Quota: quota,
 		SendDeadline: cfg.SendDeadline, PageBudget: cfg.ListPageBudget,
 	})
 	webhooks := api.NewWebhookService(api.WebhookConfig{
@@ -278,13 +280,13 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	})
 	jobService := api.NewJobService(api.JobConfig{States: s.jobs, Creator: s.submitter, PageKey: pageKey})
 	consumerGroups := api.NewConsumerGroupService(api.ConsumerGroupConfig{
-		Groups: s.groups, Logger: s.log, Now: s.now, PageKey: pageKey, SendDeadline: cfg.SendDeadline,
+		Groups: s.groups, Logger: s.log, Now: s.now, PageKey: pageKey, SendDeadline: cfg.SendDeadline, Quota: quota,
 	})
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
 		// The error mapping runs innermost, so the metrics see its codes.
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(promOpts...), s.authn.UnaryInterceptor(), api.UnaryErrors(s.log)),
-		grpc.ChainStreamInterceptor(withoutMessageMetrics(grpcMetrics.StreamServerInterceptor(promOpts...)), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams), api.StreamErrors(s.log)),
+		grpc.ChainStreamInterceptor(withoutMessageMetrics(grpcMetrics.StreamServerInterceptor(promOpts...)), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams, auxLifetime(cfg)), api.StreamErrors(s.log)),
 		// A missing or unknown token is refused before a stream exists.
 		grpc.InTapHandle(s.authn.TapHandle()),
 		// The largest request the API takes (a filter of 1,000 job ids)

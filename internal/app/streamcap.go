@@ -1,34 +1,78 @@
 package app
 
 import (
+	"context"
+	"sync"
+	"time"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/klingfan/klingfan/internal/auth"
+	"github.com/klingfan/klingfan/internal/config"
 )
 
-// maxAuxStreams bounds, over the whole server, the streams that no other
-// limit counts: health Watch and List, and reflection. Subscriptions are
-// bounded by --max-streams and --max-streams-per-token instead.
+// maxAuxStreams bounds, per token, the streams that no other limit
+// counts: health Watch and List, and reflection. Subscribe and Consume
+// are bounded by --max-streams and --max-streams-per-token instead. A
+// count per token, not one for the whole server, so that one token's
+// streams cannot refuse another's.
 const maxAuxStreams = 64
 
-// subscribeMethod is the one stream with limits of its own.
-const subscribeMethod = "/kling.gateway.v1.EventService/Subscribe"
+// defaultAuxLifetime is how long a health Watch or reflection stream may
+// last: the connection idle limit, so that such a stream cannot keep a
+// connection (and its --max-grpc-conns slot) open for good. A client that
+// still wants to watch opens another.
+const defaultAuxLifetime = grpcMaxConnIdle
 
-// auxStreamCap refuses a health or reflection stream beyond maxAuxStreams
-// with RESOURCE_EXHAUSTED, so even a holder of a valid token cannot pin an
-// unbounded number of goroutines with streams no quota counts.
-func auxStreamCap(limit int) grpc.StreamServerInterceptor {
-	slots := make(chan struct{}, limit)
+// auxLifetime is cfg's lifetime of health and reflection streams.
+func auxLifetime(cfg config.Config) time.Duration {
+	if cfg.AuxStreamLifetime > 0 {
+		return cfg.AuxStreamLifetime
+	}
+	return defaultAuxLifetime
+}
+
+// subscribeMethod and consumeMethod are the streams with limits of their
+// own.
+const (
+	subscribeMethod = "/kling.gateway.v1.EventService/Subscribe"
+	consumeMethod   = "/kling.gateway.v1.ConsumerGroupService/Consume"
+)
+
+// auxStreamCap refuses a health or reflection stream beyond limit for its
+// token with RESOURCE_EXHAUSTED, so even a holder of a valid token cannot
+// pin an unbounded number of goroutines with streams no quota counts, and
+// ends each such stream after lifetime.
+//
+//nolint:contextcheck // each stream's deadline derives from the stream's own context
+func auxStreamCap(limit int, lifetime time.Duration) grpc.StreamServerInterceptor {
+	var (
+		mu   sync.Mutex
+		open = make(map[string]int) // guarded by mu: streams per token name
+	)
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if info.FullMethod == subscribeMethod {
+		if info.FullMethod == subscribeMethod || info.FullMethod == consumeMethod {
 			return handler(srv, ss)
 		}
-		select {
-		case slots <- struct{}{}:
-		default:
-			return status.Errorf(codes.ResourceExhausted, "%s: the server already holds %d such streams", info.FullMethod, limit)
+		token := auth.TokenName(ss.Context())
+		mu.Lock()
+		if open[token] >= limit {
+			mu.Unlock()
+			return status.Errorf(codes.ResourceExhausted, "%s: this token already holds %d such streams", info.FullMethod, limit)
 		}
-		defer func() { <-slots }()
-		return handler(srv, ss)
+		open[token]++
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if open[token]--; open[token] == 0 {
+				delete(open, token)
+			}
+		}()
+		ctx, cancel := context.WithTimeout(ss.Context(), lifetime)
+		defer cancel()
+		return handler(srv, contextStream{ServerStream: ss, ctx: ctx})
 	}
 }

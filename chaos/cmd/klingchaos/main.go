@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/klingfan/klingfan/chaos/internal/cluster"
+	"github.com/klingfan/klingfan/chaos/internal/faults"
 	"github.com/klingfan/klingfan/chaos/internal/run"
 )
 
@@ -57,7 +58,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	seed := fs.Uint64("seed", envUint("CHAOS_SEED", rand.Uint64()%1_000_000), "seed of the fault schedule (CHAOS_SEED; random when unset)") //nolint:gosec // a schedule seed
 	syncMode := fs.String("sync", envString("CHAOS_SYNC", "always"), "NATS sync_interval: always (klingfan's recommendation) or interval (NATS's default) (CHAOS_SYNC)")
 	short := fs.Bool("short", os.Getenv("CHAOS_SHORT") != "", "one fault of each kind, held briefly, under a lighter load: the CI form (CHAOS_SHORT)")
-	nFaults := fs.Int("faults", 10, "number of faults (every kind once before any twice)")
+	nFaults := fs.Int("faults", 10, "number of faults (every kind once before any twice); with -short, one of each kind unless set")
 	klingfan := fs.String("klingfan", "", "the klingfan binary (default: klingfan next to this binary)")
 	dir := fs.String("dir", "", "directory for stores and logs (default /tmp/chaos/run-SEED-SYNC)")
 	if err := fs.Parse(args); err != nil {
@@ -88,6 +89,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *short {
 		o.MinHold, o.MaxHold, o.Calm, o.Rate = 3*time.Second, 5*time.Second, time.Second, 15
+		if !isSet(fs, "faults") {
+			o.Faults = len(faults.Kinds)
+		}
 	}
 	if o.Dir == "" {
 		o.Dir = run.DefaultDir(o.Seed, o.SyncAlways)
@@ -100,6 +104,12 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errLost
 	}
 	return nil
+}
+
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func envString(key, def string) string {
