@@ -40,10 +40,10 @@ type IngestRun struct {
 
 // Ingest modes.
 const (
-	ModeDurable       = "durable"          // default fsync policy, subscribers receive every event
-	ModeFiltered      = "durable-filtered" // default fsync policy, subscribers match 1% each
-	ModeSyncAlways    = "sync-always"      // --sync always, subscribers receive every event
-	ModeNoSubscribers = "no-subscribers"   // default fsync policy, nobody subscribed
+	ModeDurable       = "durable"          // --sync interval, subscribers receive every event
+	ModeFiltered      = "durable-filtered" // --sync interval, subscribers match 1% each
+	ModeSyncAlways    = "sync-always"      // --sync always (the default), subscribers receive every event
+	ModeNoSubscribers = "no-subscribers"   // --sync interval, nobody subscribed
 )
 
 // ingestSubscribers is how many live subscribers drain during durable

@@ -25,6 +25,8 @@ const (
 	targetStreams          = 100_000
 	targetCatchUpPerSec    = 100_000
 	targetCatchUpRatio     = 0.6 // of the raw JetStream replay
+	// Issue 28: the default --sync always against --sync interval.
+	targetSyncAlwaysRatio = 0.6
 )
 
 // Results is everything one run measured; it is the JSON file's schema.
@@ -66,7 +68,7 @@ func checks(res *Results, cfg Config) []Check {
 		}
 		switch ir.Mode {
 		case ModeDurable:
-			c.Figure = fmt.Sprintf("Durable ingest, concurrency %d, %d live subscribers receiving every event", ir.Concurrency, ir.Subscribers)
+			c.Figure = fmt.Sprintf("Durable ingest with --sync interval, concurrency %d, %d live subscribers receiving every event", ir.Concurrency, ir.Subscribers)
 			c.Reference += fmt.Sprintf("; target ≥ %.1f×", targetIngestRatio)
 			c.Holds = holds(ir.Klingfan.Errors == 0 && ir.Klingfan.Missing == 0 && ir.Ratio >= targetIngestRatio)
 		case ModeFiltered:
@@ -74,11 +76,13 @@ func checks(res *Results, cfg Config) []Check {
 			c.Reference += fmt.Sprintf("; target ≥ %.2f×", targetFilteredRatio)
 			c.Holds = holds(ir.Klingfan.Errors == 0 && ir.Klingfan.Missing == 0 && ir.Ratio >= targetFilteredRatio)
 		case ModeSyncAlways:
-			c.Figure = fmt.Sprintf("Durable ingest with --sync always (fsync per message), concurrency %d, %d live subscribers receiving every event", ir.Concurrency, ir.Subscribers)
-			c.Reference += "; no target (issue 9)"
+			c.Figure = fmt.Sprintf("Durable ingest with --sync always (the default: fsynced before the 2xx, one fsync per group of concurrent appends), concurrency %d, %d live subscribers receiving every event", ir.Concurrency, ir.Subscribers)
+			c.Reference += fmt.Sprintf("; target ≥ %.1f× the --sync interval run (issue 28)", targetSyncAlwaysRatio)
 			for _, d := range res.Ingest {
 				if d.Mode == ModeDurable && d.Concurrency == ir.Concurrency && d.Klingfan.PerSecond > 0 {
-					c.Measured += fmt.Sprintf("; %.2f× the sync-interval run", ir.Klingfan.PerSecond/d.Klingfan.PerSecond)
+					r := ir.Klingfan.PerSecond / d.Klingfan.PerSecond
+					c.Measured += fmt.Sprintf("; always ÷ interval = %.2f×", r)
+					c.Holds = holds(ir.Klingfan.Errors == 0 && ir.Klingfan.Missing == 0 && r >= targetSyncAlwaysRatio)
 				}
 			}
 		case ModeNoSubscribers:
@@ -236,7 +240,7 @@ func (res *Results) markdown(cfg Config) []byte {
 			name := map[string]string{
 				ModeDurable:       fmt.Sprintf("klingfan, sync interval, %d subscribers × every event", ir.Subscribers),
 				ModeFiltered:      fmt.Sprintf("klingfan, sync interval, %d subscribers × 1%% of events", ir.Subscribers),
-				ModeSyncAlways:    fmt.Sprintf("klingfan, --sync always, %d subscribers × every event", ir.Subscribers),
+				ModeSyncAlways:    fmt.Sprintf("klingfan, --sync always (default), %d subscribers × every event", ir.Subscribers),
 				ModeNoSubscribers: "klingfan, sync interval, no subscribers",
 			}[ir.Mode]
 			row(name, ir.Klingfan, fmt.Sprintf("%.2f", ir.Ratio))

@@ -157,7 +157,7 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.StringVar(&c.RetentionPolicy, "retention-policy", RetentionDiscardOldest, "at the size cap: discard-oldest (drop the oldest events) or refuse (answer new deliveries 503)")
 	// The same default as store.DefaultDuplicateWindow, which says why.
 	fs.DurationVar(&c.DedupWindow, "dedup-window", 5*time.Minute, "how long JetStream remembers delivery ids (a repeated delivery is recognised over the whole retention by its event id; start-up rebuilds the window's ids)")
-	sync := fs.String("sync", "interval", "embedded store fsync policy: interval or always")
+	sync := fs.String("sync", "always", "embedded store fsync policy: always (a delivery is fsynced before its 2xx; concurrent ones share an fsync) or interval (faster, but a power loss or kernel crash loses up to two minutes of acknowledged deliveries)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest accepted ingest body")
 	fs.Float64Var(&c.IngestRate, "ingest-rate", 500, "deliveries per second each registration accepts before 429 (0: no limit)")
 	fs.IntVar(&c.IngestBurst, "ingest-burst", 1000, "deliveries a registration may send at once above --ingest-rate")

@@ -25,7 +25,7 @@ func TestParse(t *testing.T) {
 	}{
 		{"defaults", nil, nil, func(t *testing.T, c config.Config) {
 			if c.HTTPAddr != ":8080" || c.GRPCAddr != ":9090" || c.DataDir != "./data" || c.Retention != 168*time.Hour ||
-				c.Replicas != 1 || c.PublicURL != "http://localhost:8080" || c.MaxBodyBytes != 1<<20 || c.SyncAlways {
+				c.Replicas != 1 || c.PublicURL != "http://localhost:8080" || c.MaxBodyBytes != 1<<20 || !c.SyncAlways {
 				t.Errorf("defaults = %+v", c)
 			}
 		}},
@@ -52,6 +52,11 @@ func TestParse(t *testing.T) {
 		{"sync always", []string{"--sync", "always"}, nil, func(t *testing.T, c config.Config) {
 			if !c.SyncAlways {
 				t.Error("SyncAlways not set")
+			}
+		}},
+		{"sync interval opts out", []string{"--sync", "interval"}, nil, func(t *testing.T, c config.Config) {
+			if c.SyncAlways {
+				t.Error("SyncAlways set with --sync interval")
 			}
 		}},
 		{"public URL trailing slash trimmed", []string{"--public-url", "https://hooks.example.com/"}, nil, func(t *testing.T, c config.Config) {

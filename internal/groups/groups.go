@@ -45,9 +45,9 @@ import (
 // Names of the JetStream assets this package owns.
 const (
 	// StreamName holds dead letters and redrive requests.
-	StreamName = "KLINGFAN_GROUPS"
+	StreamName = store.GroupsStreamName
 	// MembersBucket holds one heartbeat key per attached member.
-	MembersBucket = "klingfan-group-members"
+	MembersBucket = store.GroupMembersBucket
 
 	subjectPrefix  = "klingfan.groups."
 	consumerPrefix = "group-"

@@ -12,11 +12,13 @@ package jobs
 import (
 	"crypto/sha256"
 	"encoding/base64"
+
+	"github.com/klingfan/klingfan/internal/store"
 )
 
 // BucketName is the key-value bucket that holds the job states, one key per
 // (webhook, job). Operators can inspect it with `nats kv`.
-const BucketName = "klingfan-jobs"
+const BucketName = store.JobsBucketName
 
 // kvStream and kvSubjectPrefix are the bucket's underlying stream and
 // subjects, which ListJobs and the wildcard GetJob read directly.

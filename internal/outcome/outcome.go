@@ -32,7 +32,7 @@ import (
 
 // Names of the audit stream of late outcomes.
 const (
-	LateStreamName = "KLINGFAN_LATE_OUTCOMES"
+	LateStreamName = store.LateOutcomesStreamName
 	lateSubject    = "klingfan.late."
 )
 

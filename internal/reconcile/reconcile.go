@@ -28,10 +28,11 @@ import (
 	"github.com/klingfan/klingfan/internal/klingapi"
 	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/reconcile/report"
+	"github.com/klingfan/klingfan/internal/store"
 )
 
 // BucketName is the KV bucket holding the lease and the position.
-const BucketName = "klingfan-reconcile"
+const BucketName = store.ReconcileBucketName
 
 // AdminPath is where the admin endpoint runs a pass; see report.AdminPath.
 const AdminPath = report.AdminPath

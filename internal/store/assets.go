@@ -277,7 +277,7 @@ func (s *Store) ensureStream(ctx context.Context, cfg Config, apply bool) (jetst
 	var oldCap int64 // the cap the existing stream had
 	applied := func(ctx context.Context, diffs []Difference) {
 		for _, d := range diffs {
-			lowered := want.MaxBytes > 0 && (oldCap <= 0 || want.MaxBytes < oldCap)
+			lowered := want.MaxBytes > 0 && oldCap > 0 && want.MaxBytes < oldCap
 			if d.Setting == maxBytesSetting && s.ns != nil && lowered && want.MaxBytes != cfg.RetentionBytes {
 				// The budget shrank: Open warns once, for every cap.
 				s.capLowered(oldCap, want.MaxBytes, cfg.MaxStoreBytes != 0)

@@ -18,13 +18,16 @@ import (
 )
 
 // A backup is a tar archive, written as a stream so it never needs room in
-// the data directory: for each JetStream stream, "<name>/stream.json" (its
-// configuration and state when the snapshot began) followed by
-// "<name>/chunk-NNNNNN" entries (JetStream's own snapshot, in order), and
+// the data directory: for each JetStream stream Assets backs up,
+// "<name>/stream.json" (its configuration and state when the snapshot
+// began) followed by "<name>/chunk-NNNNNN" entries (JetStream's own
+// snapshot, in order, with the durable consumers where Assets says so), and
 // last "manifest.json". Restore refuses an archive without the manifest, so
 // a backup cut short (a dropped connection) cannot pass for a whole one.
+// Format 1 held the registrations and the events only; restore reads both.
 const (
-	backupFormat  = "klingfan-backup/1"
+	backupFormat  = "klingfan-backup/2"
+	backupFormat1 = "klingfan-backup/1"
 	manifestEntry = "manifest.json"
 	streamEntry   = "stream.json"
 	// snapshotChunk is the size of the chunks JetStream sends; each is
@@ -37,9 +40,6 @@ const (
 
 // kvStreamName is the stream behind the registrations bucket.
 const kvStreamName = "KV_" + BucketName
-
-// backupStreams are the streams a backup holds, registrations first.
-var backupStreams = []string{kvStreamName, StreamName}
 
 // Manifest ends a backup and says what it holds.
 type Manifest struct {
@@ -56,6 +56,9 @@ type StreamManifest struct {
 	FirstSeq uint64 `json:"first_seq"`
 	LastSeq  uint64 `json:"last_seq"`
 	Chunks   int    `json:"chunks"`
+	// Consumers is how many durable consumers (consumer groups'
+	// positions) the snapshot holds.
+	Consumers int `json:"consumers"`
 }
 
 // snapshotHeader is "<name>/stream.json": the snapshot response, which is
@@ -67,6 +70,9 @@ type snapshotHeader struct {
 		Bytes    uint64 `json:"bytes"`
 		FirstSeq uint64 `json:"first_seq"`
 		LastSeq  uint64 `json:"last_seq"`
+		// Consumers counts the stream's consumers when the snapshot
+		// began, durable and not; the snapshot holds the durable ones.
+		Consumers int `json:"consumer_count"`
 	} `json:"state"`
 }
 
@@ -82,8 +88,18 @@ type apiError struct {
 func (s *Store) Backup(ctx context.Context, w io.Writer) (Manifest, error) {
 	tw := tar.NewWriter(w)
 	m := Manifest{Format: backupFormat, CreatedAt: time.Now().UTC()}
-	for _, name := range backupStreams {
-		sm, err := s.snapshotStream(ctx, name, tw)
+	for _, a := range Assets {
+		if a.Backup == BackupSkip {
+			continue
+		}
+		// An asset not made yet (reconcile off, no group ever
+		// created) holds nothing to lose.
+		if _, err := s.js.Stream(ctx, a.Stream); errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		} else if err != nil {
+			return m, classify("backup: look up "+a.Stream, err)
+		}
+		sm, err := s.snapshotStream(ctx, a.Stream, a.Backup == BackupWithConsumers, tw)
 		if err != nil {
 			return m, err
 		}
@@ -104,7 +120,7 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) (Manifest, error) {
 }
 
 // snapshotStream copies one stream's snapshot into tw.
-func (s *Store) snapshotStream(ctx context.Context, name string, tw *tar.Writer) (StreamManifest, error) {
+func (s *Store) snapshotStream(ctx context.Context, name string, consumers bool, tw *tar.Writer) (StreamManifest, error) {
 	sm := StreamManifest{Name: name}
 	inbox := s.nc.NewInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
@@ -117,7 +133,7 @@ func (s *Store) snapshotStream(ctx context.Context, name string, tw *tar.Writer)
 	_ = sub.SetPendingLimits(-1, 4*snapshotWindow)
 
 	req, _ := json.Marshal(map[string]any{
-		"deliver_subject": inbox, "no_consumers": true,
+		"deliver_subject": inbox, "no_consumers": !consumers,
 		"chunk_size": snapshotChunk, "window_size": snapshotWindow,
 	})
 	rctx, cancel := withDefaultTimeout(ctx)
@@ -137,7 +153,7 @@ func (s *Store) snapshotStream(ctx context.Context, name string, tw *tar.Writer)
 		return sm, classify("backup: snapshot "+name, resp.Error)
 	}
 	st := resp.State
-	sm.Messages, sm.Bytes, sm.FirstSeq, sm.LastSeq = st.Msgs, st.Bytes, st.FirstSeq, st.LastSeq
+	sm.Messages, sm.Bytes, sm.FirstSeq, sm.LastSeq, sm.Consumers = st.Msgs, st.Bytes, st.FirstSeq, st.LastSeq, st.Consumers
 	header, _ := json.Marshal(resp.snapshotHeader)
 	if err := writeEntry(tw, name+"/"+streamEntry, header); err != nil {
 		return sm, err
@@ -298,7 +314,7 @@ func (s *Store) restoreArchive(ctx context.Context, tr *tar.Reader) (Manifest, e
 			if err := finish(); err != nil {
 				return m, err
 			}
-			if err := json.Unmarshal(data, &m); err != nil || m.Format != backupFormat {
+			if err := json.Unmarshal(data, &m); err != nil || (m.Format != backupFormat && m.Format != backupFormat1) {
 				return m, fmt.Errorf("store: restore: not a klingfan backup (manifest format %q)", m.Format)
 			}
 			for _, sm := range m.Streams {
@@ -339,10 +355,9 @@ func (s *Store) beginRestore(ctx context.Context, name string, header []byte) (s
 	if err := json.Unmarshal(header, &req); err != nil {
 		return "", fmt.Errorf("store: restore: decode %s/%s: %w", name, streamEntry, err)
 	}
-	if name == StreamName {
-		// The new disk may be smaller; Open sets the configured cap.
-		req.Config["max_bytes"] = -1
-	}
+	// The new disk may be smaller; Open and the owners set the
+	// configured caps at the first start.
+	req.Config["max_bytes"] = -1
 	body, _ := json.Marshal(req)
 	rctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
@@ -387,7 +402,7 @@ func ReadManifest(r io.Reader) (Manifest, error) {
 		if err != nil {
 			return m, fmt.Errorf("store: read backup manifest: %w", err)
 		}
-		if err := json.Unmarshal(data, &m); err != nil || m.Format != backupFormat {
+		if err := json.Unmarshal(data, &m); err != nil || (m.Format != backupFormat && m.Format != backupFormat1) {
 			return m, fmt.Errorf("store: not a klingfan backup (manifest format %q)", m.Format)
 		}
 		return m, nil

@@ -42,6 +42,10 @@ func (s *Store) Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, du
 			return 0, false, lerr
 		}
 		if found {
+			// Stored by an append that may still await its fsync.
+			if err := s.synced(ctx, ev); err != nil {
+				return 0, false, err
+			}
 			return seq, true, nil
 		}
 	}
@@ -90,7 +94,20 @@ func (s *Store) publish(ctx context.Context, ev *gatewayv1.Event, expect jetstre
 	if !ack.Duplicate {
 		s.indexID(ev.GetId(), ack.Sequence)
 	}
+	// A duplicate's original may still await its fsync too.
+	if err := s.synced(ctx, ev); err != nil {
+		return 0, false, err
+	}
 	return ack.Sequence, ack.Duplicate, nil
+}
+
+// synced returns once ev, acknowledged by the log, is on disk: at once
+// unless the embedded store syncs before acknowledging (Config.SyncAlways).
+func (s *Store) synced(ctx context.Context, ev *gatewayv1.Event) error {
+	if err := s.commit.wait(ctx); err != nil {
+		return classify(fmt.Sprintf("sync event %q", ev.GetId()), err)
+	}
+	return nil
 }
 
 // appendHeaderRoom is what Append's headers may take of max_payload.

@@ -139,9 +139,11 @@ type Config struct {
 	// deduplication; 0 means DefaultDuplicateWindow. It must not exceed
 	// Retention.
 	DuplicateWindow time.Duration
-	// SyncAlways makes the embedded server fsync every write before
-	// acknowledging it, trading throughput for durability across power
-	// loss. Ignored with URL, where the cluster's own setting applies.
+	// SyncAlways makes Append return only once the event is fsynced, and
+	// a registration write only once it is, so a power loss loses nothing
+	// acknowledged. Concurrent writes share one fsync (groupCommit).
+	// Without it the embedded server fsyncs in the background every two
+	// minutes. Ignored with URL, where the cluster's own setting applies.
 	SyncAlways bool
 	// MaxStoreBytes is the embedded server's file-store budget
 	// (max_file_store); 0 derives it from the disk (what the store uses
@@ -179,6 +181,11 @@ type Store struct {
 	idIndex   jetstream.Stream // nil when the index could not be opened
 	lookups   *lookupPacer     // paces the id lookups idIndex cannot answer
 	kv        jetstream.KeyValue
+	// commit and kvCommit sync the events stream and the registrations
+	// bucket before a write is answered; nil unless Config.SyncAlways on
+	// the embedded server.
+	commit   *groupCommit
+	kvCommit *groupCommit
 
 	// reap queues finished read consumers for deletion by runReaper, which
 	// runs from Open until Close closes reaperQuit and waits on reaperDone.
@@ -228,6 +235,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.warnLowered()
+	if s.ns != nil && cfg.SyncAlways {
+		storeDir := filepath.Join(cfg.DataDir, "jetstream")
+		s.commit = startGroupCommit(storeDir, StreamName)
+		s.kvCommit = startGroupCommit(storeDir, kvStreamName)
+		s.kv = syncedKV{KeyValue: s.kv, commit: s.kvCommit}
+	}
 	s.ensureIDIndex(ctx, cfg)
 	s.reportLost(ctx, cfg.DataDir)
 	s.reap = make(chan string, reapQueue)
@@ -304,7 +317,6 @@ func (s *Store) startEmbedded(cfg *Config) error {
 		ServerName: "klingfan",
 		JetStream:  true,
 		StoreDir:   storeDir,
-		SyncAlways: cfg.SyncAlways,
 		// An explicit budget, never the server's own guess from the free
 		// disk at start-up: JetStream can raise an explicit one while it
 		// runs (raiseStoreMax) but never a guessed one.
@@ -416,6 +428,8 @@ func (s *Store) Close() error {
 			close(s.reaperQuit)
 			<-s.reaperDone
 		}
+		s.commit.stop()
+		s.kvCommit.stop()
 		if s.nc != nil {
 			if err := s.nc.Drain(); err != nil {
 				s.nc.Close()

@@ -1,0 +1,109 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+)
+
+// The group commit finds the file store's blocks where it expects them and
+// follows new ones: after every Append the block it synced last is the
+// newest one, and it holds that event. A nats-server whose file store
+// moved or renamed its blocks fails here rather than syncing nothing.
+func TestGroupCommitFollowsBlocks(t *testing.T) {
+	dir := t.TempDir()
+	// A 100 kB log gets JetStream's smallest blocks (32 kB), so the
+	// appends below cross several.
+	s, err := Open(context.Background(), Config{DataDir: dir, SyncAlways: true, MaxStoreBytes: 64 << 20, RetentionBytes: 100_000,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.commit == nil || s.kvCommit == nil {
+		t.Fatal("SyncAlways on the embedded store started no group commit")
+	}
+	first := uint64(0)
+	for i := range 40 {
+		marker := fmt.Sprintf("marker-%03d-%s", i, strings.Repeat("x", 3000))
+		ev := &gatewayv1.Event{Id: fmt.Sprintf("e%d", i), WebhookId: "w", DeliveryId: fmt.Sprint(i), RawBody: []byte(marker), Job: &gatewayv1.Job{JobId: fmt.Sprint(i)}}
+		if _, _, err := s.Append(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		// Append waited for a round: its results are visible here.
+		newest := newestBlock(t, s.commit.dir)
+		if s.commit.index != newest {
+			t.Fatalf("after append %d the group commit synced block %d, the newest is %d", i, s.commit.index, newest)
+		}
+		raw, err := os.ReadFile(filepath.Join(s.commit.dir, blockName(newest)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(raw, []byte(marker[:len("marker-000")])) {
+			t.Fatalf("block %d does not hold event %d", newest, i)
+		}
+		if first == 0 {
+			first = newest
+		}
+	}
+	if s.commit.index < first+2 {
+		t.Errorf("the appends crossed blocks %d to %d; the test wants at least two new blocks", first, s.commit.index)
+	}
+}
+
+// Concurrent appends share fsyncs: every one returns, and fewer fsync
+// rounds run than there were appends.
+func TestGroupCommitSharesFsyncs(t *testing.T) {
+	s, err := Open(context.Background(), Config{DataDir: t.TempDir(), SyncAlways: true, MaxStoreBytes: 64 << 20,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				id := fmt.Sprintf("e%d-%d", w, i)
+				ev := &gatewayv1.Event{Id: id, WebhookId: "w", DeliveryId: id, Job: &gatewayv1.Job{JobId: id}}
+				if _, _, err := s.Append(context.Background(), ev); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if rounds := s.commit.rounds.Load(); rounds >= 16*20 {
+		t.Errorf("%d fsync rounds for %d appends: none was shared", rounds, 16*20)
+	} else {
+		t.Logf("%d fsync rounds for %d appends", rounds, 16*20)
+	}
+}
+
+func newestBlock(t *testing.T, dir string) uint64 {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newest uint64
+	for _, e := range entries {
+		var n uint64
+		if _, err := fmt.Sscanf(e.Name(), "%d.blk", &n); err == nil {
+			newest = max(newest, n)
+		}
+	}
+	return newest
+}
