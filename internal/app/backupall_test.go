@@ -47,8 +47,8 @@ func TestBackupRestoresEveryAPIAnswer(t *testing.T) {
 	// stay pending acknowledgement for the hour of ack_wait); a second
 	// fails the next event until it is dead-lettered; the rest are never
 	// delivered. beta: a member acknowledges two.
-	consume(ctx, t, groups, "alpha", 7, 4)
-	consume(ctx, t, groups, "beta", 2, 2)
+	consumeSome(ctx, t, groups, "alpha", 7, 4)
+	consumeSome(ctx, t, groups, "beta", 2, 2)
 	deadLetter(ctx, t, src, groups)
 
 	jobsClient := gatewayv1.NewJobServiceClient(src.DialAdmin(t))
@@ -76,9 +76,9 @@ func TestBackupRestoresEveryAPIAnswer(t *testing.T) {
 	}
 }
 
-// consume opens a member of group id that may hold inFlight events,
+// consumeSome opens a member of group id that may hold inFlight events,
 // acknowledges the first ack of them and leaves.
-func consume(ctx context.Context, t *testing.T, groups gatewayv1.ConsumerGroupServiceClient, id string, inFlight int32, ack int) {
+func consumeSome(ctx context.Context, t *testing.T, groups gatewayv1.ConsumerGroupServiceClient, id string, inFlight int32, ack int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
