@@ -141,6 +141,9 @@ func Run(ctx context.Context, cfg Config) error {
 		r.logf("klingbench: pprof on http://%s/debug/pprof/", cfg.DebugAddr)
 	}
 	res := &Results{Machine: machine(cfg)}
+	if cfg.JSON != "" {
+		res.previous = readPrevious(cfg.JSON)
+	}
 	began := time.Now()
 	r.logf("klingbench: %d cores, %s, load average %s", res.Machine.Cores, res.Machine.GoVersion, res.Machine.LoadAverage)
 

@@ -44,6 +44,24 @@ type Results struct {
 	Groups     *GroupsResult  `json:"groups,omitempty"`
 	Micro      []MicroResult  `json:"micro_benchmarks,omitempty"`
 	Failures   []string       `json:"failures,omitempty"`
+
+	// previous holds the ingest points of the JSON file this run replaces,
+	// so the report shows a change's figure beside the one before it.
+	previous []IngestRun
+}
+
+// readPrevious returns the ingest points of the results file at path,
+// or nil when there is none that parses.
+func readPrevious(path string) []IngestRun {
+	data, err := os.ReadFile(path) //nolint:gosec // G304: the harness's own results file, named on its command line
+	if err != nil {
+		return nil
+	}
+	var prev Results
+	if json.Unmarshal(data, &prev) != nil {
+		return nil
+	}
+	return prev.Ingest
 }
 
 // Check is one row of the summary table: a figure next to its baseline or
@@ -244,6 +262,11 @@ func (res *Results) markdown(cfg Config) []byte {
 				ModeNoSubscribers: "klingfan, sync interval, no subscribers",
 			}[ir.Mode]
 			row(name, ir.Klingfan, fmt.Sprintf("%.2f", ir.Ratio))
+			for _, pr := range res.previous {
+				if pr.Mode == ir.Mode && pr.Concurrency == ir.Concurrency {
+					row("the same point in the previous run (the results file this run replaced)", pr.Klingfan, fmt.Sprintf("%.2f", pr.Ratio))
+				}
+			}
 			if lo := ir.LogOnly; lo != nil {
 				row("log alone: store.Append from c goroutines, no HTTP (the limit under ingest)", *lo, fmt.Sprintf("%.2f", ratio(lo.PerSecond, ir.Baseline.PerSecond)))
 			}

@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
-	"github.com/klingfan/klingfan/internal/app"
 	"github.com/klingfan/klingfan/internal/apptest"
 	"github.com/klingfan/klingfan/internal/config"
 	"github.com/klingfan/klingfan/internal/verify"
@@ -109,8 +108,8 @@ func scrapeNames(t *testing.T) map[string]bool {
 	}, job); status != http.StatusOK {
 		t.Fatalf("job delivery: %d %s", status, out)
 	}
-	if status, out := srv.Post(t, app.ReconcilePath, http.Header{"Authorization": {"Bearer " + apptest.AdminToken}}, nil); status < 400 {
-		t.Fatalf("a pass against a closed port answered %d %s, want a failure", status, out)
+	if resp, err := gatewayv1.NewAdminServiceClient(srv.DialAdmin(t)).Reconcile(context.Background(), &gatewayv1.ReconcileRequest{}); err != nil || resp.GetReport().GetError() == "" {
+		t.Fatalf("a pass against a closed port answered %v, %v; want a report of the failure", resp, err)
 	}
 	var names map[string]bool
 	apptest.Eventually(t, 10*time.Second, "job cost series exported", func() bool {

@@ -11,19 +11,11 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/klingfan/klingfan/internal/app"
 	"github.com/klingfan/klingfan/internal/config"
 )
-
-const usage = `klingfan is a gRPC event fan-out gateway for Kling AI callbacks.
-
-Usage:
-  klingfan serve [flags]   run the gateway (klingfan serve -h lists the flags)
-  klingfan backup --to FILE [--server URL]
-                           write a backup of a running gateway's events and registrations
-  klingfan restore --from FILE --data-dir DIR
-                           restore a backup into a new, empty data directory
-`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -38,24 +30,54 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) > 0 && args[0] == "backup" {
-		return app.BackupCommand(ctx, args[1:], os.LookupEnv, out)
+	root := commands(ctx, out)
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
+
+// commands is klingfan's command tree. Each subcommand parses its own flags
+// (and, for serve, the environment) with the standard flag package, as
+// config.Parse documents them, so cobra only dispatches and prints help.
+func commands(ctx context.Context, out io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "klingfan",
+		Short:         "klingfan is a gRPC event fan-out gateway for Kling AI callbacks.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
 	}
-	if len(args) > 0 && args[0] == "restore" {
-		return app.RestoreCommand(ctx, args[1:], out)
-	}
-	if len(args) == 0 || args[0] != "serve" {
-		fmt.Fprint(out, usage)
-		if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-			return nil
-		}
-		return fmt.Errorf("unknown command %q", args[0])
-	}
-	cfg, err := config.Parse(args[1:], os.LookupEnv, out)
-	if err != nil {
-		return err
-	}
-	return app.Run(ctx, cfg, app.Options{Stdout: out, Reload: reloadOnHangup(ctx, args[1:], out)})
+	root.SetOut(out)
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.AddCommand(
+		&cobra.Command{
+			Use:                "serve [flags]",
+			Short:              "Run the gateway (klingfan serve -h lists the flags and their environment variables)",
+			DisableFlagParsing: true,
+			RunE: func(_ *cobra.Command, args []string) error {
+				cfg, err := config.Parse(args, os.LookupEnv, out)
+				if err != nil {
+					return err
+				}
+				return app.Run(ctx, cfg, app.Options{Stdout: out, Reload: reloadOnHangup(ctx, args, out)})
+			},
+		},
+		&cobra.Command{
+			Use:                "backup --to FILE [--server URL]",
+			Short:              "Write a backup of a running gateway's events and registrations",
+			DisableFlagParsing: true,
+			RunE: func(_ *cobra.Command, args []string) error {
+				return app.BackupCommand(ctx, args, os.LookupEnv, out)
+			},
+		},
+		&cobra.Command{
+			Use:                "restore --from FILE --data-dir DIR",
+			Short:              "Restore a backup into a new, empty data directory",
+			DisableFlagParsing: true,
+			RunE: func(_ *cobra.Command, args []string) error {
+				return app.RestoreCommand(ctx, args, out)
+			},
+		},
+	)
+	return root
 }
 
 // reloadOnHangup parses the configuration again on every SIGHUP (the

@@ -51,21 +51,21 @@ const (
 // EventService serves kling.gateway.v1.EventService.
 type EventService struct {
 	gatewayv1.UnimplementedEventServiceServer
-	Log    EventLog
-	Hub    *hub.Hub
-	Logger *slog.Logger
-	Now    func() time.Time
-	Tokens pageTokens
+	events EventLog
+	hub    *hub.Hub
+	log    *slog.Logger
+	now    func() time.Time
+	tokens pageTokens
 	// quota bounds concurrent streams per token, so one client cannot take
 	// every stream the server allows.
 	quota *StreamQuota
-	// SendDeadline ends a Subscribe stream whose Send has not completed in
+	// sendDeadline ends a Subscribe stream whose Send has not completed in
 	// this long (its client stopped reading), so it stops holding memory
 	// and catch-up budget; the client resumes after its last sequence.
 	// 0 turns it off.
-	SendDeadline time.Duration
-	// PageBudget bounds the time one ListEvents page spends scanning.
-	PageBudget time.Duration
+	sendDeadline time.Duration
+	// pageBudget bounds the time one ListEvents page spends scanning.
+	pageBudget time.Duration
 }
 
 // EventConfig is what EventService needs.
@@ -101,9 +101,9 @@ func NewEventService(cfg EventConfig) *EventService {
 	if cfg.Quota == nil {
 		cfg.Quota = NewStreamQuota(cfg.MaxStreamsPerToken, 0)
 	}
-	return &EventService{PageBudget: cfg.PageBudget,
-		Log: cfg.Log, Hub: cfg.Hub, Logger: cfg.Logger, Now: cfg.Now, Tokens: pageTokens{key: cfg.PageKey},
-		SendDeadline: cfg.SendDeadline,
+	return &EventService{pageBudget: cfg.PageBudget,
+		events: cfg.Log, hub: cfg.Hub, log: cfg.Logger, now: cfg.Now, tokens: pageTokens{key: cfg.PageKey},
+		sendDeadline: cfg.SendDeadline,
 		quota:        cfg.Quota}
 }
 
@@ -219,7 +219,7 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 		return err
 	}
 	defer release()
-	sub, err := s.Hub.Subscribe(ctx, f, start, full)
+	sub, err := s.hub.Subscribe(ctx, f, start, full)
 	if err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 	if err := stream.SendHeader(metadata.Pairs(HeadSequenceHeader, strconv.FormatUint(sub.Position(), 10))); err != nil {
 		return err
 	}
-	if s.SendDeadline <= 0 {
+	if s.sendDeadline <= 0 {
 		return s.deliver(ctx, stream, sub, nil, nil)
 	}
 	// Wait for the first event here, so that an idle stream holds one
@@ -245,7 +245,7 @@ func (s *EventService) subscribe(ctx context.Context, req *gatewayv1.SubscribeRe
 		return err
 	}
 	owned = false
-	return runWatched(s.SendDeadline, s.Logger, "Subscribe", func(w *sendWatch) error {
+	return runWatched(s.sendDeadline, s.log, "Subscribe", func(w *sendWatch) error {
 		defer sub.Close()
 		return s.deliver(ctx, stream, sub, first, w)
 	}, "token", auth.TokenName(ctx))
@@ -268,7 +268,7 @@ func (s *EventService) deliver(ctx context.Context, stream grpc.ServerStreamingS
 		if err != nil {
 			return err
 		}
-		s.Hub.Delivered(it, s.Now())
+		s.hub.Delivered(it, s.now())
 		it = nil
 	}
 }
@@ -331,7 +331,7 @@ func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEvents
 	}
 	fp := fingerprint(parts...)
 
-	first, last, err := s.Log.Bounds(ctx)
+	first, last, err := s.events.Bounds(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +340,7 @@ func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEvents
 		pos = last
 	}
 	if tok := req.GetPageToken(); tok != "" {
-		pg, err := s.Tokens.decode(tok, fp)
+		pg, err := s.tokens.decode(tok, fp)
 		if err != nil {
 			return nil, invalid("page_token", err.Error())
 		}
@@ -361,7 +361,7 @@ func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEvents
 	// A page stops scanning when its time is up, as when it has scanned
 	// maxScanPerPage events, and when the client gives up: a costly filter
 	// over a long log would otherwise run for seconds after anyone waits.
-	deadline := time.Now().Add(s.PageBudget)
+	deadline := time.Now().Add(s.pageBudget)
 	spent := func() bool { return time.Now().After(deadline) }
 	for len(resp.Events) < size && scanned < maxScanPerPage && bytes < maxPageBytes && !exhausted(pos) && (scanned == 0 || !spent()) {
 		var (
@@ -371,9 +371,9 @@ func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEvents
 		// Read more than the page still needs: a filter may drop most.
 		want := max(size-len(resp.Events), 256)
 		if desc {
-			batch, next, err = s.Log.ReadBackward(ctx, pos, want, f.WebhookIDs(), f.JobIDs())
+			batch, next, err = s.events.ReadBackward(ctx, pos, want, f.WebhookIDs(), f.JobIDs())
 		} else {
-			batch, next, err = s.Log.Read(ctx, pos, want, f.WebhookIDs(), f.JobIDs())
+			batch, next, err = s.events.Read(ctx, pos, want, f.WebhookIDs(), f.JobIDs())
 		}
 		if err != nil {
 			return nil, err
@@ -408,7 +408,7 @@ func (s *EventService) listEvents(ctx context.Context, req *gatewayv1.ListEvents
 		}
 	}
 	if !exhausted(pos) {
-		resp.NextPageToken = s.Tokens.encode(page{next: pos, fingerprint: fp})
+		resp.NextPageToken = s.tokens.encode(page{next: pos, fingerprint: fp})
 	}
 	return resp, nil
 }
@@ -428,12 +428,12 @@ func (s *EventService) getEvent(ctx context.Context, req *gatewayv1.GetEventRequ
 	case req.GetSequence() != 0 && req.GetId() != "":
 		return nil, invalid("id", "give either sequence or id, not both")
 	case req.GetSequence() != 0:
-		ev, err = s.Log.Get(ctx, req.GetSequence())
+		ev, err = s.events.Get(ctx, req.GetSequence())
 	case req.GetId() != "":
 		if len(req.GetId()) > 64 {
 			return nil, invalid("id", "too long")
 		}
-		ev, err = s.Log.GetByID(ctx, req.GetId())
+		ev, err = s.events.GetByID(ctx, req.GetId())
 	default:
 		return nil, invalid("sequence", "give a sequence (at least 1) or an id")
 	}

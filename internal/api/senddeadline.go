@@ -24,10 +24,10 @@ var errSendStalled = errkind.New(errkind.Unavailable, "api", "stream ended: no m
 // progress for longer than the deadline.
 //
 // The steady state costs two atomic stores and a clock reading per event;
-// the handler wakes once per deadline, not once per event. An earlier
-// version handed every Send to the sender over a channel and waited for
-// its result: two goroutine switches per event per stream, which is what
-// fan-out to many streams spends its CPU on.
+// the handler wakes once per deadline, not once per event. Handing each
+// Send to a sender goroutine and waiting for its result would cost two
+// goroutine switches per event per stream, which is what fan-out to many
+// streams spends its CPU on.
 type sendWatch struct {
 	// started is when the Send in progress began, in nanoseconds since
 	// watchEpoch plus one; 0 while no Send is in progress.

@@ -101,9 +101,13 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.runBackground(gctx) })
 	g.Go(func() error { return srv.runReloads(gctx, opts.Reload) })
-	// The job projection follows the log with a tail of its own, so a slow
-	// bucket write never delays live delivery.
+	// The job projection follows the hub, which the one log tail feeds; a
+	// slow bucket write makes it catch up as a slow stream does, never
+	// delaying live delivery.
 	g.Go(func() error { return srv.jobs.Run(gctx) })
+	// The registry follows the registrations bucket, so changes made
+	// through another replica reach this one's cache.
+	g.Go(func() error { return srv.registry.Run(gctx) })
 	g.Go(func() error { srv.runReconcile(gctx); return nil })
 	g.Go(func() error {
 		if err := srv.grpc.Serve(srv.wrapGRPCListener(grpcLn)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

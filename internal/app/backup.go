@@ -8,15 +8,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/klingfan/klingfan/client"
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/auth"
 	"github.com/klingfan/klingfan/internal/certpool"
 	"github.com/klingfan/klingfan/internal/config"
@@ -24,51 +26,20 @@ import (
 	"github.com/klingfan/klingfan/internal/store"
 )
 
-// BackupPath serves a backup of the running server to an admin token: a
-// tar stream of JetStream snapshots (see store.Backup).
-const BackupPath = "/v1/backup"
-
-// backupMethod is the pseudo gRPC method the backup endpoint authorizes
-// as: it needs the admin scope like every management call.
-const backupMethod = "/kling.gateway.v1.Admin/Backup"
-
-// serveBackup streams a backup to an admin. Once the first byte is sent
-// the status cannot change: a backup cut short lacks its manifest, and
-// restore refuses it.
-func (s *server) serveBackup(gateway *runtime.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := metadata.NewIncomingContext(r.Context(), metadata.MD{"authorization": r.Header.Values("Authorization")})
-		if _, err := s.authn.Authorize(ctx, backupMethod); err != nil {
-			_, out := runtime.MarshalerForRequest(gateway, r)
-			runtime.HTTPError(r.Context(), gateway, out, w, r, err)
-			return
-		}
-		w.Header().Set("Content-Type", "application/x-tar")
-		w.Header().Set("Content-Disposition", `attachment; filename="klingfan-backup.tar"`)
-		start := time.Now()
-		m, err := s.store.Backup(r.Context(), w)
-		if err != nil {
-			s.log.Warn("backup failed; the client got an incomplete archive that restore refuses", "error", err)
-			return
-		}
-		s.log.Info("backup served", "duration", time.Since(start).Round(time.Millisecond), "streams", len(m.Streams))
-	})
-}
-
 // BackupCommand runs `klingfan backup --to FILE`: it asks a running server
-// for a backup and writes it to FILE (mode 0600), through a temporary file
-// renamed only when the backup is complete.
+// for a backup (AdminService.Backup) and writes it to FILE (mode 0600),
+// through a temporary file renamed only when the backup is complete.
 func BackupCommand(ctx context.Context, args []string, lookup func(string) (string, bool), out io.Writer) error {
 	fs := flag.NewFlagSet("klingfan backup", flag.ContinueOnError)
 	fs.SetOutput(out)
 	to := fs.String("to", "", "file to write the backup to (required)")
-	server := fs.String("server", "http://localhost:8080", "base URL of the running klingfan's HTTP listener")
+	server := fs.String("server", "localhost:9090", "gRPC address (host:port) of the running klingfan")
 	dataDir := fs.String("data-dir", "./data", "the server's data directory, to read the generated admin token from when KLINGFAN_ADMIN_TOKEN is unset")
 	var caFile, certFile, keyFile string
 	// klingctl's names (--ca, --cert, --key) and the --tls-* names both
 	// work, so an operator's muscle memory from either tool is right.
 	for _, name := range []string{"tls-ca", "ca"} {
-		fs.StringVar(&caFile, name, "", "CA file that verifies the server's certificate (https)")
+		fs.StringVar(&caFile, name, "", "CA file that verifies the server's certificate (connects over TLS)")
 	}
 	for _, name := range []string{"cert", "tls-cert"} {
 		fs.StringVar(&certFile, name, "", "PEM client certificate, for a server started with --tls-client-ca (with --key)")
@@ -80,36 +51,34 @@ func BackupCommand(ctx context.Context, args []string, lookup func(string) (stri
 		return err
 	}
 	if *to == "" || fs.NArg() > 0 {
-		return errors.New("backup: usage: klingfan backup --to FILE [--server URL] [--tls-ca FILE] [--cert FILE --key FILE]")
+		return errors.New("backup: usage: klingfan backup --to FILE [--server HOST:PORT] [--tls-ca FILE] [--cert FILE --key FILE]")
+	}
+	if strings.Contains(*server, "://") {
+		return fmt.Errorf("backup: --server %q: klingfan backup talks gRPC; give the gRPC address (host:port, default localhost:9090)", *server)
 	}
 	token, err := adminToken(lookup, *dataDir)
 	if err != nil {
 		return err
 	}
-	client, err := backupClient(caFile, certFile, keyFile)
+	opts, err := backupDialOptions(caFile, certFile, keyFile)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*server, "/")+BackupPath, nil)
+	c, err := client.Dial(ctx, *server, append(opts, client.WithToken(token))...)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := client.Do(req)
+	defer c.Close()
+	stream, err := gatewayv1.NewAdminServiceClient(c.Conn()).Backup(ctx, &gatewayv1.BackupRequest{})
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("backup: the server answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+		return fmt.Errorf("backup: %w", certHint(err, caFile, certFile))
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(*to), ".klingfan-backup-*")
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op after the rename
-	n, err := io.Copy(tmp, resp.Body)
+	n, err := receiveBackup(stream, tmp)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -123,13 +92,42 @@ func BackupCommand(ctx context.Context, args []string, lookup func(string) (stri
 		err = checkBackup(tmp.Name())
 	}
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("backup: %w", certHint(err, caFile, certFile))
 	}
 	if err := os.Rename(tmp.Name(), *to); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	fmt.Fprintf(out, "backup written to %s (%d bytes)\n", *to, n)
 	return nil
+}
+
+// certHint names the flags that present a client certificate when a TLS
+// connection without one failed: a server started with --tls-client-ca
+// ends such a handshake, and gRPC reports only a broken connection.
+func certHint(err error, caFile, certFile string) error {
+	if caFile != "" && certFile == "" && status.Code(err) == codes.Unavailable {
+		return fmt.Errorf("%w (a server started with --tls-client-ca needs a client certificate: --cert and --key)", err)
+	}
+	return err
+}
+
+// receiveBackup writes the stream's chunks to w until the server ends it.
+func receiveBackup(stream grpc.ServerStreamingClient[gatewayv1.BackupResponse], w io.Writer) (int64, error) {
+	var n int64
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		k, err := w.Write(resp.GetChunk())
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // checkBackup proves the archive ends with its manifest, so a transfer cut
@@ -159,13 +157,11 @@ func adminToken(lookup func(string) (string, bool), dataDir string) (string, err
 	return strings.TrimSpace(string(raw)), nil
 }
 
-// backupClient returns the HTTP client of `klingfan backup`: it trusts
-// caFile when given and presents the client certificate a server started
-// with --tls-client-ca requires for /v1.
-func backupClient(caFile, certFile, keyFile string) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+// backupDialOptions returns how `klingfan backup` connects: plaintext to
+// a local server, or TLS when a CA or a client certificate is given.
+func backupDialOptions(caFile, certFile, keyFile string) ([]client.Option, error) {
 	if caFile == "" && certFile == "" && keyFile == "" {
-		return &http.Client{Transport: tr}, nil
+		return []client.Option{client.WithInsecure()}, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
@@ -185,8 +181,7 @@ func backupClient(caFile, certFile, keyFile string) (*http.Client, error) {
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
-	tr.TLSClientConfig = cfg
-	return &http.Client{Transport: tr}, nil
+	return []client.Option{client.WithTLS(cfg)}, nil
 }
 
 // RestoreCommand runs `klingfan restore --from FILE --data-dir DIR`: it

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/app"
 	"github.com/klingfan/klingfan/internal/apptest"
@@ -99,7 +102,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 		}
 		return "", false
 	}
-	err = app.BackupCommand(ctx, []string{"--to", file, "--server", src.HTTPURL}, lookup, &out)
+	err = app.BackupCommand(ctx, []string{"--to", file, "--server", src.GRPC}, lookup, &out)
 	close(stop)
 	wg.Wait()
 	if err != nil {
@@ -163,17 +166,24 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 // the admin token.
 func TestBackupRefusesTruncatedAndUnauthenticated(t *testing.T) {
 	src := apptest.Start(t, "", apptest.WithEnv("KLINGAI_WEBHOOK_SECRET", storageSecret))
-	resp, err := http.Get(src.HTTPURL + app.BackupPath)
+	stream, err := gatewayv1.NewAdminServiceClient(src.Dial(t)).Backup(context.Background(), &gatewayv1.BackupRequest{})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("backup without a token: %v, want UNAUTHENTICATED", err)
+	}
+	resp, err := http.Post(src.HTTPURL+"/v1/admin:backup", "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("backup without a token: %d, want 401", resp.StatusCode)
+		t.Fatalf("REST backup without a token: %d, want 401", resp.StatusCode)
 	}
 	file := filepath.Join(t.TempDir(), "b")
 	lookup := func(k string) (string, bool) { return apptest.AdminToken, k == "KLINGFAN_ADMIN_TOKEN" }
-	if err := app.BackupCommand(context.Background(), []string{"--to", file, "--server", src.HTTPURL}, lookup, io.Discard); err != nil {
+	if err := app.BackupCommand(context.Background(), []string{"--to", file, "--server", src.GRPC}, lookup, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(file)
@@ -184,5 +194,16 @@ func TestBackupRefusesTruncatedAndUnauthenticated(t *testing.T) {
 	err = app.RestoreCommand(context.Background(), []string{"--from", cut, "--data-dir", filepath.Join(t.TempDir(), "d")}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "incomplete") {
 		t.Fatalf("restore of a truncated backup: %v, want an error saying it is incomplete", err)
+	}
+}
+
+// AdminService.Reconcile on a server without Kling credentials is
+// FAILED_PRECONDITION naming what to set.
+func TestAdminServiceRefusals(t *testing.T) {
+	src := apptest.Start(t, "")
+	admin := gatewayv1.NewAdminServiceClient(src.DialAdmin(t))
+	_, err := admin.Reconcile(context.Background(), &gatewayv1.ReconcileRequest{})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "KLING_API_KEY") {
+		t.Fatalf("reconcile with the reconciler off: %v, want FAILED_PRECONDITION naming the credentials", err)
 	}
 }

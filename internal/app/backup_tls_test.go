@@ -17,7 +17,7 @@ import (
 
 // expectBackupNeedsClientCert: against a server started with
 // --tls-client-ca, `klingfan backup` without a client certificate is
-// refused with 401, and with --cert/--key (klingctl's names; --tls-cert and
+// refused, saying which flags present one, and with --cert/--key (klingctl's names; --tls-cert and
 // --tls-key are the same flags) writes a backup.
 func expectBackupNeedsClientCert(t *testing.T) {
 	pki := apptest.NewPKI(t, "")
@@ -28,7 +28,7 @@ func expectBackupNeedsClientCert(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{"CA only", []string{"--tls-ca", pki.CAFile}, "401"},
+		{"CA only", []string{"--tls-ca", pki.CAFile}, "needs a client certificate: --cert and --key"},
 		{"klingctl's flag names", []string{"--ca", pki.CAFile, "--cert", pki.ClientCertFile, "--key", pki.ClientKeyFile}, ""},
 		{"tls-prefixed flag names", []string{"--tls-ca", pki.CAFile, "--tls-cert", pki.ClientCertFile, "--tls-key", pki.ClientKeyFile}, ""},
 		{"certificate without key", []string{"--tls-ca", pki.CAFile, "--cert", pki.ClientCertFile}, "go together"},
@@ -36,7 +36,7 @@ func expectBackupNeedsClientCert(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "backup.tar")
-			args := append([]string{"--to", file, "--server", srv.HTTPURL}, tt.args...)
+			args := append([]string{"--to", file, "--server", srv.GRPC}, tt.args...)
 			err := app.BackupCommand(context.Background(), args, lookup, io.Discard)
 			switch {
 			case tt.wantErr == "" && err != nil:

@@ -2,30 +2,16 @@ package app
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"os"
 	"strconv"
 	"time"
-
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/klingfan/klingfan/internal/klingapi"
 	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/outcome"
 	"github.com/klingfan/klingfan/internal/reconcile"
 )
-
-// ReconcilePath runs one reconcile pass now (klingctl reconcile); see
-// reconcile.AdminPath.
-const ReconcilePath = reconcile.AdminPath
-
-// reconcileMethod is the pseudo gRPC method the admin endpoint authorizes
-// as; no service of that name exists, so it needs the admin scope.
-const reconcileMethod = "/klingfan.admin.Reconcile/Run"
 
 // setupOutcomes builds the guarded append path every writer uses (ingest
 // and the reconciler) and, when Kling credentials are set, the reconciler.
@@ -111,43 +97,4 @@ func (s *server) reconcileDetail() any {
 		d["error"] = last.Error
 	}
 	return d
-}
-
-// handleReconcile runs one pass: POST /admin/reconcile?since=6h&dry_run=true.
-func (s *server) handleReconcile(w http.ResponseWriter, r *http.Request) {
-	ctx := metadata.NewIncomingContext(r.Context(), metadata.MD{"authorization": r.Header.Values("Authorization")})
-	if _, err := s.authn.Authorize(ctx, reconcileMethod); err != nil {
-		writeJSONError(w, runtime.HTTPStatusFromCode(status.Code(err)), status.Convert(err).Message())
-		return
-	}
-	if s.reconciler == nil {
-		writeJSONError(w, http.StatusPreconditionFailed, "reconciler disabled: set KLING_ACCESS_KEY and KLING_SECRET_KEY, or KLING_API_KEY")
-		return
-	}
-	var since time.Duration
-	if v := r.URL.Query().Get("since"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			writeJSONError(w, http.StatusBadRequest, "since: want a positive duration such as 6h")
-			return
-		}
-		since = d
-	}
-	dry, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))
-	rep, err := s.reconciler.RunOnce(r.Context(), since, dry)
-	w.Header().Set("Content-Type", "application/json")
-	if err != nil {
-		code := http.StatusBadGateway
-		if errors.Is(err, context.Canceled) {
-			code = http.StatusServiceUnavailable
-		}
-		w.WriteHeader(code)
-	}
-	_ = json.NewEncoder(w).Encode(rep)
-}
-
-func writeJSONError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }

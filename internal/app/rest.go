@@ -56,6 +56,9 @@ func (s *server) gatewayMux(ctx context.Context) (*runtime.ServeMux, error) {
 	if err := gatewayv1.RegisterConsumerGroupServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("app: register consumer group gateway: %w", err)
 	}
+	if err := gatewayv1.RegisterAdminServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("app: register admin gateway: %w", err)
+	}
 	return mux, nil
 }
 

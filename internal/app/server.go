@@ -212,7 +212,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	s.tailFrom = last
 	s.jobs, err = jobs.Open(ctx, jobs.Config{
 		JetStream: s.store.JetStream(),
-		Log:       s.store,
+		Log:       s.hub,
 		Replicas:  cfg.Replicas,
 		TTL:       cfg.Retention,
 		MaxBytes:  s.store.ProjectionMaxBytes(),
@@ -282,6 +282,11 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	consumerGroups := api.NewConsumerGroupService(api.ConsumerGroupConfig{
 		Groups: s.groups, Logger: s.log, Now: s.now, PageKey: pageKey, SendDeadline: cfg.SendDeadline, Quota: quota,
 	})
+	adminCfg := api.AdminConfig{Backup: s.store, Logger: s.log}
+	if s.reconciler != nil {
+		adminCfg.Reconcile = s.reconciler
+	}
+	admin := api.NewAdminService(adminCfg)
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
 		// The error mapping runs innermost, so the metrics see its codes.
@@ -302,6 +307,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 		gatewayv1.RegisterWebhookServiceServer(g, webhooks)
 		gatewayv1.RegisterJobServiceServer(g, jobService)
 		gatewayv1.RegisterConsumerGroupServiceServer(g, consumerGroups)
+		gatewayv1.RegisterAdminServiceServer(g, admin)
 		healthpb.RegisterHealthServer(g, s.health)
 		reflection.Register(g)
 		grpcMetrics.InitializeMetrics(g)
@@ -355,7 +361,6 @@ func (s *server) routes(gateway *runtime.ServeMux) http.Handler {
 	mux := http.NewServeMux()
 	s.ingest.Routes(mux)
 	mux.Handle("/v1/", s.guardREST(gateway))
-	mux.Handle("GET "+BackupPath, s.serveBackup(gateway))
 	mux.Handle("GET /openapi.json", openapi.Handler())
 	mux.Handle(console.Path, console.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -363,7 +368,6 @@ func (s *server) routes(gateway *runtime.ServeMux) http.Handler {
 		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("POST "+ReconcilePath, s.handleReconcile)
 	if !s.metricsApart {
 		mux.Handle("GET /metrics", s.metricsHandler())
 	}

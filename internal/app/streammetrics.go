@@ -10,7 +10,7 @@ import (
 // but lets Subscribe send its events on the stream unwrapped: the
 // interceptor's per-message counter (grpc_server_msg_sent_total) resolved
 // its labels and took two clock readings for every event on every stream,
-// 7% of the server's CPU with 1,000 subscribers. Subscribe's calls are
+// a cost that grows with streams × events. Subscribe's calls are
 // still counted and timed (grpc_server_handled_total and the handling-time
 // histogram); its events are counted once by klingfan_hub_deliveries_total.
 func withoutMessageMetrics(metrics grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {

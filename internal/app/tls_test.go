@@ -205,8 +205,8 @@ func expectRESTNeedsClientCert(t *testing.T) {
 	}{
 		{"REST with the CA's client certificate", pki.ClientTLS(true), http.MethodGet, "/v1/webhooks", 200},
 		{"REST without a client certificate", pki.ClientTLS(false), http.MethodGet, "/v1/webhooks", 401},
-		{"backup without a client certificate", pki.ClientTLS(false), http.MethodGet, app.BackupPath, 401},
-		{"reconcile without a client certificate", pki.ClientTLS(false), http.MethodPost, "/admin/reconcile", 401},
+		{"backup without a client certificate", pki.ClientTLS(false), http.MethodPost, "/v1/admin:backup", 401},
+		{"reconcile without a client certificate", pki.ClientTLS(false), http.MethodPost, "/v1/admin:reconcile", 401},
 		{"ingest without a client certificate", pki.ClientTLS(false), http.MethodPost, "/webhooks/klingai", 200},
 		{"readiness without a client certificate", pki.ClientTLS(false), http.MethodGet, "/readyz", 200},
 	}

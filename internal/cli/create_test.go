@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klingfan/klingfan/internal/app"
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/apptest"
 	"github.com/klingfan/klingfan/internal/config"
 	"github.com/klingfan/klingfan/internal/klingsim"
@@ -217,22 +217,13 @@ func TestCreateDroppedCallbacksReconciledInItsFamily(t *testing.T) {
 		}
 		return false
 	})
-	code, body := w.srv.Post(t, app.ReconcilePath, http.Header{"Authorization": {"Bearer " + apptest.AdminToken}}, nil)
-	if code != http.StatusOK {
-		t.Fatalf("reconcile: %d %s", code, body)
+	resp, err := gatewayv1.NewAdminServiceClient(w.srv.DialAdmin(t)).Reconcile(context.Background(), &gatewayv1.ReconcileRequest{})
+	if err != nil {
+		t.Fatalf("reconcile: %v", err)
 	}
-	var rep struct {
-		Recovered []struct {
-			JobID  string `json:"job_id"`
-			Family string `json:"family"`
-		} `json:"recovered"`
-		StaleQueries map[string]int `json:"stale_queries"`
-	}
-	if err := json.Unmarshal(body, &rep); err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Recovered) != 1 || rep.Recovered[0].JobID != st.JobID || rep.Recovered[0].Family != "videos/text2video" || rep.StaleQueries["found"] != 1 {
-		t.Errorf("reconcile report: %s", body)
+	rep := resp.GetReport()
+	if rc := rep.GetRecovered(); len(rc) != 1 || rc[0].GetJobId() != st.JobID || rc[0].GetFamily() != "videos/text2video" || rep.GetStaleQueries()["found"] != 1 {
+		t.Errorf("reconcile report: %v", rep)
 	}
 	if n := w.sim.Queries(st.JobID); n != 1 {
 		t.Errorf("the simulator was asked %d times about the job, want once, in its own family", n)

@@ -1,148 +1,103 @@
 package cli
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/klingfan/klingfan/internal/reconcile/report"
+	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
-
-// defaultHTTPURL is a local gateway's HTTP side.
-const defaultHTTPURL = "http://localhost:8080"
 
 func (c *client) reconcileCommand() *cobra.Command {
 	var (
-		since   time.Duration
-		dryRun  bool
-		httpURL string
+		since  time.Duration
+		dryRun bool
 	)
 	cmd := &cobra.Command{
 		Use:   "reconcile",
 		Short: "Ask Kling's task API now for outcomes klingfan never received, and log them",
-		Long: `Run one reconcile pass on the gateway now: it lists the Kling tasks updated
-within --since, compares each with the log, and appends every state the log
-is missing (as events with source format SOURCE_FORMAT_TASK_QUERY). With
---dry-run it only reports what is missing. Needs the admin token, and a
-gateway started with Kling credentials (KLING_ACCESS_KEY + KLING_SECRET_KEY,
-or KLING_API_KEY). It talks to the gateway's HTTP side (--http-url), where
-the admin endpoint POST /admin/reconcile lives.`,
+		Long: `Run one reconcile pass on the gateway now (AdminService.Reconcile): it lists
+the Kling tasks updated within --since, compares each with the log, and
+appends every state the log is missing (as events with source format
+SOURCE_FORMAT_TASK_QUERY). With --dry-run it only reports what is missing.
+Needs the admin token, and a gateway started with Kling credentials
+(KLING_ACCESS_KEY + KLING_SECRET_KEY, or KLING_API_KEY). Exits 1 when the
+pass stopped early.`,
 		Example: `  klingctl reconcile --since 6h --dry-run
-  klingctl reconcile --http-url http://gateway:8080`,
+  klingctl reconcile --server gateway:9090`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u, err := url.Parse(strings.TrimRight(httpURL, "/") + report.AdminPath)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return usagef("--http-url %q: want the gateway's http(s) base URL", httpURL)
-			}
-			q := url.Values{"dry_run": {strconv.FormatBool(dryRun)}}
+			req := &gatewayv1.ReconcileRequest{DryRun: dryRun}
 			if since > 0 {
-				q.Set("since", since.String())
+				req.Lookback = durationpb.New(since)
 			}
-			u.RawQuery = q.Encode()
-			return c.runReconcile(cmd, u)
+			conn, err := c.dial()
+			if err != nil {
+				return err
+			}
+			// A pass lists every family with backoff on rate limits:
+			// allow it longer than a unary call.
+			ctx, cancel := context.WithTimeout(cmd.Context(), max(c.timeout, 10*time.Minute))
+			defer cancel()
+			resp, err := gatewayv1.NewAdminServiceClient(conn).Reconcile(ctx, req)
+			if err != nil {
+				return err
+			}
+			rep := resp.GetReport()
+			printReport(c.env.Stdout, rep)
+			if rep.GetError() != "" {
+				return fmt.Errorf("the pass stopped early: %s", rep.GetError())
+			}
+			return nil
 		},
-	}
-	def := c.env.getenv("KLINGFAN_HTTP_URL")
-	if def == "" {
-		def = defaultHTTPURL
 	}
 	cmd.Flags().DurationVar(&since, "since", 0, "how far back to list Kling's tasks (default: the server's --reconcile-lookback)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report what is missing without appending it")
-	cmd.Flags().StringVar(&httpURL, "http-url", def, "the gateway's HTTP base URL ($KLINGFAN_HTTP_URL)")
 	return cmd
 }
 
-func (c *client) runReconcile(cmd *cobra.Command, u *url.URL) error {
-	tok, err := c.resolveToken()
-	if err != nil {
-		return err
-	}
-	// A pass lists every family with backoff on rate limits: allow it
-	// longer than a unary call.
-	hc, err := c.httpClient(max(c.timeout, 10*time.Minute))
-	if err != nil {
-		return err
-	}
-	defer hc.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, u.String(), nil)
-	if err != nil {
-		return err
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	req.Header.Set("User-Agent", "klingctl")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach %s: %w", u.Host, unwrapURLError(err))
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return fmt.Errorf("reading the answer: %w", err)
-	}
-	var rep report.Report
-	if json.Unmarshal(body, &rep) != nil || rep.Started.IsZero() {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return fmt.Errorf("the gateway answered %s: %s", resp.Status, e.Error)
-		}
-		return fmt.Errorf("the gateway answered %s", resp.Status)
-	}
-	printReport(c.env.Stdout, rep)
-	if rep.Error != "" {
-		return fmt.Errorf("the pass stopped early: %s", rep.Error)
-	}
-	return nil
-}
-
-func printReport(w io.Writer, rep report.Report) {
+func printReport(w io.Writer, rep *gatewayv1.ReconcileReport) {
 	verb := "recovered"
-	if rep.DryRun {
+	if rep.GetDryRun() {
 		verb = "missing (dry run, nothing appended)"
 	}
-	fmt.Fprintf(w, "checked %d tasks updated since %s in %s\n", rep.TasksChecked,
-		rep.Since.UTC().Format(time.RFC3339), rep.Finished.Sub(rep.Started).Round(time.Millisecond))
-	if n := rep.StaleQueries; len(n) > 0 {
+	fmt.Fprintf(w, "checked %d tasks updated since %s in %s\n", rep.GetTasksChecked(),
+		rep.GetSince().AsTime().UTC().Format(time.RFC3339), rep.GetFinishTime().AsTime().Sub(rep.GetStartTime().AsTime()).Round(time.Millisecond))
+	if n := rep.GetStaleQueries(); len(n) > 0 {
 		fmt.Fprintf(w, "stale jobs queried one by one: %d found, %d unknown to Kling, %d skipped\n", n["found"], n["not_found"], n["skipped"])
 	}
-	if len(rep.Listings) > 0 {
+	if len(rep.GetListings()) > 0 {
 		fmt.Fprintln(w, "listed (tasks, family or shared listing):")
-		for _, l := range rep.Listings {
-			line := fmt.Sprintf("  %6d  %s", l.Tasks, l.Name)
-			if len(l.Families) > 1 || (len(l.Families) == 1 && l.Families[0] != l.Name) {
-				line += " (" + strings.Join(l.Families, ", ") + ")"
+		for _, l := range rep.GetListings() {
+			line := fmt.Sprintf("  %6d  %s", l.GetTasks(), l.GetName())
+			if fs := l.GetFamilies(); len(fs) > 1 || (len(fs) == 1 && fs[0] != l.GetName()) {
+				line += " (" + strings.Join(fs, ", ") + ")"
 			}
-			if l.Error != "" {
-				line += "  FAILED: " + l.Error
+			if l.GetError() != "" {
+				line += "  FAILED: " + l.GetError()
 			}
 			fmt.Fprintln(w, line)
 		}
 	}
-	if len(rep.Unqueryable) > 0 {
-		fmt.Fprintf(w, "not reconcilable (Kling documents no query): %s\n", strings.Join(rep.Unqueryable, ", "))
+	if len(rep.GetUnqueryable()) > 0 {
+		fmt.Fprintf(w, "not reconcilable (Kling documents no query): %s\n", strings.Join(rep.GetUnqueryable(), ", "))
 	}
-	fmt.Fprintf(w, "%s: %d\n", verb, len(rep.Recovered))
-	for _, r := range rep.Recovered {
+	fmt.Fprintf(w, "%s: %d\n", verb, len(rep.GetRecovered()))
+	for _, r := range rep.GetRecovered() {
 		note := ""
-		if r.Superseded {
+		if r.GetSuperseded() {
 			note = " (a callback logged it first)"
-		} else if r.Sequence != 0 {
-			note = fmt.Sprintf(" at sequence %d", r.Sequence)
+		} else if r.GetSequence() != 0 {
+			note = fmt.Sprintf(" at sequence %d", r.GetSequence())
 		}
-		fmt.Fprintf(w, "  %-24s %-12s %s%s\n", r.JobID, r.Status, r.Family, note)
+		fmt.Fprintf(w, "  %-24s %-12s %s%s\n", r.GetJobId(), r.GetStatus(), r.GetFamily(), note)
 	}
-	for code, n := range rep.APIErrors {
+	for code, n := range rep.GetApiErrors() {
 		fmt.Fprintf(w, "Kling API errors %s: %d\n", code, n)
 	}
 }

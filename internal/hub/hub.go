@@ -87,11 +87,14 @@ type Hub struct {
 	cfg    Config
 	done   chan struct{} // closed by Close
 
-	mu     sync.Mutex
-	subs   map[*Subscription]struct{} // guarded by mu
-	last   uint64                     // guarded by mu: the last sequence published
-	closed bool                       // guarded by mu
-	recent *recent                    // guarded by mu; nil when disabled
+	mu   sync.Mutex
+	subs map[*Subscription]struct{} // guarded by mu
+	// streams counts the subscriptions other than Follow's, which
+	// MaxSubscriptions bounds; guarded by mu.
+	streams int
+	last    uint64  // guarded by mu: the last sequence published
+	closed  bool    // guarded by mu
+	recent  *recent // guarded by mu; nil when disabled
 
 	budget *readBudget // safe for concurrent use
 	// evaluating bounds the CEL expressions evaluated at once (see
@@ -216,7 +219,13 @@ type Start struct {
 // later can be missed, so the caller may tell its client the stream is
 // live. full selects whether events carry their raw body.
 func (h *Hub) Subscribe(ctx context.Context, f *Filter, start Start, full bool) (*Subscription, error) {
-	s := &Subscription{h: h, filter: f, full: full, ch: make(chan *Item, h.cfg.Buffer)}
+	return h.subscribe(ctx, f, start, full, false)
+}
+
+// subscribe is Subscribe; an internal subscription (Follow's) is neither
+// bounded by MaxSubscriptions nor counted as an open stream.
+func (h *Hub) subscribe(ctx context.Context, f *Filter, start Start, full, internal bool) (*Subscription, error) {
+	s := &Subscription{h: h, filter: f, full: full, internal: internal, ch: make(chan *Item, h.cfg.Buffer)}
 	if start.Kind != StartNow {
 		first, last, err := h.log.Bounds(ctx)
 		if err != nil {
@@ -251,14 +260,17 @@ func (h *Hub) Subscribe(ctx context.Context, f *Filter, start Start, full bool) 
 	if h.closed {
 		return nil, ErrClosed
 	}
-	if h.cfg.MaxSubscriptions > 0 && len(h.subs) >= h.cfg.MaxSubscriptions {
+	if !internal && h.cfg.MaxSubscriptions > 0 && h.streams >= h.cfg.MaxSubscriptions {
 		return nil, ErrTooManyStreams
 	}
 	if start.Kind == StartNow {
 		s.next = h.last + 1
 	}
 	h.subs[s] = struct{}{}
-	h.metrics.subscribers.Inc()
+	if !internal {
+		h.streams++
+		h.metrics.subscribers.Inc()
+	}
 	return s, nil
 }
 

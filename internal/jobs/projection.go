@@ -16,6 +16,7 @@ import (
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/jobstate"
+	"github.com/klingfan/klingfan/internal/retry"
 )
 
 var (
@@ -40,18 +41,20 @@ const (
 	requestTimeout = 5 * time.Second
 )
 
-// Log is the part of the event log the projection follows.
+// Log is the event log as the projection follows it: the hub, which hands
+// it every event of the one tail that also feeds the streams.
 type Log interface {
-	// Tail calls fn for every event with sequence > after, in order, until
-	// ctx ends; fn runs on one goroutine.
-	Tail(ctx context.Context, after uint64, fn func(*gatewayv1.Event)) error
+	// Follow calls fn for every event with sequence > after, in order,
+	// until ctx ends; fn runs on one goroutine and must not modify the
+	// event.
+	Follow(ctx context.Context, after uint64, fn func(*gatewayv1.Event)) error
 }
 
 // Config configures Open.
 type Config struct {
 	// JetStream is the connection the bucket lives on (the log's own).
 	JetStream jetstream.JetStream
-	// Log is the event log the states are folded from.
+	// Log is where the states are folded from.
 	Log Log
 	// Replicas is the bucket's replication factor, the log's.
 	Replicas int
@@ -147,17 +150,17 @@ func (p *Projection) Folded() uint64 { return p.folded.Load() }
 // folded before the crash are skipped by the sequence guard. It returns nil
 // when ctx ends.
 func (p *Projection) Run(ctx context.Context) error {
-	var after uint64
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+	after, err := retry.Forever(ctx, func() (uint64, error) {
 		cp, _, err := p.loadCheckpoint(ctx)
-		if err == nil {
-			after = cp
-			break
-		}
+		return cp, err
+	}, func(err error, _ time.Duration) {
 		p.log.Warn("jobs: reading the projection checkpoint failed; retrying", slog.Any("err", err))
-		if !sleep(ctx, backoff) {
-			return nil
-		}
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return err
 	}
 	p.folded.Store(after)
 	p.advanced()
@@ -169,18 +172,18 @@ func (p *Projection) Run(ctx context.Context) error {
 		defer close(done)
 		p.checkpointLoop(ctx, after)
 	}()
-	// The tail hands events to a folder goroutine through a queue, so that
+	// Follow hands events to a folder goroutine through a queue, so that
 	// when the log runs ahead (an ingest burst) the folder takes whatever
 	// has queued up at once and writes each job's state once per batch
-	// rather than once per event: one bucket write per event took about a
-	// fifth of the CPU at full ingest load.
+	// rather than once per event: bucket writes, not the fold, are the
+	// projection's cost.
 	queue := make(chan *gatewayv1.Event, maxBatch)
 	folded := make(chan struct{})
 	go func() {
 		defer close(folded)
 		p.foldQueue(ctx, queue)
 	}()
-	err := p.cfg.Log.Tail(ctx, after, func(ev *gatewayv1.Event) {
+	err = p.cfg.Log.Follow(ctx, after, func(ev *gatewayv1.Event) {
 		select {
 		case queue <- ev:
 		case <-ctx.Done():
@@ -251,19 +254,12 @@ func (p *Projection) foldQueue(ctx context.Context, queue <-chan *gatewayv1.Even
 // applyRetrying applies evs until it succeeds, backing off between
 // failures; it reports false when ctx ended first.
 func (p *Projection) applyRetrying(ctx context.Context, key string, evs []*gatewayv1.Event) bool {
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
-		err := p.apply(ctx, key, evs)
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
+	_, err := retry.Forever(ctx, func() (struct{}, error) {
+		return struct{}{}, p.apply(ctx, key, evs)
+	}, func(err error, _ time.Duration) {
 		p.log.Warn("jobs: folding events failed; retrying", slog.Uint64("sequence", evs[0].GetSequence()), slog.Any("err", err))
-		if !sleep(ctx, backoff) {
-			return false
-		}
-	}
+	})
+	return err == nil
 }
 
 // checkpointLoop records Folded every checkpointEvery and once more when
@@ -402,16 +398,4 @@ func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, requestTimeout)
-}
-
-// sleep waits d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

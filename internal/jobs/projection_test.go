@@ -18,6 +18,7 @@ import (
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/apptest"
+	"github.com/klingfan/klingfan/internal/hub"
 	"github.com/klingfan/klingfan/internal/jobs"
 	"github.com/klingfan/klingfan/internal/jobstate"
 	"github.com/klingfan/klingfan/internal/store"
@@ -37,7 +38,8 @@ func openStore(t *testing.T, dir string) *store.Store {
 	return s
 }
 
-// replica is one projection over a store, as one klingfan process runs it.
+// replica is one projection over a store, as one klingfan process runs it:
+// following a hub that the store's tail feeds.
 type replica struct {
 	t    *testing.T
 	p    *jobs.Projection
@@ -49,15 +51,30 @@ type replica struct {
 func runReplica(t *testing.T, s *store.Store) *replica {
 	t.Helper()
 	reg := prometheus.NewRegistry()
+	_, last, err := s.Bounds(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hub.New(hub.Config{Log: s, Last: last})
 	p, err := jobs.Open(context.Background(), jobs.Config{
-		JetStream: s.JetStream(), Log: s, TTL: time.Hour, Metrics: jobs.NewMetrics(reg), Logger: quiet,
+		JetStream: s.JetStream(), Log: h, TTL: time.Hour, Metrics: jobs.NewMetrics(reg), Logger: quiet,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &replica{t: t, p: p, reg: reg, stop: cancel, done: make(chan error, 1)}
-	go func() { r.done <- p.Run(ctx) }()
+	tailed := make(chan struct{})
+	go func() {
+		defer close(tailed)
+		_ = s.Tail(ctx, last, h.Publish)
+	}()
+	go func() {
+		err := p.Run(ctx)
+		<-tailed
+		h.Close()
+		r.done <- err
+	}()
 	t.Cleanup(r.halt)
 	return r
 }

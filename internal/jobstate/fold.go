@@ -30,7 +30,9 @@ const (
 )
 
 // Terminal reports whether s is a final status: succeeded, failed or
-// cancelled.
+// cancelled. It is the one answer to "is this job finished": the fold, the
+// outcome guard, normalization's completion time, the reconciler and the
+// Go client's Wait all ask it.
 func Terminal(s gatewayv1.JobStatus) bool {
 	switch s {
 	case gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED, gatewayv1.JobStatus_JOB_STATUS_FAILED, gatewayv1.JobStatus_JOB_STATUS_CANCELLED:

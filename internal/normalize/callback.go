@@ -4,6 +4,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/jobstate"
 )
 
 // This file reads what the two task callback shapes share: a header of
@@ -100,7 +101,7 @@ func (h callbackHeader) event(status string, job *gatewayv1.Job) *gatewayv1.Even
 	if occurred == nil {
 		occurred = job.CreatedAt
 	}
-	if isTerminal(job.Status) && job.UpdatedAt != nil {
+	if jobstate.Terminal(job.Status) && job.UpdatedAt != nil {
 		job.CompletedAt = cloneTimestamp(job.UpdatedAt)
 	}
 	if job.Kind == gatewayv1.JobKind_JOB_KIND_UNSPECIFIED {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/jobstate"
 )
 
 // Sample returns a realistic payload in the given wire format for an event of
@@ -190,7 +191,7 @@ func (s sampleJob) klingEvent() klingEventPayload {
 		state, d.Status = "cancelled", "cancelled"
 	}
 	name := sampleKinds[s.kind].prefix + "." + state
-	if isTerminal(statusOfEventType(s.typ)) {
+	if jobstate.Terminal(statusOfEventType(s.typ)) {
 		d.CompletedAt = s.now.Format(rfc3339Millis)
 	}
 	return klingEventPayload{Event: name, Timestamp: s.now.Format(rfc3339Millis), Data: d}

@@ -102,18 +102,6 @@ func eventTypeOfName(name string) (gatewayv1.EventType, gatewayv1.JobKind) {
 	return eventNameStates[state], k
 }
 
-// isTerminal reports whether a job in status s will not change again, which
-// is when a callback's update time is also its completion time.
-func isTerminal(s gatewayv1.JobStatus) bool {
-	switch s {
-	case gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED,
-		gatewayv1.JobStatus_JOB_STATUS_FAILED,
-		gatewayv1.JobStatus_JOB_STATUS_CANCELLED:
-		return true
-	}
-	return false
-}
-
 // kindOfOutputs derives what a job makes from what it returned, most
 // specific first: a subtitling task also returns a video, a video-to-audio
 // task returns its video as well as the audio, and an element carries

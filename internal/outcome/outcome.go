@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/jobstate"
 	"github.com/klingfan/klingfan/internal/store"
 )
 
@@ -95,15 +96,6 @@ func New(ctx context.Context, c Config) (*Guard, error) {
 	return g, nil
 }
 
-// Terminal reports whether status ends a job.
-func Terminal(s gatewayv1.JobStatus) bool {
-	switch s {
-	case gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED, gatewayv1.JobStatus_JOB_STATUS_FAILED, gatewayv1.JobStatus_JOB_STATUS_CANCELLED:
-		return true
-	}
-	return false
-}
-
 // Append logs ev, unless it is a terminal status of a job whose terminal
 // status is already logged: then it reports duplicate with the sequence of
 // the logged outcome, and records ev for audit.
@@ -145,7 +137,7 @@ func (g *Guard) Stored(ctx context.Context, ev *gatewayv1.Event) (uint64, bool, 
 // their terminal events do count as the job's outcome for the check. Test
 // deliveries are never guarded.
 func Guarded(ev *gatewayv1.Event) bool {
-	if !Terminal(ev.GetJob().GetStatus()) || ev.GetJob().GetJobId() == "" || ev.GetTest() {
+	if !jobstate.Terminal(ev.GetJob().GetStatus()) || ev.GetJob().GetJobId() == "" || ev.GetTest() {
 		return false
 	}
 	switch ev.GetSourceFormat() {
@@ -160,7 +152,7 @@ func Guarded(ev *gatewayv1.Event) bool {
 // history, or nil.
 func FirstTerminal(events []*gatewayv1.Event) *gatewayv1.Event {
 	for _, e := range events {
-		if Terminal(e.GetJob().GetStatus()) && !e.GetTest() {
+		if jobstate.Terminal(e.GetJob().GetStatus()) && !e.GetTest() {
 			return e
 		}
 	}

@@ -2,7 +2,6 @@ package reconcile_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,9 +11,9 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
-	"github.com/klingfan/klingfan/internal/app"
 	"github.com/klingfan/klingfan/internal/apptest"
 	"github.com/klingfan/klingfan/internal/cli"
 	"github.com/klingfan/klingfan/internal/config"
@@ -71,17 +70,33 @@ func newWorld(t *testing.T, faults klingsim.Faults, creds klingsim.Config, opts 
 	return w
 }
 
-// reconcile runs one pass through the admin endpoint.
-func (w *world) reconcile(t *testing.T, query string) (int, reconcile.Report) {
+// reconcile runs one pass through AdminService.Reconcile (lookback 0: the
+// server's) and returns its report.
+func (w *world) reconcile(t *testing.T, lookback time.Duration) reconcile.Report {
 	t.Helper()
-	code, body := w.srv.Post(t, app.ReconcilePath+query, http.Header{"Authorization": {"Bearer " + apptest.AdminToken}}, nil)
-	var rep reconcile.Report
-	if code == http.StatusOK || code == http.StatusBadGateway {
-		if err := json.Unmarshal(body, &rep); err != nil {
-			t.Fatalf("report %s: %v", body, err)
-		}
+	req := &gatewayv1.ReconcileRequest{}
+	if lookback > 0 {
+		req.Lookback = durationpb.New(lookback)
 	}
-	return code, rep
+	resp, err := gatewayv1.NewAdminServiceClient(w.srv.DialAdmin(t)).Reconcile(context.Background(), req)
+	if err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	r := resp.GetReport()
+	rep := reconcile.Report{Error: r.GetError(), TasksChecked: int(r.GetTasksChecked()), DryRun: r.GetDryRun()}
+	for _, rc := range r.GetRecovered() {
+		rep.Recovered = append(rep.Recovered, reconcile.Recovery{JobID: rc.GetJobId(), Status: rc.GetStatus(), Family: rc.GetFamily(),
+			Sequence: rc.GetSequence(), Superseded: rc.GetSuperseded()})
+	}
+	ints := func(m map[string]int32) map[string]int {
+		out := map[string]int{}
+		for k, v := range m {
+			out[k] = int(v)
+		}
+		return out
+	}
+	rep.StaleQueries, rep.APIErrors = ints(r.GetStaleQueries()), ints(r.GetApiErrors())
+	return rep
 }
 
 // logged returns every event of the sim registration, by job.
@@ -169,7 +184,7 @@ func TestReconcileRecoversDroppedCallbacks(t *testing.T) {
 
 	// klingctl reconcile --dry-run reports what is missing and appends nothing.
 	var out strings.Builder
-	if code := cli.Run(context.Background(), []string{"reconcile", "--http-url", w.srv.HTTPURL, "--token", apptest.AdminToken, "--since", "1h", "--dry-run"},
+	if code := cli.Run(context.Background(), []string{"reconcile", "--server", w.srv.GRPC, "--token", apptest.AdminToken, "--since", "1h", "--dry-run"},
 		cli.Env{Stdout: &out}); code != cli.ExitOK {
 		t.Fatalf("klingctl reconcile --dry-run exited %d: %s", code, out.String())
 	}
@@ -187,9 +202,9 @@ func TestReconcileRecoversDroppedCallbacks(t *testing.T) {
 		t.Fatalf("a dry run changed the log from %d to %d events", countEvents(before), n)
 	}
 
-	code, rep := w.reconcile(t, "?since=1h")
-	if code != http.StatusOK || rep.Error != "" {
-		t.Fatalf("reconcile: %d %+v", code, rep)
+	rep := w.reconcile(t, time.Hour)
+	if rep.Error != "" {
+		t.Fatalf("reconcile: %+v", rep)
 	}
 	if rep.TasksChecked != 60 {
 		t.Errorf("tasks checked = %d, want 60", rep.TasksChecked)
@@ -222,7 +237,7 @@ func TestReconcileRecoversDroppedCallbacks(t *testing.T) {
 	}
 
 	// A second pass finds nothing missing.
-	if _, rep2 := w.reconcile(t, "?since=1h"); len(rep2.Recovered) != 0 {
+	if rep2 := w.reconcile(t, time.Hour); len(rep2.Recovered) != 0 {
 		t.Errorf("second pass recovered %+v, want nothing", rep2.Recovered)
 	}
 
@@ -255,15 +270,16 @@ func TestReconcileRecoversDroppedCallbacks(t *testing.T) {
 // nothing is appended twice.
 func TestReconcileAPIFailures(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		simKey   string
-		prepare  func(w *world)
-		wantCode int
-		label    string
+		name    string
+		simKey  string
+		prepare func(w *world)
+		// failed: the pass stops early and its report says why.
+		failed bool
+		label  string
 	}{
-		{name: "wrong credentials", simKey: "another-key", wantCode: http.StatusBadGateway, label: "1000"},
-		{name: "unreachable API", simKey: simAPIKey, prepare: func(w *world) { w.api.Close() }, wantCode: http.StatusBadGateway, label: "unreachable"},
-		{name: "rate limited", simKey: simAPIKey, prepare: func(w *world) { w.sim.RateLimit(2) }, wantCode: http.StatusOK, label: "1302"},
+		{name: "wrong credentials", simKey: "another-key", failed: true, label: "1000"},
+		{name: "unreachable API", simKey: simAPIKey, prepare: func(w *world) { w.api.Close() }, failed: true, label: "unreachable"},
+		{name: "rate limited", simKey: simAPIKey, prepare: func(w *world) { w.sim.RateLimit(2) }, label: "1302"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, klingsim.Faults{Drop: 0.5}, klingsim.Config{APIKey: tc.simKey})
@@ -271,9 +287,9 @@ func TestReconcileAPIFailures(t *testing.T) {
 			if tc.prepare != nil {
 				tc.prepare(w)
 			}
-			code, rep := w.reconcile(t, "")
-			if code != tc.wantCode || rep.APIErrors[tc.label] == 0 {
-				t.Fatalf("pass: %d %+v, want %d with %s counted", code, rep, tc.wantCode, tc.label)
+			rep := w.reconcile(t, 0)
+			if (rep.Error != "") != tc.failed || rep.APIErrors[tc.label] == 0 {
+				t.Fatalf("pass: %+v, want failed=%v with %s counted", rep, tc.failed, tc.label)
 			}
 			if m := w.metrics(t); !strings.Contains(m, `klingfan_reconcile_api_errors_total{code="`+tc.label+`"}`) ||
 				!strings.Contains(m, "klingfan_reconcile_passes_total") {
@@ -281,7 +297,7 @@ func TestReconcileAPIFailures(t *testing.T) {
 			}
 			// A second pass, then late callbacks for every task: ingest
 			// answers 2xx and the log keeps at most one outcome per job.
-			w.reconcile(t, "")
+			w.reconcile(t, 0)
 			for _, task := range w.sim.Tasks() {
 				if err := w.sim.Resend(task.ID); err != nil {
 					t.Fatal(err)

@@ -15,10 +15,10 @@ import (
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/ingest"
+	"github.com/klingfan/klingfan/internal/jobstate"
 	"github.com/klingfan/klingfan/internal/klingapi"
 	"github.com/klingfan/klingfan/internal/klingfamily"
 	"github.com/klingfan/klingfan/internal/normalize"
-	"github.com/klingfan/klingfan/internal/outcome"
 	"github.com/klingfan/klingfan/internal/reconcile/report"
 )
 
@@ -408,7 +408,7 @@ func (h LogHistory) Logged(ctx context.Context, webhookID, jobID string) (Logged
 			l.Shape = shapeOf(e)
 		}
 		l.Statuses[e.GetJob().GetStatus()] = true
-		l.Terminal = l.Terminal || outcome.Terminal(e.GetJob().GetStatus())
+		l.Terminal = l.Terminal || jobstate.Terminal(e.GetJob().GetStatus())
 	}
 	return l, nil
 }

@@ -27,15 +27,11 @@ import (
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/klingapi"
 	"github.com/klingfan/klingfan/internal/klingfamily"
-	"github.com/klingfan/klingfan/internal/reconcile/report"
 	"github.com/klingfan/klingfan/internal/store"
 )
 
 // BucketName is the KV bucket holding the lease and the position.
 const BucketName = store.ReconcileBucketName
-
-// AdminPath is where the admin endpoint runs a pass; see report.AdminPath.
-const AdminPath = report.AdminPath
 
 const (
 	leaseKey    = "lease"

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/klingfan/klingfan/internal/errkind"
+	"github.com/klingfan/klingfan/internal/retry"
 	"github.com/klingfan/klingfan/internal/store"
 )
 
@@ -51,6 +52,10 @@ type Registry struct {
 	sealer  *Sealer // nil: secrets are stored in plain text
 	schemes Schemes
 
+	// watcher is the watch Open started; Run follows it, then its
+	// successors.
+	watcher jetstream.KeyWatcher
+
 	mu   sync.RWMutex
 	byID map[string]*Webhook // guarded by mu; values are immutable snapshots
 	// unreadable holds the ids of stored registrations that could not be
@@ -69,11 +74,9 @@ type Config struct {
 	Sealer *Sealer
 }
 
-// Open loads every registration and starts watching the bucket. The watch
-// stops when ctx ends; if it ends on its own (the connection to the log
-// was lost long enough for the client to give the watch up), it is started
-// again, replaying the current values, so the cache keeps following the
-// bucket.
+// Open loads every registration and starts watching the bucket; Run
+// follows the watch. Until Run is called, the cache holds what Open loaded
+// and this process's own writes.
 func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	r := &Registry{kv: cfg.KV, log: cfg.Logger, schemes: cfg.Schemes, sealer: cfg.Sealer,
 		byID: make(map[string]*Webhook), unreadable: make(map[string]struct{})}
@@ -81,7 +84,7 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	go r.follow(ctx, w)
+	r.watcher = w
 	return r, nil
 }
 
@@ -102,35 +105,39 @@ func (r *Registry) watch(ctx context.Context) (jetstream.KeyWatcher, error) {
 	return w, nil
 }
 
-// follow applies changes from w until ctx ends, restarting the watch with
-// backoff whenever it ends before. A restart replays every current value;
-// apply ignores those the cache already holds and removes deleted ones.
-func (r *Registry) follow(ctx context.Context, w jetstream.KeyWatcher) {
-	const maxBackoff = 5 * time.Second
+// Run applies the bucket's changes to the cache until ctx ends, then
+// returns nil; it is called once, by the owner of the process's
+// goroutines. When the watch ends on its own (the connection to the log
+// was lost long enough for the client to give it up), Run starts it again
+// with backoff; a restart replays every current value, and apply ignores
+// those the cache already holds and removes deleted ones. Run fails only
+// when the store's connection is closed while ctx is still live.
+func (r *Registry) Run(ctx context.Context) error {
+	w := r.watcher
 	for {
 		r.consume(ctx, w)
 		_ = w.Stop()
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
-		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, maxBackoff) {
-			r.log.Warn("registration watch ended; restarting", "backoff", backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			next, err := r.watch(ctx)
-			if err == nil {
-				r.log.Info("registration watch restarted")
-				w = next
-				break
-			}
+		r.log.Warn("registration watch ended; restarting")
+		next, err := retry.Forever(ctx, func() (jetstream.KeyWatcher, error) {
+			w, err := r.watch(ctx)
 			if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) {
-				return // the store was closed: nothing left to follow
+				return nil, retry.Permanent(err) // the store was closed
 			}
-			r.log.Warn("restarting registration watch failed", "error", err)
+			return w, err
+		}, func(err error, wait time.Duration) {
+			r.log.Warn("restarting registration watch failed", "error", err, "backoff", wait)
+		})
+		if ctx.Err() != nil {
+			return nil
 		}
+		if err != nil {
+			return fmt.Errorf("registry: watch: %w", err)
+		}
+		r.log.Info("registration watch restarted")
+		w = next
 	}
 }
 

@@ -90,6 +90,14 @@ func TestWatchRestartsWhenItEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ran := make(chan error, 1)
+	go func() { ran <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 	// Another replica's registry, writing to the same bucket.
 	other, err := registry.Open(ctx, registry.Config{KV: st.KV(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Schemes: verify.SchemeTable{}})
 	if err != nil {

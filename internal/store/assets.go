@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klingfan/klingfan/internal/retry"
 )
 
 // assetsTimeout bounds how long Open keeps retrying while an external
@@ -89,21 +91,20 @@ func (s *Store) ensureAssets(ctx context.Context, cfg Config) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, assetsTimeout)
 	defer cancel()
-	const maxBackoff = 2 * time.Second
-	backoff := 100 * time.Millisecond
-	for {
-		err := s.ensureAssetsOnce(ctx, cfg)
-		if err == nil || !errors.Is(err, ErrUnavailable) {
-			return err
+	var last error
+	_, err := retry.Forever(ctx, func() (struct{}, error) {
+		last = s.ensureAssetsOnce(ctx, cfg)
+		if last != nil && !errors.Is(last, ErrUnavailable) {
+			return struct{}{}, retry.Permanent(last)
 		}
-		s.log.Warn("NATS JetStream not ready; retrying", slog.Any("err", err), slog.Duration("backoff", backoff))
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (gave up after %s; with %d replicas the cluster needs at least %d JetStream servers)", err, assetsTimeout, cfg.Replicas, cfg.Replicas)
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, maxBackoff)
+		return struct{}{}, last
+	}, func(err error, wait time.Duration) {
+		s.log.Warn("NATS JetStream not ready; retrying", slog.Any("err", err), slog.Duration("backoff", wait))
+	})
+	if err != nil && ctx.Err() != nil && last != nil {
+		return fmt.Errorf("%w (gave up after %s; with %d replicas the cluster needs at least %d JetStream servers)", last, assetsTimeout, cfg.Replicas, cfg.Replicas)
 	}
+	return err
 }
 
 func (s *Store) ensureAssetsOnce(ctx context.Context, cfg Config) error {

@@ -106,3 +106,33 @@ func fill(b *testing.B, s *store.Store, n int) {
 		b.Fatalf("fill: %v", err)
 	}
 }
+
+// BenchmarkAppendSync compares the two fsync policies under 16 concurrent
+// appends, as under ingest load: sync=always (each append waits for an
+// fsync, concurrent ones share it) against sync=interval. Run the pair
+// together and compare their ns/op: the machine is shared.
+func BenchmarkAppendSync(b *testing.B) {
+	for _, always := range []bool{false, true} {
+		name := map[bool]string{false: "sync=interval", true: "sync=always"}[always]
+		b.Run(name, func(b *testing.B) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			s, err := store.Open(ctx, store.Config{DataDir: b.TempDir(), SyncAlways: always, Logger: discard})
+			cancel()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = s.Close() })
+			var n atomic.Int64
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					if _, _, err := s.Append(context.Background(), testEvent("wh", fmt.Sprint(i), "job")); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -22,9 +22,10 @@ const maxLookupWait = 5 * time.Second
 
 // lookupPacer runs the wildcard id lookups one at a time and keeps them to
 // a tenth of the time. Each walks every job's subjects while holding the
-// stream's lock, which appends need too (255 ms at 1,000,000 events): a
-// client asking for unknown ids in a loop would otherwise hold ingest up
-// for as long as it liked. Lookups the index answers are not paced.
+// stream's lock, which appends need too, for a time that grows with the
+// log: a client asking for unknown ids in a loop would otherwise hold
+// ingest up for as long as it liked. Lookups the index answers are not
+// paced.
 type lookupPacer struct {
 	now   func() time.Time
 	turn  chan struct{} // holds a token while a lookup has the turn

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/retry"
 )
 
 const (
@@ -233,10 +234,7 @@ func (s *Store) ReadBackward(ctx context.Context, from uint64, limit int, webhoo
 // lost on the server all resume after the last event delivered, with
 // backoff. fn is called from a single goroutine.
 func (s *Store) Tail(ctx context.Context, after uint64, fn func(*gatewayv1.Event)) error {
-	// Short enough that the tail is back within a couple of seconds of the
-	// log recovering from an outage; a failed attempt is one cheap request.
-	const maxBackoff = 2 * time.Second
-	backoff := 100 * time.Millisecond
+	wait := retry.NewBackoff()
 	for {
 		delivered, err := s.tailOnce(ctx, &after, fn)
 		if ctx.Err() != nil {
@@ -248,8 +246,9 @@ func (s *Store) Tail(ctx context.Context, after uint64, fn func(*gatewayv1.Event
 		default:
 		}
 		if delivered {
-			backoff = 100 * time.Millisecond
+			wait.Reset()
 		}
+		backoff := wait.NextBackOff()
 		s.log.Warn("log tail interrupted; resuming", slog.Uint64("after", after), slog.Any("err", err), slog.Duration("backoff", backoff))
 		select {
 		case <-ctx.Done():
@@ -258,7 +257,6 @@ func (s *Store) Tail(ctx context.Context, after uint64, fn func(*gatewayv1.Event
 			return fmt.Errorf("%w: tail: store closed", ErrUnavailable)
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 

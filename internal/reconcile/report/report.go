@@ -1,17 +1,9 @@
-// Package report holds what a reconcile pass reports over the admin
-// endpoint: the types the server encodes and klingctl decodes. It imports
-// nothing of klingfan, so the CLI stays free of the server's dependencies.
+// Package report holds what a reconcile pass reports: AdminService.Reconcile
+// answers it as a ReconcileReport, and /readyz shows the last one. It
+// imports nothing of klingfan, so any layer may hold a report.
 package report
 
 import "time"
-
-// AdminPath is the HTTP endpoint that runs one pass now and answers its
-// Report as JSON: POST /admin/reconcile?since=6h&dry_run=true with an admin
-// bearer token. It is a plain admin HTTP endpoint rather than an RPC: a
-// pass is an operator action next to /readyz and /metrics, its report is
-// free-form and may grow, and the public proto surface stays for what
-// clients build on.
-const AdminPath = "/admin/reconcile"
 
 // Report is what one pass found and did.
 type Report struct {
