@@ -25,8 +25,8 @@ func (s *server) setupCreate(ctx context.Context) error {
 	c := submit.Config{
 		KV: kv, Append: s.outcomes, Jobs: s.jobs, Webhooks: s.registry,
 		TaskEvent: taskEvent, PublicURL: publicURL,
-		Budget: submit.Budget{MaxInFlight: s.cfg.Create.MaxJobsInFlight, MaxUnitsPerDay: s.cfg.Create.MaxUnitsPerDay},
-		Now:    s.now, Logger: s.log,
+		Budget:     submit.Budget{MaxInFlight: s.cfg.Create.MaxJobsInFlight, MaxUnitsPerDay: s.cfg.Create.MaxUnitsPerDay},
+		Registerer: s.metrics, Now: s.now, Logger: s.log,
 	}
 	if s.kling != nil {
 		c.API = s.kling

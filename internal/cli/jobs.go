@@ -310,6 +310,7 @@ func writeJobDetail(w io.Writer, st *gatewayv1.JobState) error {
 	row("Message", job.GetStatusMessage())
 	row("Model", job.GetModel())
 	row("External ID", job.GetExternalId())
+	row("Created on", job.GetCreateEndpoint())
 	row("First seen", formatTime(st.GetFirstSeenTime()))
 	row("Updated", formatTime(st.GetUpdateTime()))
 	row("Events", fmt.Sprintf("%d (last sequence %d)", st.GetEventCount(), st.GetLastSequence()))

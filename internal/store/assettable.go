@@ -20,6 +20,9 @@ const (
 	// ReconcileBucketName holds the reconciler's lease and position
 	// (package reconcile).
 	ReconcileBucketName = "klingfan-reconcile"
+	// CreatesBucketName holds CreateJob's record per request id and each
+	// token's budget ledger (package submit).
+	CreatesBucketName = "klingfan-creates"
 )
 
 // BackupPolicy says what a backup does with an asset.
@@ -105,6 +108,13 @@ var Assets = []Asset{
 		Stream: "KV_" + ReconcileBucketName, Owner: "reconcile",
 		Holds:  "the reconciler's lease and how far it has reconciled",
 		Config: "KV bucket " + ReconcileBucketName + ", file, history 1, replicas --replicas; only with reconcile on",
+		Drift:  "brought to the configuration at every start",
+		Backup: BackupData,
+	},
+	{
+		Stream: "KV_" + CreatesBucketName, Owner: "submit",
+		Holds:  "CreateJob's record per request id (claimed, then the task it created), so a request id makes one Kling task, and each token's budget ledger",
+		Config: "KV bucket " + CreatesBucketName + ", file, history 1, TTL --retention, replicas --replicas",
 		Drift:  "brought to the configuration at every start",
 		Backup: BackupData,
 	},

@@ -42,10 +42,6 @@ func (s *Store) Append(ctx context.Context, ev *gatewayv1.Event) (seq uint64, du
 			return 0, false, lerr
 		}
 		if found {
-			// Stored by an append that may still await its fsync.
-			if err := s.synced(ctx, ev); err != nil {
-				return 0, false, err
-			}
 			return seq, true, nil
 		}
 	}
@@ -145,6 +141,10 @@ func validateEvent(ev *gatewayv1.Event) error {
 // long the log is, and it sees the whole retention, not only the duplicate
 // window: a delivery replayed a week later is still recognized, because
 // event ids are a pure function of the registration and the delivery.
+//
+// A found event is returned only once it is on disk, as Append's events
+// are: its own append may still await its fsync, and callers answer a
+// repeated delivery 2xx on the strength of found.
 func (s *Store) Stored(ctx context.Context, ev *gatewayv1.Event) (seq uint64, found bool, err error) {
 	if err := validateEvent(ev); err != nil {
 		return 0, false, err
@@ -155,6 +155,9 @@ func (s *Store) Stored(ctx context.Context, ev *gatewayv1.Event) (seq uint64, fo
 			return 0, false, nil
 		}
 		return 0, false, classify(fmt.Sprintf("look up event %q", ev.GetId()), err)
+	}
+	if err := s.synced(ctx, ev); err != nil {
+		return 0, false, err
 	}
 	return m.Sequence, true, nil
 }

@@ -80,6 +80,15 @@ func (g *groupCommit) wait(ctx context.Context) error {
 	select {
 	case err := <-done:
 		return err
+	case <-g.done:
+		// run has stopped: the send above may have won its race with
+		// quit after run's last drain, and then nobody answers done.
+		select {
+		case err := <-done:
+			return err
+		default:
+			return errCommitStopped
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
@@ -106,4 +108,63 @@ func newestBlock(t *testing.T, dir string) uint64 {
 		}
 	}
 	return newest
+}
+
+// A wait that starts after stop returns at once with ErrUnavailable, even
+// when its request fits in the queue that run no longer reads, and even
+// with a context that never ends.
+func TestGroupCommitWaitAfterStop(t *testing.T) {
+	dir := t.TempDir()
+	g := startGroupCommit(dir, "s")
+	g.stop()
+	for i := range 100 { // the send and quit race in wait's select
+		done := make(chan error, 1)
+		go func() { done <- g.wait(context.Background()) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("wait %d after stop: %v, want ErrUnavailable", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("wait %d after stop never returned", i)
+		}
+	}
+}
+
+// Stored answers found only after an fsync round that began after the
+// lookup, because ingest acknowledges a rate-limited repeat on its
+// strength while the original's append may still await its fsync; a miss
+// costs no round.
+func TestStoredWaitsForSync(t *testing.T) {
+	s, err := Open(context.Background(), Config{DataDir: t.TempDir(), SyncAlways: true, MaxStoreBytes: 64 << 20,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := &gatewayv1.Event{Id: "e1", WebhookId: "w", DeliveryId: "d1", Job: &gatewayv1.Job{JobId: "j"}}
+	if _, _, err := s.Append(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		ev         *gatewayv1.Event
+		wantFound  bool
+		wantRounds uint64
+	}{
+		{"stored", ev, true, 1},
+		{"not stored", &gatewayv1.Event{Id: "e2", WebhookId: "w", DeliveryId: "d2", Job: &gatewayv1.Job{JobId: "j"}}, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := s.commit.rounds.Load()
+			_, found, err := s.Stored(context.Background(), tt.ev)
+			if err != nil || found != tt.wantFound {
+				t.Fatalf("Stored: found %v, err %v; want found %v", found, err, tt.wantFound)
+			}
+			if got := s.commit.rounds.Load() - before; got != tt.wantRounds {
+				t.Errorf("Stored ran %d fsync rounds, want %d", got, tt.wantRounds)
+			}
+		})
+	}
 }

@@ -11,11 +11,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klingfan/klingfan/internal/store"
 )
 
 // BucketName is the key-value bucket of create records (one per request
-// id) and token budgets.
-const BucketName = "klingfan-creates"
+// id) and token budgets; store's asset table lists it.
+const BucketName = store.CreatesBucketName
 
 // Key prefixes in the bucket.
 const (

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -104,16 +105,19 @@ type Config struct {
 	ClaimTimeout time.Duration
 	// FoldTimeout bounds the wait for the projection; 10s when zero.
 	FoldTimeout time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// Registerer receives klingfan_job_creates_total; none when nil.
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Submitter creates Kling tasks. It is safe for concurrent use.
 type Submitter struct {
-	cfg Config
-	kv  jetstream.KeyValue
-	log *slog.Logger
-	now func() time.Time
+	cfg     Config
+	kv      jetstream.KeyValue
+	log     *slog.Logger
+	now     func() time.Time
+	creates *prometheus.CounterVec
 }
 
 // New returns a Submitter.
@@ -130,7 +134,7 @@ func New(cfg Config) *Submitter {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Submitter{cfg: cfg, kv: cfg.KV, log: cfg.Logger.With("component", "submit"), now: cfg.Now}
+	return &Submitter{cfg: cfg, kv: cfg.KV, log: cfg.Logger.With("component", "submit"), now: cfg.Now, creates: newCreates(cfg.Registerer)}
 }
 
 // Request is one create.
@@ -164,6 +168,10 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (*gatewayv1.JobStat
 		switch {
 		case rec == nil:
 			if err := s.reserve(ctx, req.Token, req.RequestID); err != nil {
+				var be *BudgetError
+				if errors.As(err, &be) {
+					s.creates.WithLabelValues(outcomeBudget).Inc()
+				}
 				return nil, err
 			}
 			claim := &record{
@@ -182,6 +190,7 @@ func (s *Submitter) Submit(ctx context.Context, req Request) (*gatewayv1.JobStat
 		case rec.Fingerprint != prep.fingerprint:
 			return nil, ErrRequestReused
 		case rec.State == stateCreated:
+			s.creates.WithLabelValues(outcomeReplayed).Inc()
 			return s.answer(ctx, rec.WebhookID, rec.TaskID, rec.Sequence, nil)
 		case s.now().Before(rec.Deadline):
 			if err := s.waitChange(ctx, key, rev, rec.Deadline); err != nil {
@@ -260,9 +269,11 @@ func (s *Submitter) owned(ctx context.Context, key string, rev uint64, claim *re
 		task, found, err := s.lookup(wctx, f, claim.ExternalID)
 		if err != nil {
 			s.expire(wctx, key, rev, claim)
+			s.creates.WithLabelValues(outcomeUnknown).Inc()
 			return nil, s.klingError(err)
 		}
 		if found {
+			s.creates.WithLabelValues(outcomeResolved).Inc()
 			return s.complete(ctx, wctx, key, rev, claim, f, task)
 		}
 	}
@@ -275,13 +286,16 @@ func (s *Submitter) owned(ctx context.Context, key string, rev uint64, claim *re
 				s.log.Warn("forgetting a refused create failed; its request id stays claimed until the claim expires", "request_id", claim.RequestID, "error", rerr)
 			}
 			s.release(wctx, claim.Token, claim.RequestID)
+			s.creates.WithLabelValues(outcomeRefused).Inc()
 			return nil, s.klingError(err)
 		}
 		// Whether Kling created the task is unknown: the next attempt
 		// with this request id looks the external id up first.
 		s.expire(wctx, key, rev, claim)
+		s.creates.WithLabelValues(outcomeUnknown).Inc()
 		return nil, s.klingError(err)
 	}
+	s.creates.WithLabelValues(outcomeCreated).Inc()
 	return s.complete(ctx, wctx, key, rev, claim, f, task)
 }
 

@@ -3,6 +3,7 @@ package submit_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -290,6 +291,31 @@ func TestCreateJobLostAnswerResolvedByExternalID(t *testing.T) {
 	if n := len(e.kling.calls()); n != 1 {
 		t.Errorf("Kling got %d creates, want 1", n)
 	}
+	if _, err := e.create(t, "lost-1", `{"prompt":"a cat"}`); err != nil {
+		t.Fatal(err)
+	}
+	m := metrics(t, e.srv)
+	for _, want := range []string{`klingfan_job_creates_total{outcome="unknown"} 1`, `klingfan_job_creates_total{outcome="resolved"} 1`,
+		`klingfan_job_creates_total{outcome="replayed"} 1`, `klingfan_job_creates_total{outcome="created"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// metrics returns the server's /metrics page.
+func metrics(t *testing.T, srv *apptest.Server) string {
+	t.Helper()
+	resp, err := http.Get(srv.HTTPURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // Kling's refusals map to gRPC codes by Kling's code table, with Kling's
