@@ -57,7 +57,7 @@ func TestBackupRestoresEveryAPIAnswer(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "klingfan.backup")
 	lookup := func(k string) (string, bool) { return apptest.AdminToken, k == "KLINGFAN_ADMIN_TOKEN" }
-	if err := app.BackupCommand(ctx, []string{"--to", file, "--server", src.HTTPURL}, lookup, io.Discard); err != nil {
+	if err := app.BackupCommand(ctx, []string{"--to", file, "--server", src.GRPC}, lookup, io.Discard); err != nil {
 		t.Fatalf("backup: %v", err)
 	}
 	src.Stop(t)
@@ -199,6 +199,9 @@ func answers(ctx context.Context, t *testing.T, srv *apptest.Server) map[string]
 		}
 		g := got.GetConsumerGroup()
 		g.Members = 0 // who is attached now, not state a backup keeps
+		if g.GetId() == "alpha" && (g.GetDeadLettered() != 1 || g.GetAckPending() == 0) {
+			t.Fatalf("group alpha lacks the state the test set up: %v", g)
+		}
 		out["GetConsumerGroup "+cg.GetId()] = text(g)
 		dead, err := groups.ListDeadLetters(ctx, &gatewayv1.ListDeadLettersRequest{ConsumerGroupId: cg.GetId()})
 		if err != nil {
@@ -206,9 +209,7 @@ func answers(ctx context.Context, t *testing.T, srv *apptest.Server) map[string]
 		}
 		out["ListDeadLetters "+cg.GetId()] = text(dead)
 	}
-	if !strings.Contains(out["GetConsumerGroup alpha"], "dead_lettered: 1") || !strings.Contains(out["GetConsumerGroup alpha"], "ack_pending:") {
-		t.Fatalf("group alpha lacks the state the test set up:\n%s", out["GetConsumerGroup alpha"])
-	}
+
 	return out
 }
 

@@ -213,6 +213,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	s.jobs, err = jobs.Open(ctx, jobs.Config{
 		JetStream: s.store.JetStream(),
 		Log:       s.hub,
+		Scanner:   s.store,
 		Replicas:  cfg.Replicas,
 		TTL:       cfg.Retention,
 		MaxBytes:  s.store.ProjectionMaxBytes(),

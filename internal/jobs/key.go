@@ -2,8 +2,8 @@
 // job, folded from the event log into a JetStream key-value bucket, and the
 // per-job cost and duration metrics counted as jobs finish.
 //
-// The projection follows the log with its own tail and never writes a state
-// the log does not already hold. Every write is a compare-and-set guarded by
+// The projection follows the log through the hub, which the one log tail
+// feeds, and never writes a state the log does not already hold. Every write is a compare-and-set guarded by
 // the event's sequence (see [jobstate.Fold]), so a replay after a crash, or several
 // replicas folding the same log, converge on the same states and count each
 // finished job once.

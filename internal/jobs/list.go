@@ -19,9 +19,6 @@ const (
 	maxScan = 20000
 	// fetchBatch is how many states one pull asks for.
 	fetchBatch = 256
-	// maxBackwardWindow caps the sequence range one newest-first step
-	// scans; windows double up to it while the filters match little.
-	maxBackwardWindow = 1 << 14
 )
 
 // Query selects and pages job states.
@@ -135,54 +132,34 @@ func (p *Projection) listForward(ctx context.Context, q Query, filters []string,
 }
 
 func (p *Projection) listBackward(ctx context.Context, q Query, filters []string, first, hi uint64) ([]*gatewayv1.JobState, uint64, error) {
-	type hit struct {
-		seq uint64
-		st  *gatewayv1.JobState
-	}
 	var out []*gatewayv1.JobState
-	window := uint64(max(4*q.Limit, 256))
-	scanned := 0
-	for hi >= first && len(out) < q.Limit && scanned < maxScan {
-		lo := first
-		if hi-first >= window {
-			lo = hi - window + 1
+	older := false // reached states written before UpdatedAfter
+	next, err := p.cfg.Scanner.ScanBackward(ctx, p.stream, filters, first, hi, maxScan, q.Limit, func(seq uint64, written time.Time, data []byte) bool {
+		if !q.UpdatedAfter.IsZero() && written.Before(q.UpdatedAfter) {
+			// Every earlier state was written, so updated, before it.
+			older = true
+			return false
 		}
-		var hits []hit
-		older := false // the window reached states written before UpdatedAfter
-		err := p.scan(ctx, filters, lo, hi, time.Time{}, func(seq uint64, written time.Time, st *gatewayv1.JobState) bool {
-			scanned++
-			if !q.UpdatedAfter.IsZero() && written.Before(q.UpdatedAfter) {
-				older = true
-			}
-			if q.matches(st) {
-				hits = append(hits, hit{seq, st})
-			}
+		if len(data) == 0 {
+			return true // a delete marker
+		}
+		st := new(gatewayv1.JobState)
+		if err := proto.Unmarshal(data, st); err != nil {
+			p.log.Warn("jobs: undecodable state skipped", "sequence", seq, "err", err)
 			return true
-		})
-		if err != nil {
-			return nil, 0, err
 		}
-		for i := len(hits) - 1; i >= 0; i-- {
-			out = append(out, hits[i].st)
-			if len(out) == q.Limit {
-				if hits[i].seq <= first {
-					return out, 0, nil
-				}
-				return out, hits[i].seq - 1, nil
-			}
+		if q.matches(st) {
+			out = append(out, st)
 		}
-		if older || lo <= first {
-			// Every earlier state was written, so updated, before
-			// UpdatedAfter; or the bucket's beginning is reached.
-			return out, 0, nil
-		}
-		hi = lo - 1
-		window = min(2*window, maxBackwardWindow)
+		return len(out) < q.Limit
+	})
+	if err != nil {
+		return nil, 0, classify("list states", err)
 	}
-	if hi < first {
+	if older {
 		return out, 0, nil
 	}
-	return out, hi, nil
+	return out, next, nil
 }
 
 // scan visits the states on filters with stream sequence in [from, to] in

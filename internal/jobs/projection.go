@@ -41,6 +41,13 @@ const (
 	requestTimeout = 5 * time.Second
 )
 
+// Scanner reads a stream newest first: store.Store.ScanBackward, which
+// List uses on the bucket's stream.
+type Scanner interface {
+	ScanBackward(ctx context.Context, stream jetstream.Stream, filters []string, first, from uint64, limit, page int,
+		visit func(seq uint64, written time.Time, data []byte) bool) (next uint64, err error)
+}
+
 // Log is the event log as the projection follows it: the hub, which hands
 // it every event of the one tail that also feeds the streams.
 type Log interface {
@@ -56,6 +63,8 @@ type Config struct {
 	JetStream jetstream.JetStream
 	// Log is where the states are folded from.
 	Log Log
+	// Scanner lists the states newest first (the store the bucket is on).
+	Scanner Scanner
 	// Replicas is the bucket's replication factor, the log's.
 	Replicas int
 	// TTL removes a job's state this long after its last event, so states

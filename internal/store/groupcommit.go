@@ -162,6 +162,9 @@ func (g *groupCommit) sync() error {
 		}
 	}
 	for {
+		if err := g.reopenIfReplaced(); err != nil {
+			return err
+		}
 		if err := g.f.Sync(); err != nil {
 			return err
 		}
@@ -178,6 +181,31 @@ func (g *groupCommit) sync() error {
 			return err
 		}
 	}
+}
+
+// reopenIfReplaced follows a block the file store rewrote under the same
+// name (compaction writes a new file and renames it over the old one), so
+// the fsync reaches the file that holds the messages, not the unlinked one.
+func (g *groupCommit) reopenIfReplaced() error {
+	path := filepath.Join(g.dir, blockName(g.index))
+	onDisk, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	held, err := g.f.Stat()
+	if err != nil {
+		return err
+	}
+	if os.SameFile(onDisk, held) {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	_ = g.f.Close()
+	g.f = f
+	return syncDir(g.dir)
 }
 
 // openNewest opens the highest-numbered block; it reads the directory

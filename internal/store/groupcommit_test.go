@@ -110,6 +110,45 @@ func newestBlock(t *testing.T, dir string) uint64 {
 	return newest
 }
 
+// A block the file store rewrites under its own name (compaction renames a
+// new file over it) is followed: the next fsync reaches the new file.
+func TestGroupCommitFollowsARewrittenBlock(t *testing.T) {
+	dir := t.TempDir()
+	msgs := filepath.Join(dir, "jetstream", "$G", "streams", "S", "msgs")
+	if err := os.MkdirAll(msgs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	block := filepath.Join(msgs, "1.blk")
+	if err := os.WriteFile(block, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGroupCommit(dir, "S")
+	defer g.stop()
+	if err := g.wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(block+".tmp", []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(block+".tmp", block); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	held, err := g.f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	onDisk, err := os.Stat(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(held, onDisk) {
+		t.Error("the group commit still syncs the replaced block")
+	}
+}
+
 // A wait that starts after stop returns at once with ErrUnavailable, even
 // when its request fits in the queue that run no longer reads, and even
 // with a context that never ends.

@@ -132,11 +132,6 @@ func (s *Store) Read(ctx context.Context, from uint64, limit int, webhookIDs, jo
 // ReadBackward returns up to limit events with sequence <= from in descending
 // order, for newest-first listings, and next, the sequence to continue from
 // (0 once the beginning of the log is reached). Filters behave as in Read.
-//
-// JetStream consumers only read forward, so ReadBackward reads windows of
-// sequences ending at from, newest window first, keeping only the newest
-// matches of each; a window doubles while filters match sparsely, so a rare
-// job costs a few server-side scans instead of one round trip per sequence.
 func (s *Store) ReadBackward(ctx context.Context, from uint64, limit int, webhookIDs, jobIDs []string) (events []*gatewayv1.Event, next uint64, err error) {
 	if from == 0 {
 		return nil, 0, nil
@@ -152,25 +147,64 @@ func (s *Store) ReadBackward(ctx context.Context, from uint64, limit int, webhoo
 		return nil, 0, nil
 	}
 	hi := min(from, st.last)
-	filters := filterSubjects(webhookIDs, jobIDs)
-	window := uint64(limit)
+	events = make([]*gatewayv1.Event, 0, min(uint64(limit), hi-min(hi, st.first)+1, readBatch))
+	next, err = s.ScanBackward(ctx, s.stream, filterSubjects(webhookIDs, jobIDs), st.first, hi, limit, limit,
+		func(seq uint64, _ time.Time, data []byte) bool {
+			if ev := s.decodeOrSkip(data, seq); ev != nil {
+				events = append(events, ev)
+			}
+			return len(events) < limit
+		})
+	if err != nil {
+		return nil, from, err
+	}
+	return events, next, nil
+}
+
+// ScanBackward visits the messages of stream (one of the store's
+// JetStream's: the log, or a bucket's stream) on filters (nil: all) with
+// sequence in [first, from], newest first, until visit returns false or
+// limit messages have been visited. page is how many the caller expects to
+// keep (its page size), which sizes the first window. It returns the
+// sequence to continue from, 0 once first is passed. It is the one newest-first reader: the
+// log's listing and the job states' both use it.
+//
+// JetStream consumers only read forward, so ScanBackward reads windows of
+// sequences ending at from, newest window first, keeping only the newest
+// messages of each that can still be visited; a window doubles while
+// filters match sparsely, so a rare match costs a few server-side scans
+// instead of one round trip per sequence. A window's messages are held
+// until visited, at most maxBackwardBytes of them: beyond that the oldest
+// go, and the scan ends above them (next is where they are).
+func (s *Store) ScanBackward(ctx context.Context, stream jetstream.Stream, filters []string, first, from uint64, limit, page int,
+	visit func(seq uint64, written time.Time, data []byte) bool) (next uint64, err error) {
+	if from < first || limit <= 0 {
+		return 0, nil
+	}
+	window := uint64(max(page, 1))
 	if filters != nil {
-		window = max(4*uint64(limit), 256)
+		window = max(4*window, 256)
 	}
 	window = min(window, maxBackwardWindow)
-
 	type raw struct {
-		seq  uint64
-		data []byte
+		seq     uint64
+		written time.Time
+		data    []byte
 	}
-	events = make([]*gatewayv1.Event, 0, min(uint64(limit), hi-min(hi, st.first)+1, readBatch))
-	for hi >= st.first && len(events) < limit {
-		lo := st.first
-		if hi-st.first >= window {
+	after := func(seq uint64) uint64 { // where a scan that stops at seq resumes
+		if seq <= first {
+			return 0
+		}
+		return seq - 1
+	}
+	hi, visited := from, 0
+	for hi >= first {
+		lo := first
+		if hi-first >= window {
 			lo = hi - window + 1
 		}
-		need := limit - len(events)
-		// Only the newest `need` matches of the window can be returned;
+		need := limit - visited
+		// Only the newest `need` messages of the window can be visited;
 		// compact the buffer so memory follows limit, not the window.
 		buf := make([]raw, 0, min(2*need, readBatch))
 		bufBytes, dropped := 0, false
@@ -180,17 +214,17 @@ func (s *Store) ReadBackward(ctx context.Context, from uint64, limit int, webhoo
 		if filters == nil {
 			maxMsgs = int(hi - lo + 1)
 		}
-		_, err := s.scan(ctx, lo, hi, maxMsgs, int(window), filters, func(seq uint64, data []byte) bool {
+		_, err := s.scanStream(ctx, stream, lo, hi, maxMsgs, int(window), filters, func(seq uint64, written time.Time, data []byte) bool {
 			if len(buf) == 2*need {
 				for _, r := range buf[:need] {
 					bufBytes -= len(r.data)
 				}
 				buf = buf[:copy(buf, buf[need:])]
 			}
-			buf = append(buf, raw{seq, data})
+			buf = append(buf, raw{seq, written, data})
 			bufBytes += len(data)
-			// Over the byte cap, the oldest matches go; the page then ends
-			// above them, and the next one starts where they are.
+			// Over the byte cap, the oldest messages go; the scan then
+			// ends above them, and the next one starts where they are.
 			for bufBytes > maxBackwardBytes && len(buf) > 1 {
 				bufBytes -= len(buf[0].data)
 				buf = buf[1:]
@@ -199,32 +233,27 @@ func (s *Store) ReadBackward(ctx context.Context, from uint64, limit int, webhoo
 			return true
 		})
 		if err != nil {
-			return nil, from, err
+			return from, err
 		}
 		if len(buf) > need {
 			buf = buf[len(buf)-need:]
 		}
 		for i := len(buf) - 1; i >= 0; i-- {
-			if ev := s.decodeOrSkip(buf[i].data, buf[i].seq); ev != nil {
-				events = append(events, ev)
-			}
-			if len(events) == limit {
-				if buf[i].seq <= st.first {
-					return events, 0, nil
-				}
-				return events, buf[i].seq - 1, nil
+			visited++
+			if !visit(buf[i].seq, buf[i].written, buf[i].data) || visited == limit {
+				return after(buf[i].seq), nil
 			}
 		}
 		if dropped && len(buf) > 0 {
-			if buf[0].seq <= st.first {
-				return events, 0, nil
-			}
-			return events, buf[0].seq - 1, nil
+			return after(buf[0].seq), nil
+		}
+		if lo <= first {
+			return 0, nil
 		}
 		hi = lo - 1
 		window = min(2*window, maxBackwardWindow)
 	}
-	return events, 0, nil
+	return 0, nil
 }
 
 // Tail calls fn for every event with sequence > after, in order, as they
@@ -320,7 +349,15 @@ func (s *Store) tailOnce(ctx context.Context, after *uint64, fn func(*gatewayv1.
 // waits for messages that do not exist yet. batch hints how many messages
 // the caller expects, so small reads do not prefetch large batches.
 func (s *Store) scan(ctx context.Context, start, stop uint64, maxMsgs, batch int, filters []string, visit func(seq uint64, data []byte) bool) (end bool, err error) {
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+	return s.scanStream(ctx, s.stream, start, stop, maxMsgs, batch, filters, func(seq uint64, _ time.Time, data []byte) bool {
+		return visit(seq, data)
+	})
+}
+
+// scanStream is scan over any stream of the store's JetStream, with each
+// message's write time.
+func (s *Store) scanStream(ctx context.Context, stream jetstream.Stream, start, stop uint64, maxMsgs, batch int, filters []string, visit func(seq uint64, written time.Time, data []byte) bool) (end bool, err error) {
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    filters,
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       start,
@@ -381,7 +418,7 @@ func (s *Store) scan(ctx context.Context, start, stop uint64, maxMsgs, batch int
 			return false, nil
 		}
 		visited++
-		if !visit(seq, msg.Data()) || visited == maxMsgs {
+		if !visit(seq, md.Timestamp, msg.Data()) || visited == maxMsgs {
 			return md.NumPending == 0, nil
 		}
 		if md.NumPending == 0 {
@@ -401,14 +438,17 @@ func (s *Store) deleteConsumer(ctx context.Context, cons jetstream.Consumer) {
 	if info == nil || s.nc.IsClosed() {
 		return
 	}
-	s.deleteConsumerNamed(ctx, info.Name)
+	s.deleteConsumerNamed(ctx, consumerRef{stream: StreamName, name: info.Name})
 }
 
-func (s *Store) deleteConsumerNamed(ctx context.Context, name string) {
+// consumerRef names a consumer to delete.
+type consumerRef struct{ stream, name string }
+
+func (s *Store) deleteConsumerNamed(ctx context.Context, c consumerRef) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), consumerDeleteTimeout)
 	defer cancel()
-	if err := s.js.DeleteConsumer(ctx, StreamName, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		s.log.Debug("delete consumer", slog.String("consumer", name), slog.Any("err", err))
+	if err := s.js.DeleteConsumer(ctx, c.stream, c.name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.log.Debug("delete consumer", slog.String("stream", c.stream), slog.String("consumer", c.name), slog.Any("err", err))
 	}
 }
 
@@ -423,7 +463,7 @@ func (s *Store) reapConsumer(cons jetstream.Consumer) {
 		return
 	}
 	select {
-	case s.reap <- info.Name:
+	case s.reap <- consumerRef{stream: info.Stream, name: info.Name}:
 	default:
 	}
 }
@@ -437,8 +477,8 @@ func (s *Store) runReaper(ctx context.Context, quit <-chan struct{}, done chan<-
 		select {
 		case <-quit:
 			return
-		case name := <-s.reap:
-			s.deleteConsumerNamed(ctx, name)
+		case c := <-s.reap:
+			s.deleteConsumerNamed(ctx, c)
 		}
 	}
 }

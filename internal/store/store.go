@@ -189,7 +189,7 @@ type Store struct {
 
 	// reap queues finished read consumers for deletion by runReaper, which
 	// runs from Open until Close closes reaperQuit and waits on reaperDone.
-	reap       chan string
+	reap       chan consumerRef
 	reaperQuit chan struct{}
 	reaperDone chan struct{}
 
@@ -243,7 +243,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.ensureIDIndex(ctx, cfg)
 	s.reportLost(ctx, cfg.DataDir)
-	s.reap = make(chan string, reapQueue)
+	s.reap = make(chan consumerRef, reapQueue)
 	s.reaperQuit = make(chan struct{})
 	s.reaperDone = make(chan struct{})
 	go s.runReaper(context.WithoutCancel(ctx), s.reaperQuit, s.reaperDone) // runs until Close, past Open's ctx
