@@ -101,10 +101,10 @@ type Expr struct {
 	// recent remembers the verdicts on recent events, in a slot chosen by
 	// the event's sequence: every stream asks its filter about the same
 	// events, and streams with the same expression share one Expr, so a
-	// thousand identical filters cost one evaluation per event. One slot
-	// (the last event only) was not enough: streams a few events apart, as
-	// they are under load, overwrote each other's verdict and each
-	// evaluated nearly every event itself. A verdict names its event by
+	// thousand identical filters cost one evaluation per event. There are
+	// many slots, not one for the last event, because streams under load
+	// run a few events apart and would overwrite each other's verdict,
+	// each evaluating nearly every event itself. A verdict names its event by
 	// sequence and id, never by pointer, so remembering it keeps no event
 	// alive (ListEvents decodes events of up to a megabyte that nothing
 	// else holds).

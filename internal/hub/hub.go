@@ -149,8 +149,9 @@ func New(cfg Config) *Hub {
 // A filter's CEL expression is not evaluated here but by the stream's own
 // goroutine in Next: it may cost far more than the other checks, and
 // evaluated here, under Hub.mu and one stream after another, a few costly
-// expressions delayed every stream's events. Now a stream whose
-// expression is slow only fills its own buffer and catches up by itself.
+// expressions would delay every stream's events. Off the lock, a stream
+// whose expression is slow only fills its own buffer and catches up by
+// itself.
 func (h *Hub) Publish(ev *gatewayv1.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
