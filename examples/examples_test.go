@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -346,6 +347,9 @@ func post(t *testing.T, srv *apptest.Server, job string) {
 // /v1/videos/text2video with the task "example-task", submitted, then posts
 // the task's succeed callback to the callback_url the create carried.
 func newKling(t *testing.T) *httptest.Server {
+	// callbacks is waited for before the test ends, so no callback outlives
+	// the server it posts to.
+	var callbacks sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			CallbackURL    string `json:"callback_url"`
@@ -358,7 +362,9 @@ func newKling(t *testing.T) *httptest.Server {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"code":0,"message":"SUCCEED","request_id":"x","data":{"task_id":"example-task","task_status":"submitted","task_info":{"external_task_id":%q},"created_at":1,"updated_at":1}}`, body.ExternalTaskID)
+		callbacks.Add(1)
 		go func() {
+			defer callbacks.Done()
 			done := fmt.Sprintf(`{"task_id":"example-task","task_status":"succeed","task_info":{"external_task_id":%q},"created_at":1,"updated_at":2,"task_result":{"videos":[{"id":"v1","url":"https://example.com/v1.mp4","duration":"5"}]}}`, body.ExternalTaskID)
 			if resp, err := http.Post(body.CallbackURL, "application/json", strings.NewReader(done)); err == nil {
 				resp.Body.Close()
@@ -366,5 +372,6 @@ func newKling(t *testing.T) *httptest.Server {
 		}()
 	}))
 	t.Cleanup(srv.Close)
+	t.Cleanup(callbacks.Wait) // runs first: cleanups run last-registered first
 	return srv
 }

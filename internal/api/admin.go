@@ -59,9 +59,10 @@ func NewAdminService(cfg AdminConfig) *AdminService {
 	return &AdminService{backup: cfg.Backup, reconcile: cfg.Reconcile, log: cfg.Logger}
 }
 
-// Backup implements AdminService.Backup. Once the first chunk is sent the
-// status can no longer say that the backup failed: the archive then lacks
-// its manifest, which restore refuses.
+// Backup implements AdminService.Backup. A backup that fails after chunks
+// were sent ends the stream with an error status, which `klingfan backup`
+// acts on; an archive cut short that way also lacks its manifest, so
+// restore refuses it even if a client ignored the status.
 func (s *AdminService) Backup(_ *gatewayv1.BackupRequest, stream grpc.ServerStreamingServer[gatewayv1.BackupResponse]) error {
 	start := time.Now()
 	w := &chunkWriter{stream: stream, buf: make([]byte, 0, backupChunk)}

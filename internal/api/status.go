@@ -69,8 +69,11 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok {
-		return err
+	// A status passes through as it was made: status.FromError would also
+	// accept one wrapped with context and then show the whole wrapped text.
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus().Err()
 	}
 	if st := createStatus(err); st != nil {
 		return st

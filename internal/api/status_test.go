@@ -47,6 +47,7 @@ func TestErrorsToStatus(t *testing.T) {
 		{name: "cancelled", err: fmt.Errorf("read: %w", context.Canceled), code: codes.Canceled, msg: "request cancelled"},
 		{name: "unknown is internal", err: fmt.Errorf("decode %s: %w", secret, errors.New("unexpected EOF")), code: codes.Internal, msg: "internal error", logged: "level=ERROR"},
 		{name: "a status passes through", err: status.Error(codes.PermissionDenied, "no"), code: codes.PermissionDenied, msg: "no"},
+		{name: "a wrapped status keeps its own message", err: fmt.Errorf("dial %s: %w", secret, status.Error(codes.PermissionDenied, "no")), code: codes.PermissionDenied, msg: "no"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

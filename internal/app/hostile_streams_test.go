@@ -28,9 +28,9 @@ func (h *hostile) consumerGroup(t *testing.T, id string) {
 
 func isAlreadyExists(err error) bool { return status.Code(err) == codes.AlreadyExists }
 
-// consume opens a Consume stream and returns its first error: nil once the
+// tryConsume opens a Consume stream and returns its first error: nil once the
 // server says the member is attached.
-func consume(ctx context.Context, c gatewayv1.ConsumerGroupServiceClient, group string) error {
+func tryConsume(ctx context.Context, c gatewayv1.ConsumerGroupServiceClient, group string) error {
 	s, err := c.Consume(ctx, &gatewayv1.ConsumeRequest{ConsumerGroupId: group})
 	if err != nil {
 		return err
@@ -89,13 +89,13 @@ func (h *hostile) expectStreamQuota(t *testing.T, events gatewayv1.EventServiceC
 		_, err = s.Recv()
 	}
 	grpcCode(t, err, codes.ResourceExhausted)
-	grpcCode(t, consume(ctx, groups, "quota"), codes.ResourceExhausted)
+	grpcCode(t, tryConsume(ctx, groups, "quota"), codes.ResourceExhausted)
 	if code := restConsume(t, h, subscribeToken, "quota"); code != http.StatusTooManyRequests {
 		t.Fatalf("REST consume beyond the quota: status %d, want 429", code)
 	}
 	cancelFirst()
 	apptest.Eventually(t, 10*time.Second, "a Consume stream in the freed slot", func() bool {
-		return consume(ctx, groups, "quota") == nil
+		return tryConsume(ctx, groups, "quota") == nil
 	})
 }
 
@@ -123,7 +123,7 @@ func (h *hostile) expectAuxStreamCap(t *testing.T) {
 	}
 	grpcCode(t, watch(reader), codes.ResourceExhausted)
 	// The admin token's streams are untouched by the reader's 64.
-	if err := consume(ctx, gatewayv1.NewConsumerGroupServiceClient(h.conn), "aux"); err != nil {
+	if err := tryConsume(ctx, gatewayv1.NewConsumerGroupServiceClient(h.conn), "aux"); err != nil {
 		t.Fatalf("another token's Consume: %v", err)
 	}
 	if code := restConsume(t, h, apptest.AdminToken, "aux"); code != http.StatusOK {

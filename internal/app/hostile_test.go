@@ -521,7 +521,9 @@ func TestHostileInputTable(t *testing.T) {
 			grpcCode(t, err, codes.InvalidArgument)
 			restStatus(t, h, http.MethodGet, "/v1/events?eventTypes=99", apptest.AdminToken, 400)
 		},
-		"api: `GetEvent` by id on a log of many jobs": expectGetEventIndexed,
+		"api: `GetEvent` by id on a log of many jobs":                                                                                         expectGetEventIndexed,
+		"ingest: signed deliveries naming made-up currencies (or models, or Kling error codes)":                                               expectBoundedLabels,
+		"http: anonymous `/readyz` while the reconciler fails (its error can carry Kling's message, hosts, proxy addresses)":                  expectReadyzTerse,
 		"api: CEL filter whose regex compiles large (`.{999}`), whose pattern is not a constant, or whose clauses add up past the cost limit": expectCostlyFilterRefused,
 		"grpc: Subscribe streams carrying the costliest CEL filter the server accepts":                                                        expectCostlyStreamsApart,
 		"api: `ListEvents` with a costly filter over a long log":                                                                              expectListPageBudget,
@@ -545,6 +547,9 @@ func TestHostileInputTable(t *testing.T) {
 			}
 			if status, reason := readyz(t, small); status != http.StatusServiceUnavailable || !strings.HasPrefix(reason, "store full: ") {
 				t.Fatalf("/readyz: %d %q, want 503 naming the store's size", status, reason)
+			}
+			if status, body := getReadyz(t, small, ""); status != http.StatusServiceUnavailable || !strings.Contains(body, `"reason":"store_full"`) || strings.Contains(body, "MiB") {
+				t.Fatalf("anonymous /readyz: %d %s, want 503 with the reason code only", status, body)
 			}
 		},
 		"api: resume point outside the log": func(t *testing.T) {

@@ -67,6 +67,21 @@ func (s *server) runReconcile(ctx context.Context) {
 	}
 }
 
+// reconcileStatus is the last pass's outcome in one word, for anonymous
+// /readyz: disabled, pending (no pass yet), ok or failed.
+func (s *server) reconcileStatus() string {
+	if s.reconciler == nil {
+		return "disabled"
+	}
+	switch last := s.reconciler.LastPass(); {
+	case last == nil:
+		return "pending"
+	case last.Error != "":
+		return "failed"
+	}
+	return "ok"
+}
+
 // reconcileDetail is the last pass's outcome for /readyz's detail.
 func (s *server) reconcileDetail() any {
 	if s.reconciler == nil {

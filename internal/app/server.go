@@ -375,20 +375,34 @@ func (s *server) routes(gateway *runtime.ServeMux) http.Handler {
 	return mux
 }
 
+// readyz answers whether this replica can take events. Anyone may ask (a
+// load balancer has no token), so the answer is a status and short codes;
+// the detail (the store's sizes, unreadable registrations, the reconcile
+// pass's error, which can carry Kling's message, hosts and proxy
+// addresses) only goes to a caller with a valid token.
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	detail := s.authn.Recognize(ctx, r.Header) == nil
 	w.Header().Set("Content-Type", "application/json")
 	if err := s.store.Ready(ctx); err != nil {
-		writeNotReady(w, err)
+		writeNotReady(w, err, detail)
 		return
 	}
 	if err := unreadableError(s.registry.Unreadable()); err != nil {
+		body := map[string]string{"status": "unavailable", "reason": "registrations_unreadable"}
+		if detail {
+			body["error"] = err.Error()
+		}
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_ = json.NewEncoder(w).Encode(map[string]string{"status": "unavailable", "error": err.Error()})
+		_ = json.NewEncoder(w).Encode(body)
 		return
 	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "reconcile": s.reconcileDetail()})
+	var rec any = s.reconcileStatus()
+	if detail {
+		rec = s.reconcileDetail()
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "reconcile": rec})
 }
 
 // runBackground runs the goroutines that live as long as the server. It

@@ -12,17 +12,21 @@ import (
 	"github.com/klingfan/klingfan/internal/store"
 )
 
-// writeNotReady answers /readyz when the log cannot take events. A full
-// store says why in operator terms ("store full: 23.9 MiB of 24 MiB"):
-// sizes only, nothing from an event. Other failures stay generic.
-func writeNotReady(w http.ResponseWriter, err error) {
-	reason := "log unavailable"
+// writeNotReady answers /readyz when the log cannot take events, with a
+// reason code, and for a caller with a token (detail) why in operator
+// terms: a full store says "store full: 23.9 MiB of 24 MiB" (sizes only,
+// nothing from an event); other failures stay generic.
+func writeNotReady(w http.ResponseWriter, err error, detail bool) {
+	body := map[string]string{"status": "unavailable", "reason": "log_unavailable"}
 	var full *store.FullError
 	if errors.As(err, &full) {
-		reason = full.Reason
+		body["reason"] = "store_full"
+		if detail {
+			body["error"] = full.Reason
+		}
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
-	_ = json.NewEncoder(w).Encode(map[string]string{"status": "unavailable", "error": reason})
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // registerStoreMetrics exposes the store's size against its limits. The

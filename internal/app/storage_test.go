@@ -63,10 +63,13 @@ func postDelivery(t *testing.T, srv *apptest.Server, job string) (int, string) {
 	return resp.StatusCode, resp.Header.Get("Retry-After")
 }
 
-// readyz returns /readyz's status and its error text.
+// readyz returns /readyz's status and its error text, which only a caller
+// with a token gets.
 func readyz(t *testing.T, srv *apptest.Server) (int, string) {
 	t.Helper()
-	resp, err := http.Get(srv.HTTPURL + "/readyz")
+	req, _ := http.NewRequest(http.MethodGet, srv.HTTPURL+"/readyz", nil)
+	req.Header.Set("Authorization", "Bearer "+apptest.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

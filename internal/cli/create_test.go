@@ -31,6 +31,9 @@ type kling struct {
 
 func newKling(t *testing.T) *kling {
 	k := &kling{}
+	// callbacks is waited for before the test ends, so no callback outlives
+	// the server it posts to.
+	var callbacks sync.WaitGroup
 	k.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body map[string]any
 		data, _ := io.ReadAll(r.Body)
@@ -49,7 +52,9 @@ func newKling(t *testing.T) *kling {
 		cb, _ := body["callback_url"].(string)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"code":0,"message":"SUCCEED","request_id":"r","data":{"task_id":%q,"task_status":"submitted","task_info":{"external_task_id":%q},"created_at":1,"updated_at":1}}`, id, ext)
+		callbacks.Add(1)
 		go func() {
+			defer callbacks.Done()
 			final := fmt.Sprintf(`{"task_id":%q,"task_status":%q,"task_info":{"external_task_id":%q},"created_at":1,"updated_at":2,"task_result":{"videos":[{"id":"v","url":"https://x/v.mp4","duration":"5"}]}}`, id, status, ext)
 			resp, err := http.Post(cb, "application/json", bytes.NewReader([]byte(final)))
 			if err == nil {
@@ -58,6 +63,7 @@ func newKling(t *testing.T) *kling {
 		}()
 	}))
 	t.Cleanup(k.srv.Close)
+	t.Cleanup(callbacks.Wait) // runs first: cleanups run last-registered first
 	return k
 }
 

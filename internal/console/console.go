@@ -25,9 +25,12 @@ var assets embed.FS
 
 // CSP is the Content-Security-Policy of every console response. No inline
 // script or style, no eval, API calls to this origin only. Images, video and
-// audio may come from https origins because job outputs live on Kling's CDN.
+// audio may come from https origins because job outputs live on Kling's CDN,
+// but the pages load them only when the user asks for a preview: the URLs
+// come from payloads, so showing them by themselves would let a sender make
+// the browser call any host.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
-	"img-src 'self' https: data:; media-src 'self' https:; font-src 'self'; " +
+	"img-src 'self' https:; media-src 'self' https:; font-src 'self'; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // contentTypes are set explicitly rather than left to the mime package,

@@ -69,6 +69,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.t = t
 		p.open("/console/#/jobs/job-x")
 		p.waitFor("job-x's status", `document.querySelector("[data-testid=job-status]")?.textContent.includes("succeeded")`, 5*time.Second)
+		// The payload's URLs are not fetched until the user asks.
+		if eval[bool](p, `!!document.querySelector(".output video, .output img, .output audio")`) {
+			t.Error("an output preview loaded before it was asked for")
+		}
+		p.click(`[data-testid=preview]`)
 		p.waitFor("job-x's video preview", `document.querySelector("video[src='https://cdn.example.com/x.mp4']")`, time.Second)
 		p.waitFor("job-x's timeline", `document.querySelectorAll(".timeline li").length === 1`, time.Second)
 	})
@@ -285,9 +290,28 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("a link with another token asks before signing the tab in with it", func(t *testing.T) {
+		p.t = t
+		p.open("/console/#/webhooks?token=" + subscribeToken)
+		p.waitFor("the question", `document.querySelector("[data-testid=link-token]")`, 5*time.Second)
+		if got := eval[string](p, `sessionStorage.getItem("klingfan.token")`); got != apptest.AdminToken {
+			t.Errorf("the link's token was adopted before the user said so: sessionStorage token = %q", got)
+		}
+		if href := eval[string](p, "location.href"); strings.Contains(href, subscribeToken) {
+			t.Errorf("the link's token is still in the address bar: %s", href)
+		}
+		p.click(`[data-testid=link-token-keep]`)
+		p.waitFor("the question gone", `!document.querySelector("[data-testid=link-token]")`, 2*time.Second)
+		if got := eval[string](p, `sessionStorage.getItem("klingfan.token")`); got != apptest.AdminToken {
+			t.Errorf("after keeping: sessionStorage token = %q", got)
+		}
+	})
+
 	t.Run("a 403 names the missing scope", func(t *testing.T) {
 		p.t = t
 		p.open("/console/#/webhooks?token=" + subscribeToken)
+		p.waitFor("the question", `document.querySelector("[data-testid=link-token]")`, 5*time.Second)
+		p.click(`[data-testid=link-token-use]`)
 		p.waitFor("the scope error", `document.querySelector(".error")?.textContent.includes('lacks the "admin" scope')`, 5*time.Second)
 		// The same token may follow the log.
 		p.open("/console/#/")
@@ -297,6 +321,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Run("a refused token sends you to sign in, and the field signs you in", func(t *testing.T) {
 		p.t = t
 		p.open("/console/#/jobs/job-x?token=not-a-token")
+		p.waitFor("the question", `document.querySelector("[data-testid=link-token]")`, 5*time.Second)
+		p.click(`[data-testid=link-token-use]`)
 		p.waitFor("the sign-in form", `document.querySelector("#token")`, 5*time.Second)
 		if !strings.Contains(p.text("main"), "Sign in again") {
 			t.Errorf("sign-in page does not say why: %s", p.text("main"))

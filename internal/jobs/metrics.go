@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/text/currency"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/jobstate"
@@ -151,22 +152,20 @@ func amount(s string) (float64, bool) {
 	return v, true
 }
 
-// currencyLabel bounds a currency as a label value: an ISO 4217-looking
-// code, else "other".
+// currencyLabel bounds a currency as a label value: an ISO 4217 code
+// (golang.org/x/text/currency knows them), else "other". Three letters
+// are not enough: a signed sender could name a new one per delivery and
+// mint a series each time.
 func currencyLabel(c string) string {
-	c = strings.ToUpper(strings.TrimSpace(c))
+	c = strings.TrimSpace(c)
 	if c == "" {
 		return unknownLabel
 	}
-	if len(c) != 3 {
+	u, err := currency.ParseISO(c)
+	if err != nil {
 		return otherModel
 	}
-	for i := 0; i < 3; i++ {
-		if c[i] < 'A' || c[i] > 'Z' {
-			return otherModel
-		}
-	}
-	return c
+	return u.String()
 }
 
 // statusLabel is the lower-case status name: "succeeded", "failed", ...

@@ -78,10 +78,15 @@ func (e *APIError) Error() string {
 // Label is a bounded metric label for the error: the code, or the HTTP
 // status when the body carried none.
 func (e *APIError) Label() string {
-	if e.Code != 0 {
+	// Bounded, since an answer (or a proxy in between) may carry any
+	// number: a code in Kling's table, a valid HTTP status, or "other".
+	if _, ok := LookupCode(e.Code); ok {
 		return strconv.Itoa(e.Code)
 	}
-	return "http_" + strconv.Itoa(e.HTTPStatus)
+	if e.Code == 0 && e.HTTPStatus >= 100 && e.HTTPStatus <= 599 {
+		return "http_" + strconv.Itoa(e.HTTPStatus)
+	}
+	return "other"
 }
 
 // Is matches the error against the sentinel of its class.

@@ -394,7 +394,9 @@ func countEvents(byJob map[string][]*gatewayv1.Event) int {
 
 func (w *world) get(t *testing.T, path string) string {
 	t.Helper()
-	resp, err := http.Get(w.srv.HTTPURL + path)
+	req, _ := http.NewRequest(http.MethodGet, w.srv.HTTPURL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+apptest.AdminToken) // /readyz's detail needs one
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

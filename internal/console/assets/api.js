@@ -11,9 +11,13 @@ export const token = {
   clear: () => sessionStorage.removeItem(TOKEN_KEY),
 };
 
-// takeTokenFromURL reads #token=T or #/route?token=T, stores the token and
-// rewrites the address bar without it (history.replaceState, so the token
-// is not left in the history either). It returns true when it found one.
+// takeTokenFromURL reads #token=T or #/route?token=T and rewrites the
+// address bar without it (history.replaceState, so the token is not left
+// in the history either). A tab with no token adopts it: that is signing
+// in by link. A tab signed in with another token does not: whoever made
+// the link chose it, and a crafted link must not quietly sign the tab in
+// as its sender. The token is offered instead (onTokenOffered), and only
+// acceptOfferedToken adopts it. It returns true when it found one.
 export function takeTokenFromURL() {
   const hash = location.hash.slice(1);
   let route = hash, query = "";
@@ -23,13 +27,39 @@ export function takeTokenFromURL() {
   const params = new URLSearchParams(query);
   const t = params.get("token");
   if (!t) return false;
-  token.set(t);
   params.delete("token");
   const rest = params.toString();
   const clean = location.pathname + location.search + (route || rest ? "#" + route + (rest ? "?" + rest : "") : "");
   history.replaceState(null, "", clean);
+  const current = token.get();
+  if (!current || current === t) {
+    token.set(t);
+  } else {
+    offered = t;
+    offerListeners.forEach((fn) => fn(t));
+  }
   return true;
 }
+
+// offered is a token from a link waiting for the user's word.
+let offered = null;
+const offerListeners = new Set();
+
+// onTokenOffered registers fn, called with a token a link offered; it
+// returns the function that unregisters it.
+export function onTokenOffered(fn) {
+  offerListeners.add(fn);
+  if (offered) fn(offered);
+  return () => offerListeners.delete(fn);
+}
+
+// acceptOfferedToken signs the tab in with the offered token; declining
+// forgets it.
+export function acceptOfferedToken() {
+  if (offered) token.set(offered);
+  offered = null;
+}
+export function declineOfferedToken() { offered = null; }
 
 // ApiError carries the HTTP status and the server's message. kind says what
 // the console should do about it.

@@ -1,7 +1,7 @@
 // The console's shell: sign-in, the hash router, navigation and the status
 // bar. Pages live in pages/*.js.
 import { html, render, useEffect, useState } from "./vendor/htm-preact-standalone.mjs";
-import { get, onUnauthenticated, takeTokenFromURL, token } from "./api.js";
+import { acceptOfferedToken, declineOfferedToken, get, onTokenOffered, onUnauthenticated, takeTokenFromURL, token } from "./api.js";
 import { ErrorBox } from "./ui.js";
 import { StatusBar } from "./status.js";
 import { Tail } from "./pages/tail.js";
@@ -77,10 +77,25 @@ function SignIn({ reason, onSignedIn }) {
   </main>`;
 }
 
+// LinkToken asks before a token from a link replaces the one this tab is
+// signed in with.
+function LinkToken({ onDone }) {
+  function use() { acceptOfferedToken(); onDone(); location.reload(); }
+  function keep() { declineOfferedToken(); onDone(); }
+  return html`<div class="notice link-token" role="alertdialog" aria-labelledby="link-token-text" data-testid="link-token">
+    <p id="link-token-text">This link carries an API token other than the one this tab is signed in with.
+      Whoever made the link chose it: use it only if you trust them, since what you do next is done as that token.</p>
+    <button type="button" class="small" data-testid="link-token-use" onClick=${use}>Use the link's token</button>
+    <button type="button" class="small ghost" data-testid="link-token-keep" onClick=${keep}>Keep my token</button>
+  </div>`;
+}
+
 function App() {
   const route = useRoute();
   const [signedIn, setSignedIn] = useState(!!token.get());
   const [reason, setReason] = useState("");
+  const [offer, setOffer] = useState(false);
+  useEffect(() => onTokenOffered(() => setOffer(true)), []);
   useEffect(() => onUnauthenticated(() => {
     token.clear();
     setReason("Your token was refused or has expired. Sign in again.");
@@ -113,6 +128,7 @@ function App() {
       </nav>
       <button type="button" class="small ghost" onClick=${signOut}>Sign out</button>
     </header>
+    ${offer ? html`<${LinkToken} onDone=${() => setOffer(false)} />` : null}
     ${page}
     <${StatusBar} />`;
 }

@@ -259,6 +259,16 @@ function urlsOf(item) {
   return Object.entries(item).filter(([k, v]) => /url$/i.test(k) && typeof v === "string" && /^https?:\/\//.test(v));
 }
 
+// Preview shows an output's media only when asked: its URL comes from the
+// payload, and loading it by itself would make the browser call whatever
+// host a sender named.
+function Preview({ media, name }) {
+  const [shown, setShown] = useState(false);
+  if (shown) return media();
+  return html`<button type="button" class="small preview" data-testid="preview" onClick=${() => setShown(true)}
+    aria-label=${"Show " + name}>Show preview</button>`;
+}
+
 function Outputs({ job }) {
   const lists = outputsOf(job);
   const items = [];
@@ -269,10 +279,10 @@ function Outputs({ job }) {
         if (kind === "videos" && field === "thumbnailUrl" && item.url) continue; // the video's poster
         const name = `${kind.replace(/s$/, "")} ${item.id || item.index || i + 1}${field === "url" ? "" : " (" + field.replace(/Url$/, "") + ")"}`;
         let media = null;
-        if (kind === "videos" && field !== "thumbnailUrl") media = html`<video controls preload="metadata" src=${url} poster=${item.thumbnailUrl || undefined} aria-label=${name}></video>`;
-        else if (kind === "images" || field === "thumbnailUrl") media = html`<img src=${url} alt=${name} loading="lazy" />`;
-        else if (kind === "audios" || kind === "voices") media = html`<audio controls preload="none" src=${url} aria-label=${name}></audio>`;
-        items.push(html`<figure class="output">${media}<figcaption><a href=${url} target="_blank" rel="noopener noreferrer">${name}</a></figcaption></figure>`);
+        if (kind === "videos" && field !== "thumbnailUrl") media = () => html`<video controls preload="metadata" src=${url} poster=${item.thumbnailUrl || undefined} aria-label=${name}></video>`;
+        else if (kind === "images" || field === "thumbnailUrl") media = () => html`<img src=${url} alt=${name} />`;
+        else if (kind === "audios" || kind === "voices") media = () => html`<audio controls preload="none" src=${url} aria-label=${name}></audio>`;
+        items.push(html`<figure class="output">${media ? html`<${Preview} media=${media} name=${name} />` : null}<figcaption><a href=${url} target="_blank" rel="noopener noreferrer">${name}</a></figcaption></figure>`);
       }
     });
   }
