@@ -504,7 +504,14 @@ func isUnavailable(err error) bool {
 		}
 	}
 	// JetStream answers 503 when it, the stream's leader or its storage is
-	// temporarily unable to serve (no quorum, insufficient resources).
+	// temporarily unable to serve (no quorum, insufficient resources). It
+	// answers 400 "no suitable peers for placement" while a cluster is still
+	// forming, or has lost the nodes a replicated asset needs: that passes
+	// when the peers come (back), so it is unavailability too.
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.Code == 503
+	return errors.As(err, &apiErr) && (apiErr.Code == 503 || apiErr.ErrorCode == errCodeNoPeers)
 }
+
+// errCodeNoPeers is nats-server's JSClusterNoPeersErrF, "no suitable peers
+// for placement", which nats.go names no constant for.
+const errCodeNoPeers jetstream.ErrorCode = 10005
