@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	klingfan "github.com/klingfan/klingfan/client"
-	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/jobstate"
 )
 
@@ -64,45 +62,30 @@ and exits the same way:
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			var deadline time.Time
-			if timeout > 0 {
-				var cancel context.CancelFunc
-				deadline = time.Now().Add(timeout)
-				ctx, cancel = context.WithDeadline(ctx, deadline)
-				defer cancel()
-			}
-			st, err := gw.CreateJob(ctx, endpoint, body, requestID, klingfan.WithCreateWebhook(webhook),
+			w := startWait(cmd.Context(), timeout)
+			defer w.cancel()
+			st, err := gw.CreateJob(w.ctx, endpoint, body, requestID, klingfan.WithCreateWebhook(webhook),
 				klingfan.WithCreateBackoff(klingfan.Backoff{Min: firstReconnectDelay, Max: maxReconnectDelay}))
 			if err != nil {
 				return err
 			}
-			if wait && !jobstate.Terminal(st.GetJob().GetStatus()) {
-				final, err := c.waitJob(ctx, st.GetJobId(), st.GetWebhookId())
+			if !wait {
+				if asJSON {
+					return writeJSON(c.env.Stdout, st)
+				}
+				return writeJobDetail(c.env.Stdout, st)
+			}
+			if !jobstate.Terminal(st.GetJob().GetStatus()) {
+				final, err := c.waitJob(w.ctx, st.GetJobId(), st.GetWebhookId())
 				if err != nil {
-					if timeout > 0 && !time.Now().Before(deadline) && cmd.Context().Err() == nil {
-						now := "still " + jobStatusName(st.GetJob().GetStatus(), st.GetJob().GetRawStatus())
-						if final != nil {
-							now = "still " + jobStatusName(final.GetJob().GetStatus(), final.GetJob().GetRawStatus())
-						}
-						return &exitError{code: ExitJobTimeout, msg: fmt.Sprintf("job %s did not finish within %s (%s)", st.GetJobId(), timeout, now)}
+					if final == nil {
+						final = st
 					}
-					return err
+					return w.failed(cmd.Context(), err, st.GetJobId(), final)
 				}
 				st = final
 			}
-			if asJSON {
-				err = writeJSON(c.env.Stdout, st)
-			} else {
-				err = writeJobDetail(c.env.Stdout, st)
-			}
-			if err != nil {
-				return err
-			}
-			if wait && st.GetJob().GetStatus() != gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED {
-				return &exitError{code: ExitJobFailed}
-			}
-			return nil
+			return c.printFinal(st, asJSON)
 		},
 	}
 	f := cmd.Flags()

@@ -199,45 +199,70 @@ Exit status:
 			if timeout < 0 {
 				return usagef("--timeout must not be negative")
 			}
-			ctx := cmd.Context()
-			var deadline time.Time
-			if timeout > 0 {
-				var cancel context.CancelFunc
-				deadline = time.Now().Add(timeout)
-				ctx, cancel = context.WithDeadline(ctx, deadline)
-				defer cancel()
-			}
-			st, err := c.waitJob(ctx, a[0], webhook)
+			w := startWait(cmd.Context(), timeout)
+			defer w.cancel()
+			st, err := c.waitJob(w.ctx, a[0], webhook)
 			if err != nil {
-				// gRPC's own deadline timer can fire a moment before the
-				// context's, so the clock decides whether --timeout ran out.
-				if timeout > 0 && !time.Now().Before(deadline) && cmd.Context().Err() == nil {
-					now := "not seen yet"
-					if st != nil {
-						now = "still " + jobStatusName(st.GetJob().GetStatus(), st.GetJob().GetRawStatus())
-					}
-					return &exitError{code: ExitJobTimeout, msg: fmt.Sprintf("job %s did not finish within %s (%s)", a[0], timeout, now)}
-				}
-				return err
+				return w.failed(cmd.Context(), err, a[0], st)
 			}
-			if asJSON {
-				err = writeJSON(c.env.Stdout, st)
-			} else {
-				err = writeJobDetail(c.env.Stdout, st)
-			}
-			if err != nil {
-				return err
-			}
-			if st.GetJob().GetStatus() != gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED {
-				return &exitError{code: ExitJobFailed}
-			}
-			return nil
+			return c.printFinal(st, asJSON)
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long and exit 2 (0: wait for ever)")
 	cmd.Flags().StringVar(&webhook, "webhook", "", "the webhook id the job arrives on (default: any)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the final state as protojson")
 	return cmd
+}
+
+// jobWait is one wait for a job under --timeout (0: no limit).
+type jobWait struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	timeout  time.Duration
+	deadline time.Time
+}
+
+func startWait(ctx context.Context, timeout time.Duration) jobWait {
+	w := jobWait{ctx: ctx, cancel: func() {}, timeout: timeout}
+	if timeout > 0 {
+		w.deadline = time.Now().Add(timeout)
+		w.ctx, w.cancel = context.WithDeadline(ctx, w.deadline)
+	}
+	return w
+}
+
+// failed is the error a wait for jobID ends with: exit status 2 naming the
+// last state seen (nil: none) when --timeout ran out, err otherwise.
+// gRPC's own deadline timer can fire a moment before the context's, so the
+// clock decides whether --timeout ran out; parent is the command's own
+// context, whose end (Ctrl-C) is not a timeout.
+func (w jobWait) failed(parent context.Context, err error, jobID string, last *gatewayv1.JobState) error {
+	if w.timeout <= 0 || time.Now().Before(w.deadline) || parent.Err() != nil {
+		return err
+	}
+	now := "not seen yet"
+	if last != nil {
+		now = "still " + jobStatusName(last.GetJob().GetStatus(), last.GetJob().GetRawStatus())
+	}
+	return &exitError{code: ExitJobTimeout, msg: fmt.Sprintf("job %s did not finish within %s (%s)", jobID, w.timeout, now)}
+}
+
+// printFinal prints a job's terminal state and exits as `klingctl wait`
+// documents: 0 when it succeeded, 1 otherwise.
+func (c *client) printFinal(st *gatewayv1.JobState, asJSON bool) error {
+	var err error
+	if asJSON {
+		err = writeJSON(c.env.Stdout, st)
+	} else {
+		err = writeJobDetail(c.env.Stdout, st)
+	}
+	if err != nil {
+		return err
+	}
+	if st.GetJob().GetStatus() != gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED {
+		return &exitError{code: ExitJobFailed}
+	}
+	return nil
 }
 
 // waitJob returns the job's first terminal state, as client.WaitJob
