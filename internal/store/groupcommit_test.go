@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -474,4 +475,30 @@ func TestGroupCommitSkipsRemovedBlocks(t *testing.T) {
 	if got := log.upTo(log.mark())[from:]; !slices.Equal(got, want) {
 		t.Errorf("after blocks 1 to 3 were removed the round synced %q, want %q", got, want)
 	}
+}
+
+// The group commit's durability rests on the file store's internals, which
+// no release promises to keep: a different nats-server in go.mod fails
+// here until someone has re-checked them and moved the pin.
+func TestNATSServerIsTheCheckedOne(t *testing.T) {
+	// Test binaries carry no module list (debug.ReadBuildInfo has no
+	// Deps), so the server's own constant tells the release.
+	got := "v" + server.VERSION
+	if got == fileStoreLayoutVersion {
+		return
+	}
+	t.Fatalf(`nats-server is %s, but the group commit (internal/store/groupcommit.go) was checked against %s.
+Before moving the pin, re-check against the new release's server/filestore.go and server/stream.go:
+ 1. The layout: a stream's blocks are <store>/jetstream/$G/streams/<stream>/msgs/<n>.blk (streamsDir, msgDir,
+    blkScan) beside meta.inf and meta.sum (JetStreamMetaFile, JetStreamMetaFileSum), and a new block is
+    numbered lmb.index+1 (fileStore.newMsgBlockForWrite). Run with -race:
+    go test -race -run 'TestGroupCommit' ./internal/store/
+    (TestGroupCommitFollowsBlocks pins the layout, TestGroupCommitSyncsEveryNewBlocksDirectory the fsyncs).
+ 2. The flush path: a single-replica stream flushes in place (fs.fip = !fcfg.AsyncFlush; AsyncFlush only with
+    Replicas > 1 or PersistMode async: Account.addStreamWithAssignmentAndMode), so flushPendingMsgsLocked has
+    written each message to its block file before JetStream acknowledges it; and the file store still does not
+    fsync the msgs directory for a new block (else the group commit's directory sync is redundant, not wrong).
+ 3. Whether the release now offers one fsync per group of concurrent appends itself (docs/performance.md,
+    "fsync before 2xx: group commit"), which would replace the group commit.
+Then set fileStoreLayoutVersion in internal/store/groupcommit.go to %q.`, got, fileStoreLayoutVersion, got)
 }
