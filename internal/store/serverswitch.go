@@ -87,7 +87,7 @@ func (s *Store) ServerSwitches(reason SwitchReason) uint64 {
 // and moves the connection when they stall. Its methods are safe on a nil
 // *serverWatch (the embedded server, where there is nowhere to move), and
 // for concurrent use. It never holds mu while calling into the
-// connection.
+// connection, whose reconnect closes a socket and may write to it.
 type serverWatch struct {
 	nc  *nats.Conn // set once, before the first request
 	log *slog.Logger
@@ -100,6 +100,9 @@ type serverWatch struct {
 	gap       *backoff.ExponentialBackOff // guarded by mu
 	moved     bool                        // guarded by mu: gap is not at its start
 	closed    bool                        // guarded by mu
+	// moving counts the moves under way, added to under mu while not
+	// closed, so stop can wait for them before the connection drains.
+	moving sync.WaitGroup
 
 	switches map[SwitchReason]*atomic.Uint64 // fixed keys; read without mu
 }
@@ -156,16 +159,17 @@ func (w *serverWatch) reconnected() {
 	w.stalls.reset(time.Now())
 }
 
-// stop ends the watch for good; Close calls it before closing the
-// connection.
+// stop ends the watch for good and waits for a move under way; Close
+// calls it before draining the connection.
 func (w *serverWatch) stop() {
 	if w == nil {
 		return
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.closed = true
 	w.timer.Stop()
+	w.mu.Unlock()
+	w.moving.Wait()
 }
 
 // armLocked makes the timer fire when the current stall, if any, becomes
@@ -207,7 +211,9 @@ func (w *serverWatch) check() {
 	w.stalls.reset(now)
 	w.notBefore = now.Add(w.gap.NextBackOff())
 	w.moved = true
+	w.moving.Add(1)
 	w.mu.Unlock()
+	defer w.moving.Done()
 	w.move(reason, now.Sub(since))
 }
 

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -128,6 +131,57 @@ func TestPartitionedReplicaMoves(t *testing.T) {
 		t.Errorf("replica a answered 2xx still connected to n%d, which is cut off", cut+1)
 	}
 	t.Logf("%s: replica a answered its first 2xx %.1fs after the cut, from n%d", f.Label(), first.Sub(cutAt).Seconds(), node+1)
+
+	// The move is logged, naming the node left, and counted.
+	log, err := os.ReadFile(filepath.Join(dir, "replica-a", "klingfan.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := regexp.MustCompile(`msg="NATS server is not serving JetStream; reconnecting to another" server=(n\d)`).FindAllStringSubmatch(string(log), -1)
+	if len(moved) == 0 || moved[0][1] != fmt.Sprintf("n%d", cut+1) {
+		t.Errorf("replica a's log does not say it left n%d: %q", cut+1, moved)
+	}
+	if n := forcedReconnects(ctx, t, lab, c.ReplicaURL(0)); n != float64(len(moved)) {
+		t.Errorf("klingfan_nats_forced_reconnects_total = %v, the log has %d moves", n, len(moved))
+	}
+}
+
+// forcedReconnects sums klingfan_nats_forced_reconnects_total over its
+// reasons, from the replica's /metrics.
+func forcedReconnects(ctx context.Context, t *testing.T, lab *netlab.Lab, url string) float64 {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: lab.Hub.DialContext}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	series := 0
+	for line := range strings.Lines(string(body)) {
+		if !strings.HasPrefix(line, "klingfan_nats_forced_reconnects_total{") {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum += v
+		series++
+	}
+	if series == 0 {
+		t.Fatal("no klingfan_nats_forced_reconnects_total series in /metrics")
+	}
+	return sum
 }
 
 // firstAcknowledged posts a new signed delivery to url every 100 ms, each
