@@ -47,7 +47,7 @@ type groupCommit struct {
 	synced func(path string)
 
 	// Owned by run once started.
-	f     *os.File // the block followed last, open for fsync; nil when none is
+	f     *os.File // the block followed last, open for fsync; nil when none is held
 	index uint64   // its number, or the one below the block sync takes up next
 }
 
