@@ -116,6 +116,9 @@ type space struct {
 	usage   Usage
 	reason  string
 	cause   error // the append error that made the log full
+	// refused is the size of the append that made the log full: the log
+	// has room again only when one that size fits.
+	refused int64
 
 	quit chan struct{}
 	done chan struct{}
@@ -357,16 +360,21 @@ func (s *Store) refreshUsage(ctx context.Context, storeDir string) {
 		if errors.Is(s.space.cause, errDiskLow) {
 			s.space.reason = fmt.Sprintf("store full: the disk of the data directory has %s free", mib(u.DiskFree))
 		}
-	case s.space.full.Load() && hasRoom(u):
+	case s.space.full.Load() && hasRoom(u, s.space.refused):
 		s.setFullLocked(false, "")
 	case s.space.full.Load() && s.space.cause != nil && !errors.Is(s.space.cause, errDiskLow):
 		s.space.reason = s.fullReasonLocked(s.space.cause) // keep the sizes current
 	}
 }
 
-// hasRoom reports whether usage is clearly below every limit.
-func hasRoom(u Usage) bool {
-	below := func(used uint64, limit int64) bool { return limit <= 0 || float64(used) < roomFraction*float64(limit) }
+// hasRoom reports whether usage, with need bytes more (the append that was
+// refused), is clearly below every limit. Without need an event larger
+// than the margin roomFraction leaves would be refused, then reported as
+// fitting again, over and over.
+func hasRoom(u Usage, need int64) bool {
+	below := func(used uint64, limit int64) bool {
+		return limit <= 0 || float64(used)+float64(need) < roomFraction*float64(limit)
+	}
 	return below(u.StreamBytes, u.StreamMaxBytes) && below(u.StoreBytes, u.StoreMaxBytes)
 }
 

@@ -86,7 +86,7 @@ func (s *Store) publish(ctx context.Context, ev *gatewayv1.Event, expect jetstre
 	if isWrongLastSequence(err) {
 		return 0, false, err
 	}
-	if err := s.noteAppend(ctx, gen, err); err != nil {
+	if err := s.noteAppend(ctx, gen, len(msg.Subject)+len(data), err); err != nil {
 		return 0, false, err
 	}
 	if !ack.Duplicate {

@@ -57,10 +57,10 @@ func (s *Store) fullErr() error {
 	return &FullError{Reason: s.space.reason}
 }
 
-// noteAppend records the outcome of an append: a space error makes the
-// log full (logged once), a success clears it. It returns the error to
-// hand to the caller, a *FullError for space errors.
-func (s *Store) noteAppend(ctx context.Context, startGen uint64, err error) error {
+// noteAppend records the outcome of an append of size bytes: a space
+// error makes the log full (logged once), a success clears it. It returns
+// the error to hand to the caller, a *FullError for space errors.
+func (s *Store) noteAppend(ctx context.Context, startGen uint64, size int, err error) error {
 	if err == nil {
 		if s.space.full.Load() && s.space.gen.Load() == startGen {
 			s.space.mu.Lock()
@@ -84,7 +84,7 @@ func (s *Store) noteAppend(ctx context.Context, startGen uint64, err error) erro
 	defer s.space.mu.Unlock()
 	if !s.space.full.Load() {
 		s.setFullLocked(true, s.fullReasonLocked(err))
-		s.space.cause = err
+		s.space.cause, s.space.refused = err, int64(size)
 	}
 	return fmt.Errorf("%w (%w)", &FullError{Reason: s.space.reason}, err)
 }
@@ -118,7 +118,7 @@ func (s *Store) setFullLocked(full bool, reason string) {
 	s.space.full.Store(full)
 	s.space.gen.Add(1)
 	s.space.reason = reason
-	s.space.cause = nil
+	s.space.cause, s.space.refused = nil, 0
 	if full {
 		s.log.Warn("event log full: new deliveries get 503 until space comes back (events expire, the budget is raised with SIGHUP, or the disk grows)",
 			slog.String("reason", reason))
