@@ -313,6 +313,9 @@ func (s *Store) stopSpaceMonitor() {
 // derived budget when the disk has grown; and clears the full state when
 // there is room again.
 func (s *Store) refreshUsage(ctx context.Context, storeDir string) {
+	// The usage read below may predate an append that made the log full
+	// meanwhile; only a state that has not changed since may be cleared.
+	gen := s.space.gen.Load()
 	if s.ns != nil {
 		s.space.mu.Lock()
 		derive := s.space.limits.MaxStoreBytes == 0 && s.space.opts != nil
@@ -360,7 +363,7 @@ func (s *Store) refreshUsage(ctx context.Context, storeDir string) {
 		if errors.Is(s.space.cause, errDiskLow) {
 			s.space.reason = fmt.Sprintf("store full: the disk of the data directory has %s free", mib(u.DiskFree))
 		}
-	case s.space.full.Load() && hasRoom(u, s.space.refused):
+	case s.space.full.Load() && s.space.gen.Load() == gen && hasRoom(u, s.space.refused):
 		s.setFullLocked(false, "")
 	case s.space.full.Load() && s.space.cause != nil && !errors.Is(s.space.cause, errDiskLow):
 		s.space.reason = s.fullReasonLocked(s.space.cause) // keep the sizes current
