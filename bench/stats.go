@@ -75,6 +75,9 @@ func (m cpuMeter) cores() float64 {
 	return round2(float64(cpuTime()-m.cpu) / float64(wall))
 }
 
+// used returns the CPU time this process used since the meter started.
+func (m cpuMeter) used() time.Duration { return cpuTime() - m.cpu }
+
 // others returns the average number of cores other processes used since
 // the meter started.
 func (m cpuMeter) others() float64 {
