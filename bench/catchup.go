@@ -48,6 +48,11 @@ type CatchUpResult struct {
 	// CPUMicrosPerEvent is the process's CPU time (server and subscriber)
 	// over the events: on a shared machine it moves less than the rate.
 	CPUMicrosPerEvent float64 `json:"cpu_us_per_event"`
+	// AllocBytesPerEvent and AllocsPerEvent are the process's heap
+	// allocations over the events, GCCycles its collections meanwhile.
+	AllocBytesPerEvent float64 `json:"alloc_bytes_per_event"`
+	AllocsPerEvent     float64 `json:"allocs_per_event"`
+	GCCycles           uint64  `json:"gc_cycles"`
 	// Raw is a bare JetStream ordered consumer reading the same events,
 	// before the server started and after it stopped; RawPerSecond is
 	// their mean and Ratio the catch-up's rate against it.
@@ -143,8 +148,8 @@ func (r *runner) rawReplay(ctx context.Context, dir string, last uint64, n int, 
 	if err != nil {
 		return nil, err
 	}
-	r.logf("  raw JetStream ordered replay: %d events in %.2fs = %.0f events/s (%.0f MiB/s, %.1f µs CPU per event, others %.2f cores)",
-		n, rr.Seconds, rr.PerSecond, rr.MiBPerSecond, rr.CPUMicrosPerEvent, rr.OtherCores)
+	r.logf("  raw JetStream ordered replay: %d events in %.2fs = %.0f events/s (%.0f MiB/s, others %.2f cores, %.1f µs CPU, %.0f B and %.1f allocations per event, %d GCs)",
+		n, rr.Seconds, rr.PerSecond, rr.MiBPerSecond, rr.OtherCores, rr.CPUMicrosPerEvent, rr.AllocBytesPerEvent, rr.AllocsPerEvent, rr.GCCycles)
 	return rr, nil
 }
 
@@ -213,10 +218,11 @@ func (r *runner) catchUp(ctx context.Context, srv *server, last uint64, n int) (
 	took := time.Since(start)
 	res.Cores, res.OtherCores = cpu.cores(), cpu.others()
 	res.CPUMicrosPerEvent = round2(cpu.used().Seconds() * 1e6 / float64(n))
+	res.AllocBytesPerEvent, res.AllocsPerEvent, res.GCCycles = cpu.allocs(n)
 	res.Seconds = round2(took.Seconds())
 	res.PerSecond = float64(int64(float64(n) / took.Seconds()))
-	r.logf("  %d events in %.2fs = %.0f events/s (first after %.2fs, out of order %d, cores %.2f, others %.2f, %.1f µs CPU per event)",
-		n, res.Seconds, res.PerSecond, res.FirstEventSeconds, res.OutOfOrder, res.Cores, res.OtherCores, res.CPUMicrosPerEvent)
+	r.logf("  %d events in %.2fs = %.0f events/s (first after %.2fs, out of order %d, cores %.2f, others %.2f, %.1f µs CPU, %.0f B and %.1f allocations per event, %d GCs)",
+		n, res.Seconds, res.PerSecond, res.FirstEventSeconds, res.OutOfOrder, res.Cores, res.OtherCores, res.CPUMicrosPerEvent, res.AllocBytesPerEvent, res.AllocsPerEvent, res.GCCycles)
 	return res, nil
 }
 

@@ -25,6 +25,11 @@ type ReplayResult struct {
 	// machine used meanwhile.
 	CPUMicrosPerEvent float64 `json:"cpu_us_per_event"`
 	OtherCores        float64 `json:"other_cores"`
+	// AllocBytesPerEvent and AllocsPerEvent are the process's heap
+	// allocations over the events, GCCycles its collections meanwhile.
+	AllocBytesPerEvent float64 `json:"alloc_bytes_per_event"`
+	AllocsPerEvent     float64 `json:"allocs_per_event"`
+	GCCycles           uint64  `json:"gc_cycles"`
 }
 
 // replayPullBatch is the raw consumer's pull batch: the size klingfan's
@@ -83,13 +88,17 @@ func rawReplay(ctx context.Context, dir string, after uint64, n int, profile fun
 		bytes += int64(len(msg.Data()))
 	}
 	took := time.Since(start)
+	allocBytes, allocs, cycles := cpu.allocs(n)
 	return &ReplayResult{
-		Events:            n,
-		Seconds:           round2(took.Seconds()),
-		PerSecond:         float64(int64(float64(n) / took.Seconds())),
-		MiBPerSecond:      round2(float64(bytes) / (1 << 20) / took.Seconds()),
-		CPUMicrosPerEvent: round2(cpu.used().Seconds() * 1e6 / float64(n)),
-		OtherCores:        cpu.others(),
+		AllocBytesPerEvent: allocBytes,
+		AllocsPerEvent:     allocs,
+		GCCycles:           cycles,
+		Events:             n,
+		Seconds:            round2(took.Seconds()),
+		PerSecond:          float64(int64(float64(n) / took.Seconds())),
+		MiBPerSecond:       round2(float64(bytes) / (1 << 20) / took.Seconds()),
+		CPUMicrosPerEvent:  round2(cpu.used().Seconds() * 1e6 / float64(n)),
+		OtherCores:         cpu.others(),
 	}, nil
 }
 
