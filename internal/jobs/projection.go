@@ -208,8 +208,9 @@ func (p *Projection) Run(ctx context.Context) error {
 }
 
 // maxBatch bounds the events folded per round of bucket writes, and the
-// queue between the tail and the folder.
-const maxBatch = 1024
+// queue between the tail and the folder: room for a pause's worth of
+// events (foldEvery) at several times the rate one core can ingest.
+const maxBatch = 8192
 
 // foldEvery is the least time between the starts of two rounds of bucket
 // writes. An event that arrives after a quiet spell is folded at once;
@@ -237,23 +238,14 @@ func (p *Projection) foldQueue(ctx context.Context, queue <-chan *gatewayv1.Even
 	pause.Stop()
 	for ev := range queue {
 		batch = append(batch[:0], ev)
+		// The pause waits on the clock alone, not on the queue: events
+		// queue up meanwhile without waking the folder for each one.
 		if wait := foldEvery - time.Since(round); wait > 0 {
 			pause.Reset(wait)
-		gather:
-			for len(batch) < maxBatch {
-				select {
-				case ev, ok := <-queue:
-					if !ok {
-						break gather
-					}
-					batch = append(batch, ev)
-				case <-pause.C:
-					break gather
-				case <-ctx.Done():
-					break gather
-				}
+			select {
+			case <-pause.C:
+			case <-ctx.Done():
 			}
-			pause.Stop()
 		}
 		round = time.Now()
 	more:
