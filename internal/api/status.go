@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -30,8 +31,10 @@ func failedPrecondition(reason string) error {
 }
 
 // UnaryErrors returns the interceptor that turns the error of every unary
-// handler into a status (see toStatus). It must run innermost, so that the
-// metrics and logging interceptors around it see the final code.
+// handler into a status (see toStatus). It runs right inside the metrics
+// interceptor, so that the metrics see the final code and the interceptors
+// inside it (authentication, stream caps) return plain errors of a kind,
+// as handlers do.
 func UnaryErrors(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		resp, err := handler(ctx, req)
@@ -49,6 +52,22 @@ func StreamErrors(log *slog.Logger) grpc.StreamServerInterceptor {
 	}
 }
 
+// TapErrors is UnaryErrors for a tap handle, which refuses a call before
+// its stream, and so any interceptor, exists.
+func TapErrors(log *slog.Logger, h tap.ServerInHandle) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		ctx, err := h(ctx, info)
+		return ctx, toStatus(log, info.FullMethodName, err)
+	}
+}
+
+// Status is the status err maps to, for a refusal made before gRPC sees
+// the request (the REST gateway's token check), so that it answers as the
+// gRPC call would.
+func Status(log *slog.Logger, method string, err error) error {
+	return toStatus(log, method, err)
+}
+
 // kindCodes maps each error kind to its status code.
 var kindCodes = map[errkind.Kind]codes.Code{
 	errkind.InvalidArgument:    codes.InvalidArgument,
@@ -59,6 +78,7 @@ var kindCodes = map[errkind.Kind]codes.Code{
 	errkind.ResourceExhausted:  codes.ResourceExhausted,
 	errkind.Unavailable:        codes.Unavailable,
 	errkind.PermissionDenied:   codes.PermissionDenied,
+	errkind.Unauthenticated:    codes.Unauthenticated,
 }
 
 // toStatus is the one place errors become gRPC statuses: the kind picks the

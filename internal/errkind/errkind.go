@@ -35,6 +35,7 @@ const (
 	ResourceExhausted
 	Unavailable
 	PermissionDenied
+	Unauthenticated
 )
 
 var kindNames = [...]string{
@@ -47,6 +48,7 @@ var kindNames = [...]string{
 	ResourceExhausted:  "resource exhausted",
 	Unavailable:        "unavailable",
 	PermissionDenied:   "permission denied",
+	Unauthenticated:    "unauthenticated",
 }
 
 func (k Kind) String() string {

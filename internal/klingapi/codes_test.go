@@ -70,7 +70,7 @@ func TestErrorCodes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, _ := klingfamily.ByName("videos/text2video")
+			f := klingfamily.MustByName("videos/text2video")
 			_, err = c.GetTask(context.Background(), f, "task-1", false)
 			got := klingapi.Classify(err)
 			if got.Class != tc.want.class || got.Retryable != tc.want.retry || got.Code != tc.code || got.HTTPStatus != tc.status ||
