@@ -193,12 +193,6 @@ func (s *Subscription) dropAhead() {
 	s.h.budget.release(a.held)
 }
 
-// dropPendingFrom removes the pending items from index i on.
-func (s *Subscription) dropPendingFrom(i int) {
-	clear(s.pending[i:])
-	s.pending = s.pending[:i]
-}
-
 // storedItem appends one stored event to *items as a pre-encoded item in
 // the subscription's view, or reports false when the filter drops it or it
 // cannot be decoded at all (Read skips such an event too). The encoded

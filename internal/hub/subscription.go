@@ -27,9 +27,9 @@ type Subscription struct {
 	ch chan *Item
 
 	// Owned by the stream goroutine.
-	next     uint64  // the next sequence this subscription may deliver
-	pending  []*Item // items read but not yet returned, in order, from head on
-	head     int     // index of the first pending item not yet returned
+	next     uint64     // the next sequence this subscription may deliver
+	pending  []*Item    // items read but not yet returned, in order, from head on
+	head     int        // index of the first pending item not yet returned
 	readNext uint64     // where the last catch-up read stopped
 	held     int64      // catch-up budget held for pending's log batch
 	ahead    *aheadRead // the log batch after pending's, being read
