@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/eventexpr"
 )
 
 // stuckExpression is a filter expression that does not answer until
@@ -17,7 +18,13 @@ type stuckExpression struct {
 	release chan struct{}
 }
 
-func (s *stuckExpression) Remembered(*gatewayv1.Event) (bool, bool) { return false, false }
+func (s *stuckExpression) Decide(ctx context.Context, ev *gatewayv1.Event, slots eventexpr.Slots) (bool, error) {
+	if err := slots.Acquire(ctx, 1); err != nil {
+		return false, err
+	}
+	defer slots.Release(1)
+	return s.Match(ev), nil
+}
 
 func (s *stuckExpression) Match(*gatewayv1.Event) bool {
 	select {

@@ -219,10 +219,12 @@ func (s *Subscription) grow() {
 }
 
 // match reports whether ev passes the subscription's filter. An
-// expression whose verdict is not remembered is evaluated only while
-// holding one of the hub's evaluation slots: at most half the CPUs (at
-// least one) evaluate expressions at once, so streams with costly ones
-// cannot take every CPU from ingest and from the streams without one.
+// expression is evaluated only while holding one of the hub's evaluation
+// slots: at most half the CPUs (at least one) evaluate expressions at
+// once, so streams with costly ones cannot take every CPU from ingest and
+// from the streams without one. Streams that share the expression share
+// the evaluation (eventexpr.Expr.Decide): one takes a slot, the others
+// wait for its verdict or find it remembered.
 func (s *Subscription) match(ctx context.Context, ev *gatewayv1.Event) (bool, error) {
 	f := s.filter
 	if !f.matchFields(ev) {
@@ -231,14 +233,7 @@ func (s *Subscription) match(ctx context.Context, ev *gatewayv1.Event) (bool, er
 	if f.expr == nil {
 		return true, nil
 	}
-	if match, ok := f.expr.Remembered(ev); ok {
-		return match, nil
-	}
-	if err := s.h.evaluating.Acquire(ctx, 1); err != nil {
-		return false, err
-	}
-	defer s.h.evaluating.Release(1)
-	return f.expr.Match(ev), nil
+	return f.expr.Decide(ctx, ev, s.h.evaluating)
 }
 
 // drain moves whatever is buffered into pending and reports whether there
