@@ -20,10 +20,11 @@ import (
 type Subscription struct {
 	h      *Hub
 	filter *Filter
-	// ch is what Publish fills. It holds idleBuffer items until the
-	// stream's first event, then Config.Buffer (see grow). It is written
-	// only by the stream goroutine, under h.mu, and read by Publish under
-	// h.mu; Hub.Close closes it.
+	// ch is what Publish, or the group of the filter's expression,
+	// fills, under h.mu; a nil item only wakes the stream (see
+	// Hub.overflowLocked). It holds idleBuffer items until the stream's
+	// first event, then Config.Buffer (see grow). The field is written
+	// only by the stream goroutine, under h.mu; Hub.Close closes it.
 	ch chan *Item
 
 	// Owned by the stream goroutine.
@@ -39,6 +40,11 @@ type Subscription struct {
 	full     bool
 	internal bool // Follow's: not bounded or counted as a stream
 	closed   bool // owned by the stream goroutine
+	// buffered says that pending came from ch, whose items passed the
+	// whole filter (Publish checked the fields, the group the
+	// expression), rather than from a catch-up read, whose items did not;
+	// a batch is never a mix. Owned by the stream goroutine.
+	buffered bool
 }
 
 // Item is one event as a subscription hands it out, in the subscription's
@@ -114,7 +120,7 @@ func (s *Subscription) Next(ctx context.Context) (*Item, error) {
 			s.next = seq + 1
 			// Items forwarded from stored bytes were filtered as they
 			// were read.
-			if it.Event == nil {
+			if it.Event == nil || s.buffered {
 				return it, nil
 			}
 			match, err := s.match(ctx, it.Event)
@@ -184,6 +190,10 @@ func (s *Subscription) Next(ctx context.Context) (*Item, error) {
 // received queues an item taken from the buffer, and gives the buffer its
 // full size with the stream's first event.
 func (s *Subscription) received(it *Item) {
+	if it == nil {
+		return // a wake-up to find the subscription lagging (overflowLocked)
+	}
+	s.buffered = true
 	s.pending = append(s.pending, it)
 	if cap(s.ch) < s.h.cfg.Buffer {
 		s.grow()
@@ -211,15 +221,18 @@ func (s *Subscription) grow() {
 	for {
 		select {
 		case it := <-old: // never closed: it was replaced before Hub.Close
-			s.pending = append(s.pending, it)
+			if it != nil {
+				s.pending = append(s.pending, it)
+			}
 		default:
 			return
 		}
 	}
 }
 
-// match reports whether ev passes the subscription's filter. An
-// expression is evaluated only while holding one of the hub's evaluation
+// match reports whether ev, an event that did not come through the
+// buffer, passes the subscription's filter. An expression is evaluated
+// only while holding one of the hub's evaluation
 // slots: at most half the CPUs (at least one) evaluate expressions at
 // once, so streams with costly ones cannot take every CPU from ingest and
 // from the streams without one. Streams that share the expression share
@@ -256,6 +269,7 @@ func (s *Subscription) drain() bool {
 // catchUp reads the next batch from the log into pending, or, at the head
 // of the log, rejoins live delivery.
 func (s *Subscription) catchUp(ctx context.Context) error {
+	s.buffered = false
 	select {
 	case <-s.h.done:
 		return ErrClosed
@@ -411,7 +425,11 @@ func (s *Subscription) Close() {
 	s.closed = true
 	s.releaseBudget()
 	s.h.mu.Lock()
-	delete(s.h.subs, s)
+	if s.filter.expr != nil {
+		s.h.leaveLocked(s)
+	} else {
+		delete(s.h.subs, s)
+	}
 	if !s.internal {
 		s.h.streams--
 	}
