@@ -164,6 +164,9 @@ type Config struct {
 	// Logger receives the store's and the embedded server's diagnostics;
 	// nil means slog.Default().
 	Logger *slog.Logger
+	// syncedHook, when set (by tests), sees every path the group commits
+	// fsync (groupCommit.synced).
+	syncedHook func(path string)
 }
 
 // Store is an open connection to the event log and the registrations bucket.
@@ -176,6 +179,7 @@ type Store struct {
 	natsToken string
 	nc        *nats.Conn
 	closed    chan struct{} // closed by the connection's ClosedHandler
+	watch     *serverWatch  // nil with the embedded server
 	js        jetstream.JetStream
 	stream    jetstream.Stream
 	idIndex   jetstream.Stream // nil when the index could not be opened
@@ -236,10 +240,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.warnLowered()
 	if s.ns != nil && cfg.SyncAlways {
-		storeDir := filepath.Join(cfg.DataDir, "jetstream")
-		s.commit = startGroupCommit(storeDir, StreamName)
-		s.kvCommit = startGroupCommit(storeDir, kvStreamName)
-		s.kv = syncedKV{KeyValue: s.kv, commit: s.kvCommit}
+		if err := s.startGroupCommits(cfg); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
 	}
 	s.ensureIDIndex(ctx, cfg)
 	s.reportLost(ctx, cfg.DataDir)
@@ -412,7 +416,10 @@ func (s *Store) Ready(ctx context.Context) error {
 	if st := s.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("store: NATS connection is %s: %w", st, ErrUnavailable)
 	}
-	if _, err := s.stream.Info(ctx); err != nil {
+	op := s.watch.begin()
+	_, err := s.stream.Info(ctx)
+	s.watch.end(op, err)
+	if err != nil {
 		return classify("stream info", err)
 	}
 	return s.fullErr()
@@ -430,6 +437,7 @@ func (s *Store) Close() error {
 		}
 		s.commit.stop()
 		s.kvCommit.stop()
+		s.watch.stop()
 		if s.nc != nil {
 			if err := s.nc.Drain(); err != nil {
 				s.nc.Close()
