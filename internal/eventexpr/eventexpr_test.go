@@ -195,7 +195,7 @@ func TestDecideEvaluatesOnceForEveryone(t *testing.T) {
 	for range streams - 1 {
 		go ask()
 	}
-	slots.Weighted.Release(1)
+	slots.Release(1)
 	for range streams {
 		if err := <-verdicts; err != nil {
 			t.Fatal(err)
@@ -244,7 +244,7 @@ func TestDecideTakesOverFromAnEndedStream(t *testing.T) {
 		t.Fatalf("the ended stream's Decide = %v, want context.Canceled", err)
 	}
 	<-slots.asked // the second stream took over
-	slots.Weighted.Release(1)
+	slots.Release(1)
 	if err := <-second; err != nil {
 		t.Fatalf("the stream that took over: %v", err)
 	}
