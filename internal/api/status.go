@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/klingfan/klingfan/internal/errkind"
 )
@@ -30,8 +31,10 @@ func failedPrecondition(reason string) error {
 }
 
 // UnaryErrors returns the interceptor that turns the error of every unary
-// handler into a status (see toStatus). It must run innermost, so that the
-// metrics and logging interceptors around it see the final code.
+// handler into a status (see toStatus). It runs right inside the metrics
+// interceptor, so that the metrics see the final code and the interceptors
+// inside it (authentication, stream caps) return plain errors of a kind,
+// as handlers do.
 func UnaryErrors(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		resp, err := handler(ctx, req)
@@ -49,6 +52,22 @@ func StreamErrors(log *slog.Logger) grpc.StreamServerInterceptor {
 	}
 }
 
+// TapErrors is UnaryErrors for a tap handle, which refuses a call before
+// its stream, and so any interceptor, exists.
+func TapErrors(log *slog.Logger, h tap.ServerInHandle) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		ctx, err := h(ctx, info)
+		return ctx, toStatus(log, info.FullMethodName, err)
+	}
+}
+
+// Status is the status err maps to, for a refusal made before gRPC sees
+// the request (the REST gateway's token check), so that it answers as the
+// gRPC call would.
+func Status(log *slog.Logger, method string, err error) error {
+	return toStatus(log, method, err)
+}
+
 // kindCodes maps each error kind to its status code.
 var kindCodes = map[errkind.Kind]codes.Code{
 	errkind.InvalidArgument:    codes.InvalidArgument,
@@ -59,12 +78,14 @@ var kindCodes = map[errkind.Kind]codes.Code{
 	errkind.ResourceExhausted:  codes.ResourceExhausted,
 	errkind.Unavailable:        codes.Unavailable,
 	errkind.PermissionDenied:   codes.PermissionDenied,
+	errkind.Unauthenticated:    codes.Unauthenticated,
 }
 
 // toStatus is the one place errors become gRPC statuses: the kind picks the
-// code and the kind's message is all a client sees. An error that is
-// already a status passes through. An error with no kind is INTERNAL with a
-// generic message, logged here, so no internal detail reaches a client.
+// code, the kind's message is all a client sees, and the details the error
+// carries (errkind.Public) go with it. An error that is already a status
+// passes through. An error with no kind is INTERNAL with a generic message,
+// logged here, so no internal detail reaches a client.
 func toStatus(log *slog.Logger, method string, err error) error {
 	if err == nil {
 		return nil
@@ -75,13 +96,10 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	if errors.As(err, &se) {
 		return se.GRPCStatus().Err()
 	}
-	if st := createStatus(err); st != nil {
-		return st
-	}
-	kind, msg := errkind.Of(err)
+	p := errkind.Of(err)
 	// The caller's own cancellation or deadline explains an unavailability
 	// it caused better than the unavailability does.
-	if kind == errkind.Internal || kind == errkind.Unavailable {
+	if p.Kind == errkind.Internal || p.Kind == errkind.Unavailable {
 		switch {
 		case errors.Is(err, context.Canceled):
 			return status.Error(codes.Canceled, "request cancelled")
@@ -89,38 +107,44 @@ func toStatus(log *slog.Logger, method string, err error) error {
 			return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 		}
 	}
-	switch kind {
+	switch p.Kind {
 	case errkind.Internal:
 		log.Error("internal error", "method", method, "error", err)
 		return status.Error(codes.Internal, "internal error")
 	case errkind.Unavailable:
 		log.Warn("unavailable", "method", method, "error", err)
-	case errkind.InvalidArgument:
-		var fe *errkind.FieldError
-		if errors.As(err, &fe) {
-			return withDetails(codes.InvalidArgument, msg, &errdetails.BadRequest{
-				FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: fe.Field, Description: fe.Reason}},
-			})
-		}
-	case errkind.OutOfRange:
-		var re *errkind.RangeError
-		if errors.As(err, &re) {
-			return withDetails(codes.OutOfRange, msg, &errdetails.ErrorInfo{
-				Reason:   "SEQUENCE_OUT_OF_RANGE",
-				Domain:   "klingfan",
-				Metadata: map[string]string{"earliest_sequence": strconv.FormatUint(re.First, 10), "latest_sequence": strconv.FormatUint(re.Last, 10)},
-			})
-		}
 	}
-	return status.Error(kindCodes[kind], msg)
+	return withDetails(status.New(kindCodes[p.Kind], p.Message), details(p)...)
 }
 
-// withDetails is a status with one detail message, or without it should
-// the detail fail to marshal.
-func withDetails(code codes.Code, msg string, detail protoadapt.MessageV1) error {
-	st, err := status.New(code, msg).WithDetails(detail)
-	if err != nil {
-		return status.Error(code, msg)
+// details are the google.rpc messages for what p carries beside its kind
+// and message.
+func details(p errkind.Public) []protoadapt.MessageV1 {
+	var ds []protoadapt.MessageV1
+	if p.Field != "" {
+		ds = append(ds, &errdetails.BadRequest{
+			FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: p.Field, Description: p.FieldReason}},
+		})
+	}
+	if q := p.Quota; q != nil {
+		ds = append(ds, &errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: q.Subject, Description: q.Description}}})
+	}
+	if i := p.Info; i != nil {
+		ds = append(ds, &errdetails.ErrorInfo{Reason: i.Reason, Domain: i.Domain, Metadata: i.Metadata})
+	}
+	if p.RetryAfter > 0 {
+		ds = append(ds, &errdetails.RetryInfo{RetryDelay: durationpb.New(p.RetryAfter)})
+	}
+	return ds
+}
+
+// withDetails is st with details, or st alone should they fail to marshal.
+func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
+	if len(details) == 0 {
+		return st.Err()
+	}
+	if s, err := st.WithDetails(details...); err == nil {
+		return s.Err()
 	}
 	return st.Err()
 }

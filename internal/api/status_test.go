@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -16,8 +17,10 @@ import (
 
 	"github.com/klingfan/klingfan/internal/api"
 	"github.com/klingfan/klingfan/internal/errkind"
+	"github.com/klingfan/klingfan/internal/klingapi"
 	"github.com/klingfan/klingfan/internal/registry"
 	"github.com/klingfan/klingfan/internal/store"
+	"github.com/klingfan/klingfan/internal/submit"
 )
 
 // TestErrorsToStatus holds the one error → status mapping: the kind picks
@@ -32,11 +35,19 @@ func TestErrorsToStatus(t *testing.T) {
 		msg      string
 		field    string // the BadRequest field violation, if any
 		earliest string // the ErrorInfo's earliest_sequence, if any
+		reason   string // the ErrorInfo's reason, if any
+		quota    string // the QuotaFailure's subject, if any
+		retry    time.Duration
 		logged   string
 	}{
 		{name: "field", err: fmt.Errorf("check: %w", errkind.Invalid("webhook.id", "required")), code: codes.InvalidArgument, msg: "webhook.id: required", field: "webhook.id"},
 		{name: "range", err: fmt.Errorf("hub: %w", &errkind.RangeError{Reason: "after_sequence 3 is older than retention", First: 7, Last: 9}),
-			code: codes.OutOfRange, msg: "after_sequence 3 is older than retention (earliest available sequence 7, latest 9)", earliest: "7"},
+			code: codes.OutOfRange, msg: "after_sequence 3 is older than retention (earliest available sequence 7, latest 9)", earliest: "7", reason: "SEQUENCE_OUT_OF_RANGE"},
+		{name: "Kling's refusal carries its code and retry delay", err: fmt.Errorf("create: %w", &klingapi.APIError{HTTPStatus: 429, Code: 1303, Message: "busy", RetryAfter: 7 * time.Second}),
+			code: codes.ResourceExhausted, msg: "Kling refused the task (code 1303): busy", reason: "KLING_1303", retry: 7 * time.Second},
+		{name: "a budget names its quota", err: &submit.BudgetError{Token: "ci", Limit: "max-jobs-in-flight", Used: 1, Max: 1, RetryAfter: 30 * time.Second},
+			code: codes.ResourceExhausted, msg: `token "ci" is over its --max-jobs-in-flight budget (1 of 1); Kling was not called`, quota: "token:ci", retry: 30 * time.Second},
+		{name: "unauthenticated", err: errkind.New(errkind.Unauthenticated, "auth", "invalid bearer token"), code: codes.Unauthenticated, msg: "invalid bearer token"},
 		{name: "not found hides the wrapped id", err: fmt.Errorf("%w: %q", registry.ErrNotFound, secret), code: codes.NotFound, msg: "webhook not found"},
 		{name: "already exists", err: registry.ErrAlreadyExists, code: codes.AlreadyExists, msg: "webhook id already taken"},
 		{name: "precondition", err: registry.ErrInactive, code: codes.FailedPrecondition, msg: "webhook is inactive"},
@@ -65,17 +76,23 @@ func TestErrorsToStatus(t *testing.T) {
 				if strings.Contains(st.Message(), secret) {
 					t.Errorf("message %q leaks the wrapped cause", st.Message())
 				}
-				var field, earliest string
+				var field, earliest, reason, quota string
+				var retry time.Duration
 				for _, d := range st.Details() {
 					switch d := d.(type) {
 					case *errdetails.BadRequest:
 						field = d.GetFieldViolations()[0].GetField()
 					case *errdetails.ErrorInfo:
-						earliest = d.GetMetadata()["earliest_sequence"]
+						earliest, reason = d.GetMetadata()["earliest_sequence"], d.GetReason()
+					case *errdetails.QuotaFailure:
+						quota = d.GetViolations()[0].GetSubject()
+					case *errdetails.RetryInfo:
+						retry = d.GetRetryDelay().AsDuration()
 					}
 				}
-				if field != tc.field || earliest != tc.earliest {
-					t.Errorf("details: field %q, earliest %q; want %q, %q", field, earliest, tc.field, tc.earliest)
+				if field != tc.field || earliest != tc.earliest || reason != tc.reason || quota != tc.quota || retry != tc.retry {
+					t.Errorf("details: field %q, earliest %q, reason %q, quota %q, retry %v; want %q, %q, %q, %q, %v",
+						field, earliest, reason, quota, retry, tc.field, tc.earliest, tc.reason, tc.quota, tc.retry)
 				}
 			}
 			if tc.logged != "" && (!strings.Contains(logs.String(), tc.logged) || !strings.Contains(logs.String(), secret)) {

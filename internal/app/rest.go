@@ -137,7 +137,7 @@ func (s *server) guardREST(gateway *runtime.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.authn.Recognize(r.Context(), r.Header); err != nil {
 			_, out := runtime.MarshalerForRequest(gateway, r)
-			runtime.HTTPError(r.Context(), gateway, out, w, r, err)
+			runtime.HTTPError(r.Context(), gateway, out, w, r, api.Status(s.log, r.URL.Path, err))
 			return
 		}
 		if r.URL.Path != subscribePath && !isConsumePath(r.URL.Path) {

@@ -286,11 +286,13 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	admin := api.NewAdminService(adminCfg)
 	s.health = health.NewServer()
 	common := []grpc.ServerOption{
-		// The error mapping runs innermost, so the metrics see its codes.
-		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(promOpts...), s.authn.UnaryInterceptor(), api.UnaryErrors(s.log)),
-		grpc.ChainStreamInterceptor(withoutMessageMetrics(grpcMetrics.StreamServerInterceptor(promOpts...)), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams, auxLifetime(cfg)), api.StreamErrors(s.log)),
+		// The error mapping runs right inside the metrics, so the metrics
+		// see its codes and the authentication and the stream cap return
+		// errors of a kind, as the handlers do.
+		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(promOpts...), api.UnaryErrors(s.log), s.authn.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(withoutMessageMetrics(grpcMetrics.StreamServerInterceptor(promOpts...)), api.StreamErrors(s.log), s.authn.StreamInterceptor(), auxStreamCap(maxAuxStreams, auxLifetime(cfg))),
 		// A missing or unknown token is refused before a stream exists.
-		grpc.InTapHandle(s.authn.TapHandle()),
+		grpc.InTapHandle(api.TapErrors(s.log, s.authn.TapHandle())),
 		// The largest request the API takes (a filter of 1,000 job ids)
 		// is far below this; REST bodies are bounded the same.
 		grpc.MaxRecvMsgSize(maxRecvMsg),

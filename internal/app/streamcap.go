@@ -2,15 +2,15 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/klingfan/klingfan/internal/auth"
 	"github.com/klingfan/klingfan/internal/config"
+	"github.com/klingfan/klingfan/internal/errkind"
 )
 
 // maxAuxStreams bounds, per token, the streams that no other limit
@@ -60,7 +60,7 @@ func auxStreamCap(limit int, lifetime time.Duration) grpc.StreamServerIntercepto
 		mu.Lock()
 		if open[token] >= limit {
 			mu.Unlock()
-			return status.Errorf(codes.ResourceExhausted, "%s: this token already holds %d such streams", info.FullMethod, limit)
+			return errkind.New(errkind.ResourceExhausted, "app", fmt.Sprintf("%s: this token already holds %d such streams", info.FullMethod, limit))
 		}
 		open[token]++
 		mu.Unlock()

@@ -29,11 +29,11 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
+
+	"github.com/klingfan/klingfan/internal/errkind"
 )
 
 // Scope is what a token may do.
@@ -233,17 +233,19 @@ func requiredScope(fullMethod string) Scope {
 	return ScopeAdmin
 }
 
-// errors returned to callers; the messages name no token.
+// errors returned to callers, of kind Unauthenticated; the messages name
+// no token.
 var (
-	errMissing   = status.Error(codes.Unauthenticated, `missing bearer token: send "authorization: Bearer <token>"`)
-	errMalformed = status.Error(codes.Unauthenticated, `malformed authorization: want "Bearer <token>"`)
-	errMultiple  = status.Error(codes.Unauthenticated, "more than one authorization value")
-	errUnknown   = status.Error(codes.Unauthenticated, "invalid bearer token")
+	errMissing   = errkind.New(errkind.Unauthenticated, "auth", `missing bearer token: send "authorization: Bearer <token>"`)
+	errMalformed = errkind.New(errkind.Unauthenticated, "auth", `malformed authorization: want "Bearer <token>"`)
+	errMultiple  = errkind.New(errkind.Unauthenticated, "auth", "more than one authorization value")
+	errUnknown   = errkind.New(errkind.Unauthenticated, "auth", "invalid bearer token")
 )
 
 // Authorize authenticates the caller of fullMethod from the incoming
 // metadata in ctx and checks its scope. It returns ctx carrying the
-// Principal, or a gRPC status error.
+// Principal, or an error of kind Unauthenticated or PermissionDenied,
+// which the API's one error mapping turns into a status.
 func (a *Authenticator) Authorize(ctx context.Context, fullMethod string) (context.Context, error) {
 	need := requiredScope(fullMethod)
 	if need == "" {
@@ -260,7 +262,7 @@ func (a *Authenticator) Authorize(ctx context.Context, fullMethod string) (conte
 		return nil, errUnknown
 	}
 	if !t.Scope.allows(need) {
-		err := status.Errorf(codes.PermissionDenied, "token %q has scope %q; %s needs scope %q", t.Name, t.Scope, fullMethod, need)
+		err := errkind.New(errkind.PermissionDenied, "auth", fmt.Sprintf("token %q has scope %q; %s needs scope %q", t.Name, t.Scope, fullMethod, need))
 		a.deny(ctx, fullMethod, t.Name, err)
 		return nil, err
 	}
@@ -270,8 +272,8 @@ func (a *Authenticator) Authorize(ctx context.Context, fullMethod string) (conte
 // Recognize checks the bearer token of an HTTP request without looking at
 // scopes. The REST gateway calls it before reading a request body, so an
 // unauthenticated client cannot make the server buffer one; the gRPC
-// interceptor still makes the full decision. It returns the same status
-// errors as Authorize.
+// interceptor still makes the full decision. It returns the same errors
+// as Authorize.
 func (a *Authenticator) Recognize(ctx context.Context, h http.Header) error {
 	ctx = metadata.NewIncomingContext(ctx, metadata.MD{"authorization": h.Values("Authorization")})
 	tok, err := bearer(ctx)
@@ -322,7 +324,7 @@ func (a *Authenticator) lookup(tok string) (Token, bool) {
 // deny logs a refused call: the method, the token's name when known, the
 // peer and the reason, never the token.
 func (a *Authenticator) deny(ctx context.Context, method, tokenName string, err error) {
-	attrs := []any{"method", method, "reason", status.Convert(err).Message()}
+	attrs := []any{"method", method, "reason", errkind.Of(err).Message}
 	if tokenName != "" {
 		attrs = append(attrs, "token", tokenName)
 	}
@@ -341,7 +343,8 @@ func (a *Authenticator) deny(ctx context.Context, method, tokenName string, err 
 // missing or unknown before the server creates its stream, so an
 // unauthenticated client costs no handler goroutine and holds no stream
 // slot, however many it opens. Scopes are still checked by the
-// interceptors, which see the full method context.
+// interceptors, which see the full method context. grpc-go sends a tap
+// handle's error as it is, so the server wraps it in api.TapErrors.
 func (a *Authenticator) TapHandle() tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
 		if requiredScope(info.FullMethodName) == "" {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/klingfan/klingfan/internal/api"
 	"github.com/klingfan/klingfan/internal/auth"
 )
 
@@ -268,7 +269,7 @@ func TestAuthorize(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, err := a.Authorize(tt.ctx, tt.method)
-			if got := status.Code(err); got != tt.want {
+			if got := code(err); got != tt.want {
 				t.Fatalf("code %v (%v), want %v", got, err, tt.want)
 			}
 			if err != nil {
@@ -296,7 +297,7 @@ func TestInterceptors(t *testing.T) {
 	info := &grpc.UnaryServerInfo{FullMethod: "/kling.gateway.v1.WebhookService/GetWebhook"}
 	var seen string
 	handler := func(ctx context.Context, _ any) (any, error) { seen = auth.TokenName(ctx); return "ok", nil }
-	if _, err := a.UnaryInterceptor()(withAuth("Bearer wrong-token-0123456789"), nil, info, handler); status.Code(err) != codes.Unauthenticated {
+	if _, err := a.UnaryInterceptor()(withAuth("Bearer wrong-token-0123456789"), nil, info, handler); code(err) != codes.Unauthenticated {
 		t.Fatalf("wrong token: %v", err)
 	}
 	if seen != "" {
@@ -309,7 +310,7 @@ func TestInterceptors(t *testing.T) {
 	sinfo := &grpc.StreamServerInfo{FullMethod: "/kling.gateway.v1.EventService/Subscribe", IsServerStream: true}
 	shandler := func(_ any, ss grpc.ServerStream) error { seen = auth.TokenName(ss.Context()); return nil }
 	seen = ""
-	if err := a.StreamInterceptor()(nil, fakeStream{ctx: context.Background()}, sinfo, shandler); status.Code(err) != codes.Unauthenticated || seen != "" {
+	if err := a.StreamInterceptor()(nil, fakeStream{ctx: context.Background()}, sinfo, shandler); code(err) != codes.Unauthenticated || seen != "" {
 		t.Fatalf("stream without token: err %v, handler saw %q", err, seen)
 	}
 	if err := a.StreamInterceptor()(nil, fakeStream{ctx: withAuth("Bearer " + adminTok)}, sinfo, shandler); err != nil || seen != "admin" {
@@ -318,6 +319,13 @@ func TestInterceptors(t *testing.T) {
 	if !strings.Contains(logs.String(), "request denied") || strings.Contains(logs.String(), "wrong-token") {
 		t.Errorf("denials should be logged without the token:\n%s", logs.String())
 	}
+}
+
+// code is the status code the API's one error mapping gives err.
+func code(err error) codes.Code {
+	mapErrors := api.UnaryErrors(slog.New(slog.DiscardHandler))
+	_, err = mapErrors(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/test/Method"}, func(context.Context, any) (any, error) { return nil, err })
+	return status.Code(err)
 }
 
 type fakeStream struct {

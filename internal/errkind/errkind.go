@@ -13,6 +13,8 @@ package errkind
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 )
 
 // Kind classifies an error by what the caller can do about it. A Kind is
@@ -33,6 +35,7 @@ const (
 	ResourceExhausted
 	Unavailable
 	PermissionDenied
+	Unauthenticated
 )
 
 var kindNames = [...]string{
@@ -45,6 +48,7 @@ var kindNames = [...]string{
 	ResourceExhausted:  "resource exhausted",
 	Unavailable:        "unavailable",
 	PermissionDenied:   "permission denied",
+	Unauthenticated:    "unauthenticated",
 }
 
 func (k Kind) String() string {
@@ -89,6 +93,9 @@ func (e *Error) Is(target error) bool {
 	return ok && k == e.Kind
 }
 
+// Public returns e's kind and message.
+func (e *Error) Public() Public { return Public{Kind: e.Kind, Message: e.Message} }
+
 // FieldError is an InvalidArgument that names the request field at fault,
 // so that clients get a field violation they can show beside the field.
 type FieldError struct {
@@ -108,6 +115,11 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 // Is reports whether target is InvalidArgument.
 func (e *FieldError) Is(target error) bool { return target == InvalidArgument }
 
+// Public returns the error with its field.
+func (e *FieldError) Public() Public {
+	return Public{Kind: InvalidArgument, Message: e.Error(), Field: e.Field, FieldReason: e.Reason}
+}
+
 // RangeError is an OutOfRange that names the sequences a client may start
 // from instead, so that it can resume without guessing.
 type RangeError struct {
@@ -124,22 +136,69 @@ func (e *RangeError) Error() string {
 // Is reports whether target is OutOfRange.
 func (e *RangeError) Is(target error) bool { return target == OutOfRange }
 
-// Of returns the kind of err and the message a client may see, or Internal
-// and "" when err has no kind. A FieldError's or RangeError's message is
-// its whole text.
-func Of(err error) (Kind, string) {
-	var (
-		fe *FieldError
-		re *RangeError
-		ke *Error
-	)
-	switch {
-	case errors.As(err, &fe):
-		return InvalidArgument, fe.Error()
-	case errors.As(err, &re):
-		return OutOfRange, re.Error()
-	case errors.As(err, &ke):
-		return ke.Kind, ke.Message
+// Public returns the error with the sequences available, under a reason
+// a program can match.
+func (e *RangeError) Public() Public {
+	return Public{Kind: OutOfRange, Message: e.Error(), Info: &Info{
+		Reason: "SEQUENCE_OUT_OF_RANGE",
+		Domain: "klingfan",
+		Metadata: map[string]string{
+			"earliest_sequence": strconv.FormatUint(e.First, 10),
+			"latest_sequence":   strconv.FormatUint(e.Last, 10),
+		},
+	}}
+}
+
+// Public is what a client may be told of an error: its kind, a message in
+// the client's terms, and the details a program acts on. The gRPC layer
+// sends each detail that is set as the google.rpc message of that name
+// (BadRequest, QuotaFailure, ErrorInfo, RetryInfo), so that a package
+// below the API can describe them without importing gRPC.
+//
+// An error is of a kind when it has a method Public() Public, as *Error,
+// *FieldError and *RangeError do. A package whose errors carry fields
+// their callers read (Kling's code, a budget's size) gives its own type
+// that method rather than wrapping an *Error, and also matches its kind
+// with errors.Is.
+type Public struct {
+	Kind Kind
+	// Message says what went wrong in the client's terms.
+	Message string
+	// Field names the request field at fault, and FieldReason what is
+	// wrong with it (BadRequest).
+	Field, FieldReason string
+	// Quota names the quota that refused the request (QuotaFailure).
+	Quota *Quota
+	// Info names the cause for programs (ErrorInfo).
+	Info *Info
+	// RetryAfter, when positive, is how long to wait before sending the
+	// same request again (RetryInfo).
+	RetryAfter time.Duration
+}
+
+// Quota is a quota that refused a request.
+type Quota struct {
+	// Subject is whose quota it is ("token:ci").
+	Subject string
+	// Description says which quota it is ("max-jobs-in-flight").
+	Description string
+}
+
+// Info is a cause a program can act on: a stable reason, the domain that
+// defines it, and facts about this occurrence.
+type Info struct {
+	Reason   string
+	Domain   string
+	Metadata map[string]string
+}
+
+// Of returns what a client may be told of err: the Public of the first
+// error in its chain that is of a kind, so a wrapper of a kind speaks for
+// the errors it wraps. An error with no kind is Internal with no message.
+func Of(err error) Public {
+	var k interface{ Public() Public }
+	if errors.As(err, &k) {
+		return k.Public()
 	}
-	return Internal, ""
+	return Public{}
 }

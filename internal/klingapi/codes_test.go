@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/klingfan/klingfan/internal/errkind"
 	"github.com/klingfan/klingfan/internal/klingapi"
 	"github.com/klingfan/klingfan/internal/klingfamily"
 )
@@ -68,7 +70,7 @@ func TestErrorCodes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, _ := klingfamily.ByName("videos/text2video")
+			f := klingfamily.MustByName("videos/text2video")
 			_, err = c.GetTask(context.Background(), f, "task-1", false)
 			got := klingapi.Classify(err)
 			if got.Class != tc.want.class || got.Retryable != tc.want.retry || got.Code != tc.code || got.HTTPStatus != tc.status ||
@@ -118,5 +120,51 @@ func TestErrorsWithoutACode(t *testing.T) {
 				t.Errorf("Classify(%v) = %+v, want %s retryable %v", tc.err, got, tc.class, tc.retry)
 			}
 		})
+	}
+}
+
+// TestPublic holds what a client of klingfan is told of each of Kling's
+// answers: the kind (and so the gRPC code), Kling's code and message, and
+// a retry delay for what may succeed later.
+func TestPublic(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		err   *klingapi.APIError
+		kind  errkind.Kind
+		msg   string
+		retry time.Duration
+	}{
+		{"1004 expired token", &klingapi.APIError{HTTPStatus: 401, Code: 1004, Message: "expired"}, errkind.FailedPrecondition, "Kling refused the credentials (code 1004): expired", 0},
+		{"1101 arrears", &klingapi.APIError{HTTPStatus: 429, Code: 1101, Message: "arrears"}, errkind.FailedPrecondition, "Kling refused the task (code 1101): arrears", 0},
+		{"1102 resource pack", &klingapi.APIError{HTTPStatus: 429, Code: 1102, Message: "pack"}, errkind.ResourceExhausted, "Kling refused the task (code 1102): pack", time.Second},
+		{"1103 no access", &klingapi.APIError{HTTPStatus: 403, Code: 1103, Message: "model"}, errkind.FailedPrecondition, "Kling refused the task (code 1103): model", 0},
+		{"1201 invalid parameter", &klingapi.APIError{HTTPStatus: 400, Code: 1201, Message: "prompt"}, errkind.InvalidArgument, "Kling refused the task (code 1201): prompt", 0},
+		{"1203 not found", &klingapi.APIError{HTTPStatus: 404, Code: 1203, Message: "model"}, errkind.InvalidArgument, "Kling refused the task (code 1203): model", 0},
+		{"1301 content policy", &klingapi.APIError{HTTPStatus: 400, Code: 1301, Message: "content"}, errkind.InvalidArgument, "Kling refused the task (code 1301): content", 0},
+		{"1303 with Retry-After", &klingapi.APIError{HTTPStatus: 429, Code: 1303, Message: "busy", RetryAfter: 7 * time.Second}, errkind.ResourceExhausted, "Kling refused the task (code 1303): busy", 7 * time.Second},
+		{"1304 IP allow-list", &klingapi.APIError{HTTPStatus: 429, Code: 1304, Message: "ip"}, errkind.FailedPrecondition, "Kling refused the task (code 1304): ip", 0},
+		{"5001 maintenance", &klingapi.APIError{HTTPStatus: 503, Code: 5001, Message: "maintenance"}, errkind.Unavailable, "Kling failed (HTTP 503, code 5001): maintenance", time.Second},
+		{"bare 502", &klingapi.APIError{HTTPStatus: 502, Message: "Bad Gateway"}, errkind.Unavailable, "Kling failed (HTTP 502, code 0): Bad Gateway", time.Second},
+		{"unknown code on 200", &klingapi.APIError{HTTPStatus: 200, Code: 7777, Message: "odd"}, errkind.FailedPrecondition, "Kling refused the task (code 7777): odd", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.err.RequestID = "req-1"
+			p := errkind.Of(fmt.Errorf("create: %w", tc.err))
+			if p.Kind != tc.kind || p.Message != tc.msg || p.RetryAfter != tc.retry {
+				t.Errorf("Of = %v %q retry %v, want %v %q retry %v", p.Kind, p.Message, p.RetryAfter, tc.kind, tc.msg, tc.retry)
+			}
+			if !errors.Is(tc.err, tc.kind) {
+				t.Errorf("errors.Is(err, %v) = false", tc.kind)
+			}
+			code := strconv.Itoa(tc.err.Code)
+			if i := p.Info; i == nil || i.Reason != "KLING_"+code || i.Domain != "klingai.com" || i.Metadata["code"] != code || i.Metadata["request_id"] != "req-1" {
+				t.Errorf("info = %+v", p.Info)
+			}
+		})
+	}
+	for _, err := range []error{fmt.Errorf("%w: dial", klingapi.ErrUnavailable), &klingapi.ShapeError{Family: "tasks", Call: "GET /tasks", Field: "data", Problem: "x"}} {
+		if k := errkind.Of(err).Kind; k != errkind.Unavailable {
+			t.Errorf("%v is of kind %v, want unavailable", err, k)
+		}
 	}
 }

@@ -100,7 +100,7 @@ func TestQueryCorpus(t *testing.T) {
 			var got []klingapi.Task
 			switch call {
 			case "get":
-				f := family(t, tc.family)
+				f := klingfamily.MustByName(tc.family)
 				c, reqs := serve(t, body)
 				w := tc.want[0]
 				tk, err := c.GetTask(context.Background(), f, w.id, false)
@@ -121,7 +121,7 @@ func TestQueryCorpus(t *testing.T) {
 					}
 				}
 			case "list":
-				f := family(t, tc.family)
+				f := klingfamily.MustByName(tc.family)
 				c, reqs := serve(t, body)
 				got, err = c.ListPage(context.Background(), f, 1, 30)
 				if err != nil {
@@ -230,15 +230,6 @@ func serve(t *testing.T, body []byte) (*klingapi.Client, <-chan string) {
 	return c, reqs
 }
 
-func family(t *testing.T, name string) klingfamily.Family {
-	t.Helper()
-	f, err := klingfamily.ByName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
 // sharedQuery is the query of any family asked at /tasks or /solutions.
 func sharedQuery(t *testing.T, endpoint string) klingfamily.Query {
 	t.Helper()
@@ -254,7 +245,7 @@ func sharedQuery(t *testing.T, endpoint string) klingfamily.Query {
 // TestUnexpectedShapes feeds answers that break the documented shape and
 // checks the error names the family and the field instead of skipping.
 func TestUnexpectedShapes(t *testing.T) {
-	t2v, _ := klingfamily.ByName("videos/text2video")
+	t2v := klingfamily.MustByName("videos/text2video")
 	tasksQ := sharedQuery(t, "tasks")
 	for _, tc := range []struct {
 		name, body string
@@ -305,12 +296,12 @@ func TestUnexpectedShapes(t *testing.T) {
 // TestGetTaskNotFound: an id absent from GET /tasks's list, and Kling's
 // 1203, are not found; 1201 (invalid parameters) is not.
 func TestGetTaskNotFound(t *testing.T) {
-	f, _ := klingfamily.ByName("text-to-video/kling-2.6")
+	f := klingfamily.MustByName("text-to-video/kling-2.6")
 	c, _ := serve(t, []byte(`{"code":0,"message":"","request_id":"r","data":[]}`))
 	if _, err := c.GetTask(context.Background(), f, "nope", false); !errors.Is(err, klingapi.ErrNotFound) {
 		t.Errorf("absent from the list: err = %v, want ErrNotFound", err)
 	}
-	ms, _ := klingfamily.ByName("general/ai-multi-shot")
+	ms := klingfamily.MustByName("general/ai-multi-shot")
 	if _, err := c.GetTask(context.Background(), ms, "ext", true); err == nil || !strings.Contains(err.Error(), "external") {
 		t.Errorf("AI multi-shot documents no external lookup: err = %v", err)
 	}

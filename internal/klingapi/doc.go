@@ -15,9 +15,11 @@
 // Kling's non-zero codes become *APIError values, classified by the one
 // copy of Kling's error-code table in codes.go (Classify, and errors.Is
 // against ErrAuth, ErrAccount, ErrPermission, ErrInvalid, ErrNotFound,
-// ErrPolicy, ErrRateLimited, ErrUnavailable). An answer that does not
-// have the documented shape is a *ShapeError naming the family and the
-// field, never a silently skipped task.
+// ErrPolicy, ErrRateLimited, ErrUnavailable). Each also carries its error
+// kind (errkind), with Kling's code and retry hint, so the gRPC layer's one
+// mapping answers for Kling's codes too. An answer that does not have the
+// documented shape is a *ShapeError naming the family and the field, never
+// a silently skipped task.
 //
 // Task bodies are returned raw: they have the shape of Kling's task
 // callbacks, so the caller feeds them to the same normalizer as callbacks.

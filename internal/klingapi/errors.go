@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/klingfan/klingfan/internal/errkind"
 )
 
 // CodeOK is Kling's success code.
@@ -15,6 +17,7 @@ const (
 	CodeAuthFailed      = 1000
 	CodeTokenNotYet     = 1003
 	CodeTokenExpired    = 1004
+	CodePackExhausted   = 1102 // the prepaid resource pack is used up or expired
 	CodeInvalidParam    = 1201
 	CodeNotFound        = 1203 // the requested resource does not exist
 	CodeRateLimited     = 1302
@@ -27,8 +30,9 @@ const (
 // of Kling's code table (see Classify for the whole classification).
 var (
 	// ErrAuth reports credentials Kling refused (codes 1000-1004, HTTP
-	// 401): retrying with the same credentials will not help.
-	ErrAuth = errors.New("klingapi: authentication failed")
+	// 401), or that a token could not be made from them: retrying with
+	// the same credentials will not help.
+	ErrAuth = errkind.New(errkind.FailedPrecondition, "klingapi", "authentication failed")
 	// ErrTokenExpired is the JWT-specific auth failure 1004; it also
 	// matches ErrAuth.
 	ErrTokenExpired = fmt.Errorf("%w: token expired", ErrAuth)
@@ -55,10 +59,11 @@ var (
 	ErrRateLimited = errors.New("klingapi: rate limited")
 	// ErrUnavailable reports that the API could not be reached or answered
 	// with a server error (5000-5002, HTTP 5xx): worth a retry.
-	ErrUnavailable = errors.New("klingapi: API unavailable")
+	ErrUnavailable = errkind.New(errkind.Unavailable, "klingapi", "API unavailable")
 	// ErrShape reports an answer whose JSON is not what Kling's pages
 	// document; *ShapeError says where.
-	ErrShape = errors.New("klingapi: unexpected answer shape")
+	// It is of kind Unavailable: Kling may answer as documented later.
+	ErrShape = errkind.New(errkind.Unavailable, "klingapi", "unexpected answer shape")
 )
 
 // APIError is a non-zero code in Kling's envelope, or an HTTP error status.
@@ -89,7 +94,8 @@ func (e *APIError) Label() string {
 	return "other"
 }
 
-// Is matches the error against the sentinel of its class.
+// Is matches the error against the sentinel of its class, and against its
+// error kind (see Public).
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrTokenExpired:
@@ -97,8 +103,76 @@ func (e *APIError) Is(target error) bool {
 	case ErrTokenNotYetValid:
 		return e.Code == CodeTokenNotYet
 	}
+	if k, ok := target.(errkind.Kind); ok {
+		return k == e.kind()
+	}
 	s := sentinelOf(e.class())
 	return s != nil && s == target
+}
+
+// domain is the ErrorInfo domain of Kling's own codes.
+const domain = "klingai.com"
+
+// minRetryAfter is the least wait Kling's concurrency rules ask for after
+// a rate or concurrency refusal, when it sends no Retry-After.
+const minRetryAfter = time.Second
+
+// Public is what a client is told of Kling's answer: the kind its class
+// has (see kind), Kling's code and message, the code and request id for a
+// program and for Kling's support, and, for what may succeed later, when
+// to try again.
+func (e *APIError) Public() errkind.Public {
+	md := map[string]string{"code": strconv.Itoa(e.Code), "http_status": strconv.Itoa(e.HTTPStatus)}
+	if e.RequestID != "" {
+		md["request_id"] = e.RequestID
+	}
+	p := errkind.Public{
+		Kind:    e.kind(),
+		Message: "Kling refused the task (code " + strconv.Itoa(e.Code) + "): " + e.Message,
+		Info:    &errkind.Info{Reason: "KLING_" + strconv.Itoa(e.Code), Domain: domain, Metadata: md},
+	}
+	switch p.Kind {
+	case errkind.Unavailable:
+		p.Message = "Kling failed (HTTP " + strconv.Itoa(e.HTTPStatus) + ", code " + strconv.Itoa(e.Code) + "): " + e.Message
+		p.RetryAfter = e.retryAfter()
+	case errkind.ResourceExhausted:
+		p.RetryAfter = e.retryAfter()
+	case errkind.FailedPrecondition:
+		if e.class() == ClassAuth {
+			p.Message = "Kling refused the credentials (code " + strconv.Itoa(e.Code) + "): " + e.Message
+		}
+	}
+	return p
+}
+
+// retryAfter is Kling's Retry-After, or the least wait its concurrency
+// rules ask for.
+func (e *APIError) retryAfter() time.Duration {
+	if e.RetryAfter > 0 {
+		return e.RetryAfter
+	}
+	return minRetryAfter
+}
+
+// kind is the error kind of the error's class: what a client of klingfan
+// can do about it.
+func (e *APIError) kind() errkind.Kind {
+	switch c := e.class(); {
+	case c == ClassServer:
+		return errkind.Unavailable
+	case c == ClassRateLimited, e.Code == CodePackExhausted:
+		// The rate limit, the account's concurrency, or a depleted
+		// resource pack: nothing was created, and may be later.
+		return errkind.ResourceExhausted
+	case c == ClassInvalid, c == ClassNotFound, c == ClassPolicy:
+		// Invalid parameters, a model that does not exist, or content the
+		// platform's policy refused: Kling's message says what to change.
+		return errkind.InvalidArgument
+	}
+	// The credentials, the account's state (arrears), its permissions or
+	// the IP allow-list, or a code the table does not hold: nothing a
+	// retry of the same request changes.
+	return errkind.FailedPrecondition
 }
 
 // ShapeError is an answer that does not have the shape Kling's pages

@@ -210,6 +210,17 @@ func Endpoints() []string {
 	return out
 }
 
+// MustByName is ByName for a name written in the code, such as a test's
+// family: it panics when the table has no such family, which is a bug in
+// the caller rather than bad input.
+func MustByName(name string) Family {
+	f, err := ByName(name)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
 // ByName returns the family named name: its Name ("videos/text2video"),
 // its create path, or, for a legacy family, the name without its group
 // when no other family shares it ("text2video").

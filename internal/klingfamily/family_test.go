@@ -84,6 +84,20 @@ func TestByName(t *testing.T) {
 	}
 }
 
+func TestMustByName(t *testing.T) {
+	if f := klingfamily.MustByName("text2video"); f.Name != "videos/text2video" {
+		t.Errorf("MustByName(text2video) = %q", f.Name)
+	}
+	defer func() {
+		err, _ := recover().(error)
+		if !errors.Is(err, klingfamily.ErrUnknownFamily) {
+			t.Errorf("MustByName(nope) panicked with %v, want ErrUnknownFamily", err)
+		}
+	}()
+	klingfamily.MustByName("nope")
+	t.Error("MustByName(nope) returned")
+}
+
 // TestIssueFamiliesAreQueryable holds the families issue #27 found
 // missing: each is in the table with a query endpoint.
 func TestIssueFamiliesAreQueryable(t *testing.T) {

@@ -121,6 +121,17 @@ func (s *Sim) Create(f klingfamily.Family, external string) (string, error) {
 	return s.CreateWithCallback(f, external, "")
 }
 
+// MustCreate is Create for a family written in the code, such as a
+// test's: it panics when the family is not simulated, which is a bug in
+// the caller rather than bad input.
+func (s *Sim) MustCreate(f klingfamily.Family, external string) string {
+	id, err := s.Create(f, external)
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
 // CreateWithCallback is Create for a task whose callbacks go to
 // callbackURL, as the callback_url of a create request asks; the
 // configured CallbackURL when empty.
@@ -156,8 +167,7 @@ func (s *Sim) CreateRandom() string {
 	}
 	f := fams[s.rng.IntN(len(fams))]
 	s.mu.Unlock()
-	id, _ := s.Create(f, "") // f is simulated
-	return id
+	return s.MustCreate(f, "") // f is simulated
 }
 
 // Step moves every unfinished task one status on (submitted → processing →

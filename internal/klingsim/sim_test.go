@@ -30,34 +30,16 @@ func newSim(t *testing.T) (*klingsim.Sim, string) {
 	return sim, srv.URL
 }
 
-func mustFamily(t *testing.T, name string) klingfamily.Family {
-	t.Helper()
-	f, err := klingfamily.ByName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-func create(t *testing.T, sim *klingsim.Sim, f klingfamily.Family, external string) string {
-	t.Helper()
-	id, err := sim.Create(f, external)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
 func TestQueryAPI(t *testing.T) {
 	sim, url := newSim(t)
-	t2v := mustFamily(t, "videos/text2video")
-	avatar := mustFamily(t, "videos/avatar/image2video")
-	newer := mustFamily(t, "text-to-video/kling-2.6")
-	drama := mustFamily(t, "solutions/drama_subtitle")
-	legacy := create(t, sim, t2v, "ext-1")
-	av := create(t, sim, avatar, "ext-av")
-	v2 := create(t, sim, newer, "ext-2")
-	sol := create(t, sim, drama, "ext-3")
+	t2v := klingfamily.MustByName("videos/text2video")
+	avatar := klingfamily.MustByName("videos/avatar/image2video")
+	newer := klingfamily.MustByName("text-to-video/kling-2.6")
+	drama := klingfamily.MustByName("solutions/drama_subtitle")
+	legacy := sim.MustCreate(t2v, "ext-1")
+	av := sim.MustCreate(avatar, "ext-av")
+	v2 := sim.MustCreate(newer, "ext-2")
+	sol := sim.MustCreate(drama, "ext-3")
 	sim.Step()
 	sim.Step()
 
@@ -123,7 +105,7 @@ func TestAnswersAreCorpusFiles(t *testing.T) {
 			continue
 		}
 		simulated++
-		id := create(t, sim, f, "")
+		id := sim.MustCreate(f, "")
 		sim.Step()
 		sim.Step()
 		for _, st := range sim.Tasks() {
@@ -223,7 +205,7 @@ func decode(t *testing.T, raw []byte) map[string]any {
 
 func TestQueryAPIErrors(t *testing.T) {
 	sim, url := newSim(t)
-	t2v := mustFamily(t, "videos/text2video")
+	t2v := klingfamily.MustByName("videos/text2video")
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
@@ -290,4 +272,29 @@ func TestCreateCallsBackTheRequestsURL(t *testing.T) {
 			t.Fatalf("callbacks arrived at %v, want /legacy and /newer", seen)
 		}
 	}
+}
+
+// A family the corpus holds no answer for is refused: Create says so, and
+// MustCreate, for a family written in a test, panics.
+func TestCreateUnsimulatedFamily(t *testing.T) {
+	sim, _ := newSim(t)
+	var unsimulated []klingfamily.Family
+	for _, f := range klingfamily.All() {
+		if !klingsim.Simulated(f) {
+			unsimulated = append(unsimulated, f)
+		}
+	}
+	if len(unsimulated) == 0 {
+		t.Skip("every family is simulated")
+	}
+	f := unsimulated[0]
+	if _, err := sim.Create(f, ""); err == nil || !strings.Contains(err.Error(), f.Name) {
+		t.Errorf("Create(%s) = %v, want an error naming the family", f.Name, err)
+	}
+	defer func() {
+		if r := recover(); r == nil {
+			t.Errorf("MustCreate(%s) did not panic", f.Name)
+		}
+	}()
+	sim.MustCreate(f, "")
 }

@@ -13,6 +13,12 @@ import (
 // legacyAudioKeys names the members of a legacy audio track.
 var legacyAudioKeys = audioKeys{mp3: "url_mp3", wav: "url_wav", mp3Duration: "duration_mp3", wavDuration: "duration_wav"}
 
+// legacyVoiceKeys names the members of a legacy `task_result.voices[]`
+// custom voice ({voice_id, voice_name, trial_url, owned_by}, page
+// video/2-6/voice-customization). The trial audio is the voice's sample,
+// which the new shape calls url.
+var legacyVoiceKeys = voiceKeys{id: "voice_id", name: "voice_name", url: "trial_url"}
+
 // legacyCollection reads one element o, at path, of a task_result array
 // into job.
 type legacyCollection func(o object, path fieldPath, job *gatewayv1.Job, r *report)
@@ -36,7 +42,7 @@ var legacyCollections = map[string]legacyCollection{
 		job.Audios = append(job.Audios, audioOf(newMembers(o, p, r), legacyAudioKeys))
 	},
 	"voices": func(o object, p fieldPath, job *gatewayv1.Job, r *report) {
-		job.Voices = append(job.Voices, legacyVoiceOf(newMembers(o, p, r)))
+		job.Voices = append(job.Voices, voiceOf(newMembers(o, p, r), legacyVoiceKeys))
 	},
 	"elements": func(o object, p fieldPath, job *gatewayv1.Job, r *report) {
 		job.Elements = append(job.Elements, legacyElementOf(newMembers(o, p, r)))

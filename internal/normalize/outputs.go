@@ -116,27 +116,18 @@ func audioOf(m *members, keys audioKeys) *gatewayv1.Audio {
 	return a
 }
 
-// voiceOf reads a new-shape custom voice output.
-func voiceOf(m *members) *gatewayv1.Voice {
-	v := &gatewayv1.Voice{}
-	m.id("id", &v.Id)
-	m.str("name", &v.Name)
-	m.str("url", &v.Url)
-	m.str("owned_by", &v.OwnedBy)
-	m.str("status", &v.Status)
-	v.UnmappedJson = m.unmapped()
-	return v
+// voiceKeys names the members of a custom voice, which differ between the
+// shapes (legacy `voice_id`, new `id`) while meaning the same.
+type voiceKeys struct {
+	id, name, url string
 }
 
-// legacyVoiceOf reads a legacy `task_result.voices[]` custom voice
-// ({voice_id, voice_name, trial_url, owned_by}, page
-// video/2-6/voice-customization). The trial audio is the voice's sample,
-// which the new shape calls url.
-func legacyVoiceOf(m *members) *gatewayv1.Voice {
+// voiceOf reads a custom voice whose members keys names.
+func voiceOf(m *members, keys voiceKeys) *gatewayv1.Voice {
 	v := &gatewayv1.Voice{}
-	m.id("voice_id", &v.Id)
-	m.str("voice_name", &v.Name)
-	m.str("trial_url", &v.Url)
+	m.id(keys.id, &v.Id)
+	m.str(keys.name, &v.Name)
+	m.str(keys.url, &v.Url)
 	m.str("owned_by", &v.OwnedBy)
 	m.str("status", &v.Status)
 	v.UnmappedJson = m.unmapped()

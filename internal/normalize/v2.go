@@ -12,6 +12,9 @@ import (
 // v2AudioKeys names the members of a new-shape audio output.
 var v2AudioKeys = audioKeys{mp3: "mp3_url", wav: "wav_url", mp3Duration: "mp3_duration", wavDuration: "wav_duration"}
 
+// v2VoiceKeys names the members of a new-shape custom voice output.
+var v2VoiceKeys = voiceKeys{id: "id", name: "name", url: "url"}
+
 // parseV2 normalizes a new-shape task callback. Only id and status can
 // fail it; everything else degrades per member, and an output that cannot
 // be mapped is kept whole in unmapped_outputs.
@@ -50,7 +53,7 @@ func readV2Typed(typ string, m *members, job *gatewayv1.Job) bool {
 	case "audio":
 		job.Audios = append(job.Audios, audioOf(m, v2AudioKeys))
 	case "voice":
-		job.Voices = append(job.Voices, voiceOf(m))
+		job.Voices = append(job.Voices, voiceOf(m, v2VoiceKeys))
 	case "element":
 		job.Elements = append(job.Elements, elementOf(m))
 	case "subbed_video":

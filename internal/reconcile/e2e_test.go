@@ -151,9 +151,7 @@ func (w *world) runTasks(t *testing.T, n int) {
 		}
 	}
 	for i := range n {
-		if _, err := w.sim.Create(fams[i%len(fams)], fmt.Sprintf("ext-%d", i)); err != nil {
-			t.Fatal(err)
-		}
+		w.sim.MustCreate(fams[i%len(fams)], fmt.Sprintf("ext-%d", i))
 	}
 	w.sim.Step()
 	w.sim.Step()

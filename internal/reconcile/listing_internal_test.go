@@ -37,15 +37,11 @@ func simWith(t *testing.T, intercept func(w http.ResponseWriter, r *http.Request
 	return sim, c
 }
 
-func families(t *testing.T, names ...string) []klingfamily.Family {
-	t.Helper()
+// families are the families named, in order.
+func families(names ...string) []klingfamily.Family {
 	out := make([]klingfamily.Family, len(names))
 	for i, n := range names {
-		f, err := klingfamily.ByName(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = f
+		out[i] = klingfamily.MustByName(n)
 	}
 	return out
 }
@@ -67,11 +63,9 @@ func TestOddListingDoesNotStopThePass(t *testing.T) {
 		}
 		return false
 	})
-	fams := families(t, "videos/effects", "videos/avatar/image2video", "text-to-video/kling-2.6")
+	fams := families("videos/effects", "videos/avatar/image2video", "text-to-video/kling-2.6")
 	for _, f := range fams {
-		if _, err := sim.Create(f, ""); err != nil {
-			t.Fatal(err)
-		}
+		sim.MustCreate(f, "")
 	}
 	sim.Step()
 	r := New(Config{API: c, Append: &countingAppender{}, History: nothingLogged{}, Families: fams, WebhookID: "w", Lookback: time.Hour})
@@ -119,7 +113,7 @@ func TestRetriesFollowTheCodeTable(t *testing.T) {
 				}
 				return false
 			})
-			fams := families(t, "videos/effects")
+			fams := families("videos/effects")
 			r := New(Config{API: c, Append: &countingAppender{}, History: nothingLogged{}, Families: fams, WebhookID: "w",
 				Lookback: time.Hour, Backoff: time.Millisecond})
 			rep, err := r.RunOnce(context.Background(), 0, true)

@@ -85,19 +85,8 @@ func TestStaleQueryBacksOffOnRateLimit(t *testing.T) {
 
 // TestStaleCandidates: where a stale job is looked for, in order.
 func TestStaleCandidates(t *testing.T) {
-	fams := func(names ...string) []klingfamily.Family {
-		out := make([]klingfamily.Family, len(names))
-		for i, n := range names {
-			f, err := klingfamily.ByName(n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[i] = f
-		}
-		return out
-	}
-	legacy := fams("videos/text2video", "images/generations", "audio/text-to-audio", "audio/video-to-audio")
-	all := append(fams("text-to-video/kling-2.6", "motion-control/kling-3.0", "solutions/drama_subtitle"), legacy...)
+	legacy := families("videos/text2video", "images/generations", "audio/text-to-audio", "audio/video-to-audio")
+	all := append(families("text-to-video/kling-2.6", "motion-control/kling-3.0", "solutions/drama_subtitle"), legacy...)
 	for _, tc := range []struct {
 		name  string
 		fams  []klingfamily.Family

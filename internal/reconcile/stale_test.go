@@ -27,7 +27,7 @@ func TestStaleJobsQueriedOneByOne(t *testing.T) {
 	clock := apptest.NewClock(time.Now())
 	// Every legacy family but audio/video-to-audio, plus the newer API: a
 	// task in that family is known to Kling but in no family klingfan asks.
-	unlisted, lipSync, newer := family(t, "audio/video-to-audio"), family(t, "videos/lip-sync"), family(t, "text-to-video/kling-2.6")
+	unlisted, lipSync, newer := klingfamily.MustByName("audio/video-to-audio"), klingfamily.MustByName("videos/lip-sync"), klingfamily.MustByName("text-to-video/kling-2.6")
 	var listed []string
 	for _, f := range klingfamily.All() {
 		if f.Shape == klingfamily.Legacy && f.Reconcilable() && f.Name != unlisted.Name {
@@ -44,9 +44,9 @@ func TestStaleJobsQueriedOneByOne(t *testing.T) {
 
 	// Each task's first two callbacks (submitted, processing) arrive; the
 	// final one is lost.
-	legacy := create(t, w.sim, lipSync, "stale-legacy")
-	v2 := create(t, w.sim, newer, "stale-v2")
-	unknown := create(t, w.sim, unlisted, "stale-unlisted")
+	legacy := w.sim.MustCreate(lipSync, "stale-legacy")
+	v2 := w.sim.MustCreate(newer, "stale-v2")
+	unknown := w.sim.MustCreate(unlisted, "stale-unlisted")
 	w.sim.Step()
 	w.sim.Flush()
 	w.waitJobStatus(t, gatewayv1.JobStatus_JOB_STATUS_PROCESSING, legacy, v2, unknown)
@@ -58,7 +58,7 @@ func TestStaleJobsQueriedOneByOne(t *testing.T) {
 	// arrives in the unlisted family and stays submitted: it is young.
 	clock.Advance(40 * time.Minute)
 	w.sim.SetFaults(klingsim.Faults{})
-	young := create(t, w.sim, unlisted, "young")
+	young := w.sim.MustCreate(unlisted, "young")
 	w.sim.Flush()
 	w.waitJobStatus(t, gatewayv1.JobStatus_JOB_STATUS_PROCESSING, legacy, v2, unknown)
 	w.waitJobStatus(t, gatewayv1.JobStatus_JOB_STATUS_SUBMITTED, young)
@@ -134,22 +134,4 @@ func (w *world) waitJobStatus(t *testing.T, status gatewayv1.JobStatus, ids ...s
 			return err == nil && resp.GetJobState().GetJob().GetStatus() == status
 		})
 	}
-}
-
-func family(t *testing.T, name string) klingfamily.Family {
-	t.Helper()
-	f, err := klingfamily.ByName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-func create(t *testing.T, sim *klingsim.Sim, f klingfamily.Family, external string) string {
-	t.Helper()
-	id, err := sim.Create(f, external)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
 }

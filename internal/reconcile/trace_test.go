@@ -42,8 +42,10 @@ func TestPassSpanParentsAPICallSpans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Two legacy families, and one of the newer API, listed at POST /tasks.
+	fams := append(klingfamily.All()[:2], klingfamily.MustByName("text-to-video/kling-2.6"))
 	r := New(Config{API: client, Append: &countingAppender{}, History: nothingLogged{},
-		Families: append(klingfamily.All()[:2], newerFamily(t)), WebhookID: "w", Lookback: time.Hour,
+		Families: fams, WebhookID: "w", Lookback: time.Hour,
 		Tracer: tp.Tracer("test")})
 	if _, err := r.RunOnce(context.Background(), 0, true); err != nil {
 		t.Fatalf("pass: %v", err)
@@ -86,14 +88,4 @@ func TestPassWithoutTracer(t *testing.T) {
 	if err != nil || rep.TasksChecked != 1 {
 		t.Fatalf("pass without a tracer: checked %d, err %v", rep.TasksChecked, err)
 	}
-}
-
-// newerFamily is a family of the newer API, listed at POST /tasks.
-func newerFamily(t *testing.T) klingfamily.Family {
-	t.Helper()
-	f, err := klingfamily.ByName("text-to-video/kling-2.6")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
 }

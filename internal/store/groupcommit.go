@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,24 +25,39 @@ import (
 // before its 2xx, a registration before its answer) wait here. A
 // single-replica file store writes each message into its block file before
 // it acknowledges it, so an fsync of the stream's newest block files that
-// starts after the acknowledgement covers the message.
+// starts after the acknowledgement covers the message. A block is only
+// found after a crash if its name is too, so the first fsync of every new
+// block is followed by one of its directory; the file store itself never
+// syncs that directory when it starts a block, in either sync mode.
 //
 // This depends on the file store's layout (<store>/jetstream/$G/streams/
 // <stream>/msgs/<n>.blk, n rising by one per new block), which
-// TestGroupCommitFollowsBlocks pins.
+// TestGroupCommitFollowsBlocks pins for nats-server fileStoreLayoutVersion.
 type groupCommit struct {
-	dir  string
+	dir  string // the stream's msgs directory
 	reqs chan chan error
 	quit chan struct{}
 	done chan struct{}
 
 	// rounds counts fsync rounds, for tests.
 	rounds atomic.Uint64
+	// synced, when not nil, is called with the path of every file and
+	// directory after its fsync succeeded, in order; tests set it through
+	// Config.syncedHook.
+	synced func(path string)
 
-	// Owned by run.
-	f     *os.File // the newest block file, open for fsync
-	index uint64   // its number
+	// Owned by run once started.
+	f     *os.File // the block followed last, open for fsync; nil when none is
+	index uint64   // its number, or the one below the block sync takes up next
 }
+
+// fileStoreLayoutVersion is the nats-server release whose file store the
+// group commit was checked against: the block files' names and directory
+// (TestGroupCommitFollowsBlocks), a block written before its message is
+// acknowledged (flush in place for a single replica), and a new block
+// numbered one above the last. TestNATSServerIsTheCheckedOne fails when
+// go.mod moves to another release.
+const fileStoreLayoutVersion = "v2.15.2"
 
 // groupCommitQueue bounds the writes waiting for the next fsync; more wait
 // to enqueue.
@@ -51,16 +67,41 @@ const groupCommitQueue = 4096
 var errCommitStopped = fmt.Errorf("store: closing before the write was synced: %w", ErrUnavailable)
 
 // startGroupCommit syncs the blocks of stream in the embedded server's
-// store directory storeDir until stop.
-func startGroupCommit(storeDir, stream string) *groupCommit {
+// store directory storeDir until stop. The stream must exist: it first
+// makes the stream's own files and directory entries durable, up to
+// storeDir's entry in its parent, and takes its newest block as the one
+// to follow, so no block written from now on is missed.
+func startGroupCommit(storeDir, stream string, synced func(path string)) (*groupCommit, error) {
 	g := &groupCommit{
-		dir:  filepath.Join(storeDir, "jetstream", "$G", "streams", stream, "msgs"),
-		reqs: make(chan chan error, groupCommitQueue),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
+		dir:    filepath.Join(storeDir, "jetstream", "$G", "streams", stream, "msgs"),
+		reqs:   make(chan chan error, groupCommitQueue),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+		synced: synced,
+	}
+	if err := g.syncStreamEntries(filepath.Dir(storeDir)); err != nil {
+		return nil, fmt.Errorf("store: fsync stream %s: %w", stream, err)
+	}
+	if err := g.followNewest(); err != nil {
+		return nil, fmt.Errorf("store: find the newest block of stream %s: %w", stream, err)
 	}
 	go g.run()
-	return g
+	return g, nil
+}
+
+// startGroupCommits starts the group commits of the events stream and the
+// registrations bucket, and routes the bucket's writes through its own.
+func (s *Store) startGroupCommits(cfg Config) error {
+	storeDir := filepath.Join(cfg.DataDir, "jetstream")
+	var err error
+	if s.commit, err = startGroupCommit(storeDir, StreamName, cfg.syncedHook); err != nil {
+		return err
+	}
+	if s.kvCommit, err = startGroupCommit(storeDir, kvStreamName, cfg.syncedHook); err != nil {
+		return err
+	}
+	s.kv = syncedKV{KeyValue: s.kv, commit: s.kvCommit}
+	return nil
 }
 
 // wait returns once an fsync that began after the call has finished, or
@@ -105,11 +146,7 @@ func (g *groupCommit) stop() {
 
 func (g *groupCommit) run() {
 	defer close(g.done)
-	defer func() {
-		if g.f != nil {
-			_ = g.f.Close()
-		}
-	}()
+	defer func() { _ = g.closeHeld() }()
 	var batch []chan error
 	for {
 		select {
@@ -153,42 +190,88 @@ func (g *groupCommit) fail(err error) {
 	}
 }
 
-// sync fsyncs the newest block and any newer ones that appeared meanwhile,
-// and the directory that names a new one.
+// sync fsyncs the block followed last and every newer one, each new
+// block's directory after the block.
 func (g *groupCommit) sync() error {
-	if g.f == nil {
-		if err := g.openNewest(); err != nil {
-			return err
-		}
+	if err := g.syncHeld(); err != nil {
+		return err
 	}
 	for {
-		if err := g.reopenIfReplaced(); err != nil {
+		next, err := g.next()
+		if next == 0 || err != nil {
 			return err
 		}
-		if err := g.f.Sync(); err != nil {
-			return err
-		}
-		next, err := os.Open(filepath.Join(g.dir, blockName(g.index+1)))
+		path := filepath.Join(g.dir, blockName(next))
+		f, err := os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+			return nil // removed since it was found, with its messages
 		}
 		if err != nil {
 			return err
 		}
-		_ = g.f.Close()
-		g.f, g.index = next, g.index+1
-		if err := syncDir(g.dir); err != nil {
+		if err := g.closeHeld(); err != nil {
+			_ = f.Close()
+			return err
+		}
+		g.f, g.index = f, next
+		if err := g.fsync(f, path); err != nil {
+			return err
+		}
+		if err := g.syncDir(g.dir); err != nil {
 			return err
 		}
 	}
 }
 
-// reopenIfReplaced follows a block the file store rewrote under the same
-// name (compaction writes a new file and renames it over the old one), so
-// the fsync reaches the file that holds the messages, not the unlinked one.
-func (g *groupCommit) reopenIfReplaced() error {
+// next returns the number of the block after the one followed last, or 0
+// when there is none yet: the block numbered one above, the file store's
+// next. While no block is held (before the first block, or once the file
+// store removed the held one because its messages expired or the stream's
+// limits discarded them) it is the oldest block numbered above, since the
+// blocks right after a removed one may be gone too. A block removed while
+// an older one is still held is not looked for: limits and expiry remove
+// the oldest blocks first, and a newer block emptied message by message (a
+// bucket's superseded revisions) would have to fill, empty and be followed
+// by another within one round, while every write to it waits for a round.
+func (g *groupCommit) next() (uint64, error) {
+	n := g.index + 1
+	if _, err := os.Stat(filepath.Join(g.dir, blockName(n))); !errors.Is(err, fs.ErrNotExist) || g.f != nil {
+		if err != nil {
+			return 0, ignoreNotExist(err)
+		}
+		return n, nil
+	}
+	blocks, err := g.blocks()
+	if err != nil {
+		return 0, err
+	}
+	if i, _ := slices.BinarySearch(blocks, n); i < len(blocks) {
+		return blocks[i], nil
+	}
+	return 0, nil
+}
+
+func ignoreNotExist(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// syncHeld fsyncs the block followed last. It follows a block the file
+// store rewrote under the same name (compaction writes a new file and
+// renames it over the old one), so the fsync reaches the file that holds
+// the messages, not the unlinked one; a block the file store removed held
+// no message any more, and sync goes on from the blocks after it.
+func (g *groupCommit) syncHeld() error {
+	if g.f == nil {
+		return nil
+	}
 	path := filepath.Join(g.dir, blockName(g.index))
 	onDisk, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return g.closeHeld()
+	}
 	if err != nil {
 		return err
 	}
@@ -197,48 +280,109 @@ func (g *groupCommit) reopenIfReplaced() error {
 		return err
 	}
 	if os.SameFile(onDisk, held) {
-		return nil
+		return g.fsync(g.f, path)
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	_ = g.f.Close()
+	if err := g.closeHeld(); err != nil {
+		_ = f.Close()
+		return err
+	}
 	g.f = f
-	return syncDir(g.dir)
+	if err := g.fsync(f, path); err != nil {
+		return err
+	}
+	return g.syncDir(g.dir)
 }
 
-// openNewest opens the highest-numbered block; it reads the directory
-// once, on the first sync.
-func (g *groupCommit) openNewest() error {
+// followNewest makes the stream's newest block the next one sync takes up
+// (with its directory, as for any block new to it), so the blocks before
+// it, written before this process acknowledged anything, are left alone.
+func (g *groupCommit) followNewest() error {
+	blocks, err := g.blocks()
+	if err != nil || len(blocks) == 0 {
+		return err
+	}
+	g.index = blocks[len(blocks)-1] - 1
+	return nil
+}
+
+// blocks lists the numbers of the stream's block files, lowest first.
+func (g *groupCommit) blocks() ([]uint64, error) {
 	entries, err := os.ReadDir(g.dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var newest uint64
+	var blocks []uint64
 	for _, e := range entries {
-		if n, err := strconv.ParseUint(strings.TrimSuffix(e.Name(), ".blk"), 10, 64); err == nil && strings.HasSuffix(e.Name(), ".blk") {
-			newest = max(newest, n)
+		name, ok := strings.CutSuffix(e.Name(), ".blk")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(name, 10, 64); err == nil && n > 0 {
+			blocks = append(blocks, n)
 		}
 	}
-	if newest == 0 {
-		return fmt.Errorf("no block file in %s", g.dir)
-	}
-	f, err := os.Open(filepath.Join(g.dir, blockName(newest)))
-	if err != nil {
-		return err
-	}
-	g.f, g.index = f, newest
-	return syncDir(g.dir)
+	slices.Sort(blocks)
+	return blocks, nil
 }
 
-func blockName(n uint64) string { return strconv.FormatUint(n, 10) + ".blk" }
+// syncStreamEntries makes the stream itself survive a crash: its metadata
+// files, and every directory from its msgs directory up to top, so each
+// entry on the path (the stream's, the account's, JetStream's own) is on
+// disk. The file store writes them without fsync when it runs with its
+// interval sync.
+func (g *groupCommit) syncStreamEntries(top string) error {
+	streamDir := filepath.Dir(g.dir)
+	for _, name := range []string{"meta.inf", "meta.sum"} {
+		path := filepath.Join(streamDir, name)
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		err = g.fsync(f, path)
+		if err := errors.Join(err, f.Close()); err != nil {
+			return err
+		}
+	}
+	for dir := g.dir; ; dir = filepath.Dir(dir) {
+		if err := g.syncDir(dir); err != nil {
+			return err
+		}
+		if dir == top || dir == filepath.Dir(dir) {
+			return nil
+		}
+	}
+}
 
-func syncDir(dir string) error {
+func (g *groupCommit) closeHeld() error {
+	if g.f == nil {
+		return nil
+	}
+	err := g.f.Close()
+	g.f = nil
+	return err
+}
+
+func (g *groupCommit) fsync(f *os.File, path string) error {
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if g.synced != nil {
+		g.synced(path)
+	}
+	return nil
+}
+
+func (g *groupCommit) syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
+	err = g.fsync(d, dir)
 	return errors.Join(err, d.Close())
 }
+
+func blockName(n uint64) string { return strconv.FormatUint(n, 10) + ".blk" }

@@ -164,6 +164,9 @@ type Config struct {
 	// Logger receives the store's and the embedded server's diagnostics;
 	// nil means slog.Default().
 	Logger *slog.Logger
+	// syncedHook, when set (by tests), sees every path the group commits
+	// fsync (groupCommit.synced).
+	syncedHook func(path string)
 }
 
 // Store is an open connection to the event log and the registrations bucket.
@@ -243,10 +246,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.warnLowered()
 	if s.ns != nil && cfg.SyncAlways {
-		storeDir := filepath.Join(cfg.DataDir, "jetstream")
-		s.commit = startGroupCommit(storeDir, StreamName)
-		s.kvCommit = startGroupCommit(storeDir, kvStreamName)
-		s.kv = syncedKV{KeyValue: s.kv, commit: s.kvCommit}
+		if err := s.startGroupCommits(cfg); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
 	}
 	s.reportLost(ctx, cfg.DataDir)
 	s.reap = make(chan consumerRef, reapQueue)

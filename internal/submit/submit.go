@@ -463,10 +463,23 @@ func refused(err error) bool {
 	return false
 }
 
-// klingError names the credentials in an authentication refusal.
+// klingError is a failed Kling call as CreateJob's caller is told it: an
+// authentication refusal names the credentials, and a call that may have
+// created the task says what retrying with the same request id does.
 func (s *Submitter) klingError(err error) error {
-	if errors.Is(err, klingapi.ErrAuth) {
+	var ae *klingapi.APIError
+	switch {
+	case errors.Is(err, klingapi.ErrAuth):
 		return &CredentialError{Credential: s.cfg.Credential, Err: err}
+	case errors.Is(err, klingapi.ErrShape):
+		return fmt.Errorf("%w: %w", errKlingShape, err)
+	case errors.As(err, &ae):
+		if errors.Is(ae, errkind.Unavailable) {
+			return klingFailed{ae}
+		}
+		return err
+	case errors.Is(err, klingapi.ErrUnavailable):
+		return fmt.Errorf("%w: %w", errKlingUnreachable, err)
 	}
 	return err
 }
