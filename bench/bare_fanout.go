@@ -68,25 +68,34 @@ func (b *bareFanout) publish(it *hub.Item) {
 	}
 }
 
+// startBareFanout serves a bareFanout on a loopback port; stop ends it.
+func startBareFanout() (b *bareFanout, addr string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	b = &bareFanout{subs: make(map[chan *hub.Item]struct{})}
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(api.ServerCodec()), grpc.MaxConcurrentStreams(1000))
+	gatewayv1.RegisterEventServiceServer(srv, b)
+	go func() { _ = srv.Serve(ln) }()
+	return b, ln.Addr().String(), srv.Stop, nil
+}
+
 // runBareFanout measures bareFanout with n subscribers in the child
 // process at r.cfg.Rate events/s: each event is a probe normalized from
 // the same body the end-to-end scenario posts (basic view: no raw body),
 // its send time taken just before it is handed to the streams.
 func (r *runner) runBareFanout(ctx context.Context, n int) (LatencyResult, error) {
 	r.logf("latency: bare gRPC fan-out (no klingfan), %d subscriber(s) at %.0f events/s for %s", n, r.cfg.Rate, r.cfg.LatencyDuration)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	b, addr, stopServer, err := startBareFanout()
 	if err != nil {
 		return LatencyResult{}, err
 	}
-	b := &bareFanout{subs: make(map[chan *hub.Item]struct{})}
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(api.ServerCodec()), grpc.MaxConcurrentStreams(1000))
-	gatewayv1.RegisterEventServiceServer(srv, b)
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Stop()
+	defer stopServer()
 
 	warm := int(r.cfg.Rate * r.cfg.Warmup.Seconds())
 	total := warm + int(r.cfg.Rate*r.cfg.LatencyDuration.Seconds())
-	child, err := startLatencyChild(ctx, ln.Addr().String(), n, total, warm, "")
+	child, err := startLatencyChild(ctx, addr, n, total, warm, "")
 	if err != nil {
 		return LatencyResult{}, err
 	}

@@ -119,6 +119,11 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("bench: unknown phase %q (want %v)", p, AllPhases)
 		}
 	}
+	for _, m := range cfg.IngestModes {
+		if !slices.Contains(IngestModes, m) {
+			return fmt.Errorf("bench: unknown ingest mode %q (want %v)", m, IngestModes)
+		}
+	}
 	if cfg.Full {
 		cfg.StartupEvents = max(cfg.StartupEvents, 1_000_000)
 	}

@@ -26,11 +26,21 @@ type IngestRun struct {
 	Baseline   LoadResult `json:"baseline"`
 	// Ratio is klingfan's deliveries per second over the baseline's.
 	Ratio float64 `json:"ratio"`
-	// LogOnly, measured next to the runs without subscribers, is the
-	// store's append rate alone (runLogOnly): the physical limit under
-	// ingest. LogRatio is klingfan's rate over it.
+	// LogOnly, measured next to the runs without subscribers and those
+	// whose subscribers receive every event, is the store's append rate
+	// alone in the point's sync mode (runLogOnly): the physical limit
+	// under ingest. LogRatio is klingfan's rate over it.
 	LogOnly  *LoadResult `json:"log_only,omitempty"`
 	LogRatio float64     `json:"log_ratio,omitempty"`
+	// FanoutOnly, measured next to the runs whose subscribers receive
+	// every event, is the bare gRPC fan-out to as many subscribers of this
+	// process alone (runFanoutAlone): what those rows' sends cost at least.
+	FanoutOnly *LoadResult `json:"fanout_only,omitempty"`
+	// Ceiling is the ratio to the baseline that the CPU per delivery of
+	// the baseline, the log alone and (with subscribers) the fan-out alone
+	// allow together (cpuCeiling); OfCeiling is Ratio over it.
+	Ceiling   float64 `json:"ceiling,omitempty"`
+	OfCeiling float64 `json:"of_ceiling,omitempty"`
 	// ProjectionLag is how many accepted events the job projection had
 	// not folded yet when the point's load stopped. Work it defers past
 	// the measured window would flatter the rate, so each point then waits
@@ -44,7 +54,12 @@ const (
 	ModeFiltered      = "durable-filtered" // --sync interval, subscribers match 1% each
 	ModeSyncAlways    = "sync-always"      // --sync always (the default), subscribers receive every event
 	ModeNoSubscribers = "no-subscribers"   // --sync interval, nobody subscribed
+	// --sync always (the default), nobody subscribed.
+	ModeNoSubscribersAlways = "no-subscribers-sync-always"
 )
+
+// IngestModes lists the ingest modes in the order runIngest measures them.
+var IngestModes = []string{ModeDurable, ModeFiltered, ModeSyncAlways, ModeNoSubscribers, ModeNoSubscribersAlways}
 
 // ingestSubscribers is how many live subscribers drain during durable
 // ingest, as the issue asks.
@@ -64,6 +79,7 @@ func (r *runner) runIngest(ctx context.Context) ([]IngestRun, error) {
 		{Mode: ModeFiltered, Subscribers: ingestSubscribers, Filtered: true},
 		{Mode: ModeSyncAlways, Subscribers: ingestSubscribers, SyncAlways: true},
 		{Mode: ModeNoSubscribers},
+		{Mode: ModeNoSubscribersAlways, SyncAlways: true},
 	} {
 		if len(r.cfg.IngestModes) > 0 && !slices.Contains(r.cfg.IngestModes, m.Mode) {
 			continue
@@ -124,13 +140,6 @@ func (r *runner) ingestMode(ctx context.Context, base *baseline, m IngestRun) ([
 		if err := waitFolded(ctx, srv, uint64(appended)); err != nil {
 			return out, err
 		}
-		if mode == ModeNoSubscribers {
-			lo, err := r.runLogOnly(ctx, c)
-			if err != nil {
-				return out, err
-			}
-			run.LogOnly, run.LogRatio = &lo, ratio(run.Klingfan.PerSecond, lo.PerSecond)
-		}
 		if sub != nil {
 			// Every accepted event must reach every subscriber; wait for
 			// the fan-out to finish before the next point starts.
@@ -150,10 +159,46 @@ func (r *runner) ingestMode(ctx context.Context, base *baseline, m IngestRun) ([
 				return out, err
 			}
 		}
-		r.logf("  ratio %.2f", run.Ratio)
+		// The limits under the point, measured once its events are
+		// delivered: the log alone (in the point's sync mode) and, when
+		// every subscriber receives every event, the bare fan-out to as
+		// many subscribers.
+		if subs == 0 || !m.Filtered {
+			lo, err := r.runLogOnly(ctx, c, m.SyncAlways)
+			if err != nil {
+				return out, err
+			}
+			run.LogOnly, run.LogRatio = &lo, ratio(run.Klingfan.PerSecond, lo.PerSecond)
+			parts := []LoadResult{lo}
+			if subs > 0 {
+				fo, err := r.runFanoutAlone(ctx, subs)
+				if err != nil {
+					return out, err
+				}
+				run.FanoutOnly = &fo
+				parts = append(parts, fo)
+			}
+			if run.Ceiling = cpuCeiling(run.Baseline, parts...); run.Ceiling > 0 {
+				run.OfCeiling = round2(run.Ratio / run.Ceiling)
+			}
+		}
+		if run.Ceiling > 0 {
+			r.logf("  ratio %.2f; the parts' CPU allows %.2f: klingfan at %.2f of it", run.Ratio, run.Ceiling, run.OfCeiling)
+		} else {
+			r.logf("  ratio %.2f", run.Ratio)
+		}
 		out = append(out, run)
 	}
 	return out, nil
+}
+
+// ceiling is Ceiling, or for a results file written before it was
+// recorded, the ceiling of the baseline and the log alone.
+func (ir IngestRun) ceiling() float64 {
+	if ir.Ceiling > 0 || ir.LogOnly == nil {
+		return ir.Ceiling
+	}
+	return cpuCeiling(ir.Baseline, *ir.LogOnly)
 }
 
 // load runs one load point, with a CPU profile when asked for.

@@ -18,20 +18,25 @@ import (
 // machine: conc goroutines appending distinct events (each normalized from
 // the same kind of body the load sends, raw body included, as ingest
 // stores them) straight to a fresh embedded store with store.Append, no
-// HTTP and no signature check, for warmup+dur. klingfan's ingest cannot
+// HTTP and no signature check, for warmup+dur; syncAlways fsyncs before
+// each append returns, as --sync always does. klingfan's ingest cannot
 // run faster than this; the HMAC-only baseline shows the HTTP side alone.
-func (r *runner) runLogOnly(ctx context.Context, conc int) (LoadResult, error) {
+func (r *runner) runLogOnly(ctx context.Context, conc int, syncAlways bool) (LoadResult, error) {
 	dir, err := newDataDir()
 	if err != nil {
 		return LoadResult{}, err
 	}
 	defer r.removeDir(dir)
-	s, err := store.Open(ctx, store.Config{DataDir: dir, Logger: r.log})
+	s, err := store.Open(ctx, store.Config{DataDir: dir, Logger: r.log, SyncAlways: syncAlways})
 	if err != nil {
 		return LoadResult{}, err
 	}
 	defer s.Close()
-	stop := r.profile(fmt.Sprintf("ingest-log-only-c%d", conc))
+	name := fmt.Sprintf("ingest-log-only-c%d", conc)
+	if syncAlways {
+		name = fmt.Sprintf("ingest-log-only-sync-always-c%d", conc)
+	}
+	stop := r.profile(name)
 	defer stop()
 
 	tag := fmt.Sprintf("log-c%d-%d", conc, time.Now().UnixNano())
@@ -61,6 +66,6 @@ func (r *runner) runLogOnly(ctx context.Context, conc int) (LoadResult, error) {
 		}
 	})
 	r.logf("  %-36s c=%-3d %8.0f/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  cores %.2f (others %.2f)",
-		"log only (store.Append, no HTTP)", conc, lr.PerSecond, lr.Latency.P50, lr.Latency.P99, lr.Errors, lr.Cores, lr.OtherCores)
+		map[bool]string{false: "log only (store.Append, no HTTP)", true: "log only, sync always"}[syncAlways], conc, lr.PerSecond, lr.Latency.P50, lr.Latency.P99, lr.Errors, lr.Cores, lr.OtherCores)
 	return lr, nil
 }

@@ -77,7 +77,8 @@ func latencyChart(res *Results) *barChart {
 
 // ingestChart is each ingest point's rate beside its baseline (HMAC only,
 // measured just before) and, where the log alone was measured, the
-// ceiling: the rate the baseline's CPU plus the log's per delivery allow.
+// ceiling: the rate the baseline's CPU plus the log's per delivery (and
+// with subscribers the bare fan-out's) allow.
 func ingestChart(res *Results) *barChart {
 	if len(res.Ingest) == 0 {
 		return nil
@@ -85,20 +86,19 @@ func ingestChart(res *Results) *barChart {
 	c := &barChart{
 		title:  "Ingest rate per mode beside the HMAC-only baseline and the ceiling (same run)",
 		unit:   "deliveries/s",
-		series: []string{"baseline (HMAC only)", "klingfan", "ceiling (baseline + log CPU)"},
+		series: []string{"baseline (HMAC only)", "klingfan", "ceiling (CPU of baseline + log, + fan-out with subscribers)"},
 	}
 	for _, ir := range res.Ingest {
 		ceiling := math.NaN()
-		if lo := ir.LogOnly; lo != nil {
-			if r := cpuCeiling(ir.Baseline, *lo); r > 0 {
-				ceiling = r * ir.Baseline.PerSecond
-			}
+		if r := ir.ceiling(); r > 0 {
+			ceiling = r * ir.Baseline.PerSecond
 		}
 		mode := map[string]string{
-			ModeDurable:       fmt.Sprintf("%d subs, every event", ir.Subscribers),
-			ModeFiltered:      fmt.Sprintf("%d subs, 1%% each", ir.Subscribers),
-			ModeSyncAlways:    fmt.Sprintf("sync always, %d subs", ir.Subscribers),
-			ModeNoSubscribers: "no subscribers",
+			ModeDurable:             fmt.Sprintf("%d subs, every event", ir.Subscribers),
+			ModeFiltered:            fmt.Sprintf("%d subs, 1%% each", ir.Subscribers),
+			ModeSyncAlways:          fmt.Sprintf("sync always, %d subs", ir.Subscribers),
+			ModeNoSubscribers:       "no subscribers",
+			ModeNoSubscribersAlways: "sync always, no subscribers",
 		}[ir.Mode]
 		if mode == "" {
 			mode = ir.Mode

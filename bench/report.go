@@ -29,6 +29,9 @@ const (
 	targetCatchUpRatio  = 0.6 // of the raw JetStream replay
 	// Issue 28: the default --sync always against --sync interval.
 	targetSyncAlwaysRatio = 0.6
+	// Issue 34: ingest without subscribers against the ceiling the
+	// baseline's and the log's CPU per delivery allow, in both sync modes.
+	targetOfCeiling = 0.9
 )
 
 // Results is everything one run measured; it is the JSON file's schema.
@@ -90,6 +93,7 @@ func checks(res *Results, cfg Config) []Check {
 		case ModeDurable:
 			c.Figure = fmt.Sprintf("Durable ingest with --sync interval, concurrency %d, %d live subscribers receiving every event", ir.Concurrency, ir.Subscribers)
 			c.Reference += fmt.Sprintf("; target ≥ %.1f×", targetIngestRatio)
+			c.Reference += floorNote(ir)
 			c.Holds = holds(ir.Klingfan.Errors == 0 && ir.Klingfan.Missing == 0 && ir.Ratio >= targetIngestRatio)
 		case ModeFiltered:
 			c.Figure = fmt.Sprintf("Durable ingest, concurrency %d, %d live subscribers matching 1%% each", ir.Concurrency, ir.Subscribers)
@@ -98,6 +102,7 @@ func checks(res *Results, cfg Config) []Check {
 		case ModeSyncAlways:
 			c.Figure = fmt.Sprintf("Durable ingest with --sync always (the default: fsynced before the 2xx, one fsync per group of concurrent appends), concurrency %d, %d live subscribers receiving every event", ir.Concurrency, ir.Subscribers)
 			c.Reference += fmt.Sprintf("; target ≥ %.1f× the --sync interval run (issue 28)", targetSyncAlwaysRatio)
+			c.Reference += floorNote(ir)
 			for _, d := range res.Ingest {
 				if d.Mode == ModeDurable && d.Concurrency == ir.Concurrency && d.Klingfan.PerSecond > 0 {
 					r := ir.Klingfan.PerSecond / d.Klingfan.PerSecond
@@ -105,20 +110,30 @@ func checks(res *Results, cfg Config) []Check {
 					c.Holds = holds(ir.Klingfan.Errors == 0 && ir.Klingfan.Missing == 0 && r >= targetSyncAlwaysRatio)
 				}
 			}
-		case ModeNoSubscribers:
-			c.Figure = fmt.Sprintf("Durable ingest without subscribers, concurrency %d", ir.Concurrency)
+		case ModeNoSubscribers, ModeNoSubscribersAlways:
+			c.Figure = fmt.Sprintf("Durable ingest without subscribers, %s, concurrency %d", syncName(ir.SyncAlways), ir.Concurrency)
 			c.Measured += fmt.Sprintf("; job projection %d events behind when the load stopped", ir.ProjectionLag)
 			c.Reference += fmt.Sprintf("; target ≥ %.2f×", targetIngestAloneRatio)
 			c.Holds = holds(ir.Klingfan.Errors == 0 && ir.Ratio >= targetIngestAloneRatio)
 			if lo := ir.LogOnly; lo != nil {
 				c.Reference += fmt.Sprintf("; limit: the log alone (store.Append, no HTTP) %.0f/s = %.2f× the baseline, klingfan %.2f× of it",
 					lo.PerSecond, ratio(lo.PerSecond, ir.Baseline.PerSecond), ir.LogRatio)
-				if ceiling := cpuCeiling(ir.Baseline, *lo); ceiling > 0 {
-					c.Reference += fmt.Sprintf("; the baseline's CPU plus the log's per delivery allow at most %.2f×", ceiling)
+				if ir.Ceiling > 0 {
+					c.Reference += fmt.Sprintf("; the baseline's CPU plus the log's per delivery allow at most %.2f×", ir.Ceiling)
 				}
 			}
 		}
 		out = append(out, c)
+		if (ir.Mode == ModeNoSubscribers || ir.Mode == ModeNoSubscribersAlways) && ir.Ceiling > 0 {
+			out = append(out, Check{
+				Figure:   fmt.Sprintf("Durable ingest without subscribers against its ceiling, %s, concurrency %d", syncName(ir.SyncAlways), ir.Concurrency),
+				Measured: fmt.Sprintf("%.2f× the baseline = %.2f of the ceiling", ir.Ratio, ir.OfCeiling),
+				Reference: fmt.Sprintf("ceiling %.2f× the baseline (the baseline's CPU plus the log's per delivery, same run); target ≥ %.1f of it (issue 34)",
+					ir.Ceiling, targetOfCeiling),
+				Ratio: ir.OfCeiling,
+				Holds: holds(ir.Klingfan.Errors == 0 && ir.OfCeiling >= targetOfCeiling),
+			})
+		}
 	}
 	for _, lr := range res.Latency {
 		c := Check{
@@ -161,6 +176,24 @@ func checks(res *Results, cfg Config) []Check {
 	}
 	out = append(out, groupChecks(res.Groups)...)
 	return out
+}
+
+// floorNote describes the floor under a point whose subscribers receive
+// every event, when it was measured.
+func floorNote(ir IngestRun) string {
+	if ir.Ceiling <= 0 || ir.FanoutOnly == nil {
+		return ""
+	}
+	return fmt.Sprintf("; floor: the baseline's, the log's and the bare fan-out's CPU per delivery (%d sends each) allow at most %.2f×, klingfan at %.2f of it",
+		ir.FanoutOnly.Subscribers, ir.Ceiling, ir.OfCeiling)
+}
+
+// syncName names a point's sync mode as the flag sets it.
+func syncName(always bool) string {
+	if always {
+		return "--sync always (default)"
+	}
+	return "--sync interval"
 }
 
 func loadSummary(l LoadResult) string {
@@ -239,7 +272,12 @@ func (res *Results) markdown(cfg Config) []byte {
 		p("that reads the body, checks the HMAC with `verify.KlingSignature` and answers 200. klingfan answers only after ")
 		p("JetStream acknowledged the append; %d live subscribers drain every event over gRPC (the harness checks that each ", ingestSubscribers)
 		p("received every accepted event). \"µs CPU per delivery\" is the harness process's CPU (server, load generator and ")
-		p("subscribers) over the deliveries: it depends far less on what else the machine runs than the rate does.\n\n")
+		p("subscribers) over the deliveries: it depends far less on what else the machine runs than the rate does. ")
+		p("Right after each point without subscribers, and each point whose subscribers receive every event, the harness ")
+		p("measures the limits under it: the log alone (`store.Append` from *c* goroutines in the point's sync mode, no HTTP) ")
+		p("and, with subscribers, the fan-out alone (a bare gRPC server sending each event to as many subscribers of this ")
+		p("process, as fast as they take them, no log, no HTTP). The bold row is the ratio to the baseline that the ")
+		p("baseline's CPU per delivery plus theirs allows: the ceiling (floor, with subscribers) of what klingfan can reach here.\n\n")
 		p("![Ingest rate per mode against the HMAC-only baseline and the ceiling](%s)\n\n", IngestPlotFile)
 		p("| run | c | deliveries/s | p50 ms | p99 ms | errors | ratio | cores used | µs CPU per delivery | other processes' cores | subscribers: drained after, resumed streams |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 		row := func(name string, l LoadResult, ratio string) {
@@ -262,10 +300,11 @@ func (res *Results) markdown(cfg Config) []byte {
 		for _, ir := range res.Ingest {
 			row("baseline (HMAC only), before the next row", ir.Baseline, "1.00")
 			name := map[string]string{
-				ModeDurable:       fmt.Sprintf("klingfan, sync interval, %d subscribers × every event", ir.Subscribers),
-				ModeFiltered:      fmt.Sprintf("klingfan, sync interval, %d subscribers × 1%% of events", ir.Subscribers),
-				ModeSyncAlways:    fmt.Sprintf("klingfan, --sync always (default), %d subscribers × every event", ir.Subscribers),
-				ModeNoSubscribers: "klingfan, sync interval, no subscribers",
+				ModeDurable:             fmt.Sprintf("klingfan, sync interval, %d subscribers × every event", ir.Subscribers),
+				ModeFiltered:            fmt.Sprintf("klingfan, sync interval, %d subscribers × 1%% of events", ir.Subscribers),
+				ModeSyncAlways:          fmt.Sprintf("klingfan, --sync always (default), %d subscribers × every event", ir.Subscribers),
+				ModeNoSubscribers:       "klingfan, sync interval, no subscribers",
+				ModeNoSubscribersAlways: "klingfan, --sync always (default), no subscribers",
 			}[ir.Mode]
 			row(name, ir.Klingfan, fmt.Sprintf("%.2f", ir.Ratio))
 			for _, pr := range res.previous {
@@ -274,7 +313,25 @@ func (res *Results) markdown(cfg Config) []byte {
 				}
 			}
 			if lo := ir.LogOnly; lo != nil {
-				row("log alone: store.Append from c goroutines, no HTTP (the limit under ingest)", *lo, fmt.Sprintf("%.2f", ratio(lo.PerSecond, ir.Baseline.PerSecond)))
+				name := "log alone: store.Append from c goroutines, no HTTP (the limit under ingest)"
+				if ir.SyncAlways {
+					name = "log alone, --sync always: store.Append from c goroutines, fsynced, no HTTP (the limit under ingest)"
+				}
+				row(name, *lo, fmt.Sprintf("%.2f", ratio(lo.PerSecond, ir.Baseline.PerSecond)))
+			}
+			if fo := ir.FanoutOnly; fo != nil {
+				row(fmt.Sprintf("fan-out alone: a bare gRPC server sending each event to the same %d subscribers, no log, no HTTP (events/s)", fo.Subscribers),
+					*fo, "—")
+			}
+			if ir.Ceiling > 0 {
+				parts, used := "baseline + log alone", ir.Baseline.Cores/ir.Baseline.PerSecond+ir.LogOnly.Cores/ir.LogOnly.PerSecond
+				if fo := ir.FanoutOnly; fo != nil {
+					parts += " + fan-out alone"
+					used += fo.Cores / fo.PerSecond
+				}
+				p("| **%s: the CPU per delivery of %s** (klingfan at %.2f of it) | %d | %.0f | | | | %.2f | | %.0f | | |\n",
+					map[bool]string{false: "ceiling", true: "floor"}[ir.FanoutOnly != nil], parts, ir.OfCeiling,
+					ir.Concurrency, ir.Ceiling*ir.Baseline.PerSecond, ir.Ceiling, used*1e6)
 			}
 		}
 	}
@@ -479,13 +536,21 @@ func readMicro(path string) ([]MicroResult, error) {
 }
 
 // cpuCeiling is the ratio to the baseline a server doing exactly the
-// baseline's work (HTTP, signature, load generator) plus the log's append
-// could reach when both cores are the limit: the baseline's CPU per
-// delivery over the sum of the two. Zero when either is unmeasured.
-func cpuCeiling(base, log LoadResult) float64 {
-	if base.PerSecond <= 0 || log.PerSecond <= 0 || base.Cores <= 0 || log.Cores <= 0 {
+// baseline's work (HTTP, signature, load generator) plus that of each
+// part (the log's append, the fan-out's sends) could reach when the cores
+// are the limit: the baseline's CPU per delivery over the sum of all of
+// them. Zero when any is unmeasured.
+func cpuCeiling(base LoadResult, parts ...LoadResult) float64 {
+	if base.PerSecond <= 0 || base.Cores <= 0 || len(parts) == 0 {
 		return 0
 	}
-	b, l := base.Cores/base.PerSecond, log.Cores/log.PerSecond
-	return round2(b / (b + l))
+	b := base.Cores / base.PerSecond
+	sum := b
+	for _, p := range parts {
+		if p.PerSecond <= 0 || p.Cores <= 0 {
+			return 0
+		}
+		sum += p.Cores / p.PerSecond
+	}
+	return round2(b / sum)
 }

@@ -60,6 +60,13 @@ func (s *server) registerStoreMetrics() {
 				return 0
 			}),
 	)
+	for _, reason := range store.SwitchReasons {
+		s.metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "klingfan_nats_forced_reconnects_total",
+			Help:        "Reconnects to another NATS server forced because the connected one stopped answering JetStream while the connection was up (--nats-url only), by the kind of the last failure.",
+			ConstLabels: prometheus.Labels{"reason": string(reason)},
+		}, func() float64 { return float64(s.store.ServerSwitches(reason)) }))
+	}
 }
 
 // runReloads applies each configuration that arrives on reload (SIGHUP in

@@ -184,21 +184,46 @@ func (p *Projection) Run(ctx context.Context) error {
 }
 
 // maxBatch bounds the events folded per round of bucket writes, and the
-// queue between the tail and the folder.
-const maxBatch = 1024
+// queue between the tail and the folder: room for a pause's worth of
+// events (foldEvery) at several times the rate one core can ingest.
+const maxBatch = 8192
+
+// foldEvery is the least time between the starts of two rounds of bucket
+// writes. An event that arrives after a quiet spell is folded at once;
+// while events keep arriving, those of the next foldEvery are gathered
+// into one round, so a job with several events in that time is written
+// once rather than once per event. A bucket write costs about as much as
+// the event's own append (docs/performance.md), so without the pause a
+// folder that keeps up writes once per event whatever the jobs.
+const foldEvery = 100 * time.Millisecond
 
 // foldQueue folds the queued events until the queue closes or ctx ends,
 // a batch at a time: everything queued, grouped by job in log order, one
-// compare-and-set write per job. Folded advances past a batch once all of
-// its writes are acknowledged.
+// compare-and-set write per job, in rounds that start at least foldEvery
+// apart. Folded advances past a batch once all of its writes are
+// acknowledged.
 func (p *Projection) foldQueue(ctx context.Context, queue <-chan *gatewayv1.Event) {
 	var (
 		batch []*gatewayv1.Event
 		order []string
 		byKey = make(map[string][]*gatewayv1.Event)
+		// round is when the last round of writes started.
+		round time.Time
+		pause = time.NewTimer(foldEvery)
 	)
+	pause.Stop()
 	for ev := range queue {
 		batch = append(batch[:0], ev)
+		// The pause waits on the clock alone, not on the queue: events
+		// queue up meanwhile without waking the folder for each one.
+		if wait := foldEvery - time.Since(round); wait > 0 {
+			pause.Reset(wait)
+			select {
+			case <-pause.C:
+			case <-ctx.Done():
+			}
+		}
+		round = time.Now()
 	more:
 		for len(batch) < maxBatch {
 			select {

@@ -368,3 +368,51 @@ func TestProjectionFoldsABacklogWithFewWrites(t *testing.T) {
 		t.Errorf("%d bucket writes for a backlog of %d events of one job, want far fewer", writes, n)
 	}
 }
+
+// Events of one job that keep arriving while the projection keeps up are
+// written in rounds at least FoldEvery apart: the bucket takes one write
+// per round, not one per event, however fast the events come.
+func TestProjectionPacesWritesOfALiveJob(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	a := &appender{s: s}
+	r := runReplica(t, s)
+	bucket, err := s.JetStream().Stream(context.Background(), "KV_"+jobs.BucketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := func() uint64 {
+		info, err := bucket.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.LastSeq
+	}
+	before := writes()
+	const n = 300
+	start := time.Now()
+	var last uint64
+	for i := range n {
+		status := gatewayv1.JobStatus_JOB_STATUS_PROCESSING
+		if i == n-1 {
+			status = gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED
+		}
+		last = a.add(t, "w1", &gatewayv1.Job{JobId: "live", Status: status})
+	}
+	r.waitFolded(t, last)
+	elapsed := time.Since(start)
+	st, err := r.p.Get(context.Background(), "w1", "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetEventCount() != n || st.GetLastSequence() != last || st.GetJob().GetStatus() != gatewayv1.JobStatus_JOB_STATUS_SUCCEEDED {
+		t.Errorf("state after %d live events: %v", n, st)
+	}
+	// One write per round of the job's state, plus a checkpoint a second
+	// and one more of each for the rounds under way when the clock read.
+	rounds := uint64(elapsed/jobs.FoldEvery) + 1
+	checkpoints := uint64(elapsed/time.Second) + 1
+	if got, limit := writes()-before, rounds+checkpoints+1; got > limit {
+		t.Errorf("%d bucket writes for %d events of one job in %s, want at most %d (one per %s round, one checkpoint a second)",
+			got, n, elapsed.Round(time.Millisecond), limit, jobs.FoldEvery)
+	}
+}

@@ -57,7 +57,7 @@ func Fold(prev *gatewayv1.JobState, ev *gatewayv1.Event) (*gatewayv1.JobState, O
 			FirstSeenTime: ev.GetReceivedAt(),
 		}
 	} else {
-		next = proto.CloneOf(prev)
+		next = successor(prev)
 	}
 	next.LastSequence = ev.GetSequence()
 	next.EventCount++
@@ -70,6 +70,23 @@ func Fold(prev *gatewayv1.JobState, ev *gatewayv1.Event) (*gatewayv1.JobState, O
 	next.Job = merge(next.GetJob(), ev.GetJob())
 	next.LastEventType = ev.GetType()
 	return next, Applied
+}
+
+// successor returns a copy of prev that shares prev's sub-messages (the
+// job, the times) rather than copying them: the fold never modifies one in
+// place but replaces it (merge builds a new job, keepCreateEndpoint clones
+// it first), and a deep copy per event was most of what folding a job that
+// changes no more (a terminal one, a stale delivery) cost.
+func successor(prev *gatewayv1.JobState) *gatewayv1.JobState {
+	next := new(gatewayv1.JobState)
+	dst := next.ProtoReflect()
+	src := prev.ProtoReflect()
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	dst.SetUnknown(src.GetUnknown())
+	return next
 }
 
 // keepCreateEndpoint takes the create path from an event that does not

@@ -164,13 +164,45 @@ func TestFold(t *testing.T) {
 }
 
 // Folding never modifies the previous state, so a caller's copy (the one
-// read from the bucket) stays what it read.
+// read from the bucket) stays what it read; nor does anything done to the
+// new state afterwards by the next fold, though the two share the
+// sub-messages neither changes.
 func TestFoldLeavesPreviousStateAlone(t *testing.T) {
-	st, _ := jobstate.Fold(nil, event(1, processing, 0))
-	before := st.String()
-	jobstate.Fold(st, event(2, succeeded, time.Second, withVideo))
-	if st.String() != before {
-		t.Errorf("previous state changed:\n%s\n%s", before, st.String())
+	withEndpoint := func(j *gatewayv1.Job) { j.CreateEndpoint = "/v1/videos/text2video" }
+	tests := []struct {
+		name   string
+		before []*gatewayv1.Event
+		next   *gatewayv1.Event
+		want   jobstate.Outcome
+	}{
+		{"applied", []*gatewayv1.Event{event(1, processing, 0)}, event(2, succeeded, time.Second, withVideo), jobstate.Applied},
+		{"recorded after the outcome", []*gatewayv1.Event{event(1, succeeded, 0, withVideo)}, event(2, processing, time.Second), jobstate.Recorded},
+		{"recorded, stale", []*gatewayv1.Event{event(1, processing, time.Second)}, event(2, processing, 0), jobstate.Recorded},
+		{"recorded with the create path", []*gatewayv1.Event{event(1, succeeded, 0, withVideo)}, event(2, succeeded, time.Second, withEndpoint), jobstate.Recorded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var st *gatewayv1.JobState
+			for _, ev := range tt.before {
+				st, _ = jobstate.Fold(st, ev)
+			}
+			before := st.String()
+			next, outcome := jobstate.Fold(st, tt.next)
+			if outcome != tt.want {
+				t.Fatalf("outcome %v, want %v", outcome, tt.want)
+			}
+			afterOne := next.String()
+			jobstate.Fold(next, event(3, failed, 2*time.Second, withEndpoint))
+			if st.String() != before {
+				t.Errorf("previous state changed:\n%s\n%s", before, st.String())
+			}
+			if next.String() != afterOne {
+				t.Errorf("state changed by the next fold:\n%s\n%s", afterOne, next.String())
+			}
+			if next.GetLastSequence() != 2 || next.GetEventCount() != st.GetEventCount()+1 {
+				t.Errorf("next state counts %d events through %d, want %d through 2", next.GetEventCount(), next.GetLastSequence(), st.GetEventCount()+1)
+			}
+		})
 	}
 }
 
@@ -192,6 +224,28 @@ func TestDuration(t *testing.T) {
 			got, ok := jobstate.Duration(st)
 			if ok != tt.ok || (ok && got != tt.want) {
 				t.Errorf("Duration = %s, %v; want %s, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+// BenchmarkFold folds one more event into a job's state: one that changes
+// the job and one that only counts (the job is finished).
+func BenchmarkFold(b *testing.B) {
+	running, _ := jobstate.Fold(nil, event(1, processing, 0, withVideo, withModel))
+	done, _ := jobstate.Fold(running, event(2, succeeded, time.Second, withVideo, withModel))
+	for _, bm := range []struct {
+		name string
+		prev *gatewayv1.JobState
+		ev   *gatewayv1.Event
+	}{
+		{"applied", running, event(2, succeeded, time.Second, withVideo, withModel)},
+		{"recorded", done, event(3, succeeded, 2*time.Second, withVideo, withModel)},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				jobstate.Fold(bm.prev, bm.ev)
 			}
 		})
 	}

@@ -27,11 +27,18 @@ const (
 // because it must reset the backoff when it makes progress (a tail): call
 // NextBackOff before each wait and Reset after progress.
 func NewBackoff() *backoff.ExponentialBackOff {
+	return NewBackoffBetween(Initial, MaxWait)
+}
+
+// NewBackoffBetween is NewBackoff from initial up to maxWait, for an action
+// that costs more than a retried request and must be spaced further
+// apart (moving a connection to another server).
+func NewBackoffBetween(initial, maxWait time.Duration) *backoff.ExponentialBackOff {
 	return &backoff.ExponentialBackOff{
-		InitialInterval:     Initial,
+		InitialInterval:     initial,
 		RandomizationFactor: 0.2,
 		Multiplier:          2,
-		MaxInterval:         MaxWait,
+		MaxInterval:         maxWait,
 	}
 }
 

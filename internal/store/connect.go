@@ -57,6 +57,7 @@ func (s *Store) connect(cfg Config) error {
 			opts = append(opts, nats.Token(s.natsToken))
 		}
 	} else {
+		s.watch = newServerWatch(s.log)
 		ext, err := s.externalOptions(cfg)
 		if err != nil {
 			return err
@@ -71,6 +72,9 @@ func (s *Store) connect(cfg Config) error {
 		return fmt.Errorf("store: connect to embedded NATS server: %w", err)
 	}
 	s.nc = nc
+	if s.watch != nil {
+		s.watch.nc = nc
+	}
 	if s.ns == nil {
 		s.log.Info("connected to NATS",
 			slog.String("url", nc.ConnectedUrlRedacted()),
@@ -111,6 +115,7 @@ func (s *Store) externalOptions(cfg Config) ([]nats.Option, error) {
 			s.log.Debug("NATS reconnect attempt failed", slog.Any("err", err))
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			s.watch.reconnected()
 			s.log.Info("NATS connection restored",
 				slog.String("url", nc.ConnectedUrlRedacted()),
 				slog.String("server", nc.ConnectedServerName()))

@@ -77,10 +77,12 @@ func (s *Store) publish(ctx context.Context, ev *gatewayv1.Event, expect jetstre
 	}
 	msg := &nats.Msg{Subject: eventSubject(ev), Data: data}
 	gen := s.space.gen.Load()
+	op := s.watch.begin()
 	ack, err := s.js.PublishMsg(ctx, msg,
 		jetstream.WithMsgID(ev.GetWebhookId()+":"+ev.GetDeliveryId()),
 		jetstream.WithExpectStream(StreamName),
 		expect)
+	s.watch.end(op, err)
 	if isWrongLastSequence(err) {
 		return 0, false, err
 	}

@@ -498,7 +498,8 @@ Before moving the pin, re-check against the new release's server/filestore.go an
     Replicas > 1 or PersistMode async: Account.addStreamWithAssignmentAndMode), so flushPendingMsgsLocked has
     written each message to its block file before JetStream acknowledges it; and the file store still does not
     fsync the msgs directory for a new block (else the group commit's directory sync is redundant, not wrong).
- 3. Whether the release now offers one fsync per group of concurrent appends itself (docs/performance.md,
-    "fsync before 2xx: group commit"), which would replace the group commit.
+ 3. Whether the release now offers one fsync per group of concurrent appends itself, which would replace the
+    group commit (docs/performance.md, "fsync before 2xx: group commit", has what 2.15.2 offers):
+    go test -run '^$' -bench 'BenchmarkJetStreamSync|BenchmarkAppendSync' -benchtime 3s -cpu 2 ./internal/store/
 Then set fileStoreLayoutVersion in internal/store/groupcommit.go to %q.`, got, fileStoreLayoutVersion, got)
 }

@@ -179,6 +179,7 @@ type Store struct {
 	natsToken string
 	nc        *nats.Conn
 	closed    chan struct{} // closed by the connection's ClosedHandler
+	watch     *serverWatch  // nil with the embedded server
 	js        jetstream.JetStream
 	stream    jetstream.Stream
 	idIndex   jetstream.Stream // nil when the index could not be opened
@@ -436,7 +437,10 @@ func (s *Store) Ready(ctx context.Context) error {
 	if st := s.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("store: NATS connection is %s: %w", st, ErrUnavailable)
 	}
-	if _, err := s.stream.Info(ctx); err != nil {
+	op := s.watch.begin()
+	_, err := s.stream.Info(ctx)
+	s.watch.end(op, err)
+	if err != nil {
 		return classify("stream info", err)
 	}
 	return s.fullErr()
@@ -454,6 +458,7 @@ func (s *Store) Close() error {
 		}
 		s.commit.stop()
 		s.kvCommit.stop()
+		s.watch.stop()
 		if s.nc != nil {
 			if err := s.nc.Drain(); err != nil {
 				s.nc.Close()

@@ -41,7 +41,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Micro, "micro", "", "file of `go test -bench` output to include in the report")
 	phases := fs.String("phases", strings.Join(bench.AllPhases, ","), "scenarios to run")
 	conc := fs.String("concurrency", "16,64", "ingest concurrencies")
-	modes := fs.String("ingest-modes", "", "ingest modes to run: durable, durable-filtered, sync-always, no-subscribers (default all)")
+	modes := fs.String("ingest-modes", "", "ingest modes to run: "+strings.Join(bench.IngestModes, ", ")+" (default all)")
 	fs.DurationVar(&cfg.IngestDuration, "duration", cfg.IngestDuration, "measured time of each ingest point")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "unmeasured lead-in of each point")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "end-to-end latency probe rate, events/s")

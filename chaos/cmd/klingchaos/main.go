@@ -4,7 +4,7 @@
 // pauses, crashes, loss and delay, and an independent check that every
 // delivery klingfan acknowledged is in the log. It needs root.
 //
-//	klingchaos [flags]        a run (CHAOS_SEED, CHAOS_SYNC, CHAOS_SHORT)
+//	klingchaos [flags]        a run (CHAOS_SEED, CHAOS_SYNC, CHAOS_SHORT, CHAOS_KINDS)
 //	klingchaos node -c FILE   one NATS node from a nats-server configuration file
 package main
 
@@ -59,6 +59,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	syncMode := fs.String("sync", envString("CHAOS_SYNC", "always"), "NATS sync_interval: always (klingfan's recommendation) or interval (NATS's default) (CHAOS_SYNC)")
 	short := fs.Bool("short", os.Getenv("CHAOS_SHORT") != "", "one fault of each kind, held briefly, under a lighter load: the CI form (CHAOS_SHORT)")
 	nFaults := fs.Int("faults", 10, "number of faults (every kind once before any twice); with -short, one of each kind unless set")
+	kindList := fs.String("kinds", os.Getenv("CHAOS_KINDS"), "comma-separated fault kinds to draw from, e.g. partition-connected (CHAOS_KINDS; default all)")
 	klingfan := fs.String("klingfan", "", "the klingfan binary (default: klingfan next to this binary)")
 	dir := fs.String("dir", "", "directory for stores and logs (default /tmp/chaos/run-SEED-SYNC)")
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +67,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *syncMode != "always" && *syncMode != "interval" {
 		return fmt.Errorf("-sync %q: want always or interval", *syncMode)
+	}
+	kinds, err := faults.ParseKinds(*kindList)
+	if err != nil {
+		return fmt.Errorf("-kinds: %w", err)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -78,6 +83,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Seed:          *seed,
 		SyncAlways:    *syncMode == "always",
 		Faults:        *nFaults,
+		Kinds:         kinds,
 		MinHold:       6 * time.Second,
 		MaxHold:       15 * time.Second,
 		Calm:          3 * time.Second,
@@ -90,7 +96,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *short {
 		o.MinHold, o.MaxHold, o.Calm, o.Rate = 3*time.Second, 5*time.Second, time.Second, 15
 		if !isSet(fs, "faults") {
-			o.Faults = len(faults.Kinds)
+			o.Faults = len(kinds)
 		}
 	}
 	if o.Dir == "" {

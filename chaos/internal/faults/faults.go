@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,12 @@ const (
 	PartitionNode Kind = "partition-node"
 	// PartitionLeader cuts the event stream's leader off from the others.
 	PartitionLeader Kind = "partition-leader"
+	// PartitionConnected cuts the node a klingfan replica's NATS
+	// connection is on off from the others; the replica still reaches
+	// every node. That node answers the replica over a healthy connection
+	// but can no longer serve JetStream, so the client does not move by
+	// itself.
+	PartitionConnected Kind = "partition-connected"
 	// Bridge cuts two nodes off from each other while the third sees
 	// both: two majorities that overlap in the third.
 	Bridge Kind = "bridge"
@@ -50,15 +57,43 @@ const (
 )
 
 // Kinds lists every kind, in the order a schedule draws them from.
-var Kinds = []Kind{PartitionNode, PartitionLeader, Bridge, PauseNode, KillNode, KillAll, KillReplica, Loss, Delay}
+var Kinds = []Kind{PartitionNode, PartitionLeader, Bridge, PauseNode, KillNode, KillAll, KillReplica, Loss, Delay, PartitionConnected}
+
+// ParseKinds parses a comma-separated list of kinds; empty means all.
+func ParseKinds(list string) ([]Kind, error) {
+	if strings.TrimSpace(list) == "" {
+		return Kinds, nil
+	}
+	var kinds []Kind
+	for name := range strings.SplitSeq(list, ",") {
+		k := Kind(strings.TrimSpace(name))
+		if !slices.Contains(Kinds, k) {
+			return nil, fmt.Errorf("unknown fault kind %q (kinds: %s)", k, kindNames())
+		}
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds, nil
+}
+
+func kindNames() string {
+	names := make([]string, len(Kinds))
+	for i, k := range Kinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}
 
 // Fault is one drawn fault.
 type Fault struct {
 	Kind Kind
 	// Nodes are the node indexes it concerns: the node cut off, paused,
 	// killed or impaired; for Bridge the two ends, then the bridge node.
-	// PartitionLeader finds its node when applied.
-	Nodes   []int
+	// PartitionLeader and PartitionConnected find their node when applied.
+	Nodes []int
+	// Replica is the replica KillReplica kills, or whose node
+	// PartitionConnected cuts off.
 	Replica int
 	Loss    float64
 	Delay   time.Duration
@@ -87,6 +122,15 @@ func (f Fault) Label() string {
 		fmt.Fprintf(&b, " %s|%s via %s", nodeName(f.Nodes[0]), nodeName(f.Nodes[1]), nodeName(f.Nodes[2]))
 	case KillReplica:
 		fmt.Fprintf(&b, " %c", 'a'+f.Replica)
+	case PartitionConnected:
+		fmt.Fprintf(&b, " %c", 'a'+f.Replica)
+		if len(f.Nodes) > 0 {
+			fmt.Fprintf(&b, " (%s", nodeName(f.Nodes[0]))
+			if f.Leader == f.Nodes[0] {
+				b.WriteString(", leader")
+			}
+			b.WriteString(")")
+		}
 	case Loss:
 		fmt.Fprintf(&b, " %s %.0f%%", nodeName(f.Nodes[0]), 100*f.Loss)
 	case Delay:
@@ -97,17 +141,17 @@ func (f Fault) Label() string {
 
 func nodeName(i int) string { return fmt.Sprintf("n%d", i+1) }
 
-// Schedule draws n faults from seed: every kind once in a random order,
-// then (when n is larger) kinds at random. Each holds between minHold and
-// maxHold. The same seed gives the same schedule.
-func Schedule(seed uint64, n int, minHold, maxHold time.Duration) []Fault {
+// Schedule draws n faults of the given kinds from seed: every kind once
+// in a random order, then again. Each holds between minHold and maxHold.
+// The same seed and kinds give the same schedule.
+func Schedule(seed uint64, n int, minHold, maxHold time.Duration, from []Kind) []Fault {
 	rng := rand.New(rand.NewPCG(seed, 0x6b6c696e6763)) //nolint:gosec // a reproducible schedule, not a secret
 	kinds := make([]Kind, 0, n)
 	for len(kinds) < n {
-		perm := rng.Perm(len(Kinds))
+		perm := rng.Perm(len(from))
 		for _, p := range perm {
 			if len(kinds) < n {
-				kinds = append(kinds, Kinds[p])
+				kinds = append(kinds, from[p])
 			}
 		}
 	}
@@ -119,12 +163,12 @@ func Schedule(seed uint64, n int, minHold, maxHold time.Duration) []Fault {
 		switch k {
 		case Bridge:
 			f.Nodes = perm
-		case PartitionLeader, KillAll:
+		case PartitionLeader, PartitionConnected, KillAll:
 		default:
 			f.Nodes = perm[:1]
 		}
 		switch k {
-		case KillReplica:
+		case KillReplica, PartitionConnected:
 			f.Replica = rng.IntN(2)
 		case Loss:
 			f.Loss = 0.10 + 0.05*float64(rng.IntN(5)) // 10% to 30%
@@ -155,16 +199,16 @@ func Apply(ctx context.Context, env Env, f Fault) (Fault, func(context.Context) 
 			return f, nil, fmt.Errorf("find the stream leader: %w", lerr)
 		}
 		f.Nodes = []int{leader}
-		fallthrough
-	case PartitionNode:
-		rules := map[netlab.Pair]netlab.Policy{}
-		cut := env.Lab.Nodes[f.Nodes[0]].Addr
-		for i, n := range env.Lab.Nodes {
-			if i != f.Nodes[0] {
-				netlab.Both(rules, cut, n.Addr, netlab.Policy{Drop: true})
-			}
+		return f, env.Lab.Heal, partition(ctx, env.Lab, f.Nodes[0])
+	case PartitionConnected:
+		node, err := connectedNode(ctx, env.Cluster, f.Replica)
+		if err != nil {
+			return f, nil, err
 		}
-		return f, env.Lab.Heal, env.Lab.Impair(ctx, rules)
+		f.Nodes = []int{node}
+		return f, env.Lab.Heal, partition(ctx, env.Lab, node)
+	case PartitionNode:
+		return f, env.Lab.Heal, partition(ctx, env.Lab, f.Nodes[0])
 	case Bridge:
 		rules := map[netlab.Pair]netlab.Policy{}
 		netlab.Both(rules, env.Lab.Nodes[f.Nodes[0]].Addr, env.Lab.Nodes[f.Nodes[1]].Addr, netlab.Policy{Drop: true})
@@ -205,4 +249,41 @@ func Apply(ctx context.Context, env Env, f Fault) (Fault, func(context.Context) 
 		return f, func(context.Context) error { return r.Start() }, nil
 	}
 	return f, nil, fmt.Errorf("unknown fault kind %q", f.Kind)
+}
+
+// connectedNode waits up to connectedWait for replica j to have one NATS
+// connection (it may be reconnecting after the previous fault) and returns
+// its node.
+func connectedNode(ctx context.Context, c *cluster.Cluster, j int) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectedWait)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		node, err := c.ConnectedNode(j)
+		if err == nil {
+			return node, nil
+		}
+		select {
+		case <-ctx.Done():
+			return -1, fmt.Errorf("find replica %c's node: %w", 'a'+j, err)
+		case <-tick.C:
+		}
+	}
+}
+
+// connectedWait bounds connectedNode's wait.
+const connectedWait = 10 * time.Second
+
+// partition cuts node off from the other nodes; the hub, where the
+// replicas run, still reaches it.
+func partition(ctx context.Context, lab *netlab.Lab, node int) error {
+	rules := map[netlab.Pair]netlab.Policy{}
+	cut := lab.Nodes[node].Addr
+	for i, n := range lab.Nodes {
+		if i != node {
+			netlab.Both(rules, cut, n.Addr, netlab.Policy{Drop: true})
+		}
+	}
+	return lab.Impair(ctx, rules)
 }

@@ -30,9 +30,10 @@ type Options struct {
 	Seed uint64
 	// SyncAlways runs the nodes with sync_interval: always.
 	SyncAlways bool
-	// Faults is the number of faults; every kind appears once before any
-	// appears twice.
+	// Faults is the number of faults, drawn from Kinds (all when empty);
+	// every kind appears once before any appears twice.
 	Faults int
+	Kinds  []faults.Kind
 	// MinHold and MaxHold bound how long a fault lasts.
 	MinHold, MaxHold time.Duration
 	// Calm is how long the run waits between a settled cluster and the
@@ -68,7 +69,11 @@ func Run(ctx context.Context, o Options, w io.Writer) (checker.Result, error) {
 	if o.SyncAlways {
 		sync = "always"
 	}
-	schedule := faults.Schedule(o.Seed, o.Faults, o.MinHold, o.MaxHold)
+	kinds := o.Kinds
+	if len(kinds) == 0 {
+		kinds = faults.Kinds
+	}
+	schedule := faults.Schedule(o.Seed, o.Faults, o.MinHold, o.MaxHold, kinds)
 	fmt.Fprintf(w, "klingchaos: seed %d (CHAOS_SEED=%d reproduces the schedule), sync_interval %s, R3, %d faults, up to %d deliveries at %.0f/s\n",
 		o.Seed, o.Seed, sync, len(schedule), o.MaxDeliveries, o.Rate)
 	for i, f := range schedule {
