@@ -225,7 +225,10 @@ func (r *runner) logf(format string, args ...any) {
 }
 
 // profile starts a CPU profile named for the point when profiling is on;
-// the returned function stops it.
+// the returned function stops it. Beside it, the allocation profile at the
+// start and at the end (NAME.allocs-start.pprof, NAME.allocs.pprof): the
+// point's own allocations are their difference,
+// go tool pprof -sample_index=alloc_space -diff_base NAME.allocs-start.pprof NAME.allocs.pprof.
 func (r *runner) profile(name string) func() {
 	if r.cfg.CPUProfileDir == "" {
 		return func() {}
@@ -235,6 +238,7 @@ func (r *runner) profile(name string) func() {
 		r.logf("  cpu profile %s: %v", name, err)
 		return func() {}
 	}
+	r.writeAllocs(name + ".allocs-start")
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
 		r.logf("  cpu profile %s: %v", name, err)
@@ -243,6 +247,22 @@ func (r *runner) profile(name string) func() {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+		r.writeAllocs(name + ".allocs")
+	}
+}
+
+// writeAllocs writes the allocation profile so far as NAME.pprof in the
+// profile directory.
+func (r *runner) writeAllocs(name string) {
+	f, err := os.Create(filepath.Join(r.cfg.CPUProfileDir, name+".pprof"))
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		r.logf("  allocation profile %s: %v", name, err)
 	}
 }
 

@@ -45,12 +45,23 @@ type CatchUpResult struct {
 	OutOfOrder int     `json:"out_of_order"`
 	Cores      float64 `json:"cores"`
 	OtherCores float64 `json:"other_cores"`
+	// CPUMicrosPerEvent is the process's CPU time (server and subscriber)
+	// over the events: on a shared machine it moves less than the rate.
+	CPUMicrosPerEvent float64 `json:"cpu_us_per_event"`
+	// AllocBytesPerEvent and AllocsPerEvent are the process's heap
+	// allocations over the events, GCCycles its collections meanwhile.
+	AllocBytesPerEvent float64 `json:"alloc_bytes_per_event"`
+	AllocsPerEvent     float64 `json:"allocs_per_event"`
+	GCCycles           uint64  `json:"gc_cycles"`
 	// Raw is a bare JetStream ordered consumer reading the same events,
 	// before the server started and after it stopped; RawPerSecond is
 	// their mean and Ratio the catch-up's rate against it.
 	Raw          []ReplayResult `json:"raw_replay,omitempty"`
 	RawPerSecond float64        `json:"raw_replay_events_per_second,omitempty"`
 	Ratio        float64        `json:"ratio_to_raw_replay,omitempty"`
+	// CPURatio is the raw replay's CPU per event over the catch-up's: the
+	// same comparison as Ratio, in the figure a shared machine disturbs least.
+	CPURatio float64 `json:"cpu_ratio_to_raw_replay,omitempty"`
 }
 
 // fillWorkers is how many goroutines append concurrently while filling a
@@ -88,7 +99,7 @@ func (r *runner) runStartupAndCatchUp(ctx context.Context, doStartup, doCatchUp 
 
 	var raw []ReplayResult
 	if doCatchUp {
-		rr, err := r.rawReplay(ctx, dir, uint64(events), r.cfg.CatchUpEvents)
+		rr, err := r.rawReplay(ctx, dir, uint64(events), r.cfg.CatchUpEvents, "raw-replay-before")
 		if err != nil {
 			return nil, nil, err
 		}
@@ -114,12 +125,12 @@ func (r *runner) runStartupAndCatchUp(ctx context.Context, doStartup, doCatchUp 
 		return nil, nil, err
 	}
 	if doCatchUp {
-		rr, err := r.rawReplay(ctx, dir, uint64(events), r.cfg.CatchUpEvents)
+		rr, err := r.rawReplay(ctx, dir, uint64(events), r.cfg.CatchUpEvents, "raw-replay-after")
 		if err != nil {
 			return nil, nil, err
 		}
 		cu.setRaw(append(raw, *rr))
-		r.logf("  raw JetStream replay %.0f events/s (mean of before and after); catch-up is %.2f× that", cu.RawPerSecond, cu.Ratio)
+		r.logf("  raw JetStream replay %.0f events/s (mean of before and after); catch-up is %.2f× that, %.2f× in CPU per event", cu.RawPerSecond, cu.Ratio, cu.CPURatio)
 	}
 	if !doStartup {
 		return nil, cu, nil
@@ -130,13 +141,15 @@ func (r *runner) runStartupAndCatchUp(ctx context.Context, doStartup, doCatchUp 
 	return st, cu, nil
 }
 
-// rawReplay measures the bare JetStream replay of the n events before last.
-func (r *runner) rawReplay(ctx context.Context, dir string, last uint64, n int) (*ReplayResult, error) {
-	rr, err := rawReplay(ctx, dir, last-uint64(n), n)
+// rawReplay measures the bare JetStream replay of the n events before
+// last, profiled as name.
+func (r *runner) rawReplay(ctx context.Context, dir string, last uint64, n int, name string) (*ReplayResult, error) {
+	rr, err := rawReplay(ctx, dir, last-uint64(n), n, func() func() { return r.profile(name) })
 	if err != nil {
 		return nil, err
 	}
-	r.logf("  raw JetStream ordered replay: %d events in %.2fs = %.0f events/s (%.0f MiB/s)", n, rr.Seconds, rr.PerSecond, rr.MiBPerSecond)
+	r.logf("  raw JetStream ordered replay: %d events in %.2fs = %.0f events/s (%.0f MiB/s, others %.2f cores, %.1f µs CPU, %.0f B and %.1f allocations per event, %d GCs)",
+		n, rr.Seconds, rr.PerSecond, rr.MiBPerSecond, rr.OtherCores, rr.CPUMicrosPerEvent, rr.AllocBytesPerEvent, rr.AllocsPerEvent, rr.GCCycles)
 	return rr, nil
 }
 
@@ -150,6 +163,13 @@ func (c *CatchUpResult) setRaw(raw []ReplayResult) {
 	c.RawPerSecond = float64(int64(sum / float64(len(raw))))
 	if c.RawPerSecond > 0 {
 		c.Ratio = round2(c.PerSecond / c.RawPerSecond)
+	}
+	var cpu float64
+	for _, rr := range raw {
+		cpu += rr.CPUMicrosPerEvent
+	}
+	if c.CPUMicrosPerEvent > 0 {
+		c.CPURatio = round2(cpu / float64(len(raw)) / c.CPUMicrosPerEvent)
 	}
 }
 
@@ -197,10 +217,12 @@ func (r *runner) catchUp(ctx context.Context, srv *server, last uint64, n int) (
 	}
 	took := time.Since(start)
 	res.Cores, res.OtherCores = cpu.cores(), cpu.others()
+	res.CPUMicrosPerEvent = round2(cpu.used().Seconds() * 1e6 / float64(n))
+	res.AllocBytesPerEvent, res.AllocsPerEvent, res.GCCycles = cpu.allocs(n)
 	res.Seconds = round2(took.Seconds())
 	res.PerSecond = float64(int64(float64(n) / took.Seconds()))
-	r.logf("  %d events in %.2fs = %.0f events/s (first after %.2fs, out of order %d, cores %.2f, others %.2f)",
-		n, res.Seconds, res.PerSecond, res.FirstEventSeconds, res.OutOfOrder, res.Cores, res.OtherCores)
+	r.logf("  %d events in %.2fs = %.0f events/s (first after %.2fs, out of order %d, cores %.2f, others %.2f, %.1f µs CPU, %.0f B and %.1f allocations per event, %d GCs)",
+		n, res.Seconds, res.PerSecond, res.FirstEventSeconds, res.OutOfOrder, res.Cores, res.OtherCores, res.CPUMicrosPerEvent, res.AllocBytesPerEvent, res.AllocsPerEvent, res.GCCycles)
 	return res, nil
 }
 

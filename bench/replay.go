@@ -20,6 +20,16 @@ type ReplayResult struct {
 	PerSecond float64 `json:"events_per_second"`
 	// MiBPerSecond is the stored bytes read per second.
 	MiBPerSecond float64 `json:"mib_per_second"`
+	// CPUMicrosPerEvent is the process's CPU time (the embedded server and
+	// the consumer) over the events; OtherCores is what the rest of the
+	// machine used meanwhile.
+	CPUMicrosPerEvent float64 `json:"cpu_us_per_event"`
+	OtherCores        float64 `json:"other_cores"`
+	// AllocBytesPerEvent and AllocsPerEvent are the process's heap
+	// allocations over the events, GCCycles its collections meanwhile.
+	AllocBytesPerEvent float64 `json:"alloc_bytes_per_event"`
+	AllocsPerEvent     float64 `json:"allocs_per_event"`
+	GCCycles           uint64  `json:"gc_cycles"`
 }
 
 // replayPullBatch is the raw consumer's pull batch: the size klingfan's
@@ -28,8 +38,9 @@ const replayPullBatch = 2048
 
 // rawReplay opens the log in dir (the server not running) and reads the n
 // events after sequence after with one ordered consumer, as fast as
-// JetStream hands them out.
-func rawReplay(ctx context.Context, dir string, after uint64, n int) (*ReplayResult, error) {
+// JetStream hands them out. profile starts a CPU profile of the read and
+// returns what stops it.
+func rawReplay(ctx context.Context, dir string, after uint64, n int, profile func() func()) (*ReplayResult, error) {
 	s, err := store.Open(ctx, store.Config{DataDir: dir, Logger: quietLogger()})
 	if err != nil {
 		return nil, err
@@ -41,6 +52,9 @@ func rawReplay(ctx context.Context, dir string, after uint64, n int) (*ReplayRes
 	}
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	stopProfile := profile()
+	defer stopProfile()
+	cpu := startCPU()
 	start := time.Now()
 	cons, err := stream.OrderedConsumer(rctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
@@ -74,11 +88,17 @@ func rawReplay(ctx context.Context, dir string, after uint64, n int) (*ReplayRes
 		bytes += int64(len(msg.Data()))
 	}
 	took := time.Since(start)
+	allocBytes, allocs, cycles := cpu.allocs(n)
 	return &ReplayResult{
-		Events:       n,
-		Seconds:      round2(took.Seconds()),
-		PerSecond:    float64(int64(float64(n) / took.Seconds())),
-		MiBPerSecond: round2(float64(bytes) / (1 << 20) / took.Seconds()),
+		AllocBytesPerEvent: allocBytes,
+		AllocsPerEvent:     allocs,
+		GCCycles:           cycles,
+		Events:             n,
+		Seconds:            round2(took.Seconds()),
+		PerSecond:          float64(int64(float64(n) / took.Seconds())),
+		MiBPerSecond:       round2(float64(bytes) / (1 << 20) / took.Seconds()),
+		CPUMicrosPerEvent:  round2(cpu.used().Seconds() * 1e6 / float64(n)),
+		OtherCores:         cpu.others(),
 	}, nil
 }
 
@@ -114,7 +134,15 @@ func writeRawReplay(p func(string, ...any), c *CatchUpResult) {
 	for _, rr := range c.Raw {
 		p(" %.0f events/s (%.0f MiB/s);", rr.PerSecond, rr.MiBPerSecond)
 	}
-	p(" mean %.0f events/s. Catch-up reaches %.2f× of it.\n", c.RawPerSecond, c.Ratio)
+	p(" mean %.0f events/s. Catch-up reaches %.2f× of it.", c.RawPerSecond, c.Ratio)
+	if c.CPURatio > 0 {
+		var cpu float64
+		for _, rr := range c.Raw {
+			cpu += rr.CPUMicrosPerEvent
+		}
+		p(" In CPU time per event (the figure a shared machine disturbs least): %.1f µs for the raw replay, %.1f µs for the catch-up, %.2f×.", cpu/float64(len(c.Raw)), c.CPUMicrosPerEvent, c.CPURatio)
+	}
+	p("\n")
 }
 
 // waitFolded waits until the server's job projection has folded the log up

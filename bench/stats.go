@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,10 +60,35 @@ type cpuMeter struct {
 	wall    time.Time
 	cpu     time.Duration
 	machine time.Duration
+	heap    heapAllocs
 }
 
 func startCPU() cpuMeter {
-	return cpuMeter{wall: time.Now(), cpu: cpuTime(), machine: machineBusy()}
+	return cpuMeter{wall: time.Now(), cpu: cpuTime(), machine: machineBusy(), heap: readHeapAllocs()}
+}
+
+// heapAllocs is what the process has allocated on the heap so far, and
+// how many garbage collections it has run: unlike CPU time, other work on
+// the machine does not move these.
+type heapAllocs struct{ bytes, objects, cycles uint64 }
+
+func readHeapAllocs() heapAllocs {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/allocs:objects"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	var h heapAllocs
+	for i, p := range []*uint64{&h.bytes, &h.objects, &h.cycles} {
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			*p = s[i].Value.Uint64()
+		}
+	}
+	return h
+}
+
+// allocs returns the heap bytes and objects the process allocated per
+// event since the meter started, and the collections it ran.
+func (m cpuMeter) allocs(events int) (bytesPer, objectsPer float64, cycles uint64) {
+	h := readHeapAllocs()
+	return round2(float64(h.bytes-m.heap.bytes) / float64(events)), round2(float64(h.objects-m.heap.objects) / float64(events)), h.cycles - m.heap.cycles
 }
 
 // cores returns the average number of cores this process used since the
@@ -74,6 +100,9 @@ func (m cpuMeter) cores() float64 {
 	}
 	return round2(float64(cpuTime()-m.cpu) / float64(wall))
 }
+
+// used returns the CPU time this process used since the meter started.
+func (m cpuMeter) used() time.Duration { return cpuTime() - m.cpu }
 
 // others returns the average number of cores other processes used since
 // the meter started.

@@ -66,6 +66,15 @@ func (b *readBudget) acquire(ctx context.Context, done <-chan struct{}) (int64, 
 	return n, nil
 }
 
+// tryAcquire reserves room for one read if there is room now.
+func (b *readBudget) tryAcquire() (int64, bool) {
+	if b.sem == nil {
+		return 0, true
+	}
+	n := min(readReserve, b.size)
+	return n, b.sem.TryAcquire(n)
+}
+
 // settle shrinks a reservation of held bytes to the used bytes that the
 // batch read with it really holds, and returns the new holding. A batch
 // larger than its reservation (the log's cap is a soft one: it stops after

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -32,58 +33,164 @@ const storedBatchFactor = 4
 // into, several to a buffer, instead of one allocation per event.
 const storedChunk = 64 << 10
 
+// storedBatch is one read of stored bytes, in the subscription's view.
+type storedBatch struct {
+	from    uint64
+	items   []Item // the events that passed the filter
+	visited int    // events read, matching or not
+	first   uint64 // the first sequence read, when visited > 0
+	next    uint64 // where the next read starts
+	used    int64  // bytes the items hold, for the catch-up budget
+	err     error
+}
+
 // readStored reads the next batch of the log as stored bytes and queues
-// the events that pass the filter as pre-encoded items. It returns how
-// many events it read (matching or not) and where the next read starts.
+// the events that pass the filter as pre-encoded items: the batch read
+// ahead while the previous one was sent, when there is one, or a batch
+// read now. It returns how many events it read (matching or not) and where
+// the next read starts, and starts reading the batch after it (see
+// readAhead).
 func (s *Subscription) readStored(ctx context.Context, r StoredReader) (int, uint64, error) {
+	b, err := s.takeAhead(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if b == nil {
+		if err := s.takeBudget(ctx); err != nil {
+			return 0, 0, err
+		}
+		b = s.readBatch(ctx, r, s.next)
+	}
+	if b.err != nil {
+		s.releaseBudget()
+		return 0, 0, s.readFailed(ctx, b.err)
+	}
+	if b.visited > 0 {
+		if err := s.checkContiguous(b.first, b.next); err != nil {
+			return 0, 0, err
+		}
+		s.h.metrics.replayed.Add(float64(b.visited))
+	}
+	for i := range b.items {
+		s.pending = append(s.pending, &b.items[i])
+	}
+	s.settleBudget(b.used)
+	if b.visited > 0 {
+		s.readAhead(ctx, r, b.next)
+	}
+	return b.visited, b.next, nil
+}
+
+// readBatch reads one batch of stored bytes from sequence from on. It
+// touches only what never changes after Subscribe (the filter, the view,
+// the hub's configuration and metrics), so a read ahead may run it on a
+// goroutine of its own.
+func (s *Subscription) readBatch(ctx context.Context, r StoredReader, from uint64) *storedBatch {
 	batch := storedBatchFactor * s.h.cfg.CatchUpBatch
 	// One allocation for the batch's items; the buffer never grows past
 	// batch, so pointers into it stay valid.
-	items := make([]Item, 0, batch)
-	var (
-		buf     []byte
-		visited int
-		first   uint64
-	)
-	next, err := r.ReadStored(ctx, s.next, batch, s.filter.WebhookIDs(), s.filter.JobIDs(), func(seq uint64, data []byte) bool {
-		if visited == 0 {
-			first = seq
+	b := &storedBatch{from: from, items: make([]Item, 0, batch)}
+	var buf []byte
+	b.next, b.err = r.ReadStored(ctx, from, batch, s.filter.WebhookIDs(), s.filter.JobIDs(), func(seq uint64, data []byte) bool {
+		if b.visited == 0 {
+			b.first = seq
 		}
-		visited++
-		if s.storedItem(seq, data, &buf, &items) {
-			s.pending = append(s.pending, &items[len(items)-1])
-		}
-		return len(items) < batch
+		b.visited++
+		s.storedItem(seq, data, &buf, &b.items)
+		return len(b.items) < batch
 	})
-	if err != nil {
-		// Nothing was queued that a retry would repeat: pending only
-		// grows from a successful read.
-		s.dropPendingFrom(len(s.pending) - len(items))
-		return 0, 0, s.readFailed(ctx, err)
+	if b.err != nil {
+		b.items, b.visited = nil, 0
+		return b
 	}
-	if visited > 0 {
-		if err := s.checkContiguous(first, next); err != nil {
-			s.dropPendingFrom(len(s.pending) - len(items))
-			return 0, 0, err
-		}
-		s.h.metrics.replayed.Add(float64(visited))
-	}
-	var used int64 // bytes the queued items hold, for the catch-up budget
-	for i := range items {
-		if it := &items[i]; it.encoded != nil {
-			used += int64(len(it.encoded))
+	wireBuffers(b.items)
+	for i := range b.items {
+		if it := &b.items[i]; it.encoded != nil {
+			b.used += int64(len(it.encoded))
 		} else {
-			used += int64(proto.Size(it.Event))
+			b.used += int64(proto.Size(it.Event))
 		}
 	}
-	s.settleBudget(used)
-	return visited, next, nil
+	return b
 }
 
-// dropPendingFrom removes the pending items from index i on.
-func (s *Subscription) dropPendingFrom(i int) {
-	clear(s.pending[i:])
-	s.pending = s.pending[:i]
+// aheadRead is a batch being read while the stream sends the one before.
+type aheadRead struct {
+	batch  storedBatch
+	held   int64 // catch-up budget reserved for batch
+	cancel context.CancelFunc
+	done   chan struct{} // closed once batch is complete
+}
+
+// readAhead starts reading the batch from sequence from on, on a goroutine
+// of its own, so that the log is read while the stream sends the batch
+// before it: replay then runs the log's reading and the network's writing
+// side by side instead of one after the other. It reads ahead only when
+// the catch-up budget has room at once (a stream that has to wait for
+// budget reads when it needs the batch, as before) and never for a CEL
+// filter, whose evaluations are bounded by the hub's slots.
+func (s *Subscription) readAhead(ctx context.Context, r StoredReader, from uint64) {
+	if s.filter.needsEvent() {
+		return
+	}
+	held, ok := s.h.budget.tryAcquire()
+	if !ok {
+		return
+	}
+	// Next's context may be a single call's; the read ahead outlives the
+	// call, and dropAhead (Close at the latest) ends it.
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a := &aheadRead{held: held, cancel: cancel, done: make(chan struct{})}
+	s.ahead = a
+	go func() {
+		defer close(a.done)
+		a.batch = *s.readBatch(actx, r, from)
+		a.held = s.h.budget.settle(a.held, a.batch.used)
+	}()
+}
+
+// takeAhead waits for the batch read ahead and returns it with its budget
+// reservation, or nil when there is none to use: none was started, or it
+// started elsewhere than s.next, or found nothing (the log's head has
+// moved since; a read now sees the events appended meanwhile).
+func (s *Subscription) takeAhead(ctx context.Context) (*storedBatch, error) {
+	a := s.ahead
+	if a == nil {
+		return nil, nil
+	}
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+		s.dropAhead()
+		return nil, ctx.Err()
+	case <-s.h.done:
+		s.dropAhead()
+		return nil, ErrClosed
+	}
+	if a.batch.from != s.next || a.batch.err == nil && a.batch.visited == 0 {
+		s.dropAhead()
+		return nil, nil
+	}
+	s.ahead = nil
+	a.cancel()
+	// The stream gave its own reservation back with its last batch.
+	s.releaseBudget()
+	s.held = a.held
+	return &a.batch, nil
+}
+
+// dropAhead ends the subscription's read ahead, if any, when its batch is
+// not wanted (the stream caught up from memory, or ends): it waits for the
+// read to stop and gives its budget back.
+func (s *Subscription) dropAhead() {
+	a := s.ahead
+	if a == nil {
+		return
+	}
+	s.ahead = nil
+	a.cancel()
+	<-a.done
+	s.h.budget.release(a.held)
 }
 
 // storedItem appends one stored event to *items as a pre-encoded item in
@@ -124,4 +231,29 @@ func (s *Subscription) storedItem(seq uint64, data []byte, buf *[]byte, items *[
 	it.seq, it.received, it.hasReceived = seq, w.received, w.hasReceived
 	it.encoded = (*buf)[start:len(*buf):len(*buf)]
 	return true
+}
+
+// wireBuffers gives each forwarded item of items its gRPC buffer list,
+// from two arrays for the whole batch: built per item (Item.encode), the
+// list and the buffer in it were two small allocations per replayed event.
+// A *mem.SliceBuffer is a mem.Buffer as the value is, and as read-only.
+func wireBuffers(items []Item) {
+	n := 0
+	for i := range items {
+		if items[i].Event == nil {
+			n++
+		}
+	}
+	bufs := make([]mem.SliceBuffer, n)
+	lists := make([]mem.Buffer, n)
+	for i, j := 0, 0; i < len(items); i++ {
+		it := &items[i]
+		if it.Event != nil {
+			continue
+		}
+		bufs[j] = it.encoded
+		lists[j] = &bufs[j]
+		it.wire = lists[j : j+1 : j+1]
+		j++
+	}
 }

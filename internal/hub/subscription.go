@@ -27,11 +27,12 @@ type Subscription struct {
 	ch chan *Item
 
 	// Owned by the stream goroutine.
-	next     uint64  // the next sequence this subscription may deliver
-	pending  []*Item // items read but not yet returned, in order, from head on
-	head     int     // index of the first pending item not yet returned
-	readNext uint64  // where the last catch-up read stopped
-	held     int64   // catch-up budget held for pending's log batch
+	next     uint64     // the next sequence this subscription may deliver
+	pending  []*Item    // items read but not yet returned, in order, from head on
+	head     int        // index of the first pending item not yet returned
+	readNext uint64     // where the last catch-up read stopped
+	held     int64      // catch-up budget held for pending's log batch
+	ahead    *aheadRead // the log batch after pending's, being read
 
 	// lagging is written only under h.mu; Publish skips a lagging
 	// subscription, which then reads the log itself.
@@ -83,6 +84,9 @@ func (it *Item) Sequence() uint64 {
 // stream. The buffers are read-only and never freed to a pool
 // (mem.SliceBuffer), so every stream may send the same list.
 func (it *Item) Wire() (mem.BufferSlice, error) {
+	if it.Event == nil && it.wire != nil {
+		return it.wire, nil // built with the item (storedBatch.add)
+	}
 	it.once.Do(it.encode)
 	return it.wire, it.err
 }
@@ -267,10 +271,8 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 	default:
 	}
 	if s.catchUpRecent() {
+		s.dropAhead()
 		return nil
-	}
-	if err := s.takeBudget(ctx); err != nil {
-		return err
 	}
 	var (
 		visited int
@@ -279,7 +281,7 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 	)
 	if r := s.h.stored; r != nil {
 		visited, next, err = s.readStored(ctx, r)
-	} else {
+	} else if err = s.takeBudget(ctx); err == nil {
 		visited, next, err = s.readEvents(ctx)
 	}
 	if err != nil {
@@ -414,6 +416,7 @@ func (s *Subscription) Close() {
 		return
 	}
 	s.closed = true
+	s.dropAhead()
 	s.releaseBudget()
 	s.h.mu.Lock()
 	delete(s.h.subs, s)
