@@ -39,12 +39,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, webhookID string
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(h.reqTime))
 	_ = rc.SetWriteDeadline(time.Now().Add(h.reqTime))
-	if err := h.precheck(r, webhookID); err != nil {
-		label := webhookID
-		if err.Outcome == OutcomeUnknown {
-			label = "unknown"
-		}
-		h.metrics.observe(label, err.Outcome, nil, 0, nil)
+	// Everything refused before the signature is checked is refused the
+	// same way for every id, registered or not, with the same limits and
+	// the body read all the same: a stranger guessing ids must learn
+	// nothing from the answer (see deliver for the rest).
+	if err := h.precheck(r); err != nil {
+		h.metrics.observe(h.label(webhookID), err.Outcome, nil, 0, nil)
 		h.reject(w, r, webhookID, err)
 		return
 	}
@@ -52,7 +52,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, webhookID string
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			h.metrics.observe(webhookID, OutcomeTooLarge, nil, 0, nil)
+			h.metrics.observe(h.label(webhookID), OutcomeTooLarge, nil, 0, nil)
 			h.reject(w, r, webhookID, tooLarge(h.maxBody))
 			return
 		}
@@ -114,19 +114,11 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return buf, nil
 }
 
-// precheck rejects what can be rejected before reading the body: an unknown
-// registration, a body that declares itself too large, or one
-// that is not JSON. A missing Content-Type is tolerated, because the body
-// is parsed as JSON anyway.
-func (h *Handler) precheck(r *http.Request, webhookID string) *Error {
-	if _, ok := h.regs.Get(webhookID); !ok {
-		// Answered exactly like a bad signature, so the ingest URL does not
-		// tell a stranger which registration ids exist.
-		return &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeUnknown, Message: msgInvalidSignature}
-	}
-	// An inactive registration is refused only once its signature has
-	// verified (in deliver): a 403 before that would tell a stranger that
-	// the id exists, which the 401 above hides.
+// precheck rejects what can be rejected before reading the body: a body
+// that declares itself too large, or one that is not JSON. A missing
+// Content-Type is tolerated, because the body is parsed as JSON anyway.
+// It looks at the request alone, never at the registration it names.
+func (h *Handler) precheck(r *http.Request) *Error {
 	// The type Kling sends is taken without parsing (ParseMediaType
 	// allocates a map per call).
 	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
@@ -139,6 +131,15 @@ func (h *Handler) precheck(r *http.Request, webhookID string) *Error {
 		return tooLarge(h.maxBody)
 	}
 	return nil
+}
+
+// label is webhookID as a metrics label: unregistered ids must not grow
+// the label set.
+func (h *Handler) label(webhookID string) string {
+	if _, ok := h.regs.Get(webhookID); !ok {
+		return "unknown"
+	}
+	return webhookID
 }
 
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, webhookID string, err error) {
@@ -171,7 +172,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, webhookID strin
 func httpStatus(kind error) int {
 	switch {
 	case errors.Is(kind, ErrUnknownWebhook):
-		return http.StatusUnauthorized // like a bad signature: see precheck
+		return http.StatusUnauthorized // like a bad signature: see deliver
 	case errors.Is(kind, ErrInactive):
 		return http.StatusForbidden
 	case errors.Is(kind, ErrUnauthorized):

@@ -5,6 +5,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -151,6 +152,9 @@ type Handler struct {
 	metrics *Metrics
 	maxAge  time.Duration
 	tracer  trace.Tracer
+	// decoyKeys verify deliveries to unknown ids (see refuseUnknown): a
+	// random key made at start and never handed out.
+	decoyKeys [][]byte
 }
 
 // New returns a Handler.
@@ -171,8 +175,14 @@ func New(c Config) *Handler {
 		log: c.Logger, regs: c.Registrations, app: c.Events, now: c.Now,
 		maxBody: c.MaxBodyBytes, timeout: c.AppendTimeout, reqTime: c.RequestTimeout,
 		limits: newLimits(c.RateLimit, c.RateBurst), metrics: c.Metrics, maxAge: c.MaxEventAge,
-		tracer: c.Tracer,
+		tracer: c.Tracer, decoyKeys: [][]byte{decoyKey()},
 	}
+}
+
+func decoyKey() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k) // never fails (crypto/rand)
+	return k
 }
 
 // Deliver verifies, normalizes and logs one delivery. Errors are *Error.
@@ -202,21 +212,28 @@ func (h *Handler) Deliver(ctx context.Context, d Delivery) (Result, error) {
 }
 
 func (h *Handler) deliver(ctx context.Context, d Delivery) (Result, error) {
-	w, ok := h.regs.Get(d.WebhookID)
-	if !ok {
-		return Result{}, &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeUnknown, Message: msgInvalidSignature}
-	}
 	if int64(len(d.Body)) > h.maxBody {
 		return Result{}, tooLarge(h.maxBody)
 	}
+	// Until the signature verifies, the answer depends on the delivery
+	// alone (see refusal), never on whether the id is registered, active,
+	// or which scheme it uses: the ingest URL must not let a stranger
+	// enumerate registrations.
+	m := verify.Message{Header: d.Header, Token: d.Token, Body: d.Body}
 	_, span := h.startSpan(ctx, spanVerify)
-	deliveryID, err := h.authenticate(w, d)
+	w, ok := h.regs.Get(d.WebhookID)
+	if !ok {
+		err := h.refuseUnknown(m)
+		endSpan(span, err)
+		return Result{}, err
+	}
+	deliveryID, err := h.authenticate(w, m)
 	endSpan(span, err)
 	switch {
 	case err != nil && !w.Active:
 		// Answered exactly like an unknown id: only the holder of the
 		// secret may learn that the registration exists but is paused.
-		return Result{}, &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeBadSignature, Message: msgInvalidSignature, Err: err}
+		return Result{}, &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeBadSignature, Message: refusal(m), Err: err}
 	case err != nil:
 		return Result{}, err
 	case !w.Active:
@@ -332,7 +349,7 @@ func (h *Handler) appendFailed(ctx context.Context, webhookID string, err error)
 // authenticate checks the delivery against the registration's valid
 // secrets, on the raw bytes, and returns the sender's delivery id when the
 // scheme has one.
-func (h *Handler) authenticate(w *registry.Webhook, d Delivery) (string, error) {
+func (h *Handler) authenticate(w *registry.Webhook, m verify.Message) (string, error) {
 	now := h.now()
 	keys := w.Keys(now)
 	var (
@@ -340,7 +357,7 @@ func (h *Handler) authenticate(w *registry.Webhook, d Delivery) (string, error) 
 		err error
 	)
 	if sch, ok := verify.Lookup(w.Scheme); ok {
-		id, err = sch.Verify(verify.Message{Header: d.Header, Token: d.Token, Body: d.Body}, keys, now, w.Tolerance)
+		id, err = sch.Verify(m, keys, now, w.Tolerance)
 	} else {
 		err = fmt.Errorf("ingest: registration %q has no usable scheme", w.ID)
 	}
@@ -348,12 +365,34 @@ func (h *Handler) authenticate(w *registry.Webhook, d Delivery) (string, error) 
 	case err == nil:
 		return id, nil
 	case errors.Is(err, verify.ErrStale):
+		// Only a signature that verified is judged on its time.
 		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeStale, Message: "timestamp outside tolerance", Err: err}
-	case errors.Is(err, verify.ErrMissingSignature):
-		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeBadSignature, Message: "missing signature", Err: err}
 	default:
-		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeBadSignature, Message: msgInvalidSignature, Err: err}
+		return "", &Error{Kind: ErrUnauthorized, Outcome: OutcomeBadSignature, Message: refusal(m), Err: err}
 	}
+}
+
+// refuseUnknown refuses a delivery to an id with no registration. It
+// verifies the delivery all the same, with the scheme whose credential it
+// carries and a key nobody holds, so that an unknown id costs about what a
+// registered one does (the body's HMAC), and answers what a registration
+// answers a delivery whose signature does not verify.
+func (h *Handler) refuseUnknown(m verify.Message) *Error {
+	if s, ok := verify.Presented(m); ok {
+		_, _ = s.Verify(m, h.decoyKeys, h.now(), verify.DefaultTolerance)
+	}
+	return &Error{Kind: ErrUnknownWebhook, Outcome: OutcomeUnknown, Message: refusal(m)}
+}
+
+// refusal is the answer to a delivery whose signature did not verify:
+// "missing signature" when it carries no credential of any scheme, else
+// "invalid signature". It reads the delivery alone, so a registered id of
+// any scheme, an inactive one and an unknown one answer alike.
+func refusal(m verify.Message) string {
+	if _, ok := verify.Presented(m); ok {
+		return msgInvalidSignature
+	}
+	return msgMissingSignature
 }
 
 // checkAge refuses a seed-format event whose signed timestamp is further
@@ -371,9 +410,11 @@ func (h *Handler) checkAge(w *registry.Webhook, ev *gatewayv1.Event) *Error {
 	return nil
 }
 
-// msgInvalidSignature answers a bad signature and an unknown registration
-// alike.
-const msgInvalidSignature = "invalid signature"
+// The answers to a delivery whose signature did not verify (see refusal).
+const (
+	msgInvalidSignature = "invalid signature"
+	msgMissingSignature = "missing signature"
+)
 
 func tooLarge(limit int64) *Error {
 	return &Error{Kind: ErrTooLarge, Outcome: OutcomeTooLarge, Message: fmt.Sprintf("body exceeds %d bytes", limit)}

@@ -40,12 +40,18 @@ const (
 	// answered 503; and long enough that a slow fsync or a busy leader
 	// does not trigger it.
 	stallAfter = 2 * time.Second
-	// switchGapInitial and switchGapMax space forced reconnects while
-	// moving does not help: when no server can serve JetStream (a cluster
-	// without quorum, or electing a stream leader, which takes up to the
-	// nine seconds of NATS's longest election timeout), a second move
-	// before the election had its chance would only churn. The gap
-	// doubles up to switchGapMax and is reset when a request is answered.
+	// movingOnFor is how long after its first move, while no server
+	// answers, the watch moves on every stallAfter. Every node stalls
+	// while the cluster elects a stream leader (up to the nine seconds of
+	// NATS's longest election timeout, when the leader is the node cut
+	// off), and a replica that moved meanwhile may have landed on the cut
+	// node itself; moving on keeps it there no longer than stallAfter once
+	// the others have a leader.
+	movingOnFor = 15 * time.Second
+	// switchGapInitial and switchGapMax space the moves after that, when
+	// moving has not helped (a cluster without quorum) and would only
+	// churn: the gap doubles up to switchGapMax. Both start afresh when a
+	// request is answered.
 	switchGapInitial = 10 * time.Second
 	switchGapMax     = time.Minute
 )
@@ -98,7 +104,7 @@ type serverWatch struct {
 	armed     bool                        // guarded by mu: timer is pending
 	notBefore time.Time                   // guarded by mu: no forced reconnect before
 	gap       *backoff.ExponentialBackOff // guarded by mu
-	moved     bool                        // guarded by mu: gap is not at its start
+	firstMove time.Time                   // guarded by mu: of those since the last answer; zero if none
 	closed    bool                        // guarded by mu
 	// moving counts the moves under way, added to under mu while not
 	// closed, so stop can wait for them before the connection drains.
@@ -142,9 +148,9 @@ func (w *serverWatch) end(op *list.Element, err error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.stalls.end(op, time.Now(), err) && w.moved {
+	if w.stalls.end(op, time.Now(), err) && !w.firstMove.IsZero() {
 		w.gap.Reset()
-		w.moved = false
+		w.firstMove = time.Time{}
 	}
 }
 
@@ -209,23 +215,42 @@ func (w *serverWatch) check() {
 	}
 	reason := w.stalls.reason()
 	w.stalls.reset(now)
-	w.notBefore = now.Add(w.gap.NextBackOff())
-	w.moved = true
+	// No move before this one has been decided on.
+	w.notBefore = now.Add(switchGapMax)
 	w.moving.Add(1)
 	w.mu.Unlock()
 	defer w.moving.Done()
-	w.move(reason, now.Sub(since))
+	moved := w.move(reason, now.Sub(since))
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if moved && w.firstMove.IsZero() {
+		w.firstMove = now
+	}
+	if moved && now.Sub(w.firstMove) < movingOnFor {
+		// The next server gets stallAfter, as this one did.
+		w.notBefore = now
+	} else {
+		w.notBefore = now.Add(w.gap.NextBackOff())
+	}
+	// Requests made during the move armed the timer for the placeholder.
+	if w.armed {
+		w.timer.Stop()
+		w.armed = false
+	}
+	w.armLocked(time.Now())
 }
 
 // move asks the client to reconnect to the next server of its pool, unless
-// it is already away from the server or has no other to go to.
-func (w *serverWatch) move(reason SwitchReason, stalled time.Duration) {
+// it is already away from the server or has no other to go to. It reports
+// whether it moved.
+func (w *serverWatch) move(reason SwitchReason, stalled time.Duration) bool {
 	if w.nc.Status() != nats.CONNECTED || len(w.nc.Servers()) < 2 {
-		return
+		return false
 	}
 	name, url := w.nc.ConnectedServerName(), w.nc.ConnectedUrlRedacted()
 	if err := w.nc.ForceReconnect(); err != nil {
-		return // closed meanwhile
+		return false // closed meanwhile
 	}
 	w.switches[reason].Add(1)
 	w.log.Warn("NATS server is not serving JetStream; reconnecting to another",
@@ -233,6 +258,7 @@ func (w *serverWatch) move(reason SwitchReason, stalled time.Duration) {
 		slog.String("url", url),
 		slog.String("reason", string(reason)),
 		slog.Duration("unanswered_for", stalled.Round(time.Millisecond)))
+	return true
 }
 
 // stallTracker decides whether the connected server has stopped answering

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +90,92 @@ func TestStoreLeavesServerThatStopsServingJetStream(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "server="+from.Name()) {
 		t.Errorf("the log does not name the server left (%s):\n%s", from.Name(), logs.String())
+	}
+}
+
+// A replica that moved while no server could answer (the cluster was
+// electing a leader) may land on the one node that is cut off; it must not
+// stay there for the gap that spaces moves once moving has not helped for
+// a while: right after a move, the next one comes after the same 2 s.
+func TestStoreMovesOnUntilAServerAnswers(t *testing.T) {
+	servers := []*server.Server{startNATS(t, nil), startNATS(t, nil), startNATS(t, nil)}
+	var urls []string
+	for _, ns := range servers {
+		s, err := openExternal(t, store.Config{URL: ns.ClientURL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		urls = append(urls, ns.ClientURL())
+	}
+	var logs lockedBuffer
+	s, err := openExternal(t, store.Config{URL: strings.Join(urls, ","),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s, testEvent("wh", "before", "job-before"))
+
+	// The client goes to the server after the connected one in its
+	// (shuffled) pool: switch JetStream off on both, so the store must
+	// move twice.
+	pool, connected := store.NATSPool(s)
+	at := slices.Index(pool, connected)
+	if len(pool) != 3 || at < 0 {
+		t.Fatalf("pool %v, connected to %s", pool, connected)
+	}
+	byURL := map[string]*server.Server{}
+	for _, ns := range servers {
+		byURL[ns.ClientURL()] = ns
+	}
+	left := []*server.Server{byURL[pool[at]], byURL[pool[(at+1)%3]]}
+	last := byURL[pool[(at+2)%3]]
+	for _, ns := range left {
+		if err := ns.DisableJetStream(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		actx, acancel := context.WithTimeout(ctx, time.Second)
+		_, _, err := s.Append(actx, testEvent("wh", fmt.Sprintf("d%d", i), fmt.Sprintf("job-%d", i)))
+		acancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("appends still failing: %v", err)
+		case <-tick.C:
+		}
+	}
+	if last.NumClients() != 1 {
+		t.Errorf("appends succeed, but not through %s, the one server serving JetStream", last.Name())
+	}
+
+	moves := regexp.MustCompile(`time=(\S+) level=WARN msg="NATS server is not serving JetStream; reconnecting to another" server=(\S+)`).FindAllStringSubmatch(logs.String(), -1)
+	if len(moves) != 2 {
+		t.Fatalf("%d moves logged, want 2:\n%s", len(moves), logs.String())
+	}
+	for k, ns := range left {
+		if moves[k][2] != ns.Name() {
+			t.Errorf("move %d left %s, want %s", k+1, moves[k][2], ns.Name())
+		}
+	}
+	t1, err1 := time.Parse(time.RFC3339Nano, moves[0][1])
+	t2, err2 := time.Parse(time.RFC3339Nano, moves[1][1])
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	// The gap, when it applies, is 10 s less its 20 % jitter at least.
+	if d := t2.Sub(t1); d >= 8*time.Second {
+		t.Errorf("the second move came %s after the first: it waited for the gap instead of going on with the pass", d)
 	}
 }
 

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -112,6 +113,21 @@ func lookupOrKling(id gatewayv1.SignatureScheme) *Scheme {
 	}
 	s, _ := Lookup(gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE)
 	return s
+}
+
+// Presented returns the first scheme whose credential m carries (one whose
+// Verify would not answer [ErrMissingSignature]), or false when m carries
+// none. It reads m alone, never a registration, so a refusal built on it
+// ("missing signature" or not) is the same whichever registration m named,
+// or none. Asking each verifier with no keys keeps the verifiers the one
+// definition of a missing credential, and costs no HMAC.
+func Presented(m Message) (*Scheme, bool) {
+	for _, s := range schemes {
+		if _, err := s.Verify(m, nil, time.Time{}, 0); !errors.Is(err, ErrMissingSignature) {
+			return s, true
+		}
+	}
+	return nil, false
 }
 
 // Lookup returns the scheme for id, or false for UNSPECIFIED and unknown

@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -44,6 +45,46 @@ func TestSchemeTable(t *testing.T) {
 			}
 			if _, err := table.DecodeKey(tt.scheme, s); err != nil {
 				t.Fatalf("a new secret does not decode: %v", err)
+			}
+		})
+	}
+}
+
+// TestPresented covers which credential a message is read as carrying; a
+// message with none is what ingest answers "missing signature", whatever
+// registration it names.
+func TestPresented(t *testing.T) {
+	const (
+		kling    = gatewayv1.SignatureScheme_SIGNATURE_SCHEME_KLING_SIGNATURE
+		standard = gatewayv1.SignatureScheme_SIGNATURE_SCHEME_STANDARD_WEBHOOKS
+		token    = gatewayv1.SignatureScheme_SIGNATURE_SCHEME_URL_TOKEN
+		none     = gatewayv1.SignatureScheme_SIGNATURE_SCHEME_UNSPECIFIED
+	)
+	std := func(id, ts, sig string) http.Header {
+		return http.Header{verify.HeaderWebhookID: {id}, verify.HeaderWebhookTimestamp: {ts}, verify.HeaderWebhookSignature: {sig}}
+	}
+	tests := []struct {
+		name string
+		m    verify.Message
+		want gatewayv1.SignatureScheme
+	}{
+		{"nothing", verify.Message{Header: http.Header{"Content-Type": {"application/json"}}}, none},
+		{"empty X-Kling-Signature", verify.Message{Header: http.Header{verify.HeaderKlingSignature: {""}}}, none},
+		{"malformed X-Kling-Signature", verify.Message{Header: http.Header{verify.HeaderKlingSignature: {"sha256=00"}}}, kling},
+		{"standard headers", verify.Message{Header: std("m1", "1", "v1,x")}, standard},
+		{"standard signature without an id", verify.Message{Header: std("", "1", "v1,x")}, none},
+		{"standard signature with a malformed timestamp", verify.Message{Header: std("m1", "soon", "v1,x")}, standard},
+		{"URL token", verify.Message{Token: "t"}, token},
+		{"every scheme: the table's first", verify.Message{Header: http.Header{verify.HeaderKlingSignature: {"x"}}, Token: "t"}, kling},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, ok := verify.Presented(tt.m)
+			switch {
+			case tt.want == none && ok:
+				t.Fatalf("Presented = %v, want none", s.ID)
+			case tt.want != none && (!ok || s.ID != tt.want):
+				t.Fatalf("Presented = %v, %v; want %v", s, ok, tt.want)
 			}
 		})
 	}

@@ -41,17 +41,21 @@ var standardSigEncoding = base64.StdEncoding.Strict()
 // is "{id}.{timestamp}.{body}", with the id and timestamp exactly as received,
 // and each key is already-decoded key bytes (see [DecodeStandardSecret]).
 //
-// The checks run cheapest first, so that stale or malformed deliveries are
-// rejected before any HMAC work:
+// The checks run in this order:
 //
 //  1. an absent or empty header yields [ErrMissingSignature];
 //  2. a header longer than 8 KiB, or a timestamp that is not decimal digits
-//     fitting in an int64, yields [ErrMalformed];
-//  3. if tolerance > 0 and the timestamp differs from now by more than
+//     fitting in an int64, yields [ErrMalformed], before any HMAC work;
+//  3. if no v1 entry matches any key (including when there is no v1 entry),
+//     [ErrBadSignature] is returned;
+//  4. if tolerance > 0 and the timestamp differs from now by more than
 //     tolerance in either direction, [ErrStale] is returned; a tolerance of
-//     zero or less disables this check;
-//  4. if no v1 entry matches any key (including when there is no v1 entry),
-//     [ErrBadSignature] is returned.
+//     zero or less disables this check.
+//
+// The timestamp is judged only once the MAC has verified: the time of a
+// forgery says nothing, and answering "stale" to one would tell a stranger
+// that the registration it named exists and uses this scheme, where any
+// other registration (or none) answers a bad signature.
 //
 // On any error the returned id is "".
 func StandardWebhooks(h http.Header, body []byte, keys [][]byte, now time.Time, tolerance time.Duration) (id string, err error) {
@@ -67,14 +71,6 @@ func StandardWebhooks(h http.Header, body []byte, keys [][]byte, now time.Time, 
 	sec, ok := parseUnixSeconds(ts)
 	if !ok {
 		return "", ErrMalformed
-	}
-	if tolerance > 0 {
-		// Time.Sub saturates instead of overflowing, so absurd timestamps
-		// simply come out stale.
-		d := now.Sub(time.Unix(sec, 0))
-		if d > tolerance || d < -tolerance {
-			return "", ErrStale
-		}
 	}
 
 	var candidates [maxStandardSignatures][sha256.Size]byte
@@ -119,6 +115,14 @@ func StandardWebhooks(h http.Header, body []byte, keys [][]byte, now time.Time, 
 	}
 	if !matched {
 		return "", ErrBadSignature
+	}
+	if tolerance > 0 {
+		// Time.Sub saturates instead of overflowing, so absurd timestamps
+		// simply come out stale.
+		d := now.Sub(time.Unix(sec, 0))
+		if d > tolerance || d < -tolerance {
+			return "", ErrStale
+		}
 	}
 	return id, nil
 }
