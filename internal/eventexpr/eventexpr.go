@@ -14,6 +14,7 @@
 package eventexpr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -118,11 +119,29 @@ const verdictSlots = 256
 // sequence and id (an id is unique; the sequence alone is not across the
 // logs of several servers in one process, as in tests), and whether it
 // was seen without its raw body, which an expression may read.
+//
+// A verdict is stored before it is known when one caller of Decide
+// evaluates for others: done is then closed once the evaluation ended,
+// and ready tells whether it produced match (it did not when the
+// evaluating caller's context ended first). A verdict stored by Match is
+// ready from the start and has no done.
 type verdict struct {
 	seq      uint64
 	id       string
 	bodyless bool
-	match    bool
+	match    bool // written once, before ready is set
+	ready    atomic.Bool
+	done     chan struct{}
+}
+
+// of reports whether v is the verdict on ev.
+func (v *verdict) of(ev *gatewayv1.Event) bool {
+	return v != nil && v.seq == ev.GetSequence() && v.bodyless == (len(ev.GetRawBody()) == 0) && v.id == ev.GetId()
+}
+
+// newVerdict returns a verdict on ev, not ready yet.
+func newVerdict(ev *gatewayv1.Event) *verdict {
+	return &verdict{seq: ev.GetSequence(), id: ev.GetId(), bodyless: len(ev.GetRawBody()) == 0}
 }
 
 // maxShared bounds how many distinct expressions are kept for sharing,
@@ -232,23 +251,87 @@ func (e *Expr) Match(ev *gatewayv1.Event) bool {
 	}
 	match := e.eval(ev)
 	if slot := e.slot(ev); slot != nil {
-		slot.Store(&verdict{seq: ev.GetSequence(), id: ev.GetId(), bodyless: len(ev.GetRawBody()) == 0, match: match})
+		v := newVerdict(ev)
+		v.match = match
+		v.ready.Store(true)
+		slot.Store(v)
 	}
 	return match
 }
 
-// Remembered returns the verdict on ev when a recent Match found it, so a
-// caller can tell a cheap answer from an evaluation.
+// Slots bounds how many evaluations run at once (a *semaphore.Weighted).
+type Slots interface {
+	Acquire(ctx context.Context, n int64) error
+	Release(n int64)
+}
+
+// Decide is Match for callers that share the expression and ask about the
+// same event at about the same time, as the streams with one filter do
+// when one Publish wakes them all: the first to ask evaluates, holding one
+// of slots, and the others wait for its verdict. Had each waited for a slot
+// of its own to find the verdict remembered there, a thousand streams
+// would pass through the slots one after another for every event. It
+// returns ctx's error when ctx ends first.
+func (e *Expr) Decide(ctx context.Context, ev *gatewayv1.Event, slots Slots) (bool, error) {
+	slot := e.slot(ev)
+	if slot == nil { // not from the log: nobody else asks about it
+		if err := slots.Acquire(ctx, 1); err != nil {
+			return false, err
+		}
+		defer slots.Release(1)
+		return e.eval(ev), nil
+	}
+	for {
+		v := slot.Load()
+		if v.of(ev) {
+			if v.ready.Load() {
+				return v.match, nil
+			}
+			if v.done != nil {
+				select {
+				case <-v.done:
+				case <-ctx.Done():
+					return false, ctx.Err()
+				}
+				if v.ready.Load() {
+					return v.match, nil
+				}
+				// Its caller's context ended before it could evaluate:
+				// take over.
+			}
+		}
+		mine := newVerdict(ev)
+		mine.done = make(chan struct{})
+		if slot.CompareAndSwap(v, mine) {
+			return e.decide(ctx, ev, mine, slots)
+		}
+	}
+}
+
+// decide evaluates ev for v, which Decide stored for others to wait on,
+// and closes v.done whatever happens.
+func (e *Expr) decide(ctx context.Context, ev *gatewayv1.Event, v *verdict, slots Slots) (bool, error) {
+	defer close(v.done)
+	if err := slots.Acquire(ctx, 1); err != nil {
+		return false, err
+	}
+	defer slots.Release(1)
+	v.match = e.eval(ev)
+	v.ready.Store(true)
+	return v.match, nil
+}
+
+// Remembered returns the verdict on ev when a recent Match or Decide found
+// it, so a caller can tell a cheap answer from an evaluation.
 func (e *Expr) Remembered(ev *gatewayv1.Event) (match, ok bool) {
 	slot := e.slot(ev)
 	if slot == nil {
 		return false, false
 	}
-	v := slot.Load()
-	if v == nil || v.seq != ev.GetSequence() || v.bodyless != (len(ev.GetRawBody()) == 0) || v.id != ev.GetId() {
-		return false, false
+	if v := slot.Load(); v.of(ev) && v.ready.Load() {
+		return v.match, true
 	}
-	return v.match, true
+	return false, false
 }
 
 // slot returns where ev's verdict is remembered, or nil for an event not

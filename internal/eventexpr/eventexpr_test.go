@@ -1,13 +1,16 @@
 package eventexpr_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"weak"
 
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
@@ -135,6 +138,118 @@ func TestVerdictsOfInterleavedEvents(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// sequences numbers events no earlier test run has judged: expressions
+// and their verdicts are shared across runs (-count).
+var sequences atomic.Uint64
+
+func freshSequence() uint64 { return 1_000_000 + sequences.Add(1) }
+
+// countingSlots is one evaluation slot that counts how often it was asked
+// for and tells asked each time.
+type countingSlots struct {
+	*semaphore.Weighted
+	acquired atomic.Int32
+	asked    chan struct{}
+}
+
+func newCountingSlots() *countingSlots {
+	return &countingSlots{Weighted: semaphore.NewWeighted(1), asked: make(chan struct{}, 16)}
+}
+
+func (c *countingSlots) Acquire(ctx context.Context, n int64) error {
+	c.acquired.Add(1)
+	c.asked <- struct{}{}
+	return c.Weighted.Acquire(ctx, n)
+}
+
+// TestDecideEvaluatesOnceForEveryone: many streams with one filter asking
+// about one event at once take one evaluation slot between them; the
+// others wait for that evaluation's verdict rather than queueing for a
+// slot each.
+func TestDecideEvaluatesOnceForEveryone(t *testing.T) {
+	e, err := eventexpr.Compile(`event.job.job_id == "decide-once"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := sampleEvent()
+	ev.Sequence, ev.Job.JobId = freshSequence(), "decide-once"
+	ev.Id = fmt.Sprint("evt_", ev.Sequence)
+	slots := newCountingSlots()
+	if err := slots.Weighted.Acquire(t.Context(), 1); err != nil { // hold the evaluation back
+		t.Fatal(err)
+	}
+	const streams = 100
+	verdicts := make(chan error, streams)
+	ask := func() {
+		match, err := e.Decide(t.Context(), ev, slots)
+		if err == nil && !match {
+			err = errors.New("no match")
+		}
+		verdicts <- err
+	}
+	go ask()
+	<-slots.asked // the first stream is evaluating
+	for range streams - 1 {
+		go ask()
+	}
+	slots.Release(1)
+	for range streams {
+		if err := <-verdicts; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := slots.acquired.Load(); n != 1 {
+		t.Errorf("%d streams asking about one event took %d evaluation slots, want 1", streams, n)
+	}
+	if match, ok := e.Remembered(ev); !ok || !match {
+		t.Errorf("Remembered = %v, %v after Decide, want true, true", match, ok)
+	}
+}
+
+// TestDecideTakesOverFromAnEndedStream: a stream whose context ends while
+// it waits for a slot to evaluate for others gets its context's error,
+// and a stream waiting for its verdict evaluates instead.
+func TestDecideTakesOverFromAnEndedStream(t *testing.T) {
+	e, err := eventexpr.Compile(`event.job.job_id == "decide-takeover"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := sampleEvent()
+	ev.Sequence, ev.Job.JobId = freshSequence(), "decide-takeover"
+	ev.Id = fmt.Sprint("evt_", ev.Sequence)
+	slots := newCountingSlots()
+	if err := slots.Weighted.Acquire(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	first := make(chan error, 1)
+	go func() {
+		_, err := e.Decide(ctx, ev, slots)
+		first <- err
+	}()
+	<-slots.asked
+	second := make(chan error, 1)
+	go func() {
+		match, err := e.Decide(t.Context(), ev, slots)
+		if err == nil && !match {
+			err = errors.New("no match")
+		}
+		second <- err
+	}()
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the ended stream's Decide = %v, want context.Canceled", err)
+	}
+	<-slots.asked // the second stream took over
+	slots.Release(1)
+	if err := <-second; err != nil {
+		t.Fatalf("the stream that took over: %v", err)
+	}
+	if n := slots.acquired.Load(); n != 2 {
+		t.Errorf("evaluation slots asked for: %d, want 2", n)
 	}
 }
 

@@ -2,12 +2,14 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/eventexpr"
 )
 
 // stuckExpression is a filter expression that does not answer until
@@ -17,7 +19,13 @@ type stuckExpression struct {
 	release chan struct{}
 }
 
-func (s *stuckExpression) Remembered(*gatewayv1.Event) (bool, bool) { return false, false }
+func (s *stuckExpression) Decide(ctx context.Context, ev *gatewayv1.Event, slots eventexpr.Slots) (bool, error) {
+	if err := slots.Acquire(ctx, 1); err != nil {
+		return false, err
+	}
+	defer slots.Release(1)
+	return s.Match(ev), nil
+}
 
 func (s *stuckExpression) Match(*gatewayv1.Event) bool {
 	select {
@@ -39,8 +47,8 @@ func (nowhere) Bounds(context.Context) (uint64, uint64, error)   { return 1, 0, 
 func (nowhere) SeqAt(context.Context, time.Time) (uint64, error) { return 1, nil }
 
 // TestPublishDoesNotEvaluateExpressions: a stream's CEL expression runs on
-// that stream's goroutine, never under the hub's lock, so however long
-// one takes, Publish returns and the other streams get their events.
+// its group's goroutine, never under the hub's lock, so however long one
+// takes, Publish returns and the other streams get their events.
 func TestPublishDoesNotEvaluateExpressions(t *testing.T) {
 	h := New(Config{Log: nowhere{}})
 	t.Cleanup(h.Close)
@@ -94,5 +102,86 @@ func TestPublishDoesNotEvaluateExpressions(t *testing.T) {
 		if it.Sequence() != want {
 			t.Fatalf("the plain stream got %d, want %d", it.Sequence(), want)
 		}
+	}
+}
+
+// askedExpression is a real expression that also reports each event it is
+// asked about.
+type askedExpression struct {
+	*eventexpr.Expr
+	asked chan uint64
+}
+
+func (a askedExpression) Decide(ctx context.Context, ev *gatewayv1.Event, slots eventexpr.Slots) (bool, error) {
+	a.asked <- ev.GetSequence()
+	return a.Expr.Decide(ctx, ev, slots)
+}
+
+// TestNarrowExpressionBuffersOnlyMatches: a stream whose expression drops
+// most events holds in its buffer only the events it will send, however
+// many it dropped, so it neither wakes for the others nor overflows and
+// falls into catch-up because of them; two streams with the same
+// expression have it evaluated once per event.
+func TestNarrowExpressionBuffersOnlyMatches(t *testing.T) {
+	h := New(Config{Log: nowhere{}, Buffer: 256})
+	t.Cleanup(h.Close)
+	expr, err := eventexpr.Compile(`event.job.job_id == "wanted"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := askedExpression{Expr: expr, asked: make(chan uint64, 1000)}
+	var subs []*Subscription
+	for range 2 {
+		s, err := h.Subscribe(t.Context(), &Filter{expr: asked}, Start{}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		subs = append(subs, s)
+	}
+	// More events than the idle buffer holds, few of them wanted; the
+	// last is not, so once the expression is asked about it every wanted
+	// one has been handed on.
+	const events = 201
+	var want []uint64
+	for seq := uint64(1); seq <= events; seq++ {
+		job := "other"
+		if seq%50 == 0 {
+			job = "wanted"
+			want = append(want, seq)
+		}
+		h.Publish(&gatewayv1.Event{Id: fmt.Sprint("e", seq), Sequence: seq, Job: &gatewayv1.Job{JobId: job}, ReceivedAt: timestamppb.Now()})
+	}
+	for seq := uint64(1); seq <= events; seq++ {
+		select {
+		case got := <-asked.asked:
+			if got != seq {
+				t.Fatalf("the expression was asked about event %d, want %d (each event once, in order)", got, seq)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the expression was never asked about event %d", seq)
+		}
+	}
+	for i, s := range subs {
+		h.mu.Lock() // the group hands an event on under the lock
+		buffered, lagging := len(s.ch), s.lagging.Load()
+		h.mu.Unlock()
+		if buffered != len(want) || lagging {
+			t.Errorf("stream %d: %d events buffered (lagging %v) after %d published, want the %d it sends", i, buffered, lagging, events, len(want))
+		}
+		for _, seq := range want {
+			it, err := s.Next(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if it.Sequence() != seq {
+				t.Fatalf("stream %d: got event %d, want %d", i, it.Sequence(), seq)
+			}
+		}
+	}
+	select {
+	case seq := <-asked.asked:
+		t.Errorf("the expression was asked about event %d again", seq)
+	default:
 	}
 }

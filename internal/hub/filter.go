@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -47,9 +48,9 @@ type Filter struct {
 // Subscription.match).
 type expression interface {
 	Match(ev *gatewayv1.Event) bool
-	// Remembered returns the verdict on ev when it is known without
-	// evaluating (another stream with the same expression asked).
-	Remembered(ev *gatewayv1.Event) (match, ok bool)
+	// Decide is Match holding one of slots while it evaluates, sharing
+	// the verdict with the streams that ask about the same event.
+	Decide(ctx context.Context, ev *gatewayv1.Event, slots eventexpr.Slots) (bool, error)
 }
 
 // UniqueEventTypes returns types without duplicates, in the order given

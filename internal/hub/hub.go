@@ -9,12 +9,18 @@
 // tracks the next sequence it may deliver, so the hand-off in either
 // direction has no gap and no duplicate.
 //
-// Locking: Hub.mu is the only lock. It guards the subscriber set, the last
-// published sequence, the recent events and each subscription's switch
-// between live and lagging. It is never held across a log read, a network
-// write or a filter's CEL expression; the stream goroutine that calls
-// Subscription.Next is the only one that sends on its stream, and the
-// one that evaluates its expression, holding one of Hub.evaluating's slots
+// Subscriptions whose filters carry a CEL expression receive live events
+// through a group per expression (see group): the group's goroutine
+// evaluates the expression once per event and hands on only the events it
+// matches.
+//
+// Locking: Hub.mu is the only lock. It guards the subscriber sets and the
+// groups, the last published sequence, the recent events and each
+// subscription's switch between live and lagging. It is never held across
+// a log read, a network write or a filter's CEL expression. The stream
+// goroutine that calls Subscription.Next is the only one that sends on its
+// stream. Expressions are evaluated by a group's goroutine, or by a
+// stream's while it catches up, each holding one of Hub.evaluating's slots
 // (a semaphore, never held with Hub.mu or across a write).
 package hub
 
@@ -92,8 +98,11 @@ type Hub struct {
 	cfg    Config
 	done   chan struct{} // closed by Close
 
-	mu   sync.Mutex
-	subs map[*Subscription]struct{} // guarded by mu
+	mu sync.Mutex
+	// subs is the subscriptions without an expression, which Publish
+	// hands events to; groups holds the others. Guarded by mu.
+	subs   map[*Subscription]struct{}
+	groups map[groupKey]*group
 	// streams counts the subscriptions other than Follow's, which
 	// MaxSubscriptions bounds; guarded by mu.
 	streams int
@@ -107,6 +116,8 @@ type Hub struct {
 	// evaluating bounds the CEL expressions evaluated at once (see
 	// Subscription.match); safe for concurrent use, never held with mu.
 	evaluating *semaphore.Weighted
+	// evaluators is the groups' goroutines, which Close waits for.
+	evaluators sync.WaitGroup
 
 	metrics metrics
 }
@@ -140,6 +151,7 @@ func New(cfg Config) *Hub {
 		cfg:        cfg,
 		done:       make(chan struct{}),
 		subs:       make(map[*Subscription]struct{}),
+		groups:     make(map[groupKey]*group),
 		last:       cfg.Last,
 		recent:     newRecent(cfg.Recent, cfg.RecentBytes),
 		budget:     newReadBudget(cfg.CatchUpBytes),
@@ -149,16 +161,18 @@ func New(cfg Config) *Hub {
 }
 
 // Publish hands ev to every live subscription whose filter's fields match
-// it. It never blocks: a subscription with a full buffer is switched to
-// catch-up. Events must arrive in sequence order; one already published
-// is ignored.
+// it, and to the group of each expression (see group) that one of its
+// live members selects by those fields. It never blocks: a subscription
+// with a full buffer, or the members of a group with a full queue, are
+// switched to catch-up. Events must arrive in sequence order; one already
+// published is ignored.
 //
-// A filter's CEL expression is not evaluated here but by the stream's own
-// goroutine in Next: it may cost far more than the other checks, and
-// evaluated here, under Hub.mu and one stream after another, a few costly
-// expressions would delay every stream's events. Off the lock, a stream
-// whose expression is slow only fills its own buffer and catches up by
-// itself.
+// A filter's CEL expression is not evaluated here but by its group's
+// goroutine: it may cost far more than the other checks, and evaluated
+// here, under Hub.mu and one stream after another, a few costly
+// expressions would delay every stream's events. Off the lock, a group
+// whose expression is slow only falls behind itself, and its members
+// catch up by themselves.
 func (h *Hub) Publish(ev *gatewayv1.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -175,16 +189,30 @@ func (h *Hub) Publish(ev *gatewayv1.Event) {
 		sl = &slot{ev: ev}
 	}
 	for s := range h.subs {
-		if s.lagging.Load() || !s.filter.matchFields(ev) {
+		if !s.lagging.Load() && s.filter.matchFields(ev) {
+			h.sendLocked(s, sl.item(s.full))
+		}
+	}
+	for _, g := range h.groups {
+		if !g.wantsLocked(ev) {
 			continue
 		}
-		out := sl.item(s.full)
 		select {
-		case s.ch <- out:
+		case g.queue <- sl.item(g.key.full):
 		default:
-			s.lagging.Store(true)
-			h.metrics.catchUps.Inc()
+			h.overflowLocked(g)
 		}
+	}
+}
+
+// sendLocked puts it in s's buffer, or switches s to catch-up when the
+// buffer is full. Hub.mu must be held.
+func (h *Hub) sendLocked(s *Subscription, it *Item) {
+	select {
+	case s.ch <- it:
+	default:
+		s.lagging.Store(true)
+		h.metrics.catchUps.Inc()
 	}
 }
 
@@ -195,19 +223,28 @@ func (h *Hub) Last() uint64 {
 	return h.last
 }
 
-// Close ends every subscription with ErrClosed and refuses new ones.
+// Close ends every subscription with ErrClosed and refuses new ones. It
+// returns once the groups' goroutines have ended.
 func (h *Hub) Close() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if !h.closed {
 		h.closed = true
 		close(h.done)
-		// Publish sends nothing once closed, so each live subscription's
-		// buffer can be closed: that is how a waiting Next learns of it.
+		// Publish and the groups send nothing once closed, so each live
+		// subscription's buffer can be closed: that is how a waiting
+		// Next learns of it.
 		for s := range h.subs {
 			close(s.ch)
 		}
+		for _, g := range h.groups {
+			g.cancel()
+			for s := range g.members {
+				close(s.ch)
+			}
+		}
 	}
+	h.mu.Unlock()
+	h.evaluators.Wait()
 }
 
 // StartKind says where a subscription starts.
@@ -279,7 +316,11 @@ func (h *Hub) subscribe(ctx context.Context, f *Filter, start Start, full, inter
 	if start.Kind == StartNow {
 		s.next = h.last + 1
 	}
-	h.subs[s] = struct{}{}
+	if f.expr != nil {
+		h.joinLocked(s)
+	} else {
+		h.subs[s] = struct{}{}
+	}
 	if !internal {
 		h.streams++
 		h.metrics.subscribers.Inc()

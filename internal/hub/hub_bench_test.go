@@ -67,6 +67,7 @@ var benchShared = func() (jobs []*gatewayv1.Job, ids []string, at *timestamppb.T
 			ProgressPercent: 100,
 			Prompt:          "A corgi surfing a turquoise wave at golden hour, cinematic, slow motion",
 			Model:           "kling-v2-1-master",
+			Kind:            gatewayv1.JobKind_JOB_KIND_VIDEO,
 			CreatedAt:       at,
 			CompletedAt:     at,
 			Videos: []*gatewayv1.Video{{

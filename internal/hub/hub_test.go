@@ -92,19 +92,28 @@ func TestHandOffHasNoGapsOrDuplicates(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			l := newLogHub(t, hub.Config{Buffer: 1, CatchUpBatch: 7, Recent: tc.recent, Registerer: reg})
 			const n = 600
+			// The readers with an expression receive live events through
+			// their expression's group, two of them sharing one.
 			readers := []struct {
 				name string
 				jobs []string
+				expr string
 				full bool
 				keep func(i int) bool
 			}{
 				{name: "all", keep: func(int) bool { return true }},
 				{name: "odd jobs", jobs: []string{"odd"}, full: true, keep: func(i int) bool { return i%2 == 1 }},
 				{name: "every third", jobs: []string{"third"}, keep: func(i int) bool { return i%3 == 0 && i%2 == 0 }},
+				{name: "expression: odd jobs", expr: `event.job.job_id == "odd"`, full: true, keep: func(i int) bool { return i%2 == 1 }},
+				{name: "expression: not odd", expr: `event.job.job_id != "odd"`, keep: func(i int) bool { return i%2 == 0 }},
+				{name: "expression: not odd, third jobs", jobs: []string{"third"}, expr: `event.job.job_id != "odd"`, keep: func(i int) bool { return i%3 == 0 && i%2 == 0 }},
 			}
 			subs := make([]*hub.Subscription, len(readers))
 			for i, r := range readers {
 				f, err := hub.NewFilter(nil, r.jobs, nil)
+				if err == nil {
+					f, err = f.WithExpression(r.expr)
+				}
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -20,10 +20,11 @@ import (
 type Subscription struct {
 	h      *Hub
 	filter *Filter
-	// ch is what Publish fills. It holds idleBuffer items until the
-	// stream's first event, then Config.Buffer (see grow). It is written
-	// only by the stream goroutine, under h.mu, and read by Publish under
-	// h.mu; Hub.Close closes it.
+	// ch is what Publish, or the group of the filter's expression,
+	// fills, under h.mu; a nil item only wakes the stream (see
+	// Hub.overflowLocked). It holds idleBuffer items until the stream's
+	// first event, then Config.Buffer (see grow). The field is written
+	// only by the stream goroutine, under h.mu; Hub.Close closes it.
 	ch chan *Item
 
 	// Owned by the stream goroutine.
@@ -40,6 +41,11 @@ type Subscription struct {
 	full     bool
 	internal bool // Follow's: not bounded or counted as a stream
 	closed   bool // owned by the stream goroutine
+	// buffered says that pending came from ch, whose items passed the
+	// whole filter (Publish checked the fields, the group the
+	// expression), rather than from a catch-up read, whose items did not;
+	// a batch is never a mix. Owned by the stream goroutine.
+	buffered bool
 }
 
 // Item is one event as a subscription hands it out, in the subscription's
@@ -118,7 +124,7 @@ func (s *Subscription) Next(ctx context.Context) (*Item, error) {
 			s.next = seq + 1
 			// Items forwarded from stored bytes were filtered as they
 			// were read.
-			if it.Event == nil {
+			if it.Event == nil || s.buffered {
 				return it, nil
 			}
 			match, err := s.match(ctx, it.Event)
@@ -188,6 +194,10 @@ func (s *Subscription) Next(ctx context.Context) (*Item, error) {
 // received queues an item taken from the buffer, and gives the buffer its
 // full size with the stream's first event.
 func (s *Subscription) received(it *Item) {
+	if it == nil {
+		return // a wake-up to find the subscription lagging (overflowLocked)
+	}
+	s.buffered = true
 	s.pending = append(s.pending, it)
 	if cap(s.ch) < s.h.cfg.Buffer {
 		s.grow()
@@ -215,18 +225,23 @@ func (s *Subscription) grow() {
 	for {
 		select {
 		case it := <-old: // never closed: it was replaced before Hub.Close
-			s.pending = append(s.pending, it)
+			if it != nil {
+				s.pending = append(s.pending, it)
+			}
 		default:
 			return
 		}
 	}
 }
 
-// match reports whether ev passes the subscription's filter. An
-// expression whose verdict is not remembered is evaluated only while
-// holding one of the hub's evaluation slots: at most half the CPUs (at
-// least one) evaluate expressions at once, so streams with costly ones
-// cannot take every CPU from ingest and from the streams without one.
+// match reports whether ev, an event that did not come through the
+// buffer, passes the subscription's filter. An expression is evaluated
+// only while holding one of the hub's evaluation
+// slots: at most half the CPUs (at least one) evaluate expressions at
+// once, so streams with costly ones cannot take every CPU from ingest and
+// from the streams without one. Streams that share the expression share
+// the evaluation (eventexpr.Expr.Decide): one takes a slot, the others
+// wait for its verdict or find it remembered.
 func (s *Subscription) match(ctx context.Context, ev *gatewayv1.Event) (bool, error) {
 	f := s.filter
 	if !f.matchFields(ev) {
@@ -235,14 +250,7 @@ func (s *Subscription) match(ctx context.Context, ev *gatewayv1.Event) (bool, er
 	if f.expr == nil {
 		return true, nil
 	}
-	if match, ok := f.expr.Remembered(ev); ok {
-		return match, nil
-	}
-	if err := s.h.evaluating.Acquire(ctx, 1); err != nil {
-		return false, err
-	}
-	defer s.h.evaluating.Release(1)
-	return f.expr.Match(ev), nil
+	return f.expr.Decide(ctx, ev, s.h.evaluating)
 }
 
 // drain moves whatever is buffered into pending and reports whether there
@@ -265,6 +273,7 @@ func (s *Subscription) drain() bool {
 // catchUp reads the next batch from the log into pending, or, at the head
 // of the log, rejoins live delivery.
 func (s *Subscription) catchUp(ctx context.Context) error {
+	s.buffered = false
 	select {
 	case <-s.h.done:
 		return ErrClosed
@@ -419,7 +428,11 @@ func (s *Subscription) Close() {
 	s.dropAhead()
 	s.releaseBudget()
 	s.h.mu.Lock()
-	delete(s.h.subs, s)
+	if s.filter.expr != nil {
+		s.h.leaveLocked(s)
+	} else {
+		delete(s.h.subs, s)
+	}
 	if !s.internal {
 		s.h.streams--
 	}
