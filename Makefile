@@ -94,7 +94,7 @@ lint: ## buf lint, buf format, buf breaking, go vet, golangci-lint (.golangci.ym
 # (bench-*.svg beside it) and bench/results.json.
 BENCHTIME  ?= 200ms
 BENCHFLAGS ?=
-MICROBENCH := ^(BenchmarkPublish|BenchmarkEncodeSubscribeResponse|BenchmarkServeHTTP|BenchmarkKlingSignature|BenchmarkStandardWebhooks|BenchmarkParse|BenchmarkMatch|BenchmarkMatchStreamsApart|BenchmarkCostlyFilters)$$
+MICROBENCH := ^(BenchmarkPublish|BenchmarkEncodeSubscribeResponse|BenchmarkServeHTTP|BenchmarkKlingSignature|BenchmarkStandardWebhooks|BenchmarkParse|BenchmarkMatch|BenchmarkMatchStreamsApart|BenchmarkCostlyFilters|BenchmarkFanoutFilter)$$
 
 .PHONY: bench
 bench: ## Micro-benchmarks + load harness (under 10 min): writes BENCHMARKS.md, its plots and bench/results.json.
