@@ -27,6 +27,9 @@ type Query struct {
 	Statuses   []gatewayv1.JobStatus
 	Kinds      []gatewayv1.JobKind
 	WebhookIDs []string
+	// Created keeps only jobs created through klingfan (CreateJob), the
+	// ones whose create path (job.create_endpoint) it knows.
+	Created bool
 	// UpdatedAfter, when not zero, keeps states with update_time at or after it.
 	UpdatedAfter time.Time
 	// UpdatedBefore, when not zero, keeps states with update_time before
@@ -90,6 +93,9 @@ func (q Query) matches(st *gatewayv1.JobState) bool {
 		return false
 	}
 	if len(q.Kinds) > 0 && !slices.Contains(q.Kinds, st.GetJob().GetKind()) {
+		return false
+	}
+	if q.Created && st.GetJob().GetCreateEndpoint() == "" {
 		return false
 	}
 	if !q.UpdatedAfter.IsZero() && st.GetUpdateTime().AsTime().Before(q.UpdatedAfter) {
