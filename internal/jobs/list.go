@@ -140,7 +140,7 @@ func (p *Projection) listForward(ctx context.Context, q Query, filters []string,
 func (p *Projection) listBackward(ctx context.Context, q Query, filters []string, first, hi uint64) ([]*gatewayv1.JobState, uint64, error) {
 	var out []*gatewayv1.JobState
 	older := false // reached states written before UpdatedAfter
-	next, err := p.cfg.Scanner.ScanBackward(ctx, p.stream, filters, first, hi, maxScan, q.Limit, func(seq uint64, written time.Time, data []byte) bool {
+	next, err := p.cfg.Store.ScanBackward(ctx, p.stream, filters, first, hi, maxScan, q.Limit, func(seq uint64, written time.Time, data []byte) bool {
 		if !q.UpdatedAfter.IsZero() && written.Before(q.UpdatedAfter) {
 			// Every earlier state was written, so updated, before it.
 			older = true
