@@ -13,7 +13,7 @@ import (
 // credentials or --public-url it still answers, with FAILED_PRECONDITION
 // saying which is missing.
 func (s *server) setupCreate(ctx context.Context) error {
-	kv, err := submit.OpenBucket(ctx, s.store.JetStream(), s.cfg.Replicas, s.cfg.Retention)
+	kv, err := submit.OpenBucket(ctx, s.store)
 	if err != nil {
 		return err
 	}

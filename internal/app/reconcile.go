@@ -17,8 +17,7 @@ import (
 // and the reconciler) and, when Kling credentials are set, the reconciler.
 func (s *server) setupOutcomes(ctx context.Context) error {
 	guard, err := outcome.New(ctx, outcome.Config{
-		Log: s.store, JetStream: s.store.JetStream(),
-		Retention: s.cfg.Retention, Replicas: s.cfg.Replicas, Registerer: s.metrics,
+		Log: s.store, Store: s.store, Registerer: s.metrics,
 	})
 	if err != nil {
 		return err
@@ -44,7 +43,7 @@ func (s *server) setupOutcomes(ctx context.Context) error {
 		return err
 	}
 	s.kling = client
-	kv, err := reconcile.OpenBucket(ctx, s.store.JetStream(), s.cfg.Replicas)
+	kv, err := reconcile.OpenBucket(ctx, s.store)
 	if err != nil {
 		return err
 	}

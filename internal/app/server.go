@@ -189,7 +189,7 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 			return nil, err
 		}
 	}
-	s.groups, err = groups.Open(ctx, s.store, groups.Config{Replicas: cfg.Replicas, Retention: cfg.Retention, Logger: s.log, Now: s.now})
+	s.groups, err = groups.Open(ctx, s.store, groups.Config{Logger: s.log, Now: s.now})
 	if err != nil {
 		return nil, err
 	}
@@ -211,14 +211,10 @@ func newServer(ctx context.Context, cfg config.Config, opts Options, tracing *te
 	})
 	s.tailFrom = last
 	s.jobs, err = jobs.Open(ctx, jobs.Config{
-		JetStream: s.store.JetStream(),
-		Log:       s.hub,
-		Scanner:   s.store,
-		Replicas:  cfg.Replicas,
-		TTL:       cfg.Retention,
-		MaxBytes:  s.store.ProjectionMaxBytes(),
-		Metrics:   jobs.NewMetrics(s.metrics),
-		Logger:    s.log,
+		Store:   s.store,
+		Log:     s.hub,
+		Metrics: jobs.NewMetrics(s.metrics),
+		Logger:  s.log,
 	})
 	if err != nil {
 		return nil, err

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/apptest"
 	"github.com/klingfan/klingfan/internal/config"
@@ -158,14 +161,16 @@ func TestCreateRefused(t *testing.T) {
 
 // simWorld is a gateway whose Kling is klingsim: creates go to the
 // simulator, which moves its tasks on every step and calls back to the
-// callback_url each create carried. The reconciler lists only
-// images/generations, so a video job is found by a stale query alone.
+// callback_url each create carried. Jobs are created on the URL_TOKEN
+// registration "jobs", which is also --reconcile-webhook, and the
+// reconciler lists only images/generations, so a video job is found by a
+// stale query alone; opts may change either.
 type simWorld struct {
 	srv *apptest.Server
 	sim *klingsim.Sim
 }
 
-func newSimWorld(t *testing.T) *simWorld {
+func newSimWorld(t *testing.T, opts ...apptest.Option) *simWorld {
 	t.Helper()
 	sim, err := klingsim.New(klingsim.Config{APIKey: "sim-key", Seed: 3})
 	if err != nil {
@@ -177,7 +182,7 @@ func newSimWorld(t *testing.T) *simWorld {
 	done := make(chan struct{})
 	go func() { defer close(done); sim.Run(ctx, 0, 200*time.Millisecond) }()
 	t.Cleanup(func() { cancel(); <-done; sim.Flush() })
-	srv := startServer(t, "", apptest.WithConfig(func(c *config.Config) {
+	srv := startServer(t, "", append([]apptest.Option{apptest.WithConfig(func(c *config.Config) {
 		c.Reconcile.APIURL = api.URL
 		c.Reconcile.APIKey = "sim-key"
 		c.Reconcile.Interval = 0
@@ -185,7 +190,7 @@ func newSimWorld(t *testing.T) *simWorld {
 		c.Reconcile.Families = "images/generations"
 		c.Reconcile.StaleAfter = time.Millisecond
 		c.PublicURLSet = true
-	}))
+	})}, opts...)...)
 	klingctl(t, with(conn(srv), "webhooks", "create", "--id", "jobs", "--scheme", "token")...).must(t)
 	return &simWorld{srv: srv, sim: sim}
 }
@@ -202,40 +207,66 @@ func TestCreateWaitAgainstKlingsim(t *testing.T) {
 }
 
 // Issue 32, "Done when": a simulator that drops the callbacks still ends
-// the job SUCCEEDED, through a reconcile pass that asks Kling about it in
-// its own family, which the pass's listings do not cover, with one query.
-func TestCreateDroppedCallbacksReconciledInItsFamily(t *testing.T) {
-	w := newSimWorld(t)
-	w.sim.SetFaults(klingsim.Faults{Drop: 1})
-	r := klingctl(t, with(conn(w.srv), "create", "--endpoint", "/v1/videos/text2video", "--body", `{"prompt":"a dog"}`,
-		"--webhook", "jobs", "--request-id", "sim-2", "--json")...).must(t)
-	var st struct {
-		JobID string `json:"jobId"`
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.JobID == "" {
-		t.Fatalf("create printed %s (%v)", r.stdout, err)
-	}
-	apptest.Eventually(t, waitFor, "the simulator to finish the task", func() bool {
-		for _, ts := range w.sim.Tasks() {
-			if ts.ID == st.JobID {
-				return ts.Status == klingsim.StatusSucceed
+// the job SUCCEEDED through one reconcile pass, whichever registration the
+// job was created on: asked about in its own family with one query when
+// the listings do not cover it, found by a listing when they do, and in
+// either case recovered on the registration it was created on.
+func TestCreateDroppedCallbacksReconciled(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// reconcile is --reconcile-webhook, families --reconcile-families.
+		reconcile, families string
+		listed              bool
+	}{
+		{name: "on --reconcile-webhook, its family not listed", reconcile: "jobs", families: "images/generations"},
+		{name: "on another registration, its family not listed", reconcile: "default", families: "images/generations"},
+		{name: "on another registration, its family listed", reconcile: "default", families: "videos/text2video", listed: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newSimWorld(t, apptest.WithConfig(func(c *config.Config) {
+				c.Reconcile.WebhookID, c.Reconcile.Families = tc.reconcile, tc.families
+			}))
+			w.sim.SetFaults(klingsim.Faults{Drop: 1})
+			r := klingctl(t, with(conn(w.srv), "create", "--endpoint", "/v1/videos/text2video", "--body", `{"prompt":"a dog"}`,
+				"--webhook", "jobs", "--request-id", "sim-2", "--json")...).must(t)
+			var st struct {
+				JobID string `json:"jobId"`
 			}
-		}
-		return false
-	})
-	resp, err := gatewayv1.NewAdminServiceClient(w.srv.DialAdmin(t)).Reconcile(context.Background(), &gatewayv1.ReconcileRequest{})
-	if err != nil {
-		t.Fatalf("reconcile: %v", err)
-	}
-	rep := resp.GetReport()
-	if rc := rep.GetRecovered(); len(rc) != 1 || rc[0].GetJobId() != st.JobID || rc[0].GetFamily() != "videos/text2video" || rep.GetStaleQueries()["found"] != 1 {
-		t.Errorf("reconcile report: %v", rep)
-	}
-	if n := w.sim.Queries(st.JobID); n != 1 {
-		t.Errorf("the simulator was asked %d times about the job, want once, in its own family", n)
-	}
-	r = klingctl(t, with(conn(w.srv), "wait", st.JobID, "--webhook", "jobs", "--timeout", "20s")...)
-	if r.code != 0 || !strings.Contains(r.stdout, "succeeded") {
-		t.Errorf("wait: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.JobID == "" {
+				t.Fatalf("create printed %s (%v)", r.stdout, err)
+			}
+			apptest.Eventually(t, waitFor, "the simulator to finish the task", func() bool {
+				for _, ts := range w.sim.Tasks() {
+					if ts.ID == st.JobID {
+						return ts.Status == klingsim.StatusSucceed
+					}
+				}
+				return false
+			})
+			resp, err := gatewayv1.NewAdminServiceClient(w.srv.DialAdmin(t)).Reconcile(context.Background(), &gatewayv1.ReconcileRequest{})
+			if err != nil {
+				t.Fatalf("reconcile: %v", err)
+			}
+			rep := resp.GetReport()
+			if rc := rep.GetRecovered(); len(rc) != 1 || rc[0].GetJobId() != st.JobID || rc[0].GetFamily() != "videos/text2video" {
+				t.Errorf("reconcile report: %v", rep)
+			}
+			if !tc.listed {
+				if rep.GetStaleQueries()["found"] != 1 {
+					t.Errorf("reconcile report: %v, want the job found by a stale query", rep)
+				}
+				if n := w.sim.Queries(st.JobID); n != 1 {
+					t.Errorf("the simulator was asked %d times about the job, want once, in its own family", n)
+				}
+			}
+			r = klingctl(t, with(conn(w.srv), "wait", st.JobID, "--webhook", "jobs", "--timeout", "20s")...)
+			if r.code != 0 || !strings.Contains(r.stdout, "succeeded") {
+				t.Errorf("wait: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			_, err = gatewayv1.NewJobServiceClient(w.srv.DialAdmin(t)).GetJob(context.Background(), &gatewayv1.GetJobRequest{JobId: st.JobID, WebhookId: "default"})
+			if status.Code(err) != codes.NotFound {
+				t.Errorf("the job on registration default: %v, want NotFound (its events belong to jobs)", err)
+			}
+		})
 	}
 }

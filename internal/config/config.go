@@ -149,7 +149,7 @@ func Parse(args []string, lookup func(string) (string, bool), out io.Writer) (Co
 	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", "", "CA file that verifies the external NATS servers (turns TLS on)")
 	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", "", "client certificate file for the external NATS cluster")
 	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "client key file for --nats-tls-cert")
-	fs.BoolVar(&c.NATSUpdateConfig, "nats-update-config", false, "apply the configured replicas, retention and dedup window to an existing stream and KV bucket that differ (otherwise start-up fails and lists the differences)")
+	fs.BoolVar(&c.NATSUpdateConfig, "nats-update-config", false, "apply the configured replicas, retention, dedup window and other settings to every existing JetStream stream and bucket that differs (otherwise start-up fails and lists the differences)")
 	fs.IntVar(&c.Replicas, "replicas", 0, "stream and KV replicas (default 1 embedded, 3 with --nats-url)")
 	fs.DurationVar(&c.Retention, "retention", 168*time.Hour, "how long events are kept in the log")
 	fs.Var(sizeFlag{&c.MaxStoreBytes}, "max-store-bytes", "embedded JetStream file-store budget, e.g. 20GiB (default: the store's disk, less a reserve, re-checked as the disk grows)")

@@ -53,7 +53,7 @@ func registerReconcileFlags(fs *flag.FlagSet, r *Reconcile) {
 	})
 	fs.DurationVar(&r.Lookback, "reconcile-lookback", 24*time.Hour, "how far back reconcile passes list Kling's tasks")
 	fs.StringVar(&r.Families, "reconcile-families", "", "comma-separated task families to list and query, e.g. text2video,avatar/image2video, plus `tasks` and `solutions` for every family of the newer APIs (default: every family with a query; see docs/reconcile.md)")
-	fs.StringVar(&r.WebhookID, "reconcile-webhook", "default", "the registration that reconciled events belong to")
+	fs.StringVar(&r.WebhookID, "reconcile-webhook", "default", "the registration that reconciled events belong to (jobs created through klingfan keep the one they were created on)")
 	fs.DurationVar(&r.StaleAfter, "reconcile-stale-after", 30*time.Minute, "each pass also queries, one by one, jobs still submitted or processing whose state has not changed for this long (0 disables)")
 }
 

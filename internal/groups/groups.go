@@ -49,7 +49,7 @@ const (
 	// MembersBucket holds one heartbeat key per attached member.
 	MembersBucket = store.GroupMembersBucket
 
-	subjectPrefix  = "klingfan.groups."
+	subjectPrefix  = store.GroupsSubjectPrefix
 	consumerPrefix = "group-"
 	metadataKey    = "klingfan.group"
 )
@@ -62,7 +62,7 @@ const (
 	DefaultMaxDeliveries = 5
 	MaxMaxDeliveries     = 1000
 	// memberTTL is how long a member is counted after its last heartbeat.
-	memberTTL         = 30 * time.Second
+	memberTTL         = store.GroupMemberTTL
 	heartbeatInterval = 10 * time.Second
 )
 
@@ -74,14 +74,8 @@ var (
 	ErrInvalidAckID  = errkind.Invalid("ack_ids", "not an ack id of this consumer group (ack ids come from ConsumeResponse.ack_id)")
 )
 
-// Config says how the assets are created.
+// Config configures Open.
 type Config struct {
-	// Replicas of the groups stream and members bucket (1 embedded, 3 on a
-	// cluster).
-	Replicas int
-	// Retention bounds how long dead letters are kept: the events they
-	// point to are gone after it anyway.
-	Retention time.Duration
 	// Logger receives diagnostics; nil means slog.Default().
 	Logger *slog.Logger
 	// Now reads the clock; nil means time.Now.
@@ -100,7 +94,8 @@ type Groups struct {
 	members jetstream.KeyValue
 }
 
-// Open creates (or checks) the assets groups need next to the event log.
+// Open ensures the assets groups need next to the event log, as
+// store.Assets configures them.
 func Open(ctx context.Context, st *store.Store, cfg Config) (*Groups, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -108,37 +103,13 @@ func Open(ctx context.Context, st *store.Store, cfg Config) (*Groups, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Replicas <= 0 {
-		cfg.Replicas = 1
-	}
-	if cfg.Retention <= 0 {
-		cfg.Retention = store.DefaultRetention
-	}
 	g := &Groups{log: cfg.Logger, now: cfg.Now, st: st, js: st.JetStream(), nc: st.Conn(), events: st.Stream()}
 	var err error
-	g.stream, err = g.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamName,
-		Description: "klingfan consumer groups: dead letters and redrive requests",
-		Subjects:    []string{subjectPrefix + ">"},
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		MaxAge:      cfg.Retention,
-		// JetStream refuses a duplicate window longer than the max age.
-		Duplicates: min(2*time.Minute, cfg.Retention),
-	})
-	if err != nil {
-		return nil, store.Classify("create groups stream", err)
+	if g.stream, err = st.EnsureStream(ctx, StreamName); err != nil {
+		return nil, fmt.Errorf("groups: %w", err)
 	}
-	g.members, err = g.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      MembersBucket,
-		Description: "klingfan consumer group members, by heartbeat",
-		TTL:         memberTTL,
-		Storage:     jetstream.MemoryStorage,
-		Replicas:    cfg.Replicas,
-		History:     1,
-	})
-	if err != nil {
-		return nil, store.Classify("create group members bucket", err)
+	if g.members, err = st.EnsureBucket(ctx, MembersBucket); err != nil {
+		return nil, fmt.Errorf("groups: %w", err)
 	}
 	return g, nil
 }

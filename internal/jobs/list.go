@@ -27,6 +27,9 @@ type Query struct {
 	Statuses   []gatewayv1.JobStatus
 	Kinds      []gatewayv1.JobKind
 	WebhookIDs []string
+	// Created keeps only jobs created through klingfan (CreateJob), the
+	// ones whose create path (job.create_endpoint) it knows.
+	Created bool
 	// UpdatedAfter, when not zero, keeps states with update_time at or after it.
 	UpdatedAfter time.Time
 	// UpdatedBefore, when not zero, keeps states with update_time before
@@ -92,6 +95,9 @@ func (q Query) matches(st *gatewayv1.JobState) bool {
 	if len(q.Kinds) > 0 && !slices.Contains(q.Kinds, st.GetJob().GetKind()) {
 		return false
 	}
+	if q.Created && st.GetJob().GetCreateEndpoint() == "" {
+		return false
+	}
 	if !q.UpdatedAfter.IsZero() && st.GetUpdateTime().AsTime().Before(q.UpdatedAfter) {
 		return false
 	}
@@ -134,7 +140,7 @@ func (p *Projection) listForward(ctx context.Context, q Query, filters []string,
 func (p *Projection) listBackward(ctx context.Context, q Query, filters []string, first, hi uint64) ([]*gatewayv1.JobState, uint64, error) {
 	var out []*gatewayv1.JobState
 	older := false // reached states written before UpdatedAfter
-	next, err := p.cfg.Scanner.ScanBackward(ctx, p.stream, filters, first, hi, maxScan, q.Limit, func(seq uint64, written time.Time, data []byte) bool {
+	next, err := p.cfg.Store.ScanBackward(ctx, p.stream, filters, first, hi, maxScan, q.Limit, func(seq uint64, written time.Time, data []byte) bool {
 		if !q.UpdatedAfter.IsZero() && written.Before(q.UpdatedAfter) {
 			// Every earlier state was written, so updated, before it.
 			older = true

@@ -59,26 +59,24 @@ type Log interface {
 
 // Config configures Open.
 type Config struct {
-	// JetStream is the connection the bucket lives on (the log's own).
-	JetStream jetstream.JetStream
+	// Store is the log the states are folded from and the bucket lives
+	// beside: it ensures the bucket as store.Assets configures it (kept as
+	// long as the log keeps events, capped by its share of the embedded
+	// store's budget), and lists the states newest first.
+	Store Store
 	// Log is where the states are folded from.
 	Log Log
-	// Scanner lists the states newest first (the store the bucket is on).
-	Scanner Scanner
-	// Replicas is the bucket's replication factor, the log's.
-	Replicas int
-	// TTL removes a job's state this long after its last event, so states
-	// live as long as the log keeps the events they came from. 0 keeps
-	// them forever.
-	TTL time.Duration
-	// MaxBytes, when positive, caps the bucket: past it the states written
-	// longest ago are dropped first, as the log drops its oldest events,
-	// rather than refusing new states or filling the store. 0 or -1: no cap.
-	MaxBytes int64
 	// Metrics, when set, counts finished jobs, their cost and duration.
 	Metrics *Metrics
 	// Logger receives the projection's diagnostics.
 	Logger *slog.Logger
+}
+
+// Store is what the projection needs of the store: *store.Store.
+type Store interface {
+	Scanner
+	EnsureBucket(ctx context.Context, bucket string) (jetstream.KeyValue, error)
+	JetStream() jetstream.JetStream
 }
 
 // Projection is the job state bucket and the tail that keeps it current.
@@ -110,43 +108,21 @@ type cachedState struct {
 // maxCached bounds the write cache; when full it starts over.
 const maxCached = 16384
 
-// Open creates the bucket, or updates an existing one to cfg.
+// Open ensures the bucket (store.Assets' row for BucketName).
 func Open(ctx context.Context, cfg Config) (*Projection, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	kv, err := cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketName,
-		Description: "klingfan job states folded from the event log",
-		History:     1,
-		TTL:         cfg.TTL,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(cfg.Replicas, 1),
-	})
+	kv, err := cfg.Store.EnsureBucket(ctx, BucketName)
 	if err != nil {
-		return nil, classify("open bucket", err)
+		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	stream, err := cfg.JetStream.Stream(ctx, kvStream)
+	js := cfg.Store.JetStream()
+	stream, err := js.Stream(ctx, kvStream)
 	if err != nil {
 		return nil, classify("open bucket stream", err)
 	}
-	if cfg.MaxBytes > 0 {
-		// A key-value bucket refuses writes at its cap (discard new); a
-		// projection would then stop following the log. The bucket's own
-		// stream can drop its oldest writes instead, and the checkpoint,
-		// rewritten every second, is never among them.
-		// Never below what is stored, so a smaller budget at start
-		// drops no job state.
-		info := stream.CachedInfo()
-		sc, limit := info.Config, max(cfg.MaxBytes, int64(info.State.Bytes)) //nolint:gosec // a stream's size
-		if sc.MaxBytes != limit || sc.Discard != jetstream.DiscardOld {
-			sc.MaxBytes, sc.Discard = limit, jetstream.DiscardOld
-			if stream, err = cfg.JetStream.UpdateStream(ctx, sc); err != nil {
-				return nil, classify("cap bucket", err)
-			}
-		}
-	}
-	return &Projection{cfg: cfg, log: cfg.Logger, nc: cfg.JetStream.Conn(), kv: kv, stream: stream,
+	return &Projection{cfg: cfg, log: cfg.Logger, nc: js.Conn(), kv: kv, stream: stream,
 		written: make(map[string]cachedState)}, nil
 }
 

@@ -57,7 +57,7 @@ func runReplica(t *testing.T, s *store.Store) *replica {
 	}
 	h := hub.New(hub.Config{Log: s, Last: last})
 	p, err := jobs.Open(context.Background(), jobs.Config{
-		JetStream: s.JetStream(), Log: h, Scanner: s, TTL: time.Hour, Metrics: jobs.NewMetrics(reg), Logger: quiet,
+		Store: s, Log: h, Metrics: jobs.NewMetrics(reg), Logger: quiet,
 	})
 	if err != nil {
 		t.Fatal(err)

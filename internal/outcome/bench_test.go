@@ -24,7 +24,7 @@ func BenchmarkTerminalAppend(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer st.Close()
-			g, err := outcome.New(ctx, outcome.Config{Log: st, JetStream: st.JetStream(), Retention: time.Hour})
+			g, err := outcome.New(ctx, outcome.Config{Log: st, Store: st})
 			if err != nil {
 				b.Fatal(err)
 			}

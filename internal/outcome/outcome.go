@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,7 +33,7 @@ import (
 // Names of the audit stream of late outcomes.
 const (
 	LateStreamName = store.LateOutcomesStreamName
-	lateSubject    = "klingfan.late."
+	lateSubject    = store.LateOutcomesSubjectPrefix
 )
 
 // maxConflicts bounds the retries when the job changes under a conditional
@@ -59,19 +58,17 @@ type Guard struct {
 // Config configures New.
 type Config struct {
 	Log Log
-	// JetStream, when set, receives late outcomes in LateStreamName; without
-	// it they are counted but not recorded.
-	JetStream jetstream.JetStream
-	// Retention and Replicas configure the audit stream like the log.
-	Retention time.Duration
-	Replicas  int
+	// Store, when set, receives late outcomes in LateStreamName, which New
+	// ensures as store.Assets configures it; without it they are counted
+	// but not recorded.
+	Store *store.Store
 	// Registerer receives klingfan_late_outcomes_total; none when nil.
 	Registerer prometheus.Registerer
 }
 
-// New returns a Guard, creating the audit stream when needed.
+// New returns a Guard, ensuring the audit stream when there is a store.
 func New(ctx context.Context, c Config) (*Guard, error) {
-	g := &Guard{log: c.Log, js: c.JetStream, late: prometheus.NewCounter(prometheus.CounterOpts{
+	g := &Guard{log: c.Log, late: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "klingfan_late_outcomes_total",
 		Help: "Terminal statuses that arrived after the job's terminal status was logged; recorded for audit, not fanned out.",
 	})}
@@ -80,18 +77,11 @@ func New(ctx context.Context, c Config) (*Guard, error) {
 			return nil, fmt.Errorf("outcome: register metrics: %w", err)
 		}
 	}
-	if g.js != nil {
-		_, err := g.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name:        LateStreamName,
-			Description: "klingfan terminal statuses that arrived after the job's outcome was logged (audit only)",
-			Subjects:    []string{lateSubject + ">"},
-			MaxAge:      c.Retention,
-			Storage:     jetstream.FileStorage,
-			Replicas:    max(c.Replicas, 1),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("outcome: create stream %s: %w", LateStreamName, err)
+	if c.Store != nil {
+		if _, err := c.Store.EnsureStream(ctx, LateStreamName); err != nil {
+			return nil, fmt.Errorf("outcome: %w", err)
 		}
+		g.js = c.Store.JetStream()
 	}
 	return g, nil
 }

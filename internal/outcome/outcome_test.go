@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -23,7 +22,7 @@ func openGuard(ctx context.Context, t *testing.T) (*outcome.Guard, *store.Store,
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	reg := prometheus.NewRegistry()
-	g, err := outcome.New(ctx, outcome.Config{Log: st, JetStream: st.JetStream(), Retention: time.Hour, Registerer: reg})
+	g, err := outcome.New(ctx, outcome.Config{Log: st, Store: st, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func openKV(t *testing.T) *store.Store {
 func TestLeaseOneHolderAndTakeover(t *testing.T) {
 	ctx := context.Background()
 	st := openKV(t)
-	kv, err := OpenBucket(ctx, st.JetStream(), 1)
+	kv, err := OpenBucket(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestLeaseOneHolderAndTakeover(t *testing.T) {
 func TestPositionSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 	st := openKV(t)
-	kv, err := OpenBucket(ctx, st.JetStream(), 1)
+	kv, err := OpenBucket(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func (c *countingAPI) GetTasks(context.Context, klingfamily.Query, []string, boo
 // holder stops.
 func TestRunOneReplicaAtATime(t *testing.T) {
 	st := openKV(t)
-	kv, err := OpenBucket(context.Background(), st.JetStream(), 1)
+	kv, err := OpenBucket(context.Background(), st)
 	if err != nil {
 		t.Fatal(err)
 	}

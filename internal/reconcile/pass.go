@@ -15,6 +15,7 @@ import (
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 	"github.com/klingfan/klingfan/internal/ingest"
+	"github.com/klingfan/klingfan/internal/jobs"
 	"github.com/klingfan/klingfan/internal/jobstate"
 	"github.com/klingfan/klingfan/internal/klingapi"
 	"github.com/klingfan/klingfan/internal/klingfamily"
@@ -211,7 +212,7 @@ func (r *Reconciler) walkFamily(ctx context.Context, ps *passState, f klingfamil
 				continue
 			}
 			recent++
-			if err := r.check(ctx, ps, f.Name, t, dryRun); err != nil {
+			if err := r.checkListed(ctx, ps, f.Name, t, dryRun); err != nil {
 				return listed, err
 			}
 		}
@@ -241,7 +242,7 @@ func (r *Reconciler) walkCursor(ctx context.Context, ps *passState, l listing, s
 		}
 		listed += len(page.Tasks)
 		for _, t := range page.Tasks {
-			if err := r.check(ctx, ps, l.name, t, dryRun); err != nil {
+			if err := r.checkListed(ctx, ps, l.name, t, dryRun); err != nil {
 				return listed, err
 			}
 		}
@@ -289,9 +290,40 @@ func (r *Reconciler) call(ctx context.Context, ps *passState, fn func() error) e
 	}
 }
 
-// check compares one task with the log and appends its state when the log
-// never had it.
-func (r *Reconciler) check(ctx context.Context, ps *passState, family string, t klingapi.Task, dryRun bool) error {
+// checkListed checks a task a listing found, on the registration its
+// events belong to (see ownerOf).
+func (r *Reconciler) checkListed(ctx context.Context, ps *passState, family string, t klingapi.Task, dryRun bool) error {
+	webhookID, err := r.ownerOf(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	return r.check(ctx, ps, webhookID, family, t, dryRun)
+}
+
+// ownerOf is the registration a listed task's events belong to: the one
+// klingfan created it on, when it did, because its callbacks go there and
+// a state recovered anywhere else would split the job in two; otherwise
+// the reconciled registration, which listings assume the account's
+// callbacks reach.
+func (r *Reconciler) ownerOf(ctx context.Context, taskID string) (string, error) {
+	if r.cfg.Jobs == nil {
+		return r.cfg.WebhookID, nil
+	}
+	st, err := r.cfg.Jobs.Get(ctx, "", taskID)
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return r.cfg.WebhookID, nil
+	case err != nil:
+		return "", fmt.Errorf("reconcile: look up job %q: %w", taskID, err)
+	case st.GetJob().GetCreateEndpoint() != "":
+		return st.GetWebhookId(), nil
+	}
+	return r.cfg.WebhookID, nil
+}
+
+// check compares one task with the log of webhookID and appends its state
+// there when the log never had it.
+func (r *Reconciler) check(ctx context.Context, ps *passState, webhookID, family string, t klingapi.Task, dryRun bool) error {
 	ps.mu.Lock()
 	ps.checked[t.ID] = true
 	ps.mu.Unlock()
@@ -301,7 +333,7 @@ func (r *Reconciler) check(ctx context.Context, ps *passState, family string, t 
 	ps.mu.Lock()
 	ps.report.TasksChecked++
 	ps.mu.Unlock()
-	ev, err := r.event(t)
+	ev, err := r.event(webhookID, t)
 	if err != nil {
 		// Not silent: the task is logged and counted under "normalize" in
 		// the report's API errors.
@@ -314,7 +346,7 @@ func (r *Reconciler) check(ctx context.Context, ps *passState, family string, t 
 		ps.mu.Unlock()
 		return nil
 	}
-	logged, err := r.cfg.History.Logged(ctx, r.cfg.WebhookID, t.ID)
+	logged, err := r.cfg.History.Logged(ctx, webhookID, t.ID)
 	if err != nil {
 		return fmt.Errorf("reconcile: read job %q: %w", t.ID, err)
 	}
@@ -342,7 +374,7 @@ func (r *Reconciler) check(ctx context.Context, ps *passState, family string, t 
 // event builds the event for a task with the callbacks' normalizer. The
 // delivery id is a function of the job and its status, so two passes or
 // two replicas recovering the same state produce one event.
-func (r *Reconciler) event(t klingapi.Task) (*gatewayv1.Event, error) {
+func (r *Reconciler) event(webhookID string, t klingapi.Task) (*gatewayv1.Event, error) {
 	// The callbacks' normalizer as ingest runs it: an output or member it
 	// does not know is kept on the event and marked, never a reason to
 	// lose the task's header.
@@ -355,9 +387,9 @@ func (r *Reconciler) event(t klingapi.Task) (*gatewayv1.Event, error) {
 	}
 	ev := out.Event
 	deliveryID := "query:" + t.ID + ":" + t.Status
-	ev.WebhookId = r.cfg.WebhookID
+	ev.WebhookId = webhookID
 	ev.DeliveryId = deliveryID
-	ev.Id = ingest.EventID(r.cfg.WebhookID, deliveryID)
+	ev.Id = ingest.EventID(webhookID, deliveryID)
 	ev.SourceFormat = gatewayv1.SourceFormat_SOURCE_FORMAT_TASK_QUERY
 	ev.ReceivedAt = timestamppb.New(r.now())
 	ev.RawBody = t.Raw

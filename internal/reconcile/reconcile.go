@@ -149,17 +149,12 @@ func New(cfg Config) *Reconciler {
 	return &Reconciler{cfg: cfg, log: cfg.Logger.With("component", "reconcile"), m: newMetrics(cfg.Registerer), now: cfg.Now}
 }
 
-// OpenBucket creates or opens the lease and position bucket.
-func OpenBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketName,
-		Description: "klingfan reconciler lease and position",
-		History:     1,
-		Replicas:    max(replicas, 1),
-		Storage:     jetstream.FileStorage,
-	})
+// OpenBucket ensures the lease and position bucket (store.Assets' row
+// for BucketName).
+func OpenBucket(ctx context.Context, st *store.Store) (jetstream.KeyValue, error) {
+	kv, err := st.EnsureBucket(ctx, BucketName)
 	if err != nil {
-		return nil, fmt.Errorf("reconcile: open bucket %s: %w", BucketName, err)
+		return nil, fmt.Errorf("reconcile: %w", err)
 	}
 	return kv, nil
 }

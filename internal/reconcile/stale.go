@@ -39,9 +39,13 @@ const (
 // would not change that.
 var nonTerminal = []gatewayv1.JobStatus{gatewayv1.JobStatus_JOB_STATUS_SUBMITTED, gatewayv1.JobStatus_JOB_STATUS_PROCESSING}
 
-// JobLister lists job states; *jobs.Projection implements it.
+// JobLister lists job states and looks one up; *jobs.Projection
+// implements it.
 type JobLister interface {
 	List(ctx context.Context, q jobs.Query) ([]*gatewayv1.JobState, uint64, error)
+	// Get returns jobID's state on webhookID, or on whichever registration
+	// updated it last when webhookID is empty; jobs.ErrNotFound when none.
+	Get(ctx context.Context, webhookID, jobID string) (*gatewayv1.JobState, error)
 }
 
 // Shape is the API generation a job's events came in, which says how to
@@ -92,9 +96,9 @@ const (
 )
 
 // queryStale queries, one by one with at most Concurrency requests in
-// flight, each non-terminal job of the reconciled registration whose state
-// has not changed since before now-StaleAfter, and hands what Kling answers
-// to check. Jobs the listings already checked this pass are not asked
+// flight, each non-terminal job of the reconciled registration, and each
+// one klingfan created on any registration, whose state has not changed
+// since before now-StaleAfter, and hands what Kling answers to check. Jobs the listings already checked this pass are not asked
 // again. It runs after the listings, so a task they found is not queried
 // twice, and catches what they cannot see: tasks updated before the
 // lookback, and families or generations the listings do not cover.
@@ -118,37 +122,41 @@ func (r *Reconciler) queryStale(ctx context.Context, ps *passState, dryRun bool)
 	return g.Wait()
 }
 
-// staleJobs lists up to limit stale jobs, most recently updated first:
-// those are the likeliest to be resolvable when more are stuck than one
-// pass asks about.
+// staleJobs lists up to limit stale jobs: the reconciled registration's,
+// then those klingfan created on other registrations (it knows their
+// family from the create path, and their events belong where their
+// callbacks go), each most recently updated first: those are the likeliest
+// to be resolvable when more are stuck than one pass asks about.
 func (r *Reconciler) staleJobs(ctx context.Context, ps *passState, before time.Time, limit int) ([]*gatewayv1.JobState, error) {
-	q := jobs.Query{
-		Statuses: nonTerminal, WebhookIDs: []string{r.cfg.WebhookID},
-		UpdatedBefore: before, Limit: min(limit, staleListPage),
-	}
+	own := jobs.Query{Statuses: nonTerminal, WebhookIDs: []string{r.cfg.WebhookID}, UpdatedBefore: before}
+	created := jobs.Query{Statuses: nonTerminal, Created: true, UpdatedBefore: before}
 	var out []*gatewayv1.JobState
-	for calls := 0; len(out) < limit && calls < staleListCalls; calls++ {
-		page, next, err := r.cfg.Jobs.List(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("reconcile: list stale jobs: %w", err)
-		}
-		for _, st := range page {
-			if len(out) < limit && !ps.wasChecked(st.GetJobId()) {
-				out = append(out, st)
+	for _, q := range []jobs.Query{own, created} {
+		q.Limit = min(limit, staleListPage)
+		for calls := 0; len(out) < limit && calls < staleListCalls; calls++ {
+			page, next, err := r.cfg.Jobs.List(ctx, q)
+			if err != nil {
+				return nil, fmt.Errorf("reconcile: list stale jobs: %w", err)
 			}
+			for _, st := range page {
+				again := q.Created && st.GetWebhookId() == r.cfg.WebhookID // the first listing had it
+				if len(out) < limit && !again && !ps.wasChecked(st.GetJobId()) {
+					out = append(out, st)
+				}
+			}
+			if next == 0 {
+				break
+			}
+			q.Cursor = next
 		}
-		if next == 0 {
-			break
-		}
-		q.Cursor = next
 	}
 	return out, nil
 }
 
 // queryOne asks Kling about one stale job and checks the answer.
 func (r *Reconciler) queryOne(ctx context.Context, ps *passState, st *gatewayv1.JobState, dryRun bool) error {
-	id := st.GetJobId()
-	logged, err := r.cfg.History.Logged(ctx, r.cfg.WebhookID, id)
+	id, webhookID := st.GetJobId(), st.GetWebhookId()
+	logged, err := r.cfg.History.Logged(ctx, webhookID, id)
 	if err != nil {
 		return fmt.Errorf("reconcile: read job %q: %w", id, err)
 	}
@@ -168,7 +176,7 @@ func (r *Reconciler) queryOne(ctx context.Context, ps *passState, st *gatewayv1.
 			continue
 		}
 		r.staleDone(ps, staleFound)
-		return r.check(ctx, ps, c.label(), task, dryRun)
+		return r.check(ctx, ps, webhookID, c.label(), task, dryRun)
 	}
 	if tried == 0 {
 		r.staleDone(ps, staleSkipped)

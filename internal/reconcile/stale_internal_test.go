@@ -52,6 +52,10 @@ func (l *oneStaleJob) List(_ context.Context, q jobs.Query) ([]*gatewayv1.JobSta
 		Job: &gatewayv1.Job{JobId: "j1", Status: gatewayv1.JobStatus_JOB_STATUS_SUBMITTED}}}, 0, nil
 }
 
+func (*oneStaleJob) Get(context.Context, string, string) (*gatewayv1.JobState, error) {
+	return nil, jobs.ErrNotFound
+}
+
 type submittedLegacy struct{}
 
 func (submittedLegacy) Logged(context.Context, string, string) (Logged, error) {
@@ -60,8 +64,9 @@ func (submittedLegacy) Logged(context.Context, string, string) (Logged, error) {
 
 // TestStaleQueryBacksOffOnRateLimit: a stale-job query answered 1302 is
 // retried after the backoff like a listing, counted as an API error, and
-// the job found; the jobs listing asks for the reconciled registration's
-// non-terminal jobs not updated since StaleAfter ago.
+// the job found (once, though both listings return it); the jobs listings
+// ask for the reconciled registration's non-terminal jobs not updated
+// since StaleAfter ago, then for those klingfan created on any.
 func TestStaleQueryBacksOffOnRateLimit(t *testing.T) {
 	api, lister, app := &rateLimitedOnce{}, &oneStaleJob{}, &countingAppender{}
 	now := time.Date(2026, 11, 28, 5, 0, 0, 0, time.UTC)
@@ -77,9 +82,17 @@ func TestStaleQueryBacksOffOnRateLimit(t *testing.T) {
 	if len(rep.Recovered) != 1 || rep.Recovered[0].Family != klingfamily.All()[0].Name {
 		t.Errorf("recovered %+v", rep.Recovered)
 	}
+	if len(lister.queries) != 2 {
+		t.Fatalf("stale jobs listed with %+v, want two queries", lister.queries)
+	}
 	q := lister.queries[0]
-	if !q.UpdatedBefore.Equal(now.Add(-30*time.Minute)) || !slices.Equal(q.WebhookIDs, []string{"w"}) || !slices.Equal(q.Statuses, nonTerminal) {
+	if !q.UpdatedBefore.Equal(now.Add(-30*time.Minute)) || !slices.Equal(q.WebhookIDs, []string{"w"}) || !slices.Equal(q.Statuses, nonTerminal) || q.Created {
 		t.Errorf("stale jobs listed with %+v", q)
+	}
+	// Then the jobs klingfan created on any registration.
+	q = lister.queries[1]
+	if !q.UpdatedBefore.Equal(now.Add(-30*time.Minute)) || q.WebhookIDs != nil || !slices.Equal(q.Statuses, nonTerminal) || !q.Created {
+		t.Errorf("created stale jobs listed with %+v", q)
 	}
 }
 

@@ -39,10 +39,10 @@ func diskReserve(total int64) int64 { return min(max(total/20, 1<<20), 1<<30) }
 // the log the store would still fill up and refuse deliveries.
 func ProjectionShare(budget int64) int64 { return budget / 4 }
 
-// ProjectionMaxBytes is the size cap for the projections' bucket: its share
+// projectionMaxBytes is the size cap for the projections' bucket: its share
 // of the embedded store's budget when the store opened, or -1 (no cap) with
 // an external deployment, whose operator sizes the cluster.
-func (s *Store) ProjectionMaxBytes() int64 {
+func (s *Store) projectionMaxBytes() int64 {
 	s.space.mu.Lock()
 	defer s.space.mu.Unlock()
 	if s.space.storeMax <= 0 {

@@ -249,13 +249,18 @@ func TestOpenExternalDrift(t *testing.T) {
 	if !errors.As(err, &drift) || !errors.Is(err, store.ErrConfigDrift) {
 		t.Fatalf("Open with other settings = %v, want a DriftError", err)
 	}
-	for _, want := range []string{"max age (--retention) is 24h0m0s on the server, configured 48h0m0s", "duplicate window (--dedup-window) is 1h0m0s on the server, configured 30m0s", "--nats-update-config"} {
+	for _, want := range []string{
+		"stream KLINGFAN_EVENTS: max age (--retention) is 24h0m0s on the server, configured 48h0m0s",
+		"stream KLINGFAN_EVENTS: duplicate window (--dedup-window) is 1h0m0s on the server, configured 30m0s",
+		"stream KLINGFAN_EVENT_IDS: max age (--retention) is 24h0m0s on the server, configured 48h0m0s",
+		"--nats-update-config",
+	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
-	if len(drift.Differences) != 2 {
-		t.Errorf("differences = %v, want retention and duplicate window", drift.Differences)
+	if len(drift.Differences) != 3 {
+		t.Errorf("differences = %v, want the log's retention and duplicate window and the index's retention", drift.Differences)
 	}
 
 	var logs apptest.SyncBuffer

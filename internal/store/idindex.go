@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 
@@ -26,48 +25,6 @@ const IDIndexStreamName = "KLINGFAN_EVENT_IDS"
 
 // idIndexPrefix starts the index's subjects.
 const idIndexPrefix = "klingfan.ids."
-
-// wantIDIndex is the index stream as cfg asks for it: entries are kept as
-// long as events are.
-func wantIDIndex(cfg Config) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        IDIndexStreamName,
-		Description: "klingfan event id -> event subject, for GetEvent",
-		Subjects:    []string{idIndexPrefix + ">"},
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      cfg.Retention,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	}
-}
-
-// ensureIDIndex opens the id index, creating it when missing (and, on the
-// embedded server, bringing its settings up to date). The index only makes
-// lookups fast, never decides them, so a failure (for example a NATS
-// account that may not create streams) is logged and GetByID falls back
-// to the wildcard lookup.
-func (s *Store) ensureIDIndex(ctx context.Context, cfg Config) {
-	want := wantIDIndex(cfg)
-	var (
-		st  jetstream.Stream
-		err error
-	)
-	if s.ns != nil {
-		st, err = s.js.CreateOrUpdateStream(ctx, want)
-	} else if st, err = s.js.Stream(ctx, IDIndexStreamName); errors.Is(err, jetstream.ErrStreamNotFound) {
-		st, err = s.js.CreateStream(ctx, want)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			st, err = s.js.Stream(ctx, IDIndexStreamName)
-		}
-	}
-	if err != nil {
-		s.log.Warn("no event id index: GetEvent falls back to a lookup whose cost grows with the number of jobs",
-			slog.String("stream", IDIndexStreamName), slog.Any("err", err))
-		return
-	}
-	s.idIndex = st
-}
 
 // indexID records that the event with id was stored at seq. It does not
 // wait for the server's acknowledgement: a lost entry only makes that

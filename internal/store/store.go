@@ -124,7 +124,7 @@ type Config struct {
 	TLSCAFile             string
 	TLSCertFile           string
 	TLSKeyFile            string
-	// UpdateAssets lets Open change an existing stream's or bucket's
+	// UpdateAssets lets Open and the Ensure methods change an existing asset's
 	// settings (replicas, retention, duplicate window, ...) on an external
 	// deployment to the configured ones. Without it Open fails with a
 	// *DriftError listing every difference, because another replica may
@@ -185,6 +185,11 @@ type Store struct {
 	idIndex   jetstream.Stream // nil when the index could not be opened
 	lookups   *lookupPacer     // paces the id lookups idIndex cannot answer
 	kv        jetstream.KeyValue
+	// assetOpts and updateAssets are what EnsureStream and EnsureBucket
+	// configure assets from and whether they may change existing ones on
+	// an external deployment (Config.UpdateAssets).
+	assetOpts    AssetOptions
+	updateAssets bool
 	// commit and kvCommit sync the events stream and the registrations
 	// bucket before a write is answered; nil unless Config.SyncAlways on
 	// the embedded server.
@@ -205,9 +210,10 @@ type Store struct {
 	closeErr  error
 }
 
-// Open starts the embedded NATS server (or connects to cfg.URL), then creates
-// the events stream and the registrations bucket, or checks existing ones
-// against cfg (see Config.UpdateAssets). It fails fast,
+// Open starts the embedded NATS server (or connects to cfg.URL), then ensures
+// the assets the store owns, the events stream, the registrations bucket and
+// the id index, as store.Assets configures them (see EnsureStream for the
+// policy on existing ones and Config.UpdateAssets). It fails fast,
 // naming the directory, when the data directory cannot be used, because the
 // embedded server would otherwise only log the problem and run without
 // JetStream.
@@ -234,6 +240,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
+	s.assetOpts, s.updateAssets = cfg.assetOptions(), cfg.UpdateAssets
 	if err := s.ensureAssets(ctx, cfg); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -245,7 +252,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.ensureIDIndex(ctx, cfg)
 	s.reportLost(ctx, cfg.DataDir)
 	s.reap = make(chan consumerRef, reapQueue)
 	s.reaperQuit = make(chan struct{})
@@ -260,6 +266,20 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		slog.Duration("retention", cfg.Retention),
 		slog.Duration("duplicate_window", cfg.DuplicateWindow))
 	return s, nil
+}
+
+// assetOptions are the options the assets' configurations follow.
+func (cfg Config) assetOptions() AssetOptions {
+	o := AssetOptions{
+		Replicas: cfg.Replicas, Retention: cfg.Retention, DuplicateWindow: cfg.DuplicateWindow,
+		EventsMaxBytes: cfg.streamMaxBytes, RetentionBytes: cfg.RetentionBytes, RefuseWhenFull: cfg.RefuseWhenFull,
+	}
+	if cfg.URL != "" && cfg.RetentionBytes == 0 {
+		// The cap of a stream on a cluster is its operator's (or that of
+		// the embedded store that made it), not drift to refuse.
+		o.EventsMaxBytes = 0
+	}
+	return o
 }
 
 // withDefaults validates cfg and fills in defaults, so the rest of Open can
@@ -402,11 +422,12 @@ func (s *Store) MaxPayload() int64 { return s.nc.MaxPayload() }
 // format; the store only guarantees the bucket exists.
 func (s *Store) KV() jetstream.KeyValue { return s.kv }
 
-// JetStream returns the JetStream context, for packages that own assets of
+// JetStream returns the JetStream context, for packages that own data of
 // their own next to the log (the jobs projection's bucket, the
 // reconciler's position and lease, the late-outcome record, consumer
-// groups' durable consumers). They must treat the events stream as
-// read-only.
+// groups' durable consumers). They create their assets through
+// EnsureStream and EnsureBucket, never directly, and must treat the events
+// stream as read-only.
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
 
 // Ready reports whether the log can currently serve requests: the connection

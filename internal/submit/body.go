@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"net/url"
+	"slices"
+	"strconv"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -49,6 +52,48 @@ type prepared struct {
 	// fingerprint identifies the request as the caller sent it, so a
 	// request id used again for another request is recognised.
 	fingerprint string
+}
+
+// maxExactInteger is the largest magnitude up to which every integer is a
+// float64 of its own (2^53-1). The create body travels in a
+// google.protobuf.Struct, whose numbers are float64, so an integer beyond
+// it may already be another number than the caller wrote: REST's JSON
+// 9007199254740993 arrives as 9007199254740992.
+const maxExactInteger = 1<<53 - 1
+
+// checkNumbers refuses, naming its path, a number of the body that may not
+// be the one the caller wrote (beyond ±maxExactInteger), or that JSON
+// cannot carry (NaN and the infinities, which Struct.AsMap would turn into
+// strings): passed on, Kling would act on another value than the caller's
+// without either of them knowing. Numbers within the range (fractions
+// included) are exactly what the caller sent, and pass.
+func checkNumbers(path string, v *structpb.Value) error {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_NumberValue:
+		n := k.NumberValue
+		switch {
+		case math.IsNaN(n) || math.IsInf(n, 0):
+			return errkind.Invalid(path, "not a JSON number")
+		case math.Abs(n) > maxExactInteger:
+			return errkind.Invalid(path, fmt.Sprintf(
+				"%s is beyond ±%d: the body travels as a google.protobuf.Struct, whose numbers are float64, so it may not be the number sent (JSON's 9007199254740993 arrives as 9007199254740992), and Kling would get it rounded",
+				strconv.FormatFloat(n, 'f', -1, 64), maxExactInteger))
+		}
+	case *structpb.Value_StructValue:
+		fields := k.StructValue.GetFields()
+		for _, name := range slices.Sorted(maps.Keys(fields)) {
+			if err := checkNumbers(path+"."+name, fields[name]); err != nil {
+				return err
+			}
+		}
+	case *structpb.Value_ListValue:
+		for i, e := range k.ListValue.GetValues() {
+			if err := checkNumbers(path+"["+strconv.Itoa(i)+"]", e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // prepare fills in the callback URL and the external task id and encodes

@@ -67,20 +67,13 @@ type record struct {
 	Sequence uint64 `json:"sequence,omitempty"`
 }
 
-// OpenBucket creates or opens the create-record bucket. Records live as
-// long as the log keeps events (ttl), so a request id is recognised as
-// long as its job is.
-func OpenBucket(ctx context.Context, js jetstream.JetStream, replicas int, ttl time.Duration) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketName,
-		Description: "klingfan CreateJob records by request id, and token budgets",
-		History:     1,
-		TTL:         ttl,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
-	})
+// OpenBucket ensures the create-record bucket (store.Assets' row for
+// BucketName): records live as long as the log keeps events, so a request
+// id is recognised as long as its job is.
+func OpenBucket(ctx context.Context, st *store.Store) (jetstream.KeyValue, error) {
+	kv, err := st.EnsureBucket(ctx, BucketName)
 	if err != nil {
-		return nil, fmt.Errorf("submit: open bucket %s: %w", BucketName, classify(err))
+		return nil, fmt.Errorf("submit: %w", err)
 	}
 	return kv, nil
 }

@@ -233,6 +233,9 @@ func (s *Submitter) check(req *Request) (family, prepared, error) {
 	if req.Body == nil {
 		return family{}, prepared{}, errkind.Invalid("body", "required: Kling's request body for "+f.Create)
 	}
+	if err := checkNumbers("body", structpb.NewStructValue(req.Body)); err != nil {
+		return family{}, prepared{}, err
+	}
 	if s.cfg.API == nil {
 		return family{}, prepared{}, ErrNoCredentials
 	}
