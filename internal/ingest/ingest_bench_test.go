@@ -143,3 +143,30 @@ func benchBody(i int) []byte {
 		`"prompt":"A corgi surfing a turquoise wave at golden hour, cinematic, slow motion","model":"kling-v2-1-master",`+
 		`"created_at":"2026-06-10T08:38:19Z","completed_at":"2026-06-10T08:39:54.151Z","progress":100}}`, i, i, i)
 }
+
+// BenchmarkRefusal measures a forged delivery (a well-formed but wrong
+// X-Kling-Signature) to a registered id and to an unknown one, which must
+// cost about the same: a gap is a timing channel that tells a stranger
+// guessing ids which exist. Compare the two ns/op of one run.
+func BenchmarkRefusal(b *testing.B) {
+	mux := benchHandler(b, &benchAppender{})
+	for _, size := range []int{600, 1 << 20} {
+		body := bytes.Repeat([]byte(" "), size)
+		sig := verify.SignKling([]byte("not-the-secret"), body)
+		for _, id := range []struct{ name, path string }{{"registered", "/webhooks/klingai"}, {"unknown", "/webhooks/kling/nobody"}} {
+			b.Run(fmt.Sprintf("body=%d/id=%s", size, id.name), func(b *testing.B) {
+				b.SetBytes(int64(size))
+				for b.Loop() {
+					req := httptest.NewRequest(http.MethodPost, id.path, bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set(verify.HeaderKlingSignature, sig)
+					rec := httptest.NewRecorder()
+					mux.ServeHTTP(rec, req)
+					if rec.Code != http.StatusUnauthorized {
+						b.Fatalf("status %d: %s", rec.Code, rec.Body)
+					}
+				}
+			})
+		}
+	}
+}
