@@ -132,7 +132,7 @@ func writeRawReplay(p func(string, ...any), c *CatchUpResult) {
 	}
 	p("- Baseline: a bare JetStream ordered consumer (pull batch %d, the store's own in-process connection, server not running) reading the same %d events, once before klingfan started and once after it stopped:", replayPullBatch, c.Events)
 	for _, rr := range c.Raw {
-		p(" %.0f events/s (%.0f MiB/s);", rr.PerSecond, rr.MiBPerSecond)
+		p(" %.0f events/s (%.0f MiB/s; per event %.0f heap bytes and %.1f allocations);", rr.PerSecond, rr.MiBPerSecond, rr.AllocBytesPerEvent, rr.AllocsPerEvent)
 	}
 	p(" mean %.0f events/s. Catch-up reaches %.2f× of it.", c.RawPerSecond, c.Ratio)
 	if c.CPURatio > 0 {

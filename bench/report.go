@@ -407,8 +407,8 @@ func (res *Results) markdown(cfg Config) []byte {
 			p("\n")
 		}
 		if c := res.CatchUp; c != nil {
-			p("- Catch-up: %d events in %.2f s = %.0f events/s; first event after %.2f s; %d out of order; %.2f cores used (other processes %.2f), %.1f µs of CPU per event (server and the subscriber's client, one process).\n",
-				c.Events, c.Seconds, c.PerSecond, c.FirstEventSeconds, c.OutOfOrder, c.Cores, c.OtherCores, c.CPUMicrosPerEvent)
+			p("- Catch-up: %d events in %.2f s = %.0f events/s; first event after %.2f s; %d out of order; %.2f cores used (other processes %.2f); per event %.1f µs of CPU, %.0f heap bytes and %.1f allocations (server and the subscriber's client, one process).\n",
+				c.Events, c.Seconds, c.PerSecond, c.FirstEventSeconds, c.OutOfOrder, c.Cores, c.OtherCores, c.CPUMicrosPerEvent, c.AllocBytesPerEvent, c.AllocsPerEvent)
 			writeRawReplay(p, c)
 		}
 	}

@@ -151,8 +151,9 @@ func (s *Subscription) readAhead(ctx context.Context, r StoredReader, from uint6
 
 // takeAhead waits for the batch read ahead and returns it with its budget
 // reservation, or nil when there is none to use: none was started, or it
-// started elsewhere than s.next, or found nothing (the log's head has
-// moved since; a read now sees the events appended meanwhile).
+// started elsewhere than s.next, found nothing (the log's head has moved
+// since; a read now sees the events appended meanwhile) or failed (the
+// failure may have passed; a read now says).
 func (s *Subscription) takeAhead(ctx context.Context) (*storedBatch, error) {
 	a := s.ahead
 	if a == nil {
@@ -167,7 +168,7 @@ func (s *Subscription) takeAhead(ctx context.Context) (*storedBatch, error) {
 		s.dropAhead()
 		return nil, ErrClosed
 	}
-	if a.batch.from != s.next || a.batch.err == nil && a.batch.visited == 0 {
+	if a.batch.from != s.next || a.batch.err != nil || a.batch.visited == 0 {
 		s.dropAhead()
 		return nil, nil
 	}
