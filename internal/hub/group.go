@@ -6,8 +6,8 @@ import (
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
 )
 
-// group is the live subscriptions whose filters share one CEL expression
-// and one view. Publish hands the group each event that one of its live
+// group is the subscriptions whose filters share one CEL expression and
+// one view. Publish hands the group each event that one of its live
 // members' other conditions select, once however many members it has;
 // the group's goroutine evaluates the expression on it off Hub.mu and
 // hands a matching event to those members. So an expression is evaluated
@@ -25,7 +25,9 @@ type group struct {
 	members map[*Subscription]struct{}
 	// queue is what Publish fills, under Hub.mu; run reads it. It is never
 	// closed: run ends with ctx.
-	queue  chan *Item
+	queue chan *Item
+	// ctx ends when the last member leaves or the hub closes, stopping
+	// run and any evaluation it waits for.
 	ctx    context.Context
 	cancel context.CancelFunc
 }

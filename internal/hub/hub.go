@@ -78,8 +78,9 @@ type Config struct {
 	// once across all subscriptions (see readBudget); 0 means
 	// DefaultCatchUpBytes, a negative value means no bound.
 	CatchUpBytes int64
-	// Evaluators bounds how many streams evaluate their CEL expressions at
-	// once; 0 means half of GOMAXPROCS, at least one.
+	// Evaluators bounds how many CEL evaluations (by the expressions'
+	// groups and by streams catching up) run at once; 0 means half of
+	// GOMAXPROCS, at least one.
 	Evaluators int
 	// Registerer receives the hub's metrics when not nil.
 	Registerer prometheus.Registerer

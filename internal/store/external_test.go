@@ -325,3 +325,69 @@ func TestOpenEmbeddedAppliesChanges(t *testing.T) {
 		t.Errorf("the change was not logged: %s", logs.String())
 	}
 }
+
+// Every asset follows the one policy, not only the log: a setting of
+// another owner's asset that JetStream cannot change in place fails
+// EnsureStream even with UpdateAssets, naming that stream and the steps.
+func TestEnsureStreamFixedDriftNamesTheStream(t *testing.T) {
+	ns := startNATS(t, nil)
+	s, err := openExternal(t, store.Config{URL: ns.ClientURL(), UpdateAssets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.JetStream().CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: store.GroupsStreamName, Subjects: []string{store.GroupsSubjectPrefix + ">"}, Storage: jetstream.MemoryStorage,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.EnsureStream(context.Background(), store.GroupsStreamName)
+	var drift *store.DriftError
+	if !errors.As(err, &drift) || !strings.Contains(err.Error(), "stream KLINGFAN_GROUPS: storage is Memory on the server, configured File (cannot be changed in place)") ||
+		!strings.Contains(err.Error(), "nats stream rm "+store.GroupsStreamName) || strings.Contains(err.Error(), "nats stream rm "+store.StreamName) {
+		t.Fatalf("EnsureStream over a memory groups stream = %v, want a fixed DriftError naming it", err)
+	}
+}
+
+// On a cluster a size cap klingfan does not set is its operator's: a cap
+// put on the job states' bucket is neither drift nor overwritten, while a
+// setting klingfan does own still is.
+func TestEnsureBucketLeavesAnOperatorsCap(t *testing.T) {
+	ns := startNATS(t, nil)
+	s, err := openExternal(t, store.Config{URL: ns.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.EnsureBucket(ctx, store.JobsBucketName); err != nil {
+		t.Fatal(err)
+	}
+	js := s.JetStream()
+	update := func(change func(*jetstream.StreamConfig)) {
+		t.Helper()
+		st, err := js.Stream(ctx, "KV_"+store.JobsBucketName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := st.CachedInfo().Config
+		change(&cfg)
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(func(c *jetstream.StreamConfig) { c.MaxBytes, c.Discard = 64<<20, jetstream.DiscardOld })
+	if _, err := s.EnsureBucket(ctx, store.JobsBucketName); err != nil {
+		t.Fatalf("EnsureBucket over an operator's cap: %v", err)
+	}
+	st, err := js.Stream(ctx, "KV_"+store.JobsBucketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := st.CachedInfo().Config; c.MaxBytes != 64<<20 || c.Discard != jetstream.DiscardOld {
+		t.Errorf("the operator's cap became %d %s", c.MaxBytes, c.Discard)
+	}
+	update(func(c *jetstream.StreamConfig) { c.MaxMsgsPerSubject = 4 })
+	if _, err := s.EnsureBucket(ctx, store.JobsBucketName); !errors.Is(err, store.ErrConfigDrift) ||
+		!strings.Contains(err.Error(), "key-value bucket klingfan-jobs: history is 4 on the server, configured 1") {
+		t.Errorf("EnsureBucket over another history = %v, want a DriftError naming it", err)
+	}
+}
