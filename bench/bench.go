@@ -51,6 +51,9 @@ type Config struct {
 	Rate               float64       // end-to-end probe rate, events/s
 	LatencySubscribers []int         // subscriber counts of the latency scenario
 	LatencyDuration    time.Duration // measured time of each latency point
+	// LatencyRounds is how many times the largest latency point, the bare
+	// fan-out beside it and the filtered point are measured, alternated.
+	LatencyRounds int
 
 	// FilterSubscribers streams each carry Filter, a CEL expression every
 	// probe matches, at Rate events/s: what evaluating a filter per event
@@ -88,6 +91,7 @@ func DefaultConfig() Config {
 		Rate:               100,
 		LatencySubscribers: []int{1, 100, 1000},
 		LatencyDuration:    6 * time.Second,
+		LatencyRounds:      3,
 		FilterSubscribers:  1000,
 		Filter:             DefaultFilter,
 		Streams:            10_000,
@@ -167,13 +171,13 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	if has(PhaseLatency) && ctx.Err() == nil {
-		v, bare, err := r.runLatency(ctx)
+		v, err := r.runLatency(ctx, has(PhaseFilter))
 		if err != nil {
 			fail(PhaseLatency, err)
 		}
-		res.Latency, res.BareFanout = v, bare
+		res.Latency, res.BareFanout, res.Filtered, res.LatencyRounds = v.points, v.bare, v.filtered, v.rounds
 	}
-	if has(PhaseFilter) && ctx.Err() == nil {
+	if has(PhaseFilter) && !has(PhaseLatency) && ctx.Err() == nil {
 		if v, err := r.latencyPointWith(ctx, cfg.FilterSubscribers, cfg.Filter); err != nil {
 			fail(PhaseFilter, err)
 		} else {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -54,23 +55,107 @@ type LatencyResult struct {
 // connection in the latency scenario.
 const streamsPerConn = 50
 
-// runLatency measures each subscriber count on a fresh server, then the
-// bare gRPC fan-out at the largest count: the limit the largest point is
-// held against.
-func (r *runner) runLatency(ctx context.Context) ([]LatencyResult, *LatencyResult, error) {
-	var out []LatencyResult
+// LatencyRound is one round of the largest latency point: klingfan, the
+// bare gRPC fan-out and (with the filter phase) klingfan with a CEL filter
+// on every stream, measured one after the other. A single p99 on a shared
+// 2-core machine moves by half from one run to the next; ratios taken
+// within a round, then their median over rounds, do not.
+type LatencyRound struct {
+	P99         float64 `json:"p99_ms"`
+	BareP99     float64 `json:"bare_p99_ms"`
+	FilteredP99 float64 `json:"filtered_p99_ms,omitempty"`
+	// The server's CPU per delivery of each, in microseconds.
+	Micros         float64 `json:"server_us_per_delivery"`
+	BareMicros     float64 `json:"bare_server_us_per_delivery"`
+	FilteredMicros float64 `json:"filtered_server_us_per_delivery,omitempty"`
+}
+
+// BareRatio is the round's klingfan p99 over the bare fan-out's.
+func (lr LatencyRound) BareRatio() float64 { return lr.P99 / lr.BareP99 }
+
+// FilterRatio is the round's filtered p99 over the unfiltered one.
+func (lr LatencyRound) FilterRatio() float64 { return lr.FilteredP99 / lr.P99 }
+
+// latencyRun is what the latency phase measured.
+type latencyRun struct {
+	points   []LatencyResult // one per subscriber count
+	bare     *LatencyResult  // the bare fan-out at the largest count
+	filtered *LatencyResult  // klingfan with the filter at the largest count
+	rounds   []LatencyRound
+}
+
+// runLatency measures each subscriber count but the largest once on a
+// fresh server; the largest it measures in cfg.LatencyRounds rounds, each
+// klingfan, then the bare gRPC fan-out (the limit the point is held
+// against), then, with filter set, klingfan with the CEL filter on every
+// stream. Each kind reports its round of median p99, so the tables show
+// one real run of each.
+func (r *runner) runLatency(ctx context.Context, filter bool) (latencyRun, error) {
+	var out latencyRun
+	largest := slices.Max(r.cfg.LatencySubscribers)
 	for _, n := range r.cfg.LatencySubscribers {
+		if n == largest {
+			continue
+		}
 		lr, err := r.latencyPoint(ctx, n)
 		if err != nil {
-			return nil, nil, err
+			return out, err
 		}
-		out = append(out, lr)
+		out.points = append(out.points, lr)
 	}
-	bare, err := r.runBareFanout(ctx, slices.Max(r.cfg.LatencySubscribers))
-	if err != nil {
-		return out, nil, fmt.Errorf("bare gRPC fan-out: %w", err)
+	var plain, bare, filtered []LatencyResult
+	for round := range max(1, r.cfg.LatencyRounds) {
+		r.logf("latency: round %d of %d at %d subscribers", round+1, max(1, r.cfg.LatencyRounds), largest)
+		lr, err := r.latencyPoint(ctx, largest)
+		if err != nil {
+			return out, err
+		}
+		b, err := r.runBareFanout(ctx, largest)
+		if err != nil {
+			return out, fmt.Errorf("bare gRPC fan-out: %w", err)
+		}
+		rd := LatencyRound{P99: lr.Latency.P99, BareP99: b.Latency.P99, Micros: lr.ServerMicrosPerDelivery, BareMicros: b.ServerMicrosPerDelivery}
+		plain, bare = append(plain, lr), append(bare, b)
+		if filter {
+			f, err := r.latencyPointWith(ctx, r.cfg.FilterSubscribers, r.cfg.Filter)
+			if err != nil {
+				return out, fmt.Errorf("%s: %w", PhaseFilter, err)
+			}
+			filtered = append(filtered, f)
+			rd.FilteredP99, rd.FilteredMicros = f.Latency.P99, f.ServerMicrosPerDelivery
+		}
+		out.rounds = append(out.rounds, rd)
 	}
-	return out, &bare, nil
+	out.points = append(out.points, medianP99(plain))
+	m := medianP99(bare)
+	out.bare = &m
+	if filter {
+		f := medianP99(filtered)
+		out.filtered = &f
+	}
+	return out, nil
+}
+
+// medianP99 returns the result of median p99 (the lower one of an even
+// count).
+func medianP99(rs []LatencyResult) LatencyResult {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b LatencyResult) int { return cmp.Compare(a.Latency.P99, b.Latency.P99) })
+	return s[(len(s)-1)/2]
+}
+
+// median returns the median of fs (the mean of the middle two of an even
+// count), or 0 for none.
+func median(fs []float64) float64 {
+	if len(fs) == 0 {
+		return 0
+	}
+	s := slices.Clone(fs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func (r *runner) latencyPoint(ctx context.Context, n int) (LatencyResult, error) {

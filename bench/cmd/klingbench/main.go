@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string) error {
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "end-to-end latency probe rate, events/s")
 	subs := fs.String("latency-subscribers", "1,100,1000", "subscriber counts of the latency scenario")
 	fs.DurationVar(&cfg.LatencyDuration, "latency-duration", cfg.LatencyDuration, "measured time of each latency point")
+	fs.IntVar(&cfg.LatencyRounds, "latency-rounds", cfg.LatencyRounds, "alternated rounds of the largest latency point, its bare fan-out and its filtered point")
 	fs.IntVar(&cfg.FilterSubscribers, "filter-subscribers", cfg.FilterSubscribers, "streams of the filter scenario, each with -filter")
 	fs.StringVar(&cfg.Filter, "filter", cfg.Filter, "CEL filter of the filter scenario's streams")
 	fs.IntVar(&cfg.Streams, "streams", cfg.Streams, "idle streams of the memory scenario")
