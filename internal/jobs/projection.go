@@ -168,7 +168,15 @@ func (p *Projection) Run(ctx context.Context) error {
 		defer close(folded)
 		p.foldQueue(ctx, queue)
 	}()
+	// The queue must hold a prefix of the log: the folder advances Folded,
+	// and the checkpoint, past the last event it folds. Follow may still
+	// hand over events it had read when ctx ended, so once one is dropped
+	// for the stop no later one may be queued, or a restart would resume
+	// past the hole.
 	err = p.cfg.Log.Follow(ctx, after, func(ev *gatewayv1.Event) {
+		if ctx.Err() != nil {
+			return
+		}
 		select {
 		case queue <- ev:
 		case <-ctx.Done():
