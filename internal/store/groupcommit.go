@@ -49,6 +49,11 @@ type groupCommit struct {
 	// Owned by run once started.
 	f     *os.File // the block followed last, open for fsync; nil when none is held
 	index uint64   // its number, or the one below the block sync takes up next
+	// dirPending says the held block's directory entry has not been
+	// fsynced yet: a round that failed between the block's fsync and its
+	// directory's must not let the next round, which only re-syncs the
+	// held block, answer for a name that may not be on disk.
+	dirPending bool
 }
 
 // fileStoreLayoutVersion is the nats-server release whose file store the
@@ -204,7 +209,15 @@ func (g *groupCommit) sync() error {
 		path := filepath.Join(g.dir, blockName(next))
 		f, err := os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil // removed since it was found, with its messages
+			// Removed since it was found, with its messages; the blocks
+			// after it may hold acknowledged ones. The held block was
+			// synced above and takes no more writes (only the newest
+			// does), so it is let go and the search goes on above.
+			if err := g.closeHeld(); err != nil {
+				return err
+			}
+			g.index = next
+			continue
 		}
 		if err != nil {
 			return err
@@ -213,14 +226,27 @@ func (g *groupCommit) sync() error {
 			_ = f.Close()
 			return err
 		}
-		g.f, g.index = f, next
+		g.f, g.index, g.dirPending = f, next, true
 		if err := g.fsync(f, path); err != nil {
 			return err
 		}
-		if err := g.syncDir(g.dir); err != nil {
+		if err := g.syncPendingDir(); err != nil {
 			return err
 		}
 	}
+}
+
+// syncPendingDir fsyncs the directory when the held block's entry in it
+// has not been synced yet.
+func (g *groupCommit) syncPendingDir() error {
+	if !g.dirPending {
+		return nil
+	}
+	if err := g.syncDir(g.dir); err != nil {
+		return err
+	}
+	g.dirPending = false
+	return nil
 }
 
 // next returns the number of the block after the one followed last, or 0
@@ -280,7 +306,10 @@ func (g *groupCommit) syncHeld() error {
 		return err
 	}
 	if os.SameFile(onDisk, held) {
-		return g.fsync(g.f, path)
+		if err := g.fsync(g.f, path); err != nil {
+			return err
+		}
+		return g.syncPendingDir()
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -290,11 +319,11 @@ func (g *groupCommit) syncHeld() error {
 		_ = f.Close()
 		return err
 	}
-	g.f = f
+	g.f, g.dirPending = f, true
 	if err := g.fsync(f, path); err != nil {
 		return err
 	}
-	return g.syncDir(g.dir)
+	return g.syncPendingDir()
 }
 
 // followNewest makes the stream's newest block the next one sync takes up
@@ -362,7 +391,7 @@ func (g *groupCommit) closeHeld() error {
 		return nil
 	}
 	err := g.f.Close()
-	g.f = nil
+	g.f, g.dirPending = nil, false
 	return err
 }
 

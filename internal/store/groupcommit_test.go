@@ -477,6 +477,58 @@ func TestGroupCommitSkipsRemovedBlocks(t *testing.T) {
 	}
 }
 
+// A round that fails between a new block's fsync and its directory's
+// answers 503; the next round must sync that directory before it answers
+// for the writes in the block, although it only re-syncs a block it
+// already holds.
+func TestGroupCommitRetriesADirectorySyncThatFailed(t *testing.T) {
+	dir := t.TempDir()
+	msgs := streamLayout(t, dir, "S")
+	var (
+		mu      sync.Mutex
+		synced  []string
+		faulted bool
+	)
+	hook := func(path string) {
+		mu.Lock()
+		defer mu.Unlock()
+		synced = append(synced, path)
+		if !faulted && path == filepath.Join(msgs, blockName(1)) {
+			// The directory cannot be opened for its fsync this once.
+			faulted = true
+			if err := os.Rename(msgs, msgs+".away"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	g, err := startGroupCommit(dir, "S", hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.stop()
+	if err := os.WriteFile(filepath.Join(msgs, blockName(1)), []byte("m"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.wait(context.Background()); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("the round whose directory fsync failed answered %v, want ErrUnavailable", err)
+	}
+	if err := os.Rename(msgs+".away", msgs); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	from := len(synced)
+	mu.Unlock()
+	if err := g.wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{filepath.Join(msgs, blockName(1)), msgs}
+	if got := synced[from:]; !slices.Equal(got, want) {
+		t.Errorf("the round after the failure synced %q, want %q", got, want)
+	}
+}
+
 // The group commit's durability rests on the file store's internals, which
 // no release promises to keep: a different nats-server in go.mod fails
 // here until someone has re-checked them and moved the pin.
