@@ -270,6 +270,10 @@ func (res *Results) markdown(cfg Config) []byte {
 		}
 		p("| %s | %s | %s | %s | %s |\n", c.Figure, c.Measured, c.Reference, ratio, ok)
 	}
+	p("\nWhere a row says **no**, [docs/performance.md](docs/performance.md) gives the floor measured on this machine and the ")
+	p("profile behind it: [Targets and the limits that remain](docs/performance.md#targets-and-the-limits-that-remain) (ingest ")
+	p("against the HMAC-only baseline, the absolute p99s, memory per stream), [Ingest against its ceiling](docs/performance.md#ingest-against-its-ceiling-issue-34), ")
+	p("[Catch-up](docs/performance.md#catch-up-issue-34) and [CEL-filtered fan-out](docs/performance.md#cel-filtered-fan-out-1000-streams-with-one-filter-issue-34).\n")
 	for _, f := range res.Failures {
 		p("\n**Scenario failed:** %s\n", f)
 	}

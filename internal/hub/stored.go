@@ -194,10 +194,15 @@ func (s *Subscription) dropAhead() {
 	s.h.budget.release(a.held)
 }
 
-// storedItem appends one stored event to *items as a pre-encoded item in
-// the subscription's view, or reports false when the filter drops it or it
-// cannot be decoded at all (Read skips such an event too). The encoded
-// bytes are carved out of *buf.
+// storedItem appends one stored event to *items in the subscription's
+// view, or reports false when the filter drops it or it cannot be decoded
+// at all (Read skips such an event too). Without a CEL expression the item
+// forwards the stored bytes, encoded into *buf. With one, the item is the
+// decoded event in the stream's view, checked here only by the cheap
+// fields: Next evaluates the expression (Subscription.match), holding one
+// of the hub's evaluation slots and outside the log read, on the event as
+// the expression's group sees it live, without the raw body in the basic
+// view.
 func (s *Subscription) storedItem(seq uint64, data []byte, buf *[]byte, items *[]Item) bool {
 	w, ok := readWire(data)
 	if !ok || s.filter.needsEvent() {
@@ -208,17 +213,16 @@ func (s *Subscription) storedItem(seq uint64, data []byte, buf *[]byte, items *[
 			return false
 		}
 		ev.Sequence = seq
-		if !s.filter.Match(ev) {
+		if !s.full {
+			ev = WithoutBody(ev)
+		}
+		if !s.filter.matchFields(ev) {
 			return false
 		}
-		if !ok {
-			if !s.full {
-				ev = WithoutBody(ev)
-			}
-			*items = append(*items, Item{Event: ev})
-			return true
-		}
-	} else if !s.filter.matchWire(&w) {
+		*items = append(*items, Item{Event: ev})
+		return true
+	}
+	if !s.filter.matchWire(&w) {
 		return false
 	}
 	n := w.responseSize(data, seq, s.full)

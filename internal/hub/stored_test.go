@@ -15,7 +15,8 @@ import (
 )
 
 // A subscriber resuming from the log receives, for every filter and view,
-// exactly the events Read returns and the filter matches, encoded as
+// exactly the events Read returns and the filter matches in that view (a
+// CEL expression sees no raw body in the basic view), encoded as
 // decoding them would encode them, although catch-up forwards the stored
 // bytes; an undecodable stored message is skipped, as Read skips it.
 func TestCatchUpForwardsStoredBytes(t *testing.T) {
@@ -63,8 +64,9 @@ func TestCatchUpForwardsStoredBytes(t *testing.T) {
 		{name: "jobs pushed down to the log", sel: &gatewayv1.SubscribeRequest{JobIds: []string{"job-1", "job-3"}}, full: true},
 		{name: "webhook pushed down to the log", sel: &gatewayv1.SubscribeRequest{WebhookIds: []string{"w1"}}},
 		{name: "job kind", sel: &gatewayv1.SubscribeRequest{JobKinds: kinds[1:]}},
-		{name: "CEL filter", sel: &gatewayv1.SubscribeRequest{Filter: `event.job.model == "m2" && event.raw_body.size() > 0`}},
-		{name: "CEL filter with a type, full view", sel: &gatewayv1.SubscribeRequest{EventTypes: types[:1], Filter: `event.job.model != "m0"`}, full: true},
+		// The basic view's expression sees no raw body, as it does live.
+		{name: "CEL filter", sel: &gatewayv1.SubscribeRequest{Filter: `event.job.model == "m2" && event.raw_body.size() == 0`}},
+		{name: "CEL filter with a type, full view", sel: &gatewayv1.SubscribeRequest{EventTypes: types[:1], Filter: `event.job.model != "m0" && event.raw_body.size() > 0`}, full: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,10 +76,10 @@ func TestCatchUpForwardsStoredBytes(t *testing.T) {
 			}
 			var want []*gatewayv1.Event
 			for _, ev := range stored {
+				if !tc.full {
+					ev = hub.WithoutBody(ev)
+				}
 				if f.Match(ev) {
-					if !tc.full {
-						ev = hub.WithoutBody(ev)
-					}
 					want = append(want, ev)
 				}
 			}

@@ -129,6 +129,11 @@ func (s *Subscription) Next(ctx context.Context) (*Item, error) {
 			}
 			match, err := s.match(ctx, it.Event)
 			if err != nil {
+				// Not decided: the item stays first, so a later Next
+				// delivers it rather than skipping it.
+				s.head--
+				s.pending[s.head] = it
+				s.next = seq
 				return nil, err
 			}
 			if match {
