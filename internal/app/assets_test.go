@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -78,27 +77,6 @@ func connectJetStream(t *testing.T, url string, opts ...nats.Option) jetstream.J
 		t.Fatal(err)
 	}
 	return js
-}
-
-// startStandaloneNATS runs a NATS server with JetStream on a free port, as
-// an operator's cluster would be to klingfan --nats-url.
-func startStandaloneNATS(t *testing.T) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	return ns
 }
 
 // startErr runs a server that is expected not to start and returns why.
@@ -222,7 +200,7 @@ func alter(t *testing.T, js jetstream.JetStream, d assetDrift) any {
 // setting, and changes nothing; with --nats-update-config it applies the
 // configured value.
 func TestAssetDriftExternal(t *testing.T) {
-	ns := startStandaloneNATS(t)
+	ns := apptest.StartNATS(t, nil)
 	everyAsset := withEveryAsset(t)
 	external := func(update bool) func(*config.Config) {
 		return func(c *config.Config) {

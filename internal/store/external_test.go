@@ -23,33 +23,6 @@ import (
 	"github.com/klingfan/klingfan/internal/store"
 )
 
-// startNATS runs a single external NATS server with JetStream on a free
-// port, adjusted by configure, until the test ends.
-func startNATS(t *testing.T, configure func(*server.Options)) *server.Server {
-	t.Helper()
-	opts := &server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT,
-		JetStream: true, StoreDir: t.TempDir(),
-		NoLog: true, NoSigs: true,
-	}
-	if configure != nil {
-		configure(opts)
-	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("external NATS server not ready")
-	}
-	return ns
-}
-
 func openExternal(t *testing.T, cfg store.Config) (*store.Store, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -115,7 +88,7 @@ func TestOpenExternalCredentials(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ns := startNATS(t, tc.server)
+			ns := apptest.StartNATS(t, tc.server)
 			cfg := tc.cfg
 			cfg.URL = ns.ClientURL()
 			s, err := openExternal(t, cfg)
@@ -138,7 +111,7 @@ func TestOpenExternalCredentials(t *testing.T) {
 
 func TestOpenExternalMutualTLS(t *testing.T) {
 	pki := apptest.NewPKI(t, "")
-	ns := startNATS(t, func(o *server.Options) {
+	ns := apptest.StartNATS(t, func(o *server.Options) {
 		cert, err := tls.LoadX509KeyPair(pki.ServerCertFile, pki.ServerKeyFile)
 		if err != nil {
 			t.Fatal(err)
@@ -233,7 +206,7 @@ func TestOpenExternalSettingsNeedURL(t *testing.T) {
 // fail start-up with every difference listed, unless UpdateAssets applies
 // them deliberately; settings that match need nothing.
 func TestOpenExternalDrift(t *testing.T) {
-	ns := startNATS(t, nil)
+	ns := apptest.StartNATS(t, nil)
 	base := store.Config{URL: ns.ClientURL(), Retention: 24 * time.Hour, DuplicateWindow: time.Hour}
 	s, err := openExternal(t, base)
 	if err != nil {
@@ -287,7 +260,7 @@ func TestOpenExternalDrift(t *testing.T) {
 // A difference JetStream cannot apply in place fails start-up even with
 // UpdateAssets, and says how to resolve it.
 func TestOpenExternalFixedDrift(t *testing.T) {
-	ns := startNATS(t, nil)
+	ns := apptest.StartNATS(t, nil)
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -330,7 +303,7 @@ func TestOpenEmbeddedAppliesChanges(t *testing.T) {
 // another owner's asset that JetStream cannot change in place fails
 // EnsureStream even with UpdateAssets, naming that stream and the steps.
 func TestEnsureStreamFixedDriftNamesTheStream(t *testing.T) {
-	ns := startNATS(t, nil)
+	ns := apptest.StartNATS(t, nil)
 	s, err := openExternal(t, store.Config{URL: ns.ClientURL(), UpdateAssets: true})
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +325,7 @@ func TestEnsureStreamFixedDriftNamesTheStream(t *testing.T) {
 // put on the job states' bucket is neither drift nor overwritten, while a
 // setting klingfan does own still is.
 func TestEnsureBucketLeavesAnOperatorsCap(t *testing.T) {
-	ns := startNATS(t, nil)
+	ns := apptest.StartNATS(t, nil)
 	s, err := openExternal(t, store.Config{URL: ns.ClientURL()})
 	if err != nil {
 		t.Fatal(err)

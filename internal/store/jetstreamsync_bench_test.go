@@ -6,11 +6,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/klingfan/klingfan/internal/apptest"
 )
 
 // BenchmarkJetStreamSync measures what JetStream itself offers for fsync
@@ -94,16 +95,7 @@ func publishAtomicBatch(ctx context.Context, js jetstream.JetStream, nc *nats.Co
 // that allows atomic batches.
 func bareJetStream(b *testing.B, syncAlways bool) (jetstream.JetStream, *nats.Conn) {
 	b.Helper()
-	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: b.TempDir(), DontListen: true,
-		NoLog: true, NoSigs: true, SyncAlways: syncAlways})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ns.Start()
-	b.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		b.Fatal("embedded server not ready")
-	}
+	ns := apptest.StartNATS(b, func(o *server.Options) { o.DontListen, o.SyncAlways = true, syncAlways })
 	nc, err := nats.Connect("", nats.InProcessServer(ns))
 	if err != nil {
 		b.Fatal(err)

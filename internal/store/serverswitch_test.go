@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/klingfan/klingfan/internal/apptest"
 	"github.com/klingfan/klingfan/internal/store"
 )
 
@@ -21,26 +22,9 @@ import (
 // its list: appends fail for a couple of seconds, then succeed through the
 // other server, and the move is logged and counted once.
 func TestStoreLeavesServerThatStopsServingJetStream(t *testing.T) {
-	servers := []*server.Server{startNATS(t, nil), startNATS(t, nil)}
 	// Two independent servers, each given the store's assets, stand in
 	// for two nodes of one cluster: only the move is under test.
-	var urls []string
-	for _, ns := range servers {
-		s, err := openExternal(t, store.Config{URL: ns.ClientURL()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		urls = append(urls, ns.ClientURL())
-	}
-	var logs lockedBuffer
-	s, err := openExternal(t, store.Config{URL: strings.Join(urls, ","),
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	servers, s, logs := openOnServers(t, 2)
 	mustAppend(t, s, testEvent("wh", "before", "job-before"))
 
 	from, to := connectedServer(t, servers)
@@ -98,24 +82,7 @@ func TestStoreLeavesServerThatStopsServingJetStream(t *testing.T) {
 // stay there for the gap that spaces moves once moving has not helped for
 // a while: right after a move, the next one comes after the same 2 s.
 func TestStoreMovesOnUntilAServerAnswers(t *testing.T) {
-	servers := []*server.Server{startNATS(t, nil), startNATS(t, nil), startNATS(t, nil)}
-	var urls []string
-	for _, ns := range servers {
-		s, err := openExternal(t, store.Config{URL: ns.ClientURL()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		urls = append(urls, ns.ClientURL())
-	}
-	var logs lockedBuffer
-	s, err := openExternal(t, store.Config{URL: strings.Join(urls, ","),
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	servers, s, logs := openOnServers(t, 3)
 	mustAppend(t, s, testEvent("wh", "before", "job-before"))
 
 	// The client goes to the server after the connected one in its
@@ -191,4 +158,33 @@ func connectedServer(t *testing.T, servers []*server.Server) (from, to *server.S
 	}
 	t.Fatalf("clients per server: %d and %d, want the store's on one", servers[0].NumClients(), servers[1].NumClients())
 	return nil, nil
+}
+
+// openOnServers starts n independent NATS servers, gives each the store's
+// assets, and opens a store whose server list is all of them, logging to
+// the buffer it returns.
+func openOnServers(t *testing.T, n int) ([]*server.Server, *store.Store, *lockedBuffer) {
+	t.Helper()
+	var (
+		servers []*server.Server
+		urls    []string
+	)
+	for range n {
+		ns := apptest.StartNATS(t, nil)
+		s, err := openExternal(t, store.Config{URL: ns.ClientURL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		servers, urls = append(servers, ns), append(urls, ns.ClientURL())
+	}
+	logs := new(lockedBuffer)
+	s, err := openExternal(t, store.Config{URL: strings.Join(urls, ","),
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return servers, s, logs
 }

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gatewayv1 "github.com/klingfan/klingfan/gen/kling/gateway/v1"
+	"github.com/klingfan/klingfan/internal/apptest"
 	"github.com/klingfan/klingfan/internal/store"
 )
 
@@ -664,22 +664,7 @@ func TestKVUsable(t *testing.T) {
 }
 
 func TestOpenExternalURL(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT,
-		JetStream: true, StoreDir: t.TempDir(),
-		NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("external NATS server not ready")
-	}
+	ns := apptest.StartNATS(t, nil)
 
 	s, err := store.Open(context.Background(), store.Config{URL: ns.ClientURL(), Logger: discard})
 	if err != nil {
